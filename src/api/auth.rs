@@ -1,0 +1,152 @@
+//! Authentication, rate limiting and scope checks.
+//!
+//! [`authenticate`] runs before every support API handler: it resolves the
+//! bearer token to a [`Principal`] (401 otherwise), charges the key's rate
+//! limit (429 over it) and stamps the `X-RateLimit-*` headers on whatever
+//! the handler answers. Handlers then state the scope they need in their
+//! signature with [`Authed`], which answers 403 when the key lacks it.
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::AppState;
+use crate::api::problem::{ApiError, ErrorCode};
+use crate::core::access::{Principal, Scope};
+use crate::core::token::ApiToken;
+use crate::rate_limit::RateDecision;
+use crate::store::StoreError;
+
+const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Middleware: authenticate the bearer token and apply the key's rate limit.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match resolve_principal(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
+    };
+    tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
+
+    let decision = match state.limiter.check(principal.key_id).await {
+        Ok(decision) => decision,
+        Err(error) => return ApiError::unavailable(error.to_string()).into_response(),
+    };
+    let mut response = if decision.allowed {
+        request.extensions_mut().insert(principal);
+        next.run(request).await
+    } else {
+        let retry_after = decision
+            .retry_after
+            .map_or(1, |wait| ceil_secs(wait).max(1));
+        ApiError::new(ErrorCode::RateLimitExceeded)
+            .with_retry_after(retry_after)
+            .into_response()
+    };
+    stamp_rate_limit(response.headers_mut(), &decision);
+    response
+}
+
+async fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let unauthorized = |detail: &str| ApiError::new(ErrorCode::Unauthorized).with_detail(detail);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "Authentication is required: send Authorization: Bearer <API key>.",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|text| {
+            let (scheme, token) = text.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <API key>`."))?;
+    let token = ApiToken::parse(token).ok_or_else(|| unauthorized("The API key is not valid."))?;
+    let credentials = match state.store.find_key_credentials(token.key_id).await {
+        Ok(credentials) => credentials,
+        Err(StoreError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
+        Err(error) => return Err(ApiError::internal(error.to_string())),
+    };
+    match credentials {
+        Some(credentials) if token.verify(&credentials.secret_hash) => {
+            if credentials.revoked {
+                Err(unauthorized("The API key has been revoked."))
+            } else {
+                Ok(credentials.principal)
+            }
+        }
+        _ => Err(unauthorized("The API key is not valid.")),
+    }
+}
+
+fn ceil_secs(duration: std::time::Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+fn stamp_rate_limit(headers: &mut HeaderMap, decision: &RateDecision) {
+    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
+    headers.insert(
+        RESET_HEADER,
+        HeaderValue::from(ceil_secs(decision.reset_after)),
+    );
+}
+
+/// A scope a handler requires, as a type.
+pub trait RequiredScope: Send + Sync {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+/// `read:support`: every GET of the support API.
+pub struct ReadSupport;
+
+impl RequiredScope for ReadSupport {
+    const SCOPE: Scope = Scope::ReadSupport;
+}
+
+/// `write:support`: every write of the support API.
+pub struct WriteSupport;
+
+impl RequiredScope for WriteSupport {
+    const SCOPE: Scope = Scope::WriteSupport;
+}
+
+/// The authenticated caller, proven to hold scope `S`.
+pub struct Authed<S> {
+    /// The caller.
+    pub principal: Principal,
+    scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authed<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, ApiError> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized))?;
+        if !principal.scopes.contains(S::SCOPE) {
+            return Err(ApiError::new(ErrorCode::Forbidden).with_detail(format!(
+                "This API key lacks the `{}` scope this endpoint requires.",
+                S::SCOPE.as_str()
+            )));
+        }
+        Ok(Self {
+            principal,
+            scope: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The outermost middleware: gives each request its id, a tracing span and
+//! one log line, and turns pending problems into finished documents.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::api::AppState;
+use crate::api::problem::{PendingProblem, Problem};
+use crate::core::id::RequestId;
+use crate::core::time::Timestamp;
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Media type of problem documents.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Assigns the request id, runs the request inside its span, finishes any
+/// problem document, and logs one line when the response is ready.
+pub async fn track_request(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = RequestId::generate();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str)
+        .to_owned();
+    let instance = request.uri().path().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        route = %route,
+        key_id = tracing::field::Empty,
+    );
+    request.extensions_mut().insert(request_id);
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    if let Some(pending) = response.extensions_mut().remove::<PendingProblem>() {
+        finish_problem(
+            &mut response,
+            pending,
+            &state.settings.public_url,
+            instance,
+            request_id,
+        );
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), latency_ms, "request");
+    });
+    response
+}
+
+/// The URI of the page that explains `code`.
+pub fn problem_type_uri(public_url: &str, code: &str) -> String {
+    format!("{}/errors/{code}", public_url.trim_end_matches('/'))
+}
+
+fn finish_problem(
+    response: &mut Response,
+    pending: PendingProblem,
+    public_url: &str,
+    instance: String,
+    request_id: RequestId,
+) {
+    let status = response.status();
+    let problem = Problem {
+        type_uri: problem_type_uri(public_url, pending.code.as_str()),
+        title: pending.code.title().to_owned(),
+        status: status.as_u16(),
+        detail: pending.detail,
+        code: pending.code.as_str().to_owned(),
+        instance,
+        request_id: request_id.to_string(),
+        timestamp: Timestamp::now().to_string(),
+        errors: pending.errors,
+    };
+    // Serialising a struct of strings cannot fail; fall back to an empty
+    // object rather than panic if it ever did.
+    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+    *response.body_mut() = Body::from(body);
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
+}

@@ -1,0 +1,475 @@
+//! The command line: `serve`, `migrate` and provisioning commands.
+//!
+//! Provisioning commands print the object they created as exactly one JSON
+//! line on stdout; errors go to stderr with a non-zero exit status.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::api::{ApiSettings, AppState};
+use crate::config::{Config, LogFormat, Settings};
+use crate::core::access::{Role, Scopes};
+use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::token::ApiToken;
+use crate::core::workspace::{
+    ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
+};
+use crate::rate_limit::InProcessRateLimiter;
+use crate::store::{self, DatabaseUrl, StoreError};
+
+/// ticketd: self-hosted support tickets over an HTTP JSON API.
+#[derive(Debug, Parser)]
+#[command(name = "ticketd", version, about)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH. Default: sqlite://ticketd-data/ticketd.db
+    #[arg(long, global = true, env = "TICKETD_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// Configuration file. Default: ./ticketd.toml if it exists.
+    #[arg(long, global = true, env = "TICKETD_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on. Default: 127.0.0.1:8080
+    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Base URL clients reach the server at (used in problem `type` URIs).
+    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Sustained requests per minute per API key. Default: 600
+    #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests an API key may send at once. Default: the per-minute rate
+    #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Seconds a request may take before it is answered with 503. Default: 30
+    #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request body in bytes. Default: 1048576
+    #[arg(long, env = "TICKETD_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Requests handled at once; more wait. Default: 1024
+    #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Log format. Default: text
+    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `workspace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
+        #[arg(long)]
+        code: Option<String>,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user in a workspace.
+    Create {
+        /// The workspace (`ws_...`).
+        #[arg(long, value_name = "WS_ID")]
+        workspace: String,
+        /// customer, staff or automation.
+        #[arg(long)]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Contact address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a user; prints its token once.
+    Create {
+        /// The user the key acts as (`usr_...`).
+        #[arg(long, value_name = "USR_ID")]
+        user: String,
+        /// Comma-separated scopes. Default: read:support,write:support
+        #[arg(long, default_value = "read:support,write:support")]
+        scopes: String,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key (`key_...`).
+        #[arg(value_name = "KEY_ID")]
+        key: String,
+    },
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// A message for stderr.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let (config_path, required) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from("ticketd.toml"), false),
+    };
+    let file = Settings::from_file(&config_path, required)?;
+    let mut over = Settings {
+        database: cli.database.clone(),
+        ..Settings::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        over = Settings {
+            listen: args.listen.clone(),
+            public_url: args.public_url.clone(),
+            rate_limit_per_minute: args.rate_limit_per_minute,
+            rate_limit_burst: args.rate_limit_burst,
+            request_timeout_secs: args.request_timeout_secs,
+            max_body_bytes: args.max_body_bytes,
+            max_concurrent_requests: args.max_concurrent_requests,
+            log_format: args.log_format,
+            ..over
+        };
+    }
+    let config = Config::from_settings(file.overridden_by(over))?;
+    match cli.command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => migrate(&config.database).await,
+        Command::Workspace(command) => workspace(&config.database, command).await,
+        Command::User(command) => user(&config.database, command).await,
+        Command::Key(command) => key(&config.database, command).await,
+    }
+}
+
+fn describe(error: StoreError) -> String {
+    match error {
+        StoreError::NotFound => "not found".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), String> {
+    let line = serde_json::to_string(value).map_err(|error| error.to_string())?;
+    println!("{line}");
+    Ok(())
+}
+
+async fn migrate(database: &DatabaseUrl) -> Result<(), String> {
+    let applied = match database {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::migrate(&path))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(describe)?
+        }
+    };
+    print_json(&serde_json::json!({ "applied": applied }))
+}
+
+/// A workspace as printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkspaceOutput {
+    id: String,
+    numeric_id: i64,
+    name: String,
+    code: String,
+    plan: String,
+    created_at: String,
+}
+
+impl From<Workspace> for WorkspaceOutput {
+    fn from(workspace: Workspace) -> Self {
+        Self {
+            id: workspace.id.to_string(),
+            numeric_id: workspace.numeric_id,
+            name: workspace.name,
+            code: workspace.code,
+            plan: workspace.plan,
+            created_at: workspace.created_at.to_string(),
+        }
+    }
+}
+
+async fn workspace(database: &DatabaseUrl, command: WorkspaceCommand) -> Result<(), String> {
+    let WorkspaceCommand::Create { name, code } = command;
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err("--name must be 1 to 200 characters".into());
+    }
+    let code = match code {
+        Some(code) => WorkspaceCode::parse(&code)
+            .ok_or("--code must be 2 to 32 characters of A-Z, 0-9, - and _, starting with a letter or digit")?,
+        None => WorkspaceCode::derive_from(&name),
+    };
+    let store = store::open(database).await.map_err(describe)?;
+    let new = NewWorkspace {
+        id: WorkspaceId::generate(),
+        name,
+        code: code.clone(),
+        created_at: Timestamp::now(),
+    };
+    let workspace = store
+        .create_workspace(new)
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(constraint) if constraint == "workspace_code_key" => {
+                format!(
+                    "the workspace code {} is taken; choose another with --code",
+                    code.as_str()
+                )
+            }
+            other => describe(other),
+        })?;
+    print_json(&WorkspaceOutput::from(workspace))
+}
+
+/// A user as printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserOutput {
+    id: String,
+    workspace_id: String,
+    role: &'static str,
+    name: String,
+    email: Option<String>,
+    created_at: String,
+}
+
+impl From<User> for UserOutput {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            workspace_id: user.workspace_id.to_string(),
+            role: user.role.as_str(),
+            name: user.name,
+            email: user.email,
+            created_at: user.created_at.to_string(),
+        }
+    }
+}
+
+async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), String> {
+    let UserCommand::Create {
+        workspace,
+        role,
+        name,
+        email,
+    } = command;
+    let workspace_id = WorkspaceId::parse(&workspace).ok_or("--workspace must be a ws_ id")?;
+    let role = Role::parse(&role).ok_or("--role must be customer, staff or automation")?;
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err("--name must be 1 to 200 characters".into());
+    }
+    if email
+        .as_deref()
+        .is_some_and(|email| !email.contains('@') || email.len() > 320)
+    {
+        return Err("--email must be an email address".into());
+    }
+    let store = store::open(database).await.map_err(describe)?;
+    let new = NewUser {
+        id: UserId::generate(),
+        workspace_id,
+        role,
+        name,
+        email,
+        created_at: Timestamp::now(),
+    };
+    let user = store.create_user(new).await.map_err(|error| match error {
+        StoreError::NotFound => format!("no workspace {workspace_id}"),
+        other => describe(other),
+    })?;
+    print_json(&UserOutput::from(user))
+}
+
+/// An API key as printed; `token` only when it was just created.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyOutput {
+    id: String,
+    user_id: String,
+    workspace_id: String,
+    scopes: Vec<&'static str>,
+    created_at: String,
+    revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl KeyOutput {
+    fn new(key: ApiKey, token: Option<String>) -> Self {
+        Self {
+            id: key.id.to_string(),
+            user_id: key.user_id.to_string(),
+            workspace_id: key.workspace_id.to_string(),
+            scopes: key.scopes.iter().map(|scope| scope.as_str()).collect(),
+            created_at: key.created_at.to_string(),
+            revoked_at: key.revoked_at.map(|at| at.to_string()),
+            token,
+        }
+    }
+}
+
+async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), String> {
+    match command {
+        KeyCommand::Create { user, scopes } => {
+            let user_id = UserId::parse(&user).ok_or("--user must be a usr_ id")?;
+            let scopes = Scopes::parse_list(&scopes).map_err(|unknown| {
+                format!("unknown scope {unknown:?}: use read:support and/or write:support")
+            })?;
+            if scopes.is_empty() {
+                return Err("--scopes must name at least one scope".into());
+            }
+            let token = ApiToken::generate(KeyId::generate())
+                .map_err(|error| format!("no randomness for the key's secret: {error}"))?;
+            let store = store::open(database).await.map_err(describe)?;
+            let new = NewApiKey {
+                id: token.key_id,
+                user_id,
+                scopes,
+                secret_hash: token.secret_hash(),
+                created_at: Timestamp::now(),
+            };
+            let key = store
+                .create_api_key(new)
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => format!("no user {user_id}"),
+                    other => describe(other),
+                })?;
+            print_json(&KeyOutput::new(key, Some(token.expose())))
+        }
+        KeyCommand::Revoke { key } => {
+            let key_id = KeyId::parse(&key).ok_or("KEY_ID must be a key_ id")?;
+            let store = store::open(database).await.map_err(describe)?;
+            let key = store
+                .revoke_api_key(key_id, Timestamp::now())
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => format!("no key {key_id}"),
+                    other => describe(other),
+                })?;
+            print_json(&KeyOutput::new(key, None))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// The URL clients use when none is configured: the bound address, with a
+/// wildcard address replaced by `localhost`.
+fn derived_public_url(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("http://localhost:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    init_logging(config.log_format);
+    let store = store::open(&config.database).await.map_err(describe)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    let bound = listener.local_addr().map_err(|error| error.to_string())?;
+    let settings = ApiSettings {
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| derived_public_url(bound)),
+        request_timeout: config.request_timeout,
+        max_body_bytes: config.max_body_bytes,
+        max_concurrent_requests: config.max_concurrent_requests,
+    };
+    let state = AppState::new(
+        store,
+        Arc::new(InProcessRateLimiter::new(config.rate_limit)),
+        settings,
+    );
+    tracing::info!(address = %bound, database = %config.database.redacted(), "ticketd listening");
+    crate::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|error| format!("server failed: {error}"))?;
+    tracing::info!("ticketd stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,14 @@
+//! The storage-agnostic core: identifiers, timestamps, the ticket and message
+//! model, the lifecycle rules and the access model. Nothing here performs I/O
+//! or knows about HTTP or SQL; the API adapters and the stores both build on it.
+
+pub mod access;
+pub mod id;
+pub mod lifecycle;
+pub mod message;
+pub mod page;
+pub mod text;
+pub mod ticket;
+pub mod time;
+pub mod token;
+pub mod workspace;

@@ -1,0 +1,74 @@
+//! Messages: the replies that make up a ticket's thread.
+
+use crate::core::access::Role;
+use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::text::MessageBody;
+use crate::core::time::Timestamp;
+
+/// How a body is meant to be rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BodyFormat {
+    /// Plain text (the default).
+    #[default]
+    Plain,
+    /// CommonMark Markdown.
+    Markdown,
+}
+
+impl BodyFormat {
+    /// Every format.
+    pub const ALL: [BodyFormat; 2] = [BodyFormat::Plain, BodyFormat::Markdown];
+
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Plain => "plain",
+            BodyFormat::Markdown => "markdown",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|format| format.as_str() == text)
+    }
+}
+
+/// A message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Public id.
+    pub id: MessageId,
+    /// The ticket it belongs to.
+    pub ticket_id: TicketId,
+    /// Position in the ticket's thread, from 1: the thread's order.
+    pub seq: i64,
+    /// When it was sent (committed).
+    pub sent_at: Timestamp,
+    /// The text, exactly as sent.
+    pub body: String,
+    /// How the text is meant to be rendered.
+    pub body_format: BodyFormat,
+    /// Whether the sender marked it sensitive.
+    pub encrypted: bool,
+    /// The sending user.
+    pub sender_id: UserId,
+    /// The sender's role when they sent it.
+    pub sender_role: Role,
+    /// The sender's display name when they sent it.
+    pub sender_name: String,
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The id to give it.
+    pub id: MessageId,
+    /// The validated text.
+    pub body: MessageBody,
+    /// How the text is meant to be rendered.
+    pub body_format: BodyFormat,
+    /// Whether the sender marked it sensitive.
+    pub encrypted: bool,
+    /// The time to record as its sending time.
+    pub sent_at: Timestamp,
+}

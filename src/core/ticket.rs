@@ -1,0 +1,225 @@
+//! Tickets: status, priority, references and the ticket record.
+
+use crate::core::id::{TicketId, UserId, WorkspaceId};
+use crate::core::message::NewMessage;
+use crate::core::text::Subject;
+use crate::core::time::Timestamp;
+
+/// Where a ticket stands in its lifecycle (see [`crate::core::lifecycle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketStatus {
+    /// Waiting on staff.
+    Open,
+    /// Staff are working on it.
+    InProgress,
+    /// Waiting on the customer.
+    AwaitingResponse,
+    /// Staff consider it solved; a reply or reopen brings it back.
+    Resolved,
+    /// Done; replies are refused until it is reopened.
+    Closed,
+}
+
+impl TicketStatus {
+    /// Every status.
+    pub const ALL: [TicketStatus; 5] = [
+        TicketStatus::Open,
+        TicketStatus::InProgress,
+        TicketStatus::AwaitingResponse,
+        TicketStatus::Resolved,
+        TicketStatus::Closed,
+    ];
+
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::InProgress => "in_progress",
+            TicketStatus::AwaitingResponse => "awaiting_response",
+            TicketStatus::Resolved => "resolved",
+            TicketStatus::Closed => "closed",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+/// How urgent a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Priority {
+    /// Can wait.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Soon.
+    High,
+    /// Now.
+    Urgent,
+}
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|priority| priority.as_str() == text)
+    }
+}
+
+/// How a client names a ticket: its public id, or its number within the
+/// caller's workspace ("numeric ticket numbers are accepted during migration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketRef {
+    /// A `tkt_` id.
+    Id(TicketId),
+    /// A per-workspace ticket number (1, 2, ...).
+    Number(i64),
+}
+
+impl TicketRef {
+    /// Parses a path segment; `None` for anything that cannot name a ticket
+    /// (the API answers those with 404, as for an unknown ticket).
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.starts_with(TicketId::PREFIX) {
+            return TicketId::parse(text).map(TicketRef::Id);
+        }
+        let digits_only =
+            !text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit());
+        if !digits_only {
+            return None;
+        }
+        text.parse::<i64>()
+            .ok()
+            .filter(|number| *number > 0)
+            .map(TicketRef::Number)
+    }
+}
+
+/// A user as shown inside another object: id and current display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The user's id.
+    pub id: UserId,
+    /// Their display name.
+    pub name: String,
+}
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// Public id.
+    pub id: TicketId,
+    /// The workspace the ticket belongs to.
+    pub workspace_id: WorkspaceId,
+    /// Number within the workspace, from 1, never reused.
+    pub number: i64,
+    /// Subject line.
+    pub subject: String,
+    /// Lifecycle status.
+    pub status: TicketStatus,
+    /// Priority.
+    pub priority: Priority,
+    /// The customer who owns the ticket.
+    pub customer: UserSummary,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When anything about it last changed (its sort key in lists).
+    pub updated_at: Timestamp,
+    /// When its latest message was sent.
+    pub last_message_at: Timestamp,
+    /// How many messages it holds.
+    pub message_count: i64,
+    /// When it was resolved, while it is resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// When it was closed, while it is closed.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// A ticket to open, with its first message.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    /// The id to give it.
+    pub id: TicketId,
+    /// Subject line.
+    pub subject: Subject,
+    /// Priority.
+    pub priority: Priority,
+    /// The owning customer when staff or automation open it on a customer's
+    /// behalf; `None` when a customer opens their own.
+    pub on_behalf_of: Option<UserId>,
+    /// The first message; its `sent_at` is the ticket's creation time.
+    pub first_message: NewMessage,
+}
+
+/// Which tickets a list shows besides the visibility rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TicketFilter {
+    /// Only tickets in this status.
+    pub status: Option<TicketStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_refs_accept_ids_and_numbers() {
+        let id = TicketId::generate();
+        assert_eq!(TicketRef::parse(&id.to_string()), Some(TicketRef::Id(id)));
+        assert_eq!(TicketRef::parse("42"), Some(TicketRef::Number(42)));
+        assert_eq!(TicketRef::parse("007"), Some(TicketRef::Number(7)));
+    }
+
+    #[test]
+    fn malformed_refs_name_no_ticket() {
+        for text in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1.5",
+            "1e3",
+            "abc",
+            "tkt_",
+            "tkt_123",
+            "9999999999999999999",
+            "1234567890123456789",
+            " 1",
+        ] {
+            assert_eq!(TicketRef::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_and_priorities_round_trip() {
+        for status in TicketStatus::ALL {
+            assert_eq!(TicketStatus::parse(status.as_str()), Some(status));
+        }
+        for priority in Priority::ALL {
+            assert_eq!(Priority::parse(priority.as_str()), Some(priority));
+        }
+        assert_eq!(TicketStatus::parse("OPEN"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Per-key rate limiting with the generic cell rate algorithm (GCRA), a
+//! token bucket that keeps one timestamp per key.
+//!
+//! A key may send `burst` requests at once and then one every
+//! `60 s / per_minute`. [`RateLimiter`] is a trait so that a limiter shared
+//! by several nodes can replace the in-process default.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::core::id::KeyId;
+
+/// How fast keys may send requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePolicy {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests that may be sent at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl RatePolicy {
+    /// The default: 600 requests a minute, all of them at once if need be.
+    pub const DEFAULT: RatePolicy = RatePolicy {
+        per_minute: 600,
+        burst: 600,
+    };
+
+    fn interval(self) -> Duration {
+        Duration::from_secs(60) / self.per_minute.max(1)
+    }
+}
+
+/// The outcome of one request against the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// The bucket's capacity (`X-RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests left right now (`X-RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Time until the bucket is full again (`X-RateLimit-Reset`).
+    pub reset_after: Duration,
+    /// For a refused request, time until one would be allowed (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+/// The limiter could not decide (a shared backend is unreachable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct RateLimitUnavailable(pub String);
+
+/// Decides whether a key may make one more request.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one request by `key` and says whether it is allowed.
+    async fn check(&self, key: KeyId) -> Result<RateDecision, RateLimitUnavailable>;
+}
+
+/// One GCRA step. `tat` is the key's theoretical arrival time (`None` for a
+/// key not seen before); `now` and `tat` are offsets from any fixed instant.
+/// Returns the decision and the new `tat` to store.
+pub fn gcra(policy: RatePolicy, tat: Option<Duration>, now: Duration) -> (RateDecision, Duration) {
+    let interval = policy.interval();
+    let capacity = interval * policy.burst.max(1);
+    let start = tat.map_or(now, |tat| tat.max(now));
+    let next_tat = start + interval;
+    let backlog = next_tat - now;
+    if backlog <= capacity {
+        let remaining = (capacity - backlog).as_nanos() / interval.as_nanos().max(1);
+        let decision = RateDecision {
+            allowed: true,
+            limit: policy.burst,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_after: backlog,
+            retry_after: None,
+        };
+        (decision, next_tat)
+    } else {
+        let decision = RateDecision {
+            allowed: false,
+            limit: policy.burst,
+            remaining: 0,
+            reset_after: start - now,
+            retry_after: Some(backlog - capacity),
+        };
+        (decision, start)
+    }
+}
+
+/// The single-node limiter: state in this process's memory.
+pub struct InProcessRateLimiter {
+    policy: RatePolicy,
+    epoch: Instant,
+    tats: Mutex<HashMap<KeyId, Duration>>,
+}
+
+impl InProcessRateLimiter {
+    /// A limiter enforcing `policy` per key.
+    pub fn new(policy: RatePolicy) -> Self {
+        Self {
+            policy,
+            epoch: Instant::now(),
+            tats: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InProcessRateLimiter {
+    async fn check(&self, key: KeyId) -> Result<RateDecision, RateLimitUnavailable> {
+        let now = self.epoch.elapsed();
+        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
+        let (decision, tat) = gcra(self.policy, tats.get(&key).copied(), now);
+        tats.insert(key, tat);
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RatePolicy = RatePolicy {
+        per_minute: 60,
+        burst: 3,
+    };
+
+    #[test]
+    fn allows_a_burst_then_one_per_interval() {
+        let now = Duration::from_secs(100);
+        let mut tat = None;
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let (decision, next) = gcra(POLICY, tat, now);
+            assert!(decision.allowed);
+            remaining.push(decision.remaining);
+            tat = Some(next);
+        }
+        assert_eq!(remaining, vec![2, 1, 0]);
+
+        let (refused, same) = gcra(POLICY, tat, now);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
+        assert_eq!(refused.reset_after, Duration::from_secs(3));
+        assert_eq!(Some(same), tat, "a refused request costs nothing");
+
+        let (later, _) = gcra(POLICY, tat, now + Duration::from_secs(1));
+        assert!(later.allowed);
+        assert_eq!(later.remaining, 0);
+    }
+
+    #[test]
+    fn a_quiet_key_refills_to_its_burst() {
+        let (first, tat) = gcra(POLICY, None, Duration::from_secs(10));
+        assert_eq!((first.limit, first.remaining), (3, 2));
+        let (after_rest, _) = gcra(POLICY, Some(tat), Duration::from_secs(1000));
+        assert_eq!(after_rest.remaining, 2);
+        assert_eq!(after_rest.reset_after, Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn keys_are_limited_independently() {
+        let limiter = InProcessRateLimiter::new(RatePolicy {
+            per_minute: 1,
+            burst: 1,
+        });
+        let (a, b) = (KeyId::generate(), KeyId::generate());
+        assert!(limiter.check(a).await.is_ok_and(|d| d.allowed));
+        assert!(limiter.check(a).await.is_ok_and(|d| !d.allowed));
+        assert!(limiter.check(b).await.is_ok_and(|d| d.allowed));
+    }
+}

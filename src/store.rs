@@ -1,0 +1,216 @@
+//! Storage: one trait, [`Store`], with a backend per database.
+//!
+//! Each method is one intention and one transaction. Backends own their SQL
+//! and migrations, map their own constraint violations to
+//! [`StoreError::Conflict`] and lost connections to
+//! [`StoreError::Unavailable`], and apply the core's visibility and lifecycle
+//! rules inside the transaction that writes.
+
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::core::access::{Actor, Principal};
+use crate::core::id::{KeyId, MessageId};
+use crate::core::lifecycle::{LifecycleError, TicketAction};
+use crate::core::message::{Message, NewMessage};
+use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
+use crate::core::time::Timestamp;
+use crate::core::token::SecretHash;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+
+/// Why a storage operation did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist, or the actor may not see it.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or other constraint refused the write; names the constraint.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// The lifecycle refused the change.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// A ticket was to be opened for a user who is not a customer of the
+    /// actor's workspace.
+    #[error("no such customer in this workspace")]
+    CustomerNotFound,
+    /// The database cannot be reached or is shutting down; worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a damaged database.
+    #[error("storage failure: {0}")]
+    Other(String),
+}
+
+/// An API key's credentials and the user it acts as, for authentication.
+#[derive(Debug, Clone)]
+pub struct KeyCredentials {
+    /// The digest of the key's secret.
+    pub secret_hash: SecretHash,
+    /// Whether the key was revoked.
+    pub revoked: bool,
+    /// The key, its scopes and its user.
+    pub principal: Principal,
+}
+
+/// Everything ticketd keeps. Implemented once per database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers a trivial query.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// Creates a workspace. `Conflict("workspace_code_key")` if its code is taken.
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
+
+    /// Creates a user. `NotFound` if the workspace does not exist.
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
+
+    /// Creates an API key. `NotFound` if the user does not exist.
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError>;
+
+    /// Revokes a key (a no-op for one already revoked). `NotFound` if unknown.
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError>;
+
+    /// Looks up a key for authentication; `None` if there is no such key.
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
+
+    /// Opens a ticket with its first message, numbering it within the
+    /// workspace. `CustomerNotFound` if `on_behalf_of` names no customer of
+    /// the actor's workspace.
+    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError>;
+
+    /// One ticket the actor can see; `NotFound` otherwise.
+    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError>;
+
+    /// The tickets the actor can see, most recent activity first.
+    async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, StoreError>;
+
+    /// Appends the actor's message to a ticket they can see and moves the
+    /// ticket's status. `NotFound` if they cannot see it;
+    /// `Lifecycle(TicketClosed)` if it is closed.
+    async fn append_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+    ) -> Result<Message, StoreError>;
+
+    /// The messages of a ticket the actor can see, oldest first.
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError>;
+
+    /// One message of a ticket the actor can see; `NotFound` otherwise.
+    async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, StoreError>;
+
+    /// Applies a lifecycle action to a ticket the actor can see and returns
+    /// the ticket as it now is. Whether the actor's role may take the action
+    /// at all is the caller's check ([`TicketAction::permitted_for`]).
+    async fn apply_action(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+    ) -> Result<Ticket, StoreError>;
+}
+
+/// Where the data lives, parsed from `--database`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative) or `sqlite:///abs/PATH`.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// The default: a SQLite file in `./ticketd-data/`.
+    pub fn default_sqlite() -> Self {
+        DatabaseUrl::Sqlite(PathBuf::from("ticketd-data/ticketd.db"))
+    }
+
+    /// Parses a database URL.
+    ///
+    /// # Errors
+    /// A message naming what is wrong with the URL (never echoing credentials).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(
+                    "a sqlite:// URL needs a file path, e.g. sqlite://ticketd-data/ticketd.db"
+                        .into(),
+                );
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        let scheme = text.split_once("://").map_or("", |(scheme, _)| scheme);
+        Err(format!(
+            "unsupported database URL scheme {scheme:?}: use sqlite://PATH"
+        ))
+    }
+
+    /// A form safe to log.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// Opens the database at `url`, creating it and running migrations if needed.
+///
+/// # Errors
+/// `Unavailable` if the database cannot be opened, `Other` if migrating fails.
+pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let store = sqlite::SqliteStore::open(path.clone()).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sqlite_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/t.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/t.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/ticketd/t.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/ticketd/t.db")))
+        );
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("mysql://root@localhost/t").is_err());
+    }
+
+    #[test]
+    fn unsupported_urls_do_not_echo_credentials() {
+        let error = DatabaseUrl::parse("mysql://root:hunter2@localhost/t").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}

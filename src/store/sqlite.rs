@@ -1,0 +1,302 @@
+//! The embedded SQLite backend.
+//!
+//! One writer thread commits writes in groups ([`writer`]); a pool of
+//! read-only connections serves reads beside it ([`readers`]). The database
+//! runs in WAL mode with `synchronous = FULL`: every commit is fsynced to the
+//! WAL before any caller is answered, so an acknowledged write survives a
+//! process crash and a power cut.
+
+mod migrate;
+mod provisioning;
+mod readers;
+mod rows;
+mod tickets;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::core::access::Actor;
+use crate::core::id::{KeyId, MessageId};
+use crate::core::lifecycle::TicketAction;
+use crate::core::message::{Message, NewMessage};
+use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
+use crate::core::time::Timestamp;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::{KeyCredentials, Store, StoreError};
+
+pub use migrate::MIGRATIONS;
+
+use readers::Readers;
+use writer::Writer;
+
+/// How long a connection waits for a lock held by another process (the CLI
+/// provisioning while the server runs) before giving up.
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Read connections kept open.
+const READERS: usize = 8;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Readers,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, creates its
+    /// directory, and applies pending migrations.
+    ///
+    /// # Errors
+    /// `Unavailable` if the file cannot be opened; `Other` if a migration fails.
+    pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(path))
+            .await
+            .map_err(|error| StoreError::Other(format!("opening the database failed: {error}")))?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(&path).map_err(map_error)?;
+        configure(&conn, false)?;
+        migrate::migrate(&mut conn)?;
+        let writer = Writer::start(conn).map_err(|error| {
+            StoreError::Other(format!("cannot start the writer thread: {error}"))
+        })?;
+        Ok(Self {
+            writer,
+            readers: Readers::new(path, READERS),
+        })
+    }
+
+    /// Applies pending migrations to the database at `path`; returns the names
+    /// of those it applied.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn migrate(path: &Path) -> Result<Vec<&'static str>, StoreError> {
+        let mut conn = Connection::open(path).map_err(map_error)?;
+        configure(&conn, false)?;
+        migrate::migrate(&mut conn)
+    }
+}
+
+fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))
+        .map_err(map_error)?;
+    let pragmas = if read_only {
+        "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    };
+    conn.execute_batch(pragmas).map_err(map_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
+    configure(&conn, true)?;
+    Ok(conn)
+}
+
+/// Maps a SQLite error to a [`StoreError`]: constraint violations to
+/// `Conflict` with the constraint's name, lock and I/O trouble to
+/// `Unavailable`, anything else to `Other`.
+pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
+    match &error {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        rusqlite::Error::SqliteFailure(failure, message) => match failure.code {
+            ErrorCode::ConstraintViolation => {
+                StoreError::Conflict(constraint_name(message.as_deref().unwrap_or_default()))
+            }
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Other(error.to_string()),
+        },
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+/// SQLite names CHECK constraints in its messages but reports UNIQUE ones by
+/// their columns; this maps both to the constraint names the schema declares
+/// (the same names PostgreSQL reports).
+fn constraint_name(message: &str) -> String {
+    const UNIQUE: &[(&str, &str)] = &[
+        ("workspace.code", "workspace_code_key"),
+        ("workspace.id", "workspace_id_key"),
+        (
+            "ticket.workspace_id, ticket.number",
+            "ticket_workspace_id_number_key",
+        ),
+        (
+            "message.ticket_id, message.seq",
+            "message_ticket_id_seq_key",
+        ),
+        ("principal.id", "principal_pkey"),
+        ("api_key.id", "api_key_pkey"),
+        ("ticket.id", "ticket_pkey"),
+        ("message.id", "message_pkey"),
+    ];
+    if let Some(columns) = message.strip_prefix("UNIQUE constraint failed: ")
+        && let Some((_, name)) = UNIQUE.iter().find(|(cols, _)| *cols == columns)
+    {
+        return (*name).to_owned();
+    }
+    if let Some(name) = message.strip_prefix("CHECK constraint failed: ") {
+        return name.to_owned();
+    }
+    if message.starts_with("FOREIGN KEY") {
+        return "foreign_key".to_owned();
+    }
+    message.to_owned()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.readers
+            .read(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(map_error)
+            })
+            .await
+    }
+
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
+        self.writer
+            .write(move |conn| provisioning::create_workspace(conn, &new))
+            .await
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.writer
+            .write(move |conn| provisioning::create_user(conn, &new))
+            .await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.writer
+            .write(move |conn| provisioning::create_api_key(conn, &new))
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
+        self.writer
+            .write(move |conn| provisioning::revoke_api_key(conn, id, at))
+            .await
+    }
+
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
+        self.readers
+            .read(move |conn| provisioning::find_key_credentials(conn, id))
+            .await
+    }
+
+    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| tickets::create_ticket(conn, &actor, new))
+            .await
+    }
+
+    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
+        let actor = actor.clone();
+        self.readers
+            .read(move |conn| tickets::find_ticket(conn, &actor, ticket))
+            .await
+    }
+
+    async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+        let actor = actor.clone();
+        self.readers
+            .read(move |conn| tickets::list_tickets(conn, &actor, filter, page))
+            .await
+    }
+
+    async fn append_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+    ) -> Result<Message, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| tickets::append_message(conn, &actor, ticket, new))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError> {
+        let actor = actor.clone();
+        self.readers
+            .read(move |conn| tickets::list_messages(conn, &actor, ticket, page))
+            .await
+    }
+
+    async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, StoreError> {
+        let actor = actor.clone();
+        self.readers
+            .read(move |conn| tickets::find_message(conn, &actor, ticket, message))
+            .await
+    }
+
+    async fn apply_action(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+    ) -> Result<Ticket, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| tickets::apply_action(conn, &actor, ticket, action, at))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_map_to_declared_constraint_names() {
+        assert_eq!(
+            constraint_name("UNIQUE constraint failed: ticket.workspace_id, ticket.number"),
+            "ticket_workspace_id_number_key"
+        );
+        assert_eq!(
+            constraint_name("CHECK constraint failed: ticket_status_check"),
+            "ticket_status_check"
+        );
+    }
+}

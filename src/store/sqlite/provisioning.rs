@@ -1,0 +1,183 @@
+//! Workspaces, users and API keys.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::core::access::{Actor, Principal, Role, Scopes};
+use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::token::SecretHash;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::sqlite::map_error;
+use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
+use crate::store::{KeyCredentials, StoreError};
+
+/// The plan every new workspace starts on.
+const DEFAULT_PLAN: &str = "standard";
+
+pub(super) fn create_workspace(
+    conn: &Connection,
+    new: &NewWorkspace,
+) -> Result<Workspace, StoreError> {
+    let numeric_id = conn
+        .prepare_cached(
+            "INSERT INTO workspace (id, name, code, plan, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING numeric_id",
+        )
+        .and_then(|mut insert| {
+            insert.query_row(
+                params![
+                    new.id.key(),
+                    new.name,
+                    new.code.as_str(),
+                    DEFAULT_PLAN,
+                    new.created_at.millis()
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(map_error)?;
+    Ok(Workspace {
+        id: new.id,
+        numeric_id,
+        name: new.name.clone(),
+        code: new.code.as_str().to_owned(),
+        plan: DEFAULT_PLAN.to_owned(),
+        created_at: new.created_at,
+    })
+}
+
+pub(super) fn create_user(conn: &Connection, new: &NewUser) -> Result<User, StoreError> {
+    let workspace_exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM workspace WHERE id = ?1)",
+            [new.workspace_id.key()],
+            |row| row.get(0),
+        )
+        .map_err(map_error)?;
+    if !workspace_exists {
+        return Err(StoreError::NotFound);
+    }
+    conn.prepare_cached(
+        "INSERT INTO principal (id, workspace_id, role, name, email, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            new.id.key(),
+            new.workspace_id.key(),
+            new.role.as_str(),
+            new.name,
+            new.email,
+            new.created_at.millis()
+        ])
+    })
+    .map_err(map_error)?;
+    Ok(User {
+        id: new.id,
+        workspace_id: new.workspace_id,
+        role: new.role,
+        name: new.name.clone(),
+        email: new.email.clone(),
+        created_at: new.created_at,
+    })
+}
+
+pub(super) fn create_api_key(conn: &Connection, new: &NewApiKey) -> Result<ApiKey, StoreError> {
+    let workspace_id = conn
+        .query_row(
+            "SELECT workspace_id FROM principal WHERE id = ?1",
+            [new.user_id.key()],
+            |row| parsed(row, 0, WorkspaceId::from_key),
+        )
+        .map_err(map_error)?;
+    conn.prepare_cached(
+        "INSERT INTO api_key (id, principal_id, secret_hash, scopes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            new.id.key(),
+            new.user_id.key(),
+            new.secret_hash.0.as_slice(),
+            new.scopes.to_list(),
+            new.created_at.millis()
+        ])
+    })
+    .map_err(map_error)?;
+    Ok(ApiKey {
+        id: new.id,
+        user_id: new.user_id,
+        workspace_id,
+        scopes: new.scopes,
+        created_at: new.created_at,
+        revoked_at: None,
+    })
+}
+
+pub(super) fn revoke_api_key(
+    conn: &Connection,
+    id: KeyId,
+    at: Timestamp,
+) -> Result<ApiKey, StoreError> {
+    conn.execute(
+        "UPDATE api_key SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id.key(), at.millis()],
+    )
+    .map_err(map_error)?;
+    conn.query_row(
+        "SELECT k.id, k.principal_id, p.workspace_id, k.scopes, k.created_at, k.revoked_at
+         FROM api_key k JOIN principal p ON p.id = k.principal_id
+         WHERE k.id = ?1",
+        [id.key()],
+        |row| {
+            Ok(ApiKey {
+                id: parsed(row, 0, KeyId::from_key)?,
+                user_id: parsed(row, 1, UserId::from_key)?,
+                workspace_id: parsed(row, 2, WorkspaceId::from_key)?,
+                scopes: parsed(row, 3, |text| Scopes::parse_list(text).ok())?,
+                created_at: timestamp(row, 4)?,
+                revoked_at: optional_timestamp(row, 5)?,
+            })
+        },
+    )
+    .map_err(map_error)
+}
+
+pub(super) fn find_key_credentials(
+    conn: &Connection,
+    id: KeyId,
+) -> Result<Option<KeyCredentials>, StoreError> {
+    conn.prepare_cached(
+        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name
+         FROM api_key k JOIN principal p ON p.id = k.principal_id
+         WHERE k.id = ?1",
+    )
+    .and_then(|mut select| {
+        select
+            .query_row([id.key()], |row| {
+                let hash: Vec<u8> = row.get(0)?;
+                Ok(KeyCredentials {
+                    secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Blob,
+                            "a stored secret hash is not 32 bytes".into(),
+                        )
+                    })?,
+                    revoked: row.get(2)?,
+                    principal: Principal {
+                        key_id: id,
+                        scopes: parsed(row, 1, |text| Scopes::parse_list(text).ok())?,
+                        actor: Actor {
+                            user_id: parsed(row, 3, UserId::from_key)?,
+                            workspace_id: parsed(row, 4, WorkspaceId::from_key)?,
+                            role: parsed(row, 5, Role::parse)?,
+                            name: row.get(6)?,
+                        },
+                    },
+                })
+            })
+            .optional()
+    })
+    .map_err(map_error)
+}

@@ -1,0 +1,376 @@
+//! Tickets and messages: the SQL behind the support API.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use crate::core::access::{Actor, Role};
+use crate::core::id::{MessageId, TicketId};
+use crate::core::lifecycle::{self, LifecycleState, TicketAction, TicketEvent, Transition};
+use crate::core::message::{Message, NewMessage};
+use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
+use crate::core::time::Timestamp;
+use crate::store::StoreError;
+use crate::store::sqlite::map_error;
+use crate::store::sqlite::rows::{
+    self, MESSAGE_COLUMNS, TICKET_COLUMNS, optional_timestamp, parsed, timestamp,
+};
+
+/// A ticket found for a write: what the lifecycle and the thread need.
+struct Located {
+    id: TicketId,
+    state: LifecycleState,
+    message_count: i64,
+    last_message_at: Timestamp,
+}
+
+/// The customer a visibility check is restricted to: the actor, unless the
+/// actor is staff or automation and sees the whole workspace.
+fn restricted_to(actor: &Actor) -> Option<String> {
+    (!actor.role.is_agent()).then(|| actor.user_id.key())
+}
+
+/// The ticket `reference` names in the actor's workspace, if the actor can
+/// see it. Customers' lookups of other customers' tickets are `NotFound`,
+/// exactly like lookups of tickets that do not exist.
+fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Located, StoreError> {
+    let by = match reference {
+        TicketRef::Id(_) => "id = ?1",
+        TicketRef::Number(_) => "number = ?1",
+    };
+    let sql = format!(
+        "SELECT id, status, resolved_at, closed_at, message_count, last_message_at
+         FROM ticket WHERE {by} AND workspace_id = ?2 AND (?3 IS NULL OR customer_id = ?3)"
+    );
+    let key = reference_value(reference);
+    conn.prepare_cached(&sql)
+        .and_then(|mut select| {
+            select.query_row(
+                params![key, actor.workspace_id.key(), restricted_to(actor)],
+                |row| {
+                    Ok(Located {
+                        id: parsed(row, 0, TicketId::from_key)?,
+                        state: LifecycleState {
+                            status: parsed(row, 1, TicketStatus::parse)?,
+                            resolved_at: optional_timestamp(row, 2)?,
+                            closed_at: optional_timestamp(row, 3)?,
+                        },
+                        message_count: row.get(4)?,
+                        last_message_at: timestamp(row, 5)?,
+                    })
+                },
+            )
+        })
+        .map_err(map_error)
+}
+
+fn reference_value(reference: TicketRef) -> Value {
+    match reference {
+        TicketRef::Id(id) => Value::Text(id.key()),
+        TicketRef::Number(number) => Value::Integer(number),
+    }
+}
+
+fn ticket_by_id(conn: &Connection, id: TicketId) -> Result<Ticket, StoreError> {
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE t.id = ?1"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut select| select.query_row([id.key()], rows::ticket))
+        .map_err(map_error)
+}
+
+pub(super) fn find_ticket(
+    conn: &Connection,
+    actor: &Actor,
+    reference: TicketRef,
+) -> Result<Ticket, StoreError> {
+    let by = match reference {
+        TicketRef::Id(_) => "t.id = ?1",
+        TicketRef::Number(_) => "t.number = ?1",
+    };
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id
+         WHERE {by} AND t.workspace_id = ?2 AND (?3 IS NULL OR t.customer_id = ?3)"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut select| {
+            select.query_row(
+                params![
+                    reference_value(reference),
+                    actor.workspace_id.key(),
+                    restricted_to(actor)
+                ],
+                rows::ticket,
+            )
+        })
+        .map_err(map_error)
+}
+
+pub(super) fn list_tickets(
+    conn: &Connection,
+    actor: &Actor,
+    filter: TicketFilter,
+    page: PageRequest<TicketCursor>,
+) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+    let mut sql = format!(
+        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE "
+    );
+    let mut args: Vec<Value> = Vec::with_capacity(5);
+    match restricted_to(actor) {
+        Some(customer) => {
+            sql.push_str("t.customer_id = ?");
+            args.push(Value::Text(customer));
+        }
+        None => {
+            sql.push_str("t.workspace_id = ?");
+            args.push(Value::Text(actor.workspace_id.key()));
+        }
+    }
+    if let Some(status) = filter.status {
+        sql.push_str(" AND t.status = ?");
+        args.push(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(after) = page.after {
+        sql.push_str(" AND (t.updated_at, t.id) < (?, ?)");
+        args.push(Value::Integer(after.updated_at.millis()));
+        args.push(Value::Text(after.id.key()));
+    }
+    sql.push_str(" ORDER BY t.updated_at DESC, t.id DESC LIMIT ?");
+    args.push(Value::Integer(i64::from(page.size.get()) + 1));
+    let tickets = conn
+        .prepare_cached(&sql)
+        .and_then(|mut select| {
+            select
+                .query_map(params_from_iter(args), rows::ticket)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_error)?;
+    Ok(Page::from_overfetch(tickets, page.size, |ticket| {
+        TicketCursor {
+            updated_at: ticket.updated_at,
+            id: ticket.id,
+        }
+    }))
+}
+
+pub(super) fn create_ticket(
+    conn: &Connection,
+    actor: &Actor,
+    new: NewTicket,
+) -> Result<Ticket, StoreError> {
+    let customer = match new.on_behalf_of {
+        None if actor.role == Role::Customer => UserSummary {
+            id: actor.user_id,
+            name: actor.name.clone(),
+        },
+        None => return Err(StoreError::CustomerNotFound),
+        Some(customer_id) => {
+            let name: Option<String> = conn
+                .prepare_cached(
+                    "SELECT name FROM principal WHERE id = ?1 AND workspace_id = ?2 AND role = 'customer'",
+                )
+                .and_then(|mut select| {
+                    select
+                        .query_row(params![customer_id.key(), actor.workspace_id.key()], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(map_error)?;
+            UserSummary {
+                id: customer_id,
+                name: name.ok_or(StoreError::CustomerNotFound)?,
+            }
+        }
+    };
+    let number: i64 = conn
+        .prepare_cached(
+            "UPDATE workspace SET last_ticket_number = last_ticket_number + 1
+             WHERE id = ?1 RETURNING last_ticket_number",
+        )
+        .and_then(|mut update| update.query_row([actor.workspace_id.key()], |row| row.get(0)))
+        .map_err(map_error)?;
+    let state = LifecycleState::opened_by(actor.role);
+    let at = new.first_message.sent_at;
+    conn.prepare_cached(
+        "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
+                             created_at, updated_at, last_message_at, message_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, 1)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            new.id.key(),
+            actor.workspace_id.key(),
+            number,
+            customer.id.key(),
+            new.subject.as_str(),
+            state.status.as_str(),
+            new.priority.as_str(),
+            at.millis(),
+        ])
+    })
+    .map_err(map_error)?;
+    insert_message(conn, actor, new.id, 1, &new.first_message, at)?;
+    Ok(Ticket {
+        id: new.id,
+        workspace_id: actor.workspace_id,
+        number,
+        subject: new.subject.into_string(),
+        status: state.status,
+        priority: new.priority,
+        customer,
+        created_at: at,
+        updated_at: at,
+        last_message_at: at,
+        message_count: 1,
+        resolved_at: None,
+        closed_at: None,
+    })
+}
+
+fn insert_message(
+    conn: &Connection,
+    actor: &Actor,
+    ticket_id: TicketId,
+    seq: i64,
+    new: &NewMessage,
+    sent_at: Timestamp,
+) -> Result<Message, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
+                              body, body_format, encrypted, sent_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            new.id.key(),
+            ticket_id.key(),
+            seq,
+            actor.user_id.key(),
+            actor.role.as_str(),
+            actor.name,
+            new.body.as_str(),
+            new.body_format.as_str(),
+            new.encrypted,
+            sent_at.millis(),
+        ])
+    })
+    .map_err(map_error)?;
+    Ok(Message {
+        id: new.id,
+        ticket_id,
+        seq,
+        sent_at,
+        body: new.body.as_str().to_owned(),
+        body_format: new.body_format,
+        encrypted: new.encrypted,
+        sender_id: actor.user_id,
+        sender_role: actor.role,
+        sender_name: actor.name.clone(),
+    })
+}
+
+pub(super) fn append_message(
+    conn: &Connection,
+    actor: &Actor,
+    reference: TicketRef,
+    new: NewMessage,
+) -> Result<Message, StoreError> {
+    let ticket = locate(conn, actor, reference)?;
+    // A thread's times never run backwards, even if clocks do.
+    let sent_at = new.sent_at.max(ticket.last_message_at);
+    let next = match lifecycle::transition(ticket.state, TicketEvent::Replied(actor.role), sent_at)?
+    {
+        Transition::To(next) => next,
+        Transition::Unchanged => ticket.state,
+    };
+    let seq = ticket.message_count + 1;
+    let message = insert_message(conn, actor, ticket.id, seq, &new, sent_at)?;
+    conn.prepare_cached(
+        "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
+                updated_at = max(updated_at, ?5), last_message_at = ?5, message_count = ?6
+         WHERE id = ?1",
+    )
+    .and_then(|mut update| {
+        update.execute(params![
+            ticket.id.key(),
+            next.status.as_str(),
+            next.resolved_at.map(Timestamp::millis),
+            next.closed_at.map(Timestamp::millis),
+            sent_at.millis(),
+            seq,
+        ])
+    })
+    .map_err(map_error)?;
+    Ok(message)
+}
+
+pub(super) fn list_messages(
+    conn: &Connection,
+    actor: &Actor,
+    reference: TicketRef,
+    page: PageRequest<MessageCursor>,
+) -> Result<Page<Message, MessageCursor>, StoreError> {
+    let ticket = locate(conn, actor, reference)?;
+    let after = page.after.map_or(0, |cursor| cursor.seq);
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.ticket_id = ?1 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
+    );
+    let messages = conn
+        .prepare_cached(&sql)
+        .and_then(|mut select| {
+            select
+                .query_map(
+                    params![ticket.id.key(), after, i64::from(page.size.get()) + 1],
+                    rows::message,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_error)?;
+    Ok(Page::from_overfetch(messages, page.size, |message| {
+        MessageCursor { seq: message.seq }
+    }))
+}
+
+pub(super) fn find_message(
+    conn: &Connection,
+    actor: &Actor,
+    reference: TicketRef,
+    message: MessageId,
+) -> Result<Message, StoreError> {
+    let ticket = locate(conn, actor, reference)?;
+    let sql =
+        format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = ?1 AND m.ticket_id = ?2");
+    conn.prepare_cached(&sql)
+        .and_then(|mut select| {
+            select.query_row(params![message.key(), ticket.id.key()], rows::message)
+        })
+        .map_err(map_error)
+}
+
+pub(super) fn apply_action(
+    conn: &Connection,
+    actor: &Actor,
+    reference: TicketRef,
+    action: TicketAction,
+    at: Timestamp,
+) -> Result<Ticket, StoreError> {
+    let ticket = locate(conn, actor, reference)?;
+    if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
+        conn.prepare_cached(
+            "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
+                    updated_at = max(updated_at, ?5)
+             WHERE id = ?1",
+        )
+        .and_then(|mut update| {
+            update.execute(params![
+                ticket.id.key(),
+                next.status.as_str(),
+                next.resolved_at.map(Timestamp::millis),
+                next.closed_at.map(Timestamp::millis),
+                at.millis(),
+            ])
+        })
+        .map_err(map_error)?;
+    }
+    ticket_by_id(conn, ticket.id)
+}
