@@ -1,0 +1,299 @@
+//! A real ticketd on a random port with a fresh database, and a client for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use ticketd::api::{ApiSettings, AppState};
+use ticketd::core::access::{Role, Scopes};
+use ticketd::core::id::{KeyId, UserId, WorkspaceId};
+use ticketd::core::time::Timestamp;
+use ticketd::core::token::ApiToken;
+use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::rate_limit::{InProcessRateLimiter, RatePolicy};
+use ticketd::store::Store;
+use ticketd::store::sqlite::SqliteStore;
+
+/// A provisioned user and their API key.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: UserId,
+    pub name: String,
+    pub key_id: KeyId,
+    pub token: String,
+}
+
+/// Options for [`TestApp::spawn_with`].
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    pub rate_limit: RatePolicy,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            rate_limit: RatePolicy {
+                per_minute: 1_000_000,
+                burst: 1_000_000,
+            },
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running server plus the users of two workspaces.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub workspace: WorkspaceId,
+    /// Customer "Jane Example" of the main workspace.
+    pub customer: TestUser,
+    /// Another customer of the main workspace.
+    pub other_customer: TestUser,
+    /// Staff of the main workspace.
+    pub staff: TestUser,
+    /// Automation of the main workspace.
+    pub automation: TestUser,
+    /// A customer of a second workspace.
+    pub foreign_customer: TestUser,
+    /// Staff of the second workspace.
+    pub foreign_staff: TestUser,
+    pub other_workspace: WorkspaceId,
+    pub db_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// A header as text ("" if absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+    }
+
+    /// Asserts a problem document with this status and code, and returns it.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), "application/problem+json", "{}", self.text);
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].as_str().unwrap().ends_with(&format!("/errors/{code}")));
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(self.body["instance"].as_str().unwrap().starts_with('/'));
+        let request_id = self.body["requestId"].as_str().unwrap();
+        assert!(request_id.starts_with("req_"));
+        assert_eq!(self.header("x-request-id"), request_id);
+        assert!(Timestamp::parse_rfc3339(self.body["timestamp"].as_str().unwrap()).is_some());
+        &self.body
+    }
+
+    /// The `(pointer, code)` pairs of a problem's `errors[]`.
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| (e["pointer"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn provision_user(store: &Arc<dyn Store>, workspace: WorkspaceId, role: Role, name: &str, scopes: Scopes) -> TestUser {
+    let user = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            workspace_id: workspace,
+            role,
+            name: name.to_owned(),
+            email: None,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let (key_id, token) = provision_key(store, user.id, scopes).await;
+    TestUser {
+        id: user.id,
+        name: name.to_owned(),
+        key_id,
+        token,
+    }
+}
+
+/// Creates another key for `user`; returns its id and token.
+pub async fn provision_key(store: &Arc<dyn Store>, user: UserId, scopes: Scopes) -> (KeyId, String) {
+    let token = ApiToken::generate(KeyId::generate()).unwrap();
+    store
+        .create_api_key(NewApiKey {
+            id: token.key_id,
+            user_id: user,
+            scopes,
+            secret_hash: token.secret_hash(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    (token.key_id, token.expose())
+}
+
+async fn provision_workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId {
+    store
+        .create_workspace(NewWorkspace {
+            id: WorkspaceId::generate(),
+            name: name.to_owned(),
+            code: WorkspaceCode::derive_from(name),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+impl TestApp {
+    /// A server with default test options.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    /// A server with `options`, on a fresh SQLite database.
+    pub async fn spawn_with(options: TestOptions) -> Self {
+        let db_dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db_dir.path().join("ticketd.db")).await.unwrap());
+
+        let workspace = provision_workspace(&store, "Acme Hosting").await;
+        let other_workspace = provision_workspace(&store, "Other Corp").await;
+        let all = Scopes::all();
+        let customer = provision_user(&store, workspace, Role::Customer, "Jane Example", all).await;
+        let other_customer = provision_user(&store, workspace, Role::Customer, "John Other", all).await;
+        let staff = provision_user(&store, workspace, Role::Staff, "Sam Staff", all).await;
+        let automation = provision_user(&store, workspace, Role::Automation, "Helper Bot", all).await;
+        let foreign_customer = provision_user(&store, other_workspace, Role::Customer, "Fran Foreign", all).await;
+        let foreign_staff = provision_user(&store, other_workspace, Role::Staff, "Fred Foreign", all).await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let settings = ApiSettings {
+            public_url: base_url.clone(),
+            request_timeout: options.request_timeout,
+            max_body_bytes: options.max_body_bytes,
+            max_concurrent_requests: 1024,
+        };
+        let state = AppState::new(Arc::clone(&store), Arc::new(InProcessRateLimiter::new(options.rate_limit)), settings);
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(ticketd::serve(listener, state, async move {
+            let _ = stop.await;
+        }));
+        Self {
+            base_url,
+            client: reqwest::Client::new(),
+            store,
+            workspace,
+            customer,
+            other_customer,
+            staff,
+            automation,
+            foreign_customer,
+            foreign_staff,
+            other_workspace,
+            db_dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// Sends a request; `body` as JSON when given.
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> TestResponse {
+        let mut request = self.client.request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", HeaderValue::from_static("application/json"))
+                .body(serde_json::to_vec(body).unwrap());
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Sends a prepared request builder.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
+        read(request.send().await.unwrap()).await
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str, user: &TestUser) -> TestResponse {
+        self.request(Method::GET, path, Some(&user.token), None).await
+    }
+
+    pub async fn post(&self, path: &str, user: &TestUser, body: &Value) -> TestResponse {
+        self.request(Method::POST, path, Some(&user.token), Some(body)).await
+    }
+
+    /// POST with no body (the action endpoints).
+    pub async fn act(&self, ticket: &str, action: &str, user: &TestUser) -> TestResponse {
+        self.request(Method::POST, &format!("/api/v2/support/tickets/{ticket}/actions/{action}"), Some(&user.token), None)
+            .await
+    }
+
+    /// Opens a ticket as `user` (a customer); asserts 201 and returns it.
+    pub async fn open_ticket(&self, user: &TestUser, subject: &str) -> Value {
+        let response = self
+            .post("/api/v2/support/tickets", user, &serde_json::json!({"subject": subject, "message": "First message"}))
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+        response.body
+    }
+
+    /// Replies as `user`; returns the response.
+    pub async fn reply(&self, ticket: &str, user: &TestUser, message: &str) -> TestResponse {
+        self.post(&format!("/api/v2/support/tickets/{ticket}/messages"), user, &serde_json::json!({"message": message}))
+            .await
+    }
+
+    /// Stops the server, waiting for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
