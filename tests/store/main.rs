@@ -1,1 +1,48 @@
+//! The storage conformance suite: every test is a function over a
+//! `&dyn Store`, instantiated once per backend, so all backends are held to
+//! the same observable behaviour.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed unwrap is a failed test"
+)]
+
+mod backends;
+mod fixtures;
+mod suite;
+
+/// Instantiates every suite function as a `#[tokio::test]` per backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = crate::backends::Backend::sqlite().await;
+                    crate::suite::$name(backend.store()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    workspace_codes_are_unique,
+    users_and_keys_need_their_parents,
+    key_credentials_round_trip,
+    revoking_is_idempotent,
+    tickets_are_numbered_per_workspace,
+    concurrent_creation_never_reuses_a_number,
+    only_customers_own_tickets,
+    visibility_follows_roles,
+    replies_extend_the_thread_and_move_the_status,
+    concurrent_replies_are_all_kept_in_order,
+    closed_tickets_refuse_replies_and_keep_nothing,
+    thread_times_never_run_backwards,
+    actions_follow_the_lifecycle,
+    ticket_lists_page_by_recent_activity,
+    ticket_lists_filter_by_status,
+    message_lists_page_oldest_first,
+    messages_are_found_only_through_their_ticket,
+);

@@ -107,12 +107,14 @@ pub(super) fn find_ticket(
         .map_err(map_error)
 }
 
-pub(super) fn list_tickets(
-    conn: &Connection,
+/// The keyset query for a ticket list, with its arguments. Each shape has an
+/// index that yields rows already in order (see the migration), so a page
+/// costs one index seek plus `limit` steps however many tickets there are.
+fn list_tickets_query(
     actor: &Actor,
     filter: TicketFilter,
     page: PageRequest<TicketCursor>,
-) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+) -> (String, Vec<Value>) {
     let mut sql = format!(
         "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE "
     );
@@ -138,6 +140,16 @@ pub(super) fn list_tickets(
     }
     sql.push_str(" ORDER BY t.updated_at DESC, t.id DESC LIMIT ?");
     args.push(Value::Integer(i64::from(page.size.get()) + 1));
+    (sql, args)
+}
+
+pub(super) fn list_tickets(
+    conn: &Connection,
+    actor: &Actor,
+    filter: TicketFilter,
+    page: PageRequest<TicketCursor>,
+) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+    let (sql, args) = list_tickets_query(actor, filter, page);
     let tickets = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
@@ -304,6 +316,12 @@ pub(super) fn append_message(
     Ok(message)
 }
 
+fn list_messages_sql() -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.ticket_id = ?1 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
+    )
+}
+
 pub(super) fn list_messages(
     conn: &Connection,
     actor: &Actor,
@@ -373,4 +391,85 @@ pub(super) fn apply_action(
         .map_err(map_error)?;
     }
     ticket_by_id(conn, ticket.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::id::{UserId, WorkspaceId};
+    use crate::core::page::PageSize;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("valid SQL");
+        let steps = explain
+            .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
+            .expect("explainable")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan rows");
+        steps.join("\n")
+    }
+
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        crate::store::sqlite::migrate::migrate(&mut conn).expect("migrations apply");
+        conn
+    }
+
+    /// Every list shape walks an index in order: no table scan, no sort.
+    #[test]
+    fn every_list_query_is_an_ordered_index_walk() {
+        let conn = migrated();
+        let cursor = TicketCursor {
+            updated_at: Timestamp::from_millis(1),
+            id: TicketId::generate(),
+        };
+        for role in [Role::Customer, Role::Staff] {
+            let actor = Actor {
+                workspace_id: WorkspaceId::generate(),
+                user_id: UserId::generate(),
+                role,
+                name: "x".into(),
+            };
+            for status in [None, Some(TicketStatus::Open)] {
+                for after in [None, Some(cursor)] {
+                    let page = PageRequest {
+                        size: PageSize::DEFAULT,
+                        after,
+                    };
+                    let (sql, args) = list_tickets_query(&actor, TicketFilter { status }, page);
+                    let plan = plan(&conn, &sql, args);
+                    assert!(
+                        plan.contains("USING INDEX ticket_"),
+                        "{role:?} {status:?}: {plan}"
+                    );
+                    assert!(
+                        !plan.contains("TEMP B-TREE"),
+                        "{role:?} {status:?} sorts: {plan}"
+                    );
+                    assert!(
+                        !plan.contains("SCAN t"),
+                        "{role:?} {status:?} scans: {plan}"
+                    );
+                }
+            }
+        }
+        let messages = plan(
+            &conn,
+            &list_messages_sql(),
+            vec![
+                Value::Text("x".into()),
+                Value::Integer(0),
+                Value::Integer(26),
+            ],
+        );
+        // SQLite names the index behind message_ticket_id_seq_key itself.
+        assert!(
+            messages.contains("USING INDEX") && messages.contains("(ticket_id=? AND seq>?)"),
+            "{messages}"
+        );
+        assert!(!messages.contains("TEMP B-TREE"), "{messages}");
+    }
 }

@@ -1,0 +1,717 @@
+//! The conformance tests. Each takes a store on a fresh, empty database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ticketd::core::access::{Role, Scope, Scopes};
+use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use ticketd::core::lifecycle::{LifecycleError, TicketAction};
+use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
+use ticketd::core::ticket::{TicketFilter, TicketRef, TicketStatus};
+use ticketd::core::time::Timestamp;
+use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::{Store, StoreError};
+
+use crate::fixtures::{actor, key, message, new_ticket, ticket, ticket_at, workspace};
+
+fn size(n: u32) -> PageSize {
+    PageSize::new(n).unwrap()
+}
+
+pub async fn workspace_codes_are_unique(store: &Arc<dyn Store>) {
+    let first = workspace(store, "ACME").await;
+    let duplicate = store
+        .create_workspace(NewWorkspace {
+            id: WorkspaceId::generate(),
+            name: "Another".into(),
+            code: WorkspaceCode::parse("ACME").unwrap(),
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert_eq!(
+        duplicate,
+        Err(StoreError::Conflict("workspace_code_key".into()))
+    );
+    let second = store
+        .create_workspace(NewWorkspace {
+            id: WorkspaceId::generate(),
+            name: "Another".into(),
+            code: WorkspaceCode::parse("ACME2").unwrap(),
+            created_at: Timestamp::from_millis(1_777_291_200_123),
+        })
+        .await
+        .unwrap();
+    assert_ne!(second.id, first);
+    assert_eq!(second.code, "ACME2");
+    assert_eq!(second.plan, "standard");
+    assert_eq!(second.created_at, Timestamp::from_millis(1_777_291_200_123));
+    assert!(second.numeric_id > 0);
+}
+
+pub async fn users_and_keys_need_their_parents(store: &Arc<dyn Store>) {
+    let orphan = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            workspace_id: WorkspaceId::generate(),
+            role: Role::Customer,
+            name: "Nobody".into(),
+            email: None,
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert_eq!(orphan, Err(StoreError::NotFound));
+    let token = ticketd::core::token::ApiToken::generate(KeyId::generate()).unwrap();
+    let orphan_key = store
+        .create_api_key(NewApiKey {
+            id: token.key_id,
+            user_id: UserId::generate(),
+            scopes: Scopes::all(),
+            secret_hash: token.secret_hash(),
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert_eq!(orphan_key, Err(StoreError::NotFound));
+}
+
+pub async fn key_credentials_round_trip(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let read_only: Scopes = [Scope::ReadSupport].into_iter().collect();
+    let token = key(store, jane.user_id, read_only).await;
+
+    let found = store
+        .find_key_credentials(token.key_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(token.verify(&found.secret_hash));
+    assert!(!found.revoked);
+    assert_eq!(found.principal.key_id, token.key_id);
+    assert_eq!(found.principal.scopes, read_only);
+    assert_eq!(found.principal.actor, jane);
+
+    assert!(
+        store
+            .find_key_credentials(KeyId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn revoking_is_idempotent(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let token = key(store, jane.user_id, Scopes::all()).await;
+
+    let first = Timestamp::from_millis(1_800_000_000_000);
+    let revoked = store.revoke_api_key(token.key_id, first).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    assert_eq!((revoked.user_id, revoked.workspace_id), (jane.user_id, ws));
+    let again = store
+        .revoke_api_key(token.key_id, Timestamp::from_millis(1_900_000_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(first),
+        "the first revocation time stands"
+    );
+    assert!(
+        store
+            .find_key_credentials(token.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert_eq!(
+        store.revoke_api_key(KeyId::generate(), first).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+pub async fn tickets_are_numbered_per_workspace(store: &Arc<dyn Store>) {
+    let acme = workspace(store, "ACME").await;
+    let other = workspace(store, "OTHER").await;
+    let jane = actor(store, acme, Role::Customer, "Jane Example").await;
+    let fran = actor(store, other, Role::Customer, "Fran").await;
+    let numbers = [
+        ticket(store, &jane, "a").await.number,
+        ticket(store, &jane, "b").await.number,
+        ticket(store, &fran, "c").await.number,
+        ticket(store, &jane, "d").await.number,
+    ];
+    assert_eq!(numbers, [1, 2, 1, 3]);
+}
+
+pub async fn concurrent_creation_never_reuses_a_number(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let jane = jane.clone();
+            tokio::spawn(async move {
+                store
+                    .create_ticket(&jane, new_ticket(&format!("t{i}"), None, Timestamp::now()))
+                    .await
+            })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.push(task.await.unwrap().unwrap().number);
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=50).collect::<Vec<i64>>());
+}
+
+pub async fn only_customers_own_tickets(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let other = workspace(store, "OTHER").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let sam = actor(store, ws, Role::Staff, "Sam Staff").await;
+    let bot = actor(store, ws, Role::Automation, "Bot").await;
+    let fran = actor(store, other, Role::Customer, "Fran").await;
+
+    let for_jane = store
+        .create_ticket(
+            &sam,
+            new_ticket("On behalf", Some(jane.user_id), Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(for_jane.customer.id, jane.user_id);
+    assert_eq!(for_jane.customer.name, "Jane Example");
+    assert_eq!(for_jane.status, TicketStatus::AwaitingResponse);
+    let by_bot = store
+        .create_ticket(
+            &bot,
+            new_ticket("Bot", Some(jane.user_id), Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_bot.status, TicketStatus::AwaitingResponse);
+
+    for on_behalf_of in [
+        None,
+        Some(sam.user_id),
+        Some(fran.user_id),
+        Some(UserId::generate()),
+    ] {
+        let refused = store
+            .create_ticket(&sam, new_ticket("x", on_behalf_of, Timestamp::now()))
+            .await;
+        assert_eq!(
+            refused,
+            Err(StoreError::CustomerNotFound),
+            "{on_behalf_of:?}"
+        );
+    }
+    let own = ticket(store, &jane, "Mine").await;
+    assert_eq!(
+        (own.status, own.customer.id),
+        (TicketStatus::Open, jane.user_id)
+    );
+}
+
+pub async fn visibility_follows_roles(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let other = workspace(store, "OTHER").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let john = actor(store, ws, Role::Customer, "John").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let bot = actor(store, ws, Role::Automation, "Bot").await;
+    let fred = actor(store, other, Role::Staff, "Fred").await;
+    let fran = actor(store, other, Role::Customer, "Fran").await;
+    let opened = ticket(store, &jane, "Jane's").await;
+
+    for reference in [TicketRef::Id(opened.id), TicketRef::Number(opened.number)] {
+        for viewer in [&jane, &sam, &bot] {
+            assert_eq!(store.find_ticket(viewer, reference).await.unwrap(), opened);
+        }
+        for outsider in [&john, &fred, &fran] {
+            assert_eq!(
+                store.find_ticket(outsider, reference).await,
+                Err(StoreError::NotFound)
+            );
+            assert_eq!(
+                store
+                    .append_message(outsider, reference, message("hi", Timestamp::now()))
+                    .await,
+                Err(StoreError::NotFound)
+            );
+            let page = PageRequest {
+                size: size(10),
+                after: None,
+            };
+            assert_eq!(
+                store.list_messages(outsider, reference, page).await,
+                Err(StoreError::NotFound)
+            );
+            assert_eq!(
+                store
+                    .apply_action(outsider, reference, TicketAction::Close, Timestamp::now())
+                    .await,
+                Err(StoreError::NotFound)
+            );
+        }
+    }
+    assert_eq!(
+        store
+            .find_ticket(&sam, TicketRef::Id(TicketId::generate()))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let everything = PageRequest {
+        size: size(100),
+        after: None,
+    };
+    let listed = |viewer| {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .list_tickets(viewer, TicketFilter::default(), everything)
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(listed(&jane).await, 1);
+    assert_eq!(listed(&john).await, 0);
+    assert_eq!(listed(&sam).await, 1);
+    assert_eq!(listed(&fred).await, 0);
+}
+
+pub async fn replies_extend_the_thread_and_move_the_status(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let sam = actor(store, ws, Role::Staff, "Sam Staff").await;
+    let opened = ticket_at(store, &jane, "Help", Timestamp::from_millis(1_000)).await;
+    let reference = TicketRef::Number(opened.number);
+
+    let staff_reply = store
+        .append_message(
+            &sam,
+            reference,
+            message("We're on it", Timestamp::from_millis(2_000)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staff_reply.seq, 2);
+    assert_eq!(staff_reply.ticket_id, opened.id);
+    assert_eq!(
+        (staff_reply.sender_id, staff_reply.sender_role),
+        (sam.user_id, Role::Staff)
+    );
+    assert_eq!(staff_reply.sender_name, "Sam Staff");
+    assert_eq!(staff_reply.body, "We're on it");
+    assert_eq!(staff_reply.sent_at, Timestamp::from_millis(2_000));
+    let after_staff = store.find_ticket(&jane, reference).await.unwrap();
+    assert_eq!(after_staff.status, TicketStatus::AwaitingResponse);
+    assert_eq!(after_staff.message_count, 2);
+    assert_eq!(after_staff.last_message_at, Timestamp::from_millis(2_000));
+    assert_eq!(after_staff.updated_at, Timestamp::from_millis(2_000));
+
+    store
+        .apply_action(
+            &sam,
+            reference,
+            TicketAction::Resolve,
+            Timestamp::from_millis(3_000),
+        )
+        .await
+        .unwrap();
+    let customer_reply = store
+        .append_message(
+            &jane,
+            reference,
+            message("Still broken", Timestamp::from_millis(4_000)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(customer_reply.seq, 3);
+    let after_customer = store.find_ticket(&sam, reference).await.unwrap();
+    assert_eq!(after_customer.status, TicketStatus::Open);
+    assert_eq!(after_customer.resolved_at, None);
+    assert_eq!(after_customer.message_count, 3);
+
+    let stored = store
+        .find_message(&jane, reference, customer_reply.id)
+        .await
+        .unwrap();
+    assert_eq!(stored, customer_reply);
+}
+
+pub async fn concurrent_replies_are_all_kept_in_order(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let opened = ticket(store, &jane, "Busy").await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let jane = jane.clone();
+            tokio::spawn(async move {
+                store
+                    .append_message(
+                        &jane,
+                        TicketRef::Id(opened.id),
+                        message(&format!("reply {i}"), Timestamp::now()),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap().unwrap().id);
+    }
+    assert_eq!(ids.len(), 100);
+    let ticket = store
+        .find_ticket(&jane, TicketRef::Id(opened.id))
+        .await
+        .unwrap();
+    assert_eq!(ticket.message_count, 101);
+
+    let mut seqs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_messages(
+                &jane,
+                TicketRef::Id(opened.id),
+                PageRequest {
+                    size: size(100),
+                    after,
+                },
+            )
+            .await
+            .unwrap();
+        seqs.extend(page.items.iter().map(|m| m.seq));
+        let times: Vec<_> = page.items.iter().map(|m| m.sent_at).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "thread times are ordered"
+        );
+        match page.next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seqs, (1..=101).collect::<Vec<i64>>());
+}
+
+pub async fn closed_tickets_refuse_replies_and_keep_nothing(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let opened = ticket(store, &jane, "Done").await;
+    let reference = TicketRef::Id(opened.id);
+    let closed = store
+        .apply_action(&jane, reference, TicketAction::Close, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(closed.status, TicketStatus::Closed);
+    for who in [&jane, &sam] {
+        let refused = store
+            .append_message(who, reference, message("hello?", Timestamp::now()))
+            .await;
+        assert_eq!(
+            refused,
+            Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
+        );
+    }
+    for action in [TicketAction::Resolve, TicketAction::MarkInProgress] {
+        let refused = store
+            .apply_action(&sam, reference, action, Timestamp::now())
+            .await;
+        assert_eq!(
+            refused,
+            Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
+        );
+    }
+    assert_eq!(store.find_ticket(&jane, reference).await.unwrap(), closed);
+    let page = store
+        .list_messages(
+            &jane,
+            reference,
+            PageRequest {
+                size: size(10),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.len(),
+        1,
+        "the refused replies left nothing behind"
+    );
+}
+
+pub async fn thread_times_never_run_backwards(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let opened = ticket_at(store, &jane, "Clock", Timestamp::from_millis(5_000)).await;
+    let late = store
+        .append_message(
+            &jane,
+            TicketRef::Id(opened.id),
+            message("from a slow clock", Timestamp::from_millis(4_000)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.sent_at, Timestamp::from_millis(5_000));
+    let ticket = store
+        .find_ticket(&jane, TicketRef::Id(opened.id))
+        .await
+        .unwrap();
+    assert_eq!(ticket.updated_at, Timestamp::from_millis(5_000));
+}
+
+pub async fn actions_follow_the_lifecycle(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let opened = ticket_at(store, &jane, "Flow", Timestamp::from_millis(1_000)).await;
+    let reference = TicketRef::Id(opened.id);
+    let act = |action, at| {
+        let store = Arc::clone(store);
+        let sam = sam.clone();
+        async move {
+            store
+                .apply_action(&sam, reference, action, Timestamp::from_millis(at))
+                .await
+                .unwrap()
+        }
+    };
+
+    let working = act(TicketAction::MarkInProgress, 2_000).await;
+    assert_eq!(
+        (working.status, working.updated_at),
+        (TicketStatus::InProgress, Timestamp::from_millis(2_000))
+    );
+    let resolved = act(TicketAction::Resolve, 3_000).await;
+    assert_eq!(resolved.status, TicketStatus::Resolved);
+    assert_eq!(resolved.resolved_at, Some(Timestamp::from_millis(3_000)));
+    let closed = act(TicketAction::Close, 4_000).await;
+    assert_eq!(
+        (closed.status, closed.resolved_at),
+        (TicketStatus::Closed, None)
+    );
+    assert_eq!(closed.closed_at, Some(Timestamp::from_millis(4_000)));
+    let closed_again = act(TicketAction::Close, 5_000).await;
+    assert_eq!(
+        closed_again, closed,
+        "closing a closed ticket changes nothing"
+    );
+    let reopened = act(TicketAction::Reopen, 6_000).await;
+    assert_eq!(
+        (reopened.status, reopened.closed_at),
+        (TicketStatus::Open, None)
+    );
+    assert_eq!(reopened.updated_at, Timestamp::from_millis(6_000));
+    let reopened_again = act(TicketAction::Reopen, 7_000).await;
+    assert_eq!(
+        reopened_again, reopened,
+        "reopening an open ticket changes nothing"
+    );
+}
+
+pub async fn ticket_lists_page_by_recent_activity(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let mut opened = Vec::new();
+    for i in 0..7 {
+        // Pairs share a timestamp so the id must break the tie.
+        opened.push(
+            ticket_at(
+                store,
+                &jane,
+                &format!("t{i}"),
+                Timestamp::from_millis(1_000 + i / 2),
+            )
+            .await,
+        );
+    }
+    // Activity on the oldest ticket moves it to the front.
+    store
+        .append_message(
+            &sam,
+            TicketRef::Id(opened[0].id),
+            message("bump", Timestamp::from_millis(9_000)),
+        )
+        .await
+        .unwrap();
+
+    let mut expected: Vec<_> = opened
+        .iter()
+        .skip(1)
+        .map(|t| (t.updated_at, t.id))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    expected.insert(0, (Timestamp::from_millis(9_000), opened[0].id));
+
+    for viewer in [&jane, &sam] {
+        let mut seen = Vec::new();
+        let mut after: Option<TicketCursor> = None;
+        loop {
+            let page = store
+                .list_tickets(
+                    viewer,
+                    TicketFilter::default(),
+                    PageRequest {
+                        size: size(3),
+                        after,
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 3);
+            seen.extend(page.items.iter().map(|t| (t.updated_at, t.id)));
+            match page.next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected);
+    }
+}
+
+pub async fn ticket_lists_filter_by_status(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let john = actor(store, ws, Role::Customer, "John").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let a = ticket(store, &jane, "a").await;
+    let _b = ticket(store, &jane, "b").await;
+    let c = ticket(store, &john, "c").await;
+    for id in [a.id, c.id] {
+        store
+            .apply_action(
+                &sam,
+                TicketRef::Id(id),
+                TicketAction::Close,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let closed = TicketFilter {
+        status: Some(TicketStatus::Closed),
+    };
+    let page = PageRequest {
+        size: size(10),
+        after: None,
+    };
+    let staff_view: HashSet<_> = store
+        .list_tickets(&sam, closed, page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(staff_view, HashSet::from([a.id, c.id]));
+    let jane_view: Vec<_> = store
+        .list_tickets(&jane, closed, page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(jane_view, vec![a.id]);
+    let open = TicketFilter {
+        status: Some(TicketStatus::InProgress),
+    };
+    assert!(
+        store
+            .list_tickets(&sam, open, page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub async fn message_lists_page_oldest_first(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let opened = ticket(store, &jane, "Thread").await;
+    for i in 1..7 {
+        store
+            .append_message(
+                &jane,
+                TicketRef::Id(opened.id),
+                message(&format!("m{i}"), Timestamp::now()),
+            )
+            .await
+            .unwrap();
+    }
+    let first = store
+        .list_messages(
+            &jane,
+            TicketRef::Id(opened.id),
+            PageRequest {
+                size: size(4),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let bodies: Vec<_> = first.items.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["First message", "m1", "m2", "m3"]);
+    assert_eq!(first.next, Some(MessageCursor { seq: 4 }));
+    let second = store
+        .list_messages(
+            &jane,
+            TicketRef::Number(opened.number),
+            PageRequest {
+                size: size(4),
+                after: first.next,
+            },
+        )
+        .await
+        .unwrap();
+    let bodies: Vec<_> = second.items.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["m4", "m5", "m6"]);
+    assert_eq!(second.next, None);
+}
+
+pub async fn messages_are_found_only_through_their_ticket(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let one = ticket(store, &jane, "one").await;
+    let two = ticket(store, &jane, "two").await;
+    let reply = store
+        .append_message(
+            &jane,
+            TicketRef::Id(one.id),
+            message("in one", Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_message(&jane, TicketRef::Id(two.id), reply.id)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .find_message(&jane, TicketRef::Id(one.id), MessageId::generate())
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .find_message(&jane, TicketRef::Id(one.id), reply.id)
+            .await
+            .unwrap(),
+        reply
+    );
+}
