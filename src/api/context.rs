@@ -100,3 +100,81 @@ fn finish_problem(
         HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::api::problem::ApiError;
+
+    #[tokio::test]
+    async fn internal_errors_render_the_seed_problem_without_their_cause() {
+        let mut response =
+            ApiError::internal("connection string postgres://admin:hunter2@db failed")
+                .into_response();
+        let pending = response
+            .extensions_mut()
+            .remove::<PendingProblem>()
+            .expect("a pending problem");
+        let request_id = RequestId::generate();
+        finish_problem(
+            &mut response,
+            pending,
+            "https://tickets.example.com/",
+            "/api/v2/resource".into(),
+            request_id,
+        );
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
+        assert!(
+            !text.contains("hunter2") && !text.contains("postgres"),
+            "{text}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let members: Vec<&str> = problem
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            members,
+            [
+                "code",
+                "detail",
+                "instance",
+                "requestId",
+                "status",
+                "timestamp",
+                "title",
+                "type"
+            ]
+        );
+        assert_eq!(
+            problem["type"],
+            "https://tickets.example.com/errors/internal_error"
+        );
+        assert_eq!(problem["title"], "Internal server error");
+        assert_eq!(problem["status"], 500);
+        assert_eq!(
+            problem["detail"],
+            "An unexpected error occurred. Retry later or contact support if the issue persists."
+        );
+        assert_eq!(problem["code"], "internal_error");
+        assert_eq!(problem["instance"], "/api/v2/resource");
+        assert_eq!(problem["requestId"], request_id.to_string());
+        let timestamp = problem["timestamp"].as_str().expect("a timestamp");
+        assert!(Timestamp::parse_rfc3339(timestamp).is_some(), "{timestamp}");
+    }
+}
