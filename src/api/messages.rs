@@ -32,15 +32,15 @@ pub struct MessageResponse {
     #[schema(example = "tkt_01hxa3b4c5d6e7f8g9h0j1k2m3")]
     pub ticket_id: String,
     /// When it was sent.
-    #[schema(example = "2026-04-27T12:00:00.000Z")]
+    #[schema(required = true, example = "2026-04-27T12:00:00.000Z")]
     pub sent_at: Option<String>,
     /// The text, exactly as sent.
-    #[schema(example = "Here are the extra details you asked for.")]
+    #[schema(required = true, example = "Here are the extra details you asked for.")]
     pub body: Option<String>,
     /// The sender's role when they sent it.
     pub sender: WireRole,
     /// The sender's display name when they sent it.
-    #[schema(example = "Jane Example")]
+    #[schema(required = true, example = "Jane Example")]
     pub sender_name: Option<String>,
     /// Whether the sender marked it sensitive.
     #[schema(example = false)]
@@ -76,6 +76,7 @@ pub struct MessageListResponse {
     /// Messages, oldest first.
     pub data: Vec<MessageResponse>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

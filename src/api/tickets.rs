@@ -65,8 +65,10 @@ pub struct TicketResponse {
     #[schema(example = 1)]
     pub message_count: i64,
     /// When it was resolved, while it is resolved.
+    #[schema(required = true)]
     pub resolved_at: Option<String>,
     /// When it was closed, while it is closed.
+    #[schema(required = true)]
     pub closed_at: Option<String>,
 }
 
@@ -99,6 +101,7 @@ pub struct TicketListResponse {
     /// Tickets, most recent activity first.
     pub data: Vec<TicketResponse>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -330,9 +330,7 @@ pub(super) fn list_messages(
 ) -> Result<Page<Message, MessageCursor>, StoreError> {
     let ticket = locate(conn, actor, reference)?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.ticket_id = ?1 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
-    );
+    let sql = list_messages_sql();
     let messages = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
