@@ -343,6 +343,13 @@ impl IntoResponse for ApiError {
             );
         }
         let mut response = status.into_response();
+        if self.code == ErrorCode::Unauthorized {
+            // RFC 9110: a 401 names the scheme that would be accepted.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ticketd\""),
+            );
+        }
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()
