@@ -1,0 +1,40 @@
+//! The bare baseline: an HTTP server on the same stack as ticketd (hyper via
+//! axum, tokio) that parses each JSON body and answers with a prebuilt body
+//! of the size ticketd would send, touching no storage. Its throughput is the
+//! ceiling each scenario is measured against.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+async fn answer(method: Method, body: Bytes, prebuilt: Bytes) -> Response {
+    if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let status = if method == Method::POST {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        prebuilt,
+    )
+        .into_response()
+}
+
+/// Serves until killed; every request gets a `response_bytes`-byte body.
+pub async fn serve(listen: std::net::SocketAddr, response_bytes: usize) -> std::io::Result<()> {
+    let mut text = String::from("{\"padding\":\"");
+    while text.len() + 2 < response_bytes {
+        text.push('x');
+    }
+    text.push_str("\"}");
+    let prebuilt = Bytes::from(text);
+    let app = Router::new()
+        .fallback(move |method: Method, body: Bytes| answer(method, body, prebuilt.clone()));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, app).await
+}

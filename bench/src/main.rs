@@ -1,0 +1,477 @@
+//! ticketd-bench: drives a real `ticketd serve` (release build) with a
+//! closed-loop HTTP load, and the same load against a bare baseline server
+//! whose throughput is the ceiling each figure is reported against.
+//!
+//! Run it from the repository root:
+//! `cargo run --release -p ticketd-bench -- --help`.
+
+mod baseline;
+mod load;
+mod procfs;
+mod provision;
+mod report;
+mod server;
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use http_body_util::Full;
+use hyper::Request;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use ticketd::core::page::{Cursor, MessageCursor};
+
+use crate::load::{RequestFactory, Rng};
+use crate::provision::Fixture;
+use crate::report::{CeilingResult, Latency, Machine, Report, ScenarioResult};
+use crate::server::{ServerProcess, free_addr};
+
+/// Load benchmark for ticketd.
+#[derive(Debug, Parser)]
+#[command(name = "ticketd-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Internal>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// The bare baseline server (started by the benchmark itself).
+    #[command(hide = true)]
+    Baseline {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        response_bytes: usize,
+    },
+}
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Scenario {
+    /// GET /api/v2/support/tickets/{id}
+    GetTicket,
+    /// GET /api/v2/support/tickets/{id}/messages, a page from anywhere in the thread
+    ListMessages,
+    /// 80% reads (get ticket, list messages), 20% replies
+    Mixed,
+    /// POST /api/v2/support/tickets
+    CreateTicket,
+    /// POST /api/v2/support/tickets/{id}/messages (the headline)
+    Reply,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::GetTicket => "get-ticket",
+            Scenario::ListMessages => "list-messages",
+            Scenario::Mixed => "mixed",
+            Scenario::CreateTicket => "create-ticket",
+            Scenario::Reply => "reply",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct RunArgs {
+    /// Scenarios to run, in order (writes last, so reads see the stated size).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "get-ticket,list-messages,mixed,create-ticket,reply"
+    )]
+    scenarios: Vec<Scenario>,
+    /// Stored messages to measure at, ascending; the database grows between sizes.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    sizes: Vec<i64>,
+    /// Concurrent clients (one keep-alive connection each).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds measured per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Tickets to spread the load over.
+    #[arg(long, default_value_t = 1000)]
+    tickets: usize,
+    /// Customers owning those tickets (one API key each).
+    #[arg(long, default_value_t = 100)]
+    customers: usize,
+    /// The ticketd binary; default: build target/release/ticketd first.
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// Where the benchmark database lives; default: a fresh directory under target/bench-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Directory for the JSON result file.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+}
+
+const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for."}"#;
+const CREATE_BODY: &str = r#"{"subject":"Benchmark ticket","message":"Opened by the benchmark."}"#;
+
+/// A target ticket as the load sees it.
+struct Target {
+    path: String,
+    auth: HeaderValue,
+    messages: i64,
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    auth: &HeaderValue,
+    body: Option<&'static str>,
+) -> Request<Full<Bytes>> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, "127.0.0.1")
+        .header(AUTHORIZATION, auth.clone());
+    let built = match body {
+        Some(body) => builder
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes()))),
+        None => builder.body(Full::new(Bytes::new())),
+    };
+    built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+fn list_page(target: &Target, rng: &mut Rng) -> Request<Full<Bytes>> {
+    let last_start = usize::try_from(target.messages - 25).unwrap_or(0);
+    let seq = rng.below(last_start + 1);
+    let path = if seq == 0 {
+        format!("{}/messages?limit=25", target.path)
+    } else {
+        let cursor = MessageCursor { seq: seq as i64 }.encode();
+        format!("{}/messages?limit=25&cursor={cursor}", target.path)
+    };
+    request("GET", &path, &target.auth, None)
+}
+
+fn factory(scenario: Scenario, fixture: &Fixture) -> Result<RequestFactory, String> {
+    let targets: Vec<Target> = fixture
+        .tickets
+        .iter()
+        .map(|ticket| {
+            HeaderValue::from_str(&format!("Bearer {}", ticket.owner_token))
+                .map(|auth| Target {
+                    path: format!("/api/v2/support/tickets/{}", ticket.id),
+                    auth,
+                    messages: ticket.messages,
+                })
+                .map_err(|error| error.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let count = targets.len();
+    let pick = move |rng: &mut Rng| -> usize { rng.below(count) };
+    let targets_for = Arc::new(targets);
+    Ok(match scenario {
+        Scenario::GetTicket => Arc::new(move |rng| {
+            let target = &targets_for[pick(rng)];
+            request("GET", &target.path, &target.auth, None)
+        }),
+        Scenario::ListMessages => Arc::new(move |rng| list_page(&targets_for[pick(rng)], rng)),
+        Scenario::Reply => Arc::new(move |rng| {
+            let target = &targets_for[pick(rng)];
+            request(
+                "POST",
+                &format!("{}/messages", target.path),
+                &target.auth,
+                Some(REPLY_BODY),
+            )
+        }),
+        Scenario::CreateTicket => Arc::new(move |rng| {
+            let target = &targets_for[pick(rng)];
+            request(
+                "POST",
+                "/api/v2/support/tickets",
+                &target.auth,
+                Some(CREATE_BODY),
+            )
+        }),
+        Scenario::Mixed => Arc::new(move |rng| {
+            let target = &targets_for[pick(rng)];
+            match rng.below(10) {
+                0 | 1 => request(
+                    "POST",
+                    &format!("{}/messages", target.path),
+                    &target.auth,
+                    Some(REPLY_BODY),
+                ),
+                2..=5 => request("GET", &target.path, &target.auth, None),
+                _ => list_page(target, rng),
+            }
+        }),
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build_server() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    eprintln!("building ticketd (release)...");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--bin", "ticketd"])
+            .current_dir(&root)
+            .status()
+            .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !status.success() {
+        return Err("building ticketd failed".into());
+    }
+    Ok(root.join("target/release/ticketd"))
+}
+
+fn timestamp() -> String {
+    ticketd::core::time::Timestamp::now().to_string()
+}
+
+async fn measure_ceiling(
+    scenario: Scenario,
+    response_bytes: usize,
+    args: &RunArgs,
+    factory: RequestFactory,
+) -> Result<CeilingResult, String> {
+    let addr = free_addr().map_err(|error| error.to_string())?;
+    let me = std::env::current_exe().map_err(|error| error.to_string())?;
+    let baseline_args = vec![
+        "baseline".to_owned(),
+        "--listen".to_owned(),
+        addr.to_string(),
+        "--response-bytes".to_owned(),
+        response_bytes.to_string(),
+    ];
+    let baseline = ServerProcess::start(&me, &baseline_args, addr).await?;
+    let outcome = load::run(
+        addr,
+        args.concurrency,
+        Duration::from_secs(args.warmup_secs),
+        Duration::from_secs(args.duration_secs),
+        factory,
+    )
+    .await?;
+    baseline.stop().await?;
+    Ok(CeilingResult {
+        scenario: scenario.name().into(),
+        throughput_rps: outcome.throughput(),
+        latency: Latency::from_histogram(&outcome.latencies),
+        response_bytes,
+    })
+}
+
+/// The size of ticketd's answer to one request of the scenario.
+async fn sample_response_bytes(
+    addr: SocketAddr,
+    factory: &RequestFactory,
+) -> Result<usize, String> {
+    let (status, body) = load::send_once(addr, factory(&mut Rng::new(7)))
+        .await
+        .map_err(|error| format!("sampling a response: {error}"))?;
+    if status >= 400 {
+        return Err(format!(
+            "sampling a response got {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(body.len())
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let started_at = timestamp();
+    let server_binary = match &args.server_binary {
+        Some(path) => path.clone(),
+        None => build_server()?,
+    };
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => workspace_root()
+            .join("target/bench-data")
+            .join(started_at.replace(':', "-")),
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|error| error.to_string())?;
+    let db = std::fs::canonicalize(&data_dir)
+        .map_err(|error| error.to_string())?
+        .join("ticketd.db");
+
+    eprintln!(
+        "provisioning {} customers and {} tickets...",
+        args.customers, args.tickets
+    );
+    let mut fixture = {
+        let store = provision::open(&db).await?;
+        provision::provision(&store, args.customers, args.tickets).await?
+    };
+
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    let mut ceilings: BTreeMap<Scenario, CeilingResult> = BTreeMap::new();
+    let mut results = Vec::new();
+    let mut idle_rss_mib = f64::MAX;
+    for size in sizes {
+        {
+            eprintln!("growing the database to {size} messages...");
+            let store = provision::open(&db).await?;
+            provision::grow_to(&store, &mut fixture, size).await?;
+        }
+        let addr = free_addr().map_err(|error| error.to_string())?;
+        let server_args: Vec<String> = [
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--database",
+            &format!("sqlite://{}", db.display()),
+            "--rate-limit-per-minute",
+            "1000000000",
+            "--max-concurrent-requests",
+            "4096",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        let server = ServerProcess::start(&server_binary, &server_args, addr).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        idle_rss_mib = idle_rss_mib.min(procfs::memory_mib(server.pid(), "VmRSS").unwrap_or(0.0));
+
+        for &scenario in &args.scenarios {
+            let factory = factory(scenario, &fixture)?;
+            if let Entry::Vacant(slot) = ceilings.entry(scenario) {
+                let bytes = sample_response_bytes(addr, &factory).await?;
+                eprintln!(
+                    "measuring the ceiling for {} ({bytes}-byte responses)...",
+                    scenario.name()
+                );
+                slot.insert(measure_ceiling(scenario, bytes, &args, Arc::clone(&factory)).await?);
+            }
+            eprintln!("running {} at {size} messages...", scenario.name());
+            let messages_at_start = provision::count_messages(&db)?;
+            let pid = server.pid();
+            // Resets the peak-RSS counter so VmHWM covers this run only.
+            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+            let cpu_before = procfs::cpu_seconds(pid).unwrap_or(0.0);
+            let outcome = load::run(
+                addr,
+                args.concurrency,
+                Duration::from_secs(args.warmup_secs),
+                Duration::from_secs(args.duration_secs),
+                factory,
+            )
+            .await?;
+            let cpu_after = procfs::cpu_seconds(pid).unwrap_or(0.0);
+            let peak = procfs::memory_mib(pid, "VmHWM").unwrap_or(0.0);
+            let messages_added = provision::count_messages(&db)? - messages_at_start;
+            let created = outcome.statuses_total.get(&201).copied().unwrap_or(0);
+            let ceiling = ceilings
+                .get(&scenario)
+                .map_or(0.0, |ceiling| ceiling.throughput_rps);
+            let errors = outcome
+                .statuses_measured
+                .iter()
+                .filter(|(status, _)| **status == 0 || **status >= 400)
+                .map(|(_, count)| count)
+                .sum();
+            results.push(ScenarioResult {
+                scenario: scenario.name().into(),
+                messages_at_start,
+                throughput_rps: outcome.throughput(),
+                ratio_to_ceiling: if ceiling > 0.0 {
+                    outcome.throughput() / ceiling
+                } else {
+                    0.0
+                },
+                latency: Latency::from_histogram(&outcome.latencies),
+                statuses: outcome
+                    .statuses_measured
+                    .iter()
+                    .map(|(s, c)| (s.to_string(), *c))
+                    .collect(),
+                errors,
+                server_cpu_seconds: cpu_after - cpu_before,
+                server_peak_rss_mib: peak,
+                created,
+                messages_added,
+                stored_matches_created: i64::try_from(created)
+                    .is_ok_and(|created| created == messages_added),
+            });
+        }
+        server.stop().await?;
+    }
+
+    let report = Report {
+        started_at: started_at.clone(),
+        machine: Machine::describe(),
+        settings: serde_json::to_value(&args).map_err(|error| error.to_string())?,
+        idle_rss_mib,
+        ceilings: ceilings.into_values().collect(),
+        results,
+    };
+    println!("{}", report::table(&report));
+    std::fs::create_dir_all(&args.out).map_err(|error| error.to_string())?;
+    let file = args
+        .out
+        .join(format!("{}.json", started_at.replace(':', "-")));
+    let json = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
+    std::fs::write(&file, json).map_err(|error| error.to_string())?;
+    eprintln!("results written to {}", file.display());
+    let mismatches = report
+        .results
+        .iter()
+        .filter(|result| !result.stored_matches_created)
+        .count();
+    if mismatches > 0 {
+        return Err(format!(
+            "{mismatches} scenario(s) stored a different number of messages than they got 201s"
+        ));
+    }
+    Ok(())
+}
+
+fn ensure_exists(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(format!("{} does not exist", path.display()))
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Internal::Baseline {
+            listen,
+            response_bytes,
+        }) => baseline::serve(listen, response_bytes)
+            .await
+            .map_err(|error| error.to_string()),
+        None => match &cli.run.server_binary {
+            Some(path) => match ensure_exists(path) {
+                Ok(()) => run(cli.run).await,
+                Err(error) => Err(error),
+            },
+            None => run(cli.run).await,
+        },
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ticketd-bench: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
