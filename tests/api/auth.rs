@@ -33,7 +33,11 @@ fn assert_unauthorized(response: &TestResponse, path: &str, case: &str) {
     );
     let problem = response.assert_problem(401, "unauthorized");
     assert_eq!(problem["instance"], path, "{case}");
-    assert_eq!(response.header("www-authenticate"), "Bearer realm=\"ticketd\"", "{case}");
+    assert_eq!(
+        response.header("www-authenticate"),
+        "Bearer realm=\"ticketd\"",
+        "{case}"
+    );
     assert!(
         response.headers.get("x-ratelimit-limit").is_none(),
         "{case}: {:?}",

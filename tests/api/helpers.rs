@@ -7,7 +7,6 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 use ticketd::api::{ApiSettings, AppState};
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
@@ -17,6 +16,7 @@ use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::rate_limit::{InProcessRateLimiter, RatePolicy};
 use ticketd::store::Store;
 use ticketd::store::sqlite::SqliteStore;
+use tokio::sync::oneshot;
 
 /// A provisioned user and their API key.
 #[derive(Clone, Debug)]
@@ -66,8 +66,8 @@ pub struct TestApp {
     pub foreign_customer: TestUser,
     /// Staff of the second workspace.
     pub foreign_staff: TestUser,
-    pub other_workspace: WorkspaceId,
-    pub db_dir: TempDir,
+    /// Keeps the database directory alive for the server's lifetime.
+    _db_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -84,17 +84,35 @@ pub struct TestResponse {
 impl TestResponse {
     /// A header as text ("" if absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
     }
 
     /// Asserts a problem document with this status and code, and returns it.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
-        assert_eq!(self.header("content-type"), "application/problem+json", "{}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type"),
+            "application/problem+json",
+            "{}",
+            self.text
+        );
         assert_eq!(self.body["code"], code, "{}", self.text);
         assert_eq!(self.body["status"], status);
-        assert!(self.body["type"].as_str().unwrap().ends_with(&format!("/errors/{code}")));
+        assert!(
+            self.body["type"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/errors/{code}"))
+        );
         assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
         assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
         assert!(self.body["instance"].as_str().unwrap().starts_with('/'));
@@ -112,14 +130,25 @@ impl TestResponse {
             .map(|errors| {
                 errors
                     .iter()
-                    .map(|e| (e["pointer"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+                    .map(|e| {
+                        (
+                            e["pointer"].as_str().unwrap().to_owned(),
+                            e["code"].as_str().unwrap().to_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
     }
 }
 
-async fn provision_user(store: &Arc<dyn Store>, workspace: WorkspaceId, role: Role, name: &str, scopes: Scopes) -> TestUser {
+async fn provision_user(
+    store: &Arc<dyn Store>,
+    workspace: WorkspaceId,
+    role: Role,
+    name: &str,
+    scopes: Scopes,
+) -> TestUser {
     let user = store
         .create_user(NewUser {
             id: UserId::generate(),
@@ -141,7 +170,11 @@ async fn provision_user(store: &Arc<dyn Store>, workspace: WorkspaceId, role: Ro
 }
 
 /// Creates another key for `user`; returns its id and token.
-pub async fn provision_key(store: &Arc<dyn Store>, user: UserId, scopes: Scopes) -> (KeyId, String) {
+pub async fn provision_key(
+    store: &Arc<dyn Store>,
+    user: UserId,
+    scopes: Scopes,
+) -> (KeyId, String) {
     let token = ApiToken::generate(KeyId::generate()).unwrap();
     store
         .create_api_key(NewApiKey {
@@ -178,17 +211,25 @@ impl TestApp {
     /// A server with `options`, on a fresh SQLite database.
     pub async fn spawn_with(options: TestOptions) -> Self {
         let db_dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db_dir.path().join("ticketd.db")).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(db_dir.path().join("ticketd.db"))
+                .await
+                .unwrap(),
+        );
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
         let all = Scopes::all();
         let customer = provision_user(&store, workspace, Role::Customer, "Jane Example", all).await;
-        let other_customer = provision_user(&store, workspace, Role::Customer, "John Other", all).await;
+        let other_customer =
+            provision_user(&store, workspace, Role::Customer, "John Other", all).await;
         let staff = provision_user(&store, workspace, Role::Staff, "Sam Staff", all).await;
-        let automation = provision_user(&store, workspace, Role::Automation, "Helper Bot", all).await;
-        let foreign_customer = provision_user(&store, other_workspace, Role::Customer, "Fran Foreign", all).await;
-        let foreign_staff = provision_user(&store, other_workspace, Role::Staff, "Fred Foreign", all).await;
+        let automation =
+            provision_user(&store, workspace, Role::Automation, "Helper Bot", all).await;
+        let foreign_customer =
+            provision_user(&store, other_workspace, Role::Customer, "Fran Foreign", all).await;
+        let foreign_staff =
+            provision_user(&store, other_workspace, Role::Staff, "Fred Foreign", all).await;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -198,7 +239,11 @@ impl TestApp {
             max_body_bytes: options.max_body_bytes,
             max_concurrent_requests: 1024,
         };
-        let state = AppState::new(Arc::clone(&store), Arc::new(InProcessRateLimiter::new(options.rate_limit)), settings);
+        let state = AppState::new(
+            Arc::clone(&store),
+            Arc::new(InProcessRateLimiter::new(options.rate_limit)),
+            settings,
+        );
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ticketd::serve(listener, state, async move {
             let _ = stop.await;
@@ -214,16 +259,23 @@ impl TestApp {
             automation,
             foreign_customer,
             foreign_staff,
-            other_workspace,
-            db_dir,
+            _db_dir: db_dir,
             shutdown: Some(shutdown),
             server: Some(server),
         }
     }
 
     /// Sends a request; `body` as JSON when given.
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> TestResponse {
-        let mut request = self.client.request(method, format!("{}{path}", self.base_url));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -246,23 +298,34 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, user: &TestUser) -> TestResponse {
-        self.request(Method::GET, path, Some(&user.token), None).await
+        self.request(Method::GET, path, Some(&user.token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, user: &TestUser, body: &Value) -> TestResponse {
-        self.request(Method::POST, path, Some(&user.token), Some(body)).await
+        self.request(Method::POST, path, Some(&user.token), Some(body))
+            .await
     }
 
     /// POST with no body (the action endpoints).
     pub async fn act(&self, ticket: &str, action: &str, user: &TestUser) -> TestResponse {
-        self.request(Method::POST, &format!("/api/v2/support/tickets/{ticket}/actions/{action}"), Some(&user.token), None)
-            .await
+        self.request(
+            Method::POST,
+            &format!("/api/v2/support/tickets/{ticket}/actions/{action}"),
+            Some(&user.token),
+            None,
+        )
+        .await
     }
 
     /// Opens a ticket as `user` (a customer); asserts 201 and returns it.
     pub async fn open_ticket(&self, user: &TestUser, subject: &str) -> Value {
         let response = self
-            .post("/api/v2/support/tickets", user, &serde_json::json!({"subject": subject, "message": "First message"}))
+            .post(
+                "/api/v2/support/tickets",
+                user,
+                &serde_json::json!({"subject": subject, "message": "First message"}),
+            )
             .await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
         response.body
@@ -270,8 +333,12 @@ impl TestApp {
 
     /// Replies as `user`; returns the response.
     pub async fn reply(&self, ticket: &str, user: &TestUser, message: &str) -> TestResponse {
-        self.post(&format!("/api/v2/support/tickets/{ticket}/messages"), user, &serde_json::json!({"message": message}))
-            .await
+        self.post(
+            &format!("/api/v2/support/tickets/{ticket}/messages"),
+            user,
+            &serde_json::json!({"message": message}),
+        )
+        .await
     }
 
     /// Stops the server, waiting for in-flight requests.

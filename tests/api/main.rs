@@ -1,7 +1,11 @@
 //! The API integration suite: each test starts a real ticketd on a random
 //! port with a fresh database and talks HTTP to it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed unwrap is a failed test"
+)]
 
 mod helpers;
 
