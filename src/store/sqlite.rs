@@ -1,7 +1,7 @@
 //! The embedded SQLite backend.
 //!
-//! One writer thread commits writes in groups ([`writer`]); a pool of
-//! read-only connections serves reads beside it ([`readers`]). The database
+//! One writer thread commits writes in groups ([`writer`]); read-only
+//! connections serve reads beside it, inline on the calling thread ([`readers`]). The database
 //! runs in WAL mode with `synchronous = FULL`: every commit is fsynced to the
 //! WAL before any caller is answered, so an acknowledged write survives a
 //! process crash and a power cut.
@@ -37,9 +37,6 @@ use writer::Writer;
 /// provisioning while the server runs) before giving up.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 
-/// Read connections kept open.
-const READERS: usize = 8;
-
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Writer,
@@ -72,7 +69,7 @@ impl SqliteStore {
         })?;
         Ok(Self {
             writer,
-            readers: Readers::new(path, READERS),
+            readers: Readers::new(path),
         })
     }
 
@@ -170,12 +167,10 @@ fn constraint_name(message: &str) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn check_ready(&self) -> Result<(), StoreError> {
-        self.readers
-            .read(|conn| {
-                conn.query_row("SELECT 1", [], |_| Ok(()))
-                    .map_err(map_error)
-            })
-            .await
+        self.readers.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(map_error)
+        })
     }
 
     async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
@@ -204,8 +199,7 @@ impl Store for SqliteStore {
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         self.readers
-            .read(move |conn| provisioning::find_key_credentials(conn, id))
-            .await
+            .read(|conn| provisioning::find_key_credentials(conn, id))
     }
 
     async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
@@ -216,10 +210,8 @@ impl Store for SqliteStore {
     }
 
     async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
-        let actor = actor.clone();
         self.readers
-            .read(move |conn| tickets::find_ticket(conn, &actor, ticket))
-            .await
+            .read(|conn| tickets::find_ticket(conn, actor, ticket))
     }
 
     async fn list_tickets(
@@ -228,10 +220,8 @@ impl Store for SqliteStore {
         filter: TicketFilter,
         page: PageRequest<TicketCursor>,
     ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
-        let actor = actor.clone();
         self.readers
-            .read(move |conn| tickets::list_tickets(conn, &actor, filter, page))
-            .await
+            .read(|conn| tickets::list_tickets(conn, actor, filter, page))
     }
 
     async fn append_message(
@@ -252,10 +242,8 @@ impl Store for SqliteStore {
         ticket: TicketRef,
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError> {
-        let actor = actor.clone();
         self.readers
-            .read(move |conn| tickets::list_messages(conn, &actor, ticket, page))
-            .await
+            .read(|conn| tickets::list_messages(conn, actor, ticket, page))
     }
 
     async fn find_message(
@@ -264,10 +252,8 @@ impl Store for SqliteStore {
         ticket: TicketRef,
         message: MessageId,
     ) -> Result<Message, StoreError> {
-        let actor = actor.clone();
         self.readers
-            .read(move |conn| tickets::find_message(conn, &actor, ticket, message))
-            .await
+            .read(|conn| tickets::find_message(conn, actor, ticket, message))
     }
 
     async fn apply_action(

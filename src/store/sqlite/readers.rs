@@ -1,60 +1,58 @@
-//! A small pool of read-only connections, used from blocking threads.
+//! Read connections, one per thread that reads, used inline.
 //!
-//! WAL mode lets readers run beside the writer, each seeing the last
-//! committed state. Connections are opened on first need, up to the pool's
-//! size, and returned after each use.
+//! Reads are short indexed lookups (a page is at most 100 rows), so they run
+//! directly on the calling thread instead of being handed to a blocking
+//! pool: a handoff costs two thread wake-ups, more than the query itself.
+//! Each thread keeps its own read-only connection per open store; WAL mode
+//! lets these run beside the writer, each seeing the last committed state.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Weak};
 
 use rusqlite::Connection;
-use tokio::sync::Semaphore;
 
 use crate::store::StoreError;
 
-/// Read-only connections to one database file.
+thread_local! {
+    /// This thread's read connections, each tagged with its store's liveness
+    /// token so that connections of dropped stores are closed.
+    static CONNECTIONS: RefCell<Vec<(Weak<PathBuf>, Connection)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Read access to one database file.
 pub(super) struct Readers {
-    path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    permits: Arc<Semaphore>,
+    /// The database path; its `Arc` doubles as the store's liveness token.
+    path: Arc<PathBuf>,
 }
 
 impl Readers {
-    /// A pool of at most `size` connections to `path`.
-    pub(super) fn new(path: PathBuf, size: usize) -> Self {
+    /// Readers of the database at `path`.
+    pub(super) fn new(path: PathBuf) -> Self {
         Self {
-            path,
-            idle: Arc::new(Mutex::new(Vec::with_capacity(size))),
-            permits: Arc::new(Semaphore::new(size)),
+            path: Arc::new(path),
         }
     }
 
-    /// Runs `op` on a read connection on a blocking thread.
-    pub(super) async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the reader pool is closed".into()))?;
-        let idle = Arc::clone(&self.idle);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => super::open_reader(&path)?,
+    /// Runs `op` on this thread's read connection to the database.
+    pub(super) fn read<T>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        CONNECTIONS.with_borrow_mut(|connections| {
+            connections.retain(|(owner, _)| owner.strong_count() > 0);
+            let position = connections
+                .iter()
+                .position(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&self.path)));
+            let index = match position {
+                Some(index) => index,
+                None => {
+                    let conn = super::open_reader(&self.path)?;
+                    connections.push((Arc::downgrade(&self.path), conn));
+                    connections.len() - 1
+                }
             };
-            let result = op(&conn);
-            idle.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
-            drop(permit);
-            result
+            op(&connections[index].1)
         })
-        .await
-        .map_err(|error| StoreError::Other(format!("a read task failed: {error}")))?
     }
 }
