@@ -21,9 +21,10 @@ impl ServerProcess {
     /// Starts `program args...`, which must listen on `addr`, and waits until
     /// it accepts connections.
     pub async fn start(program: &Path, args: &[String], addr: SocketAddr) -> Result<Self, String> {
+        let log_filter = std::env::var("TICKETD_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(program)
             .args(args)
-            .env("TICKETD_LOG", "warn")
+            .env("TICKETD_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -2,10 +2,11 @@
 //!
 //! One writer thread commits writes in groups ([`writer`]); read-only
 //! connections serve reads beside it, inline on the calling thread ([`readers`]). The database
-//! runs in WAL mode with `synchronous = FULL`: every commit is fsynced to the
-//! WAL before any caller is answered, so an acknowledged write survives a
-//! process crash and a power cut.
+//! runs in WAL mode; every commit is fsynced to the WAL before any caller is
+//! answered (by the writer's sync thread, see [`writer`]), so an acknowledged
+//! write survives a process crash and a power cut.
 
+mod checkpointer;
 mod migrate;
 mod provisioning;
 mod readers;
@@ -30,6 +31,7 @@ use crate::store::{KeyCredentials, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
 
+use checkpointer::{Checkpointer, RestartFlag};
 use readers::Readers;
 use writer::Writer;
 
@@ -39,8 +41,10 @@ const BUSY_TIMEOUT_MS: u32 = 5_000;
 
 /// The SQLite store.
 pub struct SqliteStore {
+    // Dropped in this order: queued writes finish before checkpoints stop.
     writer: Writer,
     readers: Readers,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -62,14 +66,19 @@ impl SqliteStore {
             })?;
         }
         let mut conn = Connection::open(&path).map_err(map_error)?;
-        configure(&conn, false)?;
+        configure(&conn, Role::Writer)?;
         migrate::migrate(&mut conn)?;
-        let writer = Writer::start(conn).map_err(|error| {
+        let restart = RestartFlag::default();
+        let checkpointer = Checkpointer::start(&path, restart.clone())?;
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        let writer = Writer::start(conn, PathBuf::from(wal_path), restart).map_err(|error| {
             StoreError::Other(format!("cannot start the writer thread: {error}"))
         })?;
         Ok(Self {
             writer,
             readers: Readers::new(path),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -80,18 +89,40 @@ impl SqliteStore {
     /// As [`SqliteStore::open`].
     pub fn migrate(path: &Path) -> Result<Vec<&'static str>, StoreError> {
         let mut conn = Connection::open(path).map_err(map_error)?;
-        configure(&conn, false)?;
+        configure(&conn, Role::Writer)?;
         migrate::migrate(&mut conn)
     }
 }
 
-fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
+/// What a connection is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The single writer: a large page cache, and no checkpoints of its own.
+    Writer,
+    /// A read-only connection.
+    Reader,
+    /// The background checkpointer.
+    Checkpointer,
+}
+
+fn configure(conn: &Connection, role: Role) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))
         .map_err(map_error)?;
-    let pragmas = if read_only {
-        "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
-    } else {
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    // Every connection: WAL, with commits that do not wait for the disk; the
+    // writer's sync thread fsyncs the WAL before any write is acknowledged.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(map_error)?;
+    let pragmas = match role {
+        // The writer leaves checkpoints to the checkpointer; its cache holds
+        // the hot index pages of the write path (32 MiB at most).
+        Role::Writer => {
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
+             PRAGMA journal_size_limit = 67108864;"
+        }
+        Role::Reader => "PRAGMA query_only = ON; PRAGMA cache_size = -8192;",
+        Role::Checkpointer => "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -256;",
     };
     conn.execute_batch(pragmas).map_err(map_error)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -103,7 +134,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
-    configure(&conn, true)?;
+    configure(&conn, Role::Reader)?;
     Ok(conn)
 }
 
