@@ -65,10 +65,9 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("ticketd exited with {status}: {}", self.log());
             }
-            if let Ok(response) = client.get(format!("{}/readyz", self.base_url)).send().await {
-                if response.status() == 200 {
-                    return;
-                }
+            let ready = client.get(format!("{}/readyz", self.base_url)).send().await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
