@@ -19,7 +19,7 @@ fn escape(text: &str) -> String {
     get,
     path = "/errors/{code}",
     tag = "Operations",
-    params(("code" = String, Path, description = "An error code, e.g. `ticket_closed`.")),
+    params(("code" = String, Path, description = "An error code, e.g. `ticket_closed`.", example = "ticket_closed")),
     responses(
         (status = 200, description = "A short page explaining the code.", body = String, content_type = "text/html"),
         (status = 404, description = "No such error code.", body = Problem, content_type = "application/problem+json"),

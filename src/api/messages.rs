@@ -89,6 +89,7 @@ pub struct ReplyRequest {
     #[schema(
         min_length = 1,
         max_length = 25000,
+        pattern = "\\S",
         example = "Here are the extra details you asked for."
     )]
     pub message: String,
@@ -99,7 +100,12 @@ pub struct ReplyRequest {
     pub body_format: Option<WireBodyFormat>,
 }
 
-fn read_reply(body: serde_json::Value) -> Result<NewMessage, ApiError> {
+/// Validates a reply body into a message to append, reporting every field
+/// error at once.
+///
+/// # Errors
+/// `invalid_request` with one entry per problem.
+pub fn read_reply(body: serde_json::Value) -> Result<NewMessage, ApiError> {
     Fields::read(body, |fields| {
         let message = fields.required_text("message", MessageBody::parse);
         let encrypted = fields.optional_bool("encrypted");

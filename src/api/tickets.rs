@@ -111,12 +111,18 @@ pub struct TicketListResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTicketRequest {
     /// Subject line, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200, example = "Cannot reach my server")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S",
+        example = "Cannot reach my server"
+    )]
     pub subject: String,
     /// The first message, 1 to 25,000 characters.
     #[schema(
         min_length = 1,
         max_length = 25000,
+        pattern = "\\S",
         example = "It stopped answering at noon."
     )]
     pub message: String,
@@ -127,20 +133,35 @@ pub struct CreateTicketRequest {
     /// `normal` unless given.
     pub priority: Option<WirePriority>,
     /// Staff and automation only: the customer to open the ticket for.
-    #[schema(example = "usr_01hxa3b4c5d6e7f8g9h0j1k2m3")]
+    #[schema(
+        pattern = "^usr_[0-7][0-9a-hjkmnp-tv-z]{25}$",
+        example = "usr_01hxa3b4c5d6e7f8g9h0j1k2m3"
+    )]
     pub customer_id: Option<String>,
 }
 
-struct CreateTicketInput {
-    subject: Subject,
-    message: MessageBody,
-    encrypted: bool,
-    body_format: BodyFormat,
-    priority: Priority,
-    customer_id: Option<UserId>,
+/// A validated `POST /api/v2/support/tickets` body.
+#[derive(Debug)]
+pub struct CreateTicketInput {
+    /// Subject line.
+    pub subject: Subject,
+    /// The first message.
+    pub message: MessageBody,
+    /// Whether the first message is marked sensitive.
+    pub encrypted: bool,
+    /// How the first message is meant to be rendered.
+    pub body_format: BodyFormat,
+    /// Priority.
+    pub priority: Priority,
+    /// The customer to open the ticket for (staff and automation only).
+    pub customer_id: Option<UserId>,
 }
 
-fn read_create_ticket(body: serde_json::Value) -> Result<CreateTicketInput, ApiError> {
+/// Validates a ticket-creation body, reporting every field error at once.
+///
+/// # Errors
+/// `invalid_request` with one entry per problem.
+pub fn read_create_ticket(body: serde_json::Value) -> Result<CreateTicketInput, ApiError> {
     Fields::read(body, |fields| {
         let subject = fields.required_text("subject", Subject::parse);
         let message = fields.required_text("message", MessageBody::parse);
