@@ -214,13 +214,23 @@ fn stored_bodies(db: &Path) -> HashMap<String, usize> {
     bodies
 }
 
-/// Waits until at least `count` attempts got a 201 (bounded).
-async fn wait_for_successes(attempts_seen: impl Fn() -> usize, count: usize) {
+/// Waits (bounded) until the database holds at least `count` messages.
+async fn wait_for_stored_messages(db: &Path, count: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while attempts_seen() < count {
+    loop {
+        let stored = rusqlite::Connection::open(db)
+            .and_then(|conn| {
+                conn.query_row("SELECT count(*) FROM message", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+            .unwrap_or(0);
+        if stored >= count {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
-            "the load never reached {count} replies"
+            "the load never stored {count} messages"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -239,21 +249,8 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_reply() {
         Arc::clone(&fixture),
         Arc::clone(&stop),
     ));
-    let db_for_count = db.clone();
     // Kill once a few hundred replies have been acknowledged, mid-stream.
-    wait_for_successes(
-        || {
-            rusqlite::Connection::open(&db_for_count)
-                .and_then(|conn| {
-                    conn.query_row("SELECT count(*) FROM message", [], |row| {
-                        row.get::<_, i64>(0)
-                    })
-                })
-                .map_or(0, |n| usize::try_from(n).unwrap_or(0))
-        },
-        300,
-    )
-    .await;
+    wait_for_stored_messages(&db, 300).await;
     server.kill();
     stop.store(true, Ordering::Release);
     let attempts = load.await.unwrap();
@@ -334,20 +331,7 @@ async fn sigterm_under_load_finishes_every_accepted_request() {
         Arc::clone(&fixture),
         Arc::clone(&stop),
     ));
-    let db_for_count = db.clone();
-    wait_for_successes(
-        || {
-            rusqlite::Connection::open(&db_for_count)
-                .and_then(|conn| {
-                    conn.query_row("SELECT count(*) FROM message", [], |row| {
-                        row.get::<_, i64>(0)
-                    })
-                })
-                .map_or(0, |n| usize::try_from(n).unwrap_or(0))
-        },
-        200,
-    )
-    .await;
+    wait_for_stored_messages(&db, 200).await;
     let signalled = Instant::now();
     let status = server.terminate();
     stop.store(true, Ordering::Release);
