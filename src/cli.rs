@@ -394,24 +394,6 @@ async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), String> 
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
-}
-
 /// The URL clients use when none is configured: the bound address, with a
 /// wildcard address replaced by `localhost`.
 fn derived_public_url(bound: SocketAddr) -> String {
@@ -423,7 +405,7 @@ fn derived_public_url(bound: SocketAddr) -> String {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    init_logging(config.log_format);
+    let _log = crate::telemetry::init(config.log_format);
     let store = store::open(&config.database).await.map_err(describe)?;
     let listener = TcpListener::bind(config.listen)
         .await

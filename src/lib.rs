@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod rate_limit;
 pub mod store;
+pub mod telemetry;
 
 use std::future::Future;
 

@@ -257,7 +257,7 @@ async fn measure_ceiling(
         "--response-bytes".to_owned(),
         response_bytes.to_string(),
     ];
-    let baseline = ServerProcess::start(&me, &baseline_args, addr).await?;
+    let baseline = ServerProcess::start(&me, &baseline_args, addr, None).await?;
     let outcome = load::run(
         addr,
         args.concurrency,
@@ -344,7 +344,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .iter()
         .map(|arg| (*arg).to_owned())
         .collect();
-        let server = ServerProcess::start(&server_binary, &server_args, addr).await?;
+        let log = data_dir.join(format!("ticketd-serve-{size}.log"));
+        let server = ServerProcess::start(&server_binary, &server_args, addr, Some(&log)).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         idle_rss_mib = idle_rss_mib.min(procfs::memory_mib(server.pid(), "VmRSS").unwrap_or(0.0));
 

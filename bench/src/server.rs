@@ -19,15 +19,25 @@ pub fn free_addr() -> std::io::Result<SocketAddr> {
 
 impl ServerProcess {
     /// Starts `program args...`, which must listen on `addr`, and waits until
-    /// it accepts connections.
-    pub async fn start(program: &Path, args: &[String], addr: SocketAddr) -> Result<Self, String> {
-        let log_filter = std::env::var("TICKETD_LOG").unwrap_or_else(|_| "warn".into());
+    /// it accepts connections. Its stderr (the log) goes to `log`, or nowhere.
+    pub async fn start(
+        program: &Path,
+        args: &[String],
+        addr: SocketAddr,
+        log: Option<&Path>,
+    ) -> Result<Self, String> {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .map_err(|error| format!("cannot create {}: {error}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
         let child = Command::new(program)
             .args(args)
-            .env("TICKETD_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| format!("cannot start {}: {error}", program.display()))?;
