@@ -35,7 +35,7 @@ pub async fn authenticate(
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };
-    tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
+    let key_id = principal.key_id;
 
     let decision = match state.limiter.check(principal.key_id).await {
         Ok(decision) => decision,
@@ -53,6 +53,8 @@ pub async fn authenticate(
             .into_response()
     };
     stamp_rate_limit(response.headers_mut(), &decision);
+    // For the request's log line.
+    response.extensions_mut().insert(key_id);
     response
 }
 

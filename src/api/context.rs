@@ -1,5 +1,9 @@
-//! The outermost middleware: gives each request its id, a tracing span and
-//! one log line, and turns pending problems into finished documents.
+//! The outermost middleware: gives each request its id and one log line, and
+//! turns pending problems into finished documents.
+//!
+//! The log line is written once the response is ready and carries everything
+//! about the request (id, method, matched route, status, latency, API key,
+//! and for a 5xx the cause), so no per-request span is needed.
 
 use std::time::Instant;
 
@@ -8,11 +12,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
 use crate::api::AppState;
 use crate::api::problem::{PendingProblem, Problem};
-use crate::core::id::RequestId;
+use crate::core::id::{KeyId, RequestId};
 use crate::core::time::Timestamp;
 
 /// The response header that carries the request id.
@@ -21,8 +24,8 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Media type of problem documents.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
-/// Assigns the request id, runs the request inside its span, finishes any
-/// problem document, and logs one line when the response is ready.
+/// Assigns the request id, finishes any problem document, and logs one line
+/// when the response is ready.
 pub async fn track_request(
     State(state): State<AppState>,
     mut request: Request,
@@ -35,34 +38,42 @@ pub async fn track_request(
         .get::<MatchedPath>()
         .map_or("(unmatched)", MatchedPath::as_str)
         .to_owned();
+    let method = request.method().clone();
     let instance = request.uri().path().to_owned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %request.method(),
-        route = %route,
-        key_id = tracing::field::Empty,
-    );
     request.extensions_mut().insert(request_id);
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).await;
 
-    if let Some(pending) = response.extensions_mut().remove::<PendingProblem>() {
-        finish_problem(
-            &mut response,
-            pending,
-            &state.settings.public_url,
-            instance,
-            request_id,
-        );
-    }
+    let key_id = response.extensions().get::<KeyId>().copied();
+    let cause = response
+        .extensions_mut()
+        .remove::<PendingProblem>()
+        .and_then(|mut pending| {
+            let cause = pending.cause.take();
+            finish_problem(
+                &mut response,
+                pending,
+                &state.settings.public_url,
+                instance,
+                request_id,
+            );
+            cause
+        });
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_ms, "request");
-    });
+    let key_id = key_id.map(tracing::field::display);
+    if response.status().is_server_error() {
+        tracing::error!(
+            request_id = %request_id, method = %method, route, status, latency_ms, key_id,
+            cause = cause.as_deref().unwrap_or("unknown"),
+            "request failed"
+        );
+    } else {
+        tracing::info!(request_id = %request_id, method = %method, route, status, latency_ms, key_id, "request");
+    }
     response
 }
 

@@ -264,6 +264,8 @@ pub struct PendingProblem {
     pub detail: String,
     /// Field errors, if any.
     pub errors: Vec<FieldError>,
+    /// For 5xx: what actually happened, for the request's log line only.
+    pub cause: Option<String>,
 }
 
 /// Everything a handler can fail with.
@@ -333,16 +335,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.code.status();
-        if status.is_server_error() {
-            // Logged inside the request's span, so the line carries its id.
-            tracing::error!(
-                code = self.code.as_str(),
-                cause = self.cause.as_deref().unwrap_or("unknown"),
-                "request failed"
-            );
-        }
-        let mut response = status.into_response();
+        let mut response = self.code.status().into_response();
         if self.code == ErrorCode::Unauthorized {
             // RFC 9110: a 401 names the scheme that would be accepted.
             response.headers_mut().insert(
@@ -359,6 +352,7 @@ impl IntoResponse for ApiError {
             code: self.code,
             detail: self.detail,
             errors: self.errors,
+            cause: self.cause,
         });
         response
     }
