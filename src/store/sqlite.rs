@@ -116,10 +116,13 @@ fn configure(conn: &Connection, role: Role) -> Result<(), StoreError> {
     .map_err(map_error)?;
     let pragmas = match role {
         // The writer leaves checkpoints to the checkpointer; its cache holds
-        // the hot index pages of the write path (32 MiB at most).
+        // the hot index pages of the write path (32 MiB at most). After a
+        // restart the WAL file keeps its size (up to 256 MiB) so that later
+        // frames overwrite it in place: a WAL that grows makes each fsync
+        // also journal the new file size, which queues behind checkpoints.
         Role::Writer => {
             "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
-             PRAGMA journal_size_limit = 67108864;"
+             PRAGMA journal_size_limit = 268435456;"
         }
         Role::Reader => "PRAGMA query_only = ON; PRAGMA cache_size = -8192;",
         Role::Checkpointer => "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -256;",

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 use crate::store::sqlite::{Role, configure, map_error};
 
 /// How often the WAL is checkpointed.
-const INTERVAL: Duration = Duration::from_millis(25);
+const INTERVAL: Duration = Duration::from_millis(250);
 
 /// WAL frames (pages) after which the log is restarted: 128 MiB of 4 KiB pages.
 const RESTART_FRAMES: i64 = 32_768;
