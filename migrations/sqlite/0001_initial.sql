@@ -65,10 +65,12 @@ CREATE INDEX ticket_customer_id_updated_at_idx
 CREATE INDEX ticket_customer_id_status_updated_at_idx
     ON ticket (customer_id, status, updated_at DESC, id DESC);
 
+-- Clustered by thread position: a page of a thread is one contiguous range,
+-- and a reply appends at the end of its ticket's range.
 CREATE TABLE message (
-    id           TEXT    PRIMARY KEY,
     ticket_id    TEXT    NOT NULL REFERENCES ticket (id),
     seq          INTEGER NOT NULL,
+    id           TEXT    NOT NULL,
     sender_id    TEXT    NOT NULL REFERENCES principal (id),
     sender_role  TEXT    NOT NULL
         CONSTRAINT message_sender_role_check CHECK (sender_role IN ('customer', 'staff', 'automation')),
@@ -79,5 +81,6 @@ CREATE TABLE message (
     encrypted    INTEGER NOT NULL
         CONSTRAINT message_encrypted_check CHECK (encrypted IN (0, 1)),
     sent_at      INTEGER NOT NULL,
-    CONSTRAINT message_ticket_id_seq_key UNIQUE (ticket_id, seq)
-);
+    CONSTRAINT message_pkey PRIMARY KEY (ticket_id, seq),
+    CONSTRAINT message_id_key UNIQUE (id)
+) WITHOUT ROWID;

@@ -182,7 +182,7 @@ fn constraint_name(message: &str) -> String {
         ("principal.id", "principal_pkey"),
         ("api_key.id", "api_key_pkey"),
         ("ticket.id", "ticket_pkey"),
-        ("message.id", "message_pkey"),
+        ("message.id", "message_id_key"),
     ];
     if let Some(columns) = message.strip_prefix("UNIQUE constraint failed: ")
         && let Some((_, name)) = UNIQUE.iter().find(|(cols, _)| *cols == columns)

@@ -463,9 +463,8 @@ mod tests {
                 Value::Integer(26),
             ],
         );
-        // SQLite names the index behind message_ticket_id_seq_key itself.
         assert!(
-            messages.contains("USING INDEX") && messages.contains("(ticket_id=? AND seq>?)"),
+            messages.contains("USING PRIMARY KEY (ticket_id=? AND seq>?)"),
             "{messages}"
         );
         assert!(!messages.contains("TEMP B-TREE"), "{messages}");
