@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use crate::api::fields::field_error;
+use crate::api::fields::{choose, field_error, not_one_of};
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
 use crate::core::page::{Cursor, PageSize};
 use crate::core::ticket::TicketRef;
@@ -214,21 +214,18 @@ impl QueryParams {
         cursor
     }
 
-    /// An optional parameter from a fixed set of values.
-    pub fn choice<T>(
+    /// An optional parameter naming one of `all`, whose wire names `as_str`
+    /// gives.
+    pub fn choice<T: Copy>(
         &mut self,
         name: &str,
-        allowed: &[&str],
-        parse: impl FnOnce(&str) -> Option<T>,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
     ) -> Option<T> {
         let text = self.take(name)?;
-        let value = parse(&text);
+        let value = choose(&text, all, as_str);
         if value.is_none() {
-            self.errors.push(field_error(
-                name,
-                FieldCode::InvalidValue,
-                format!("`{name}` must be one of: {}.", allowed.join(", ")),
-            ));
+            self.errors.push(not_one_of(name, all, as_str));
         }
         value
     }

@@ -38,6 +38,21 @@ pub fn text_error(name: &str, error: &TextError) -> FieldError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected;
 
+/// The member of `all` whose wire name is `text`.
+pub fn choose<T: Copy>(text: &str, all: &[T], as_str: fn(T) -> &'static str) -> Option<T> {
+    all.iter().copied().find(|value| as_str(*value) == text)
+}
+
+/// The error for a value that is none of `all`.
+pub fn not_one_of<T: Copy>(name: &str, all: &[T], as_str: fn(T) -> &'static str) -> FieldError {
+    let names: Vec<&str> = all.iter().map(|value| as_str(*value)).collect();
+    field_error(
+        name,
+        FieldCode::InvalidValue,
+        format!("`{name}` must be one of: {}.", names.join(", ")),
+    )
+}
+
 /// The members of a JSON object, taken one at a time.
 pub struct Fields {
     members: Map<String, Value>,
@@ -139,23 +154,20 @@ impl Fields {
         }
     }
 
-    /// An optional string from a fixed set of values, parsed by `parse`.
-    pub fn optional_choice<T>(
+    /// An optional string naming one of `all`, whose wire names `as_str`
+    /// gives.
+    pub fn optional_choice<T: Copy>(
         &mut self,
         name: &str,
-        allowed: &[&str],
-        parse: impl FnOnce(&str) -> Option<T>,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
     ) -> Result<Option<T>, Rejected> {
         match self.take(name) {
             None => Ok(None),
-            Some(Value::String(text)) => match parse(&text) {
+            Some(Value::String(text)) => match choose(&text, all, as_str) {
                 Some(value) => Ok(Some(value)),
                 None => {
-                    self.reject(field_error(
-                        name,
-                        FieldCode::InvalidValue,
-                        format!("`{name}` must be one of: {}.", allowed.join(", ")),
-                    ));
+                    self.reject(not_one_of(name, all, as_str));
                     Err(Rejected)
                 }
             },

@@ -13,7 +13,7 @@ use crate::api::extract::{JsonBody, QueryParams, TicketPath};
 use crate::api::fields::Fields;
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
-use crate::api::wire::{WireBodyFormat, WireRole, names};
+use crate::api::wire::{WireBodyFormat, WireRole};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
@@ -109,11 +109,8 @@ pub fn read_reply(body: serde_json::Value) -> Result<NewMessage, ApiError> {
     Fields::read(body, |fields| {
         let message = fields.required_text("message", MessageBody::parse);
         let encrypted = fields.optional_bool("encrypted");
-        let body_format = fields.optional_choice(
-            "bodyFormat",
-            &names(&BodyFormat::ALL, BodyFormat::as_str),
-            BodyFormat::parse,
-        );
+        let body_format =
+            fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
         Some(NewMessage {
             id: MessageId::generate(),
             body: message?,

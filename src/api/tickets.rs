@@ -12,7 +12,7 @@ use crate::api::extract::{EmptyBody, JsonBody, QueryParams, TicketPath};
 use crate::api::fields::{Fields, field_error};
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, Problem};
 use crate::api::respond;
-use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus, names};
+use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
 use crate::core::access::Role;
 use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::TicketAction;
@@ -166,16 +166,9 @@ pub fn read_create_ticket(body: serde_json::Value) -> Result<CreateTicketInput, 
         let subject = fields.required_text("subject", Subject::parse);
         let message = fields.required_text("message", MessageBody::parse);
         let encrypted = fields.optional_bool("encrypted");
-        let body_format = fields.optional_choice(
-            "bodyFormat",
-            &names(&BodyFormat::ALL, BodyFormat::as_str),
-            BodyFormat::parse,
-        );
-        let priority = fields.optional_choice(
-            "priority",
-            &names(&Priority::ALL, Priority::as_str),
-            Priority::parse,
-        );
+        let body_format =
+            fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
+        let priority = fields.optional_choice("priority", &Priority::ALL, Priority::as_str);
         let customer_id = fields.optional_parsed("customerId", "a `usr_` id", UserId::parse);
         Some(CreateTicketInput {
             subject: subject?,
@@ -274,11 +267,7 @@ pub async fn list_tickets(
 ) -> Result<Response, ApiError> {
     let size = query.page_size();
     let after = query.cursor::<TicketCursor>();
-    let status = query.choice(
-        "status",
-        &names(&TicketStatus::ALL, TicketStatus::as_str),
-        TicketStatus::parse,
-    );
+    let status = query.choice("status", &TicketStatus::ALL, TicketStatus::as_str);
     query.finish()?;
     let page = state
         .store

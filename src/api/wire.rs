@@ -105,8 +105,3 @@ impl From<BodyFormat> for WireBodyFormat {
         }
     }
 }
-
-/// The wire names of `values`, for error messages.
-pub fn names<T: Copy>(values: &[T], name: impl Fn(T) -> &'static str) -> Vec<&'static str> {
-    values.iter().map(|value| name(*value)).collect()
-}
