@@ -250,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn debug_redacts_the_database_url() {
+    fn debug_shows_the_database_url_in_its_redacted_form() {
         let config = Config::from_settings(Settings::default()).expect("valid");
         assert!(format!("{config:?}").contains("sqlite://ticketd-data/ticketd.db"));
     }

@@ -33,13 +33,10 @@ pub async fn track_request(
 ) -> Response {
     let started = Instant::now();
     let request_id = RequestId::generate();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", MatchedPath::as_str)
-        .to_owned();
+    // Cheap handles (reference-counted), read after the response is ready.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let instance = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     request.extensions_mut().insert(request_id);
 
     let mut response = next.run(request).await;
@@ -54,7 +51,7 @@ pub async fn track_request(
                 &mut response,
                 pending,
                 &state.settings.public_url,
-                instance,
+                uri.path().to_owned(),
                 request_id,
             );
             cause
@@ -65,6 +62,7 @@ pub async fn track_request(
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let key_id = key_id.map(tracing::field::display);
+    let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
     if response.status().is_server_error() {
         tracing::error!(
             request_id = %request_id, method = %method, route, status, latency_ms, key_id,

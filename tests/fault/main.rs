@@ -236,24 +236,55 @@ async fn wait_for_stored_messages(db: &Path, count: i64) {
     }
 }
 
+/// A server on a fresh database with reply load running against it.
+struct LoadedServer {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    fixture: Arc<Fixture>,
+    server: Server,
+    stop: Arc<AtomicBool>,
+    load: tokio::task::JoinHandle<Vec<Attempt>>,
+}
+
+impl LoadedServer {
+    /// Starts the server and the load, and returns once the database holds
+    /// at least `stored` messages, so that the load is mid-stream.
+    async fn start(stored: i64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ticketd.db");
+        let fixture = Arc::new(provision(&db).await);
+        let server = Server::start(&db).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = tokio::spawn(drive_replies(
+            server.base_url.clone(),
+            Arc::clone(&fixture),
+            Arc::clone(&stop),
+        ));
+        wait_for_stored_messages(&db, stored).await;
+        Self {
+            _dir: dir,
+            db,
+            fixture,
+            server,
+            stop,
+            load,
+        }
+    }
+
+    /// Stops the clients and returns every attempt they made.
+    async fn finish_load(&mut self) -> Vec<Attempt> {
+        self.stop.store(true, Ordering::Release);
+        (&mut self.load).await.unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_reply() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ticketd.db");
-    let fixture = Arc::new(provision(&db).await);
-    let mut server = Server::start(&db).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(drive_replies(
-        server.base_url.clone(),
-        Arc::clone(&fixture),
-        Arc::clone(&stop),
-    ));
     // Kill once a few hundred replies have been acknowledged, mid-stream.
-    wait_for_stored_messages(&db, 300).await;
-    server.kill();
-    stop.store(true, Ordering::Release);
-    let attempts = load.await.unwrap();
+    let mut run = LoadedServer::start(300).await;
+    run.server.kill();
+    let attempts = run.finish_load().await;
+    let (db, fixture) = (run.db.clone(), Arc::clone(&run.fixture));
 
     let acknowledged: Vec<&Attempt> = attempts.iter().filter(|a| a.status == Some(201)).collect();
     assert!(
@@ -320,22 +351,11 @@ fn ticket_of(fixture: &Fixture, attempt: &Attempt) -> TicketId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_every_accepted_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ticketd.db");
-    let fixture = Arc::new(provision(&db).await);
-    let mut server = Server::start(&db).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(drive_replies(
-        server.base_url.clone(),
-        Arc::clone(&fixture),
-        Arc::clone(&stop),
-    ));
-    wait_for_stored_messages(&db, 200).await;
+    let mut run = LoadedServer::start(200).await;
     let signalled = Instant::now();
-    let status = server.terminate();
-    stop.store(true, Ordering::Release);
-    let attempts = load.await.unwrap();
+    let status = run.server.terminate();
+    let attempts = run.finish_load().await;
+    let db = run.db.clone();
     assert!(
         status.success(),
         "ticketd must exit cleanly on SIGTERM, got {status}"
