@@ -200,6 +200,9 @@ async fn migrate(database: &DatabaseUrl) -> Result<(), String> {
                 .map_err(|error| error.to_string())?
                 .map_err(describe)?
         }
+        DatabaseUrl::Postgres(url) => store::postgres::PostgresStore::migrate(url)
+            .await
+            .map_err(describe)?,
     };
     print_json(&serde_json::json!({ "applied": applied }))
 }

@@ -6,6 +6,7 @@
 //! [`StoreError::Unavailable`], and apply the core's visibility and lifecycle
 //! rules inside the transaction that writes.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -138,6 +139,9 @@ pub trait Store: Send + Sync + 'static {
 pub enum DatabaseUrl {
     /// `sqlite://PATH` (relative) or `sqlite:///abs/PATH`.
     Sqlite(PathBuf),
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS]` (or
+    /// `postgresql://`), as libpq takes it.
+    Postgres(String),
 }
 
 impl DatabaseUrl {
@@ -164,8 +168,18 @@ impl DatabaseUrl {
             return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
         }
         let scheme = text.split_once("://").map_or("", |(scheme, _)| scheme);
+        if scheme == "postgres" || scheme == "postgresql" {
+            return match text.parse::<tokio_postgres::Config>() {
+                Ok(_) => Ok(DatabaseUrl::Postgres(text.to_owned())),
+                // The parser's message can quote the URL; name the problem only.
+                Err(_) => Err(
+                    "invalid postgres:// URL: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                        .into(),
+                ),
+            };
+        }
         Err(format!(
-            "unsupported database URL scheme {scheme:?}: use sqlite://PATH"
+            "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
         ))
     }
 
@@ -173,7 +187,24 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => redact_password(url),
         }
+    }
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -182,9 +213,24 @@ impl DatabaseUrl {
 /// # Errors
 /// `Unavailable` if the database cannot be opened, `Other` if migrating fails.
 pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, postgres::PoolOptions::default()).await
+}
+
+/// [`open`], with the connection pool's options for a PostgreSQL database.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_with(
+    url: &DatabaseUrl,
+    pool: postgres::PoolOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             let store = sqlite::SqliteStore::open(path.clone()).await?;
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::Postgres(url) => {
+            let store = postgres::PostgresStore::open(url, pool).await?;
             Ok(Arc::new(store))
         }
     }
@@ -205,6 +251,14 @@ mod tests {
             Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/ticketd/t.db")))
         );
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("postgres://ticketd@db.internal:5432/ticketd"),
+            Ok(DatabaseUrl::Postgres(
+                "postgres://ticketd@db.internal:5432/ticketd".into()
+            ))
+        );
+        assert!(DatabaseUrl::parse("postgresql://ticketd@db/ticketd").is_ok());
+        assert!(DatabaseUrl::parse("postgres://db:notaport/ticketd").is_err());
         assert!(DatabaseUrl::parse("mysql://root@localhost/t").is_err());
     }
 
@@ -212,5 +266,34 @@ mod tests {
     fn unsupported_urls_do_not_echo_credentials() {
         let error = DatabaseUrl::parse("mysql://root:hunter2@localhost/t").unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
+        let error = DatabaseUrl::parse("postgres://root:hunter2@db:notaport/t").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn postgres_urls_are_logged_without_their_password() {
+        let url = DatabaseUrl::parse("postgres://ticketd:hunter2@db:5432/ticketd?sslmode=disable")
+            .unwrap();
+        assert_eq!(
+            url.redacted(),
+            "postgres://ticketd:***@db:5432/ticketd?sslmode=disable"
+        );
+        let url = DatabaseUrl::parse("postgres://ticketd@db/ticketd").unwrap();
+        assert_eq!(url.redacted(), "postgres://ticketd@db/ticketd");
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let names = |migrations: &[(&str, &str)]| -> Vec<String> {
+            migrations
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(sqlite::MIGRATIONS),
+            names(postgres::MIGRATIONS),
+            "every schema change needs a file of the same name for each backend"
+        );
     }
 }

@@ -1,0 +1,61 @@
+//! PostgreSQL schema migrations, embedded from `migrations/postgres/`.
+//!
+//! Applied migrations are recorded in `schema_migration`; each pending one
+//! runs in its own transaction, in file-name order, under an advisory lock
+//! so that nodes starting at once apply each migration exactly once.
+
+use deadpool_postgres::Object;
+
+use crate::core::time::Timestamp;
+use crate::store::StoreError;
+use crate::store::postgres::map_error;
+use crate::store::postgres::rows::to_sql_time;
+
+/// Every migration: (file name, SQL), in order. The names match the SQLite
+/// backend's, one schema change per file on both.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial.sql",
+    include_str!("../../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// The advisory lock every node takes while migrating (an arbitrary
+/// constant: "ticketd" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0074_6963_6b65_7464;
+
+/// Applies every migration not yet applied; returns the names it applied.
+pub(super) async fn migrate(client: &mut Object) -> Result<Vec<&'static str>, StoreError> {
+    let mut applied = Vec::new();
+    for (name, sql) in MIGRATIONS {
+        let tx = client.transaction().await.map_err(map_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_error)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migration (
+                 name        TEXT        PRIMARY KEY,
+                 applied_at  TIMESTAMPTZ NOT NULL
+             )",
+        )
+        .await
+        .map_err(map_error)?;
+        let done = tx
+            .query_opt("SELECT 1 FROM schema_migration WHERE name = $1", &[name])
+            .await
+            .map_err(map_error)?
+            .is_some();
+        if !done {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|error| StoreError::Other(format!("migration {name} failed: {error}")))?;
+            tx.execute(
+                "INSERT INTO schema_migration (name, applied_at) VALUES ($1, $2)",
+                &[name, &to_sql_time(Timestamp::now())],
+            )
+            .await
+            .map_err(map_error)?;
+            applied.push(*name);
+        }
+        tx.commit().await.map_err(map_error)?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,181 @@
+//! Workspaces, users and API keys.
+
+use deadpool_postgres::Object;
+
+use crate::core::access::{Actor, Principal, Role, Scopes};
+use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::token::SecretHash;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
+use crate::store::postgres::{execute, map_error, query_opt};
+use crate::store::{KeyCredentials, StoreError};
+
+/// The plan every new workspace starts on.
+const DEFAULT_PLAN: &str = "standard";
+
+pub(super) async fn create_workspace(
+    client: &mut Object,
+    new: &NewWorkspace,
+) -> Result<Workspace, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    // Numeric ids are dense, one more than the highest, as on SQLite; the
+    // lock (which lets reads through) makes concurrent creations take turns.
+    tx.batch_execute("LOCK TABLE workspace IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .map_err(map_error)?;
+    let row = query_opt(
+        &tx,
+        "INSERT INTO workspace (numeric_id, id, name, code, plan, created_at)
+         SELECT coalesce(max(numeric_id), 0) + 1, $1, $2, $3, $4, $5 FROM workspace
+         RETURNING numeric_id",
+        &[
+            &new.id.key(),
+            &new.name,
+            &new.code.as_str(),
+            &DEFAULT_PLAN,
+            &to_sql_time(new.created_at),
+        ],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Other("the insert returned no row".into()))?;
+    let numeric_id: i64 = get(&row, 0)?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(Workspace {
+        id: new.id,
+        numeric_id,
+        name: new.name.clone(),
+        code: new.code.as_str().to_owned(),
+        plan: DEFAULT_PLAN.to_owned(),
+        created_at: new.created_at,
+    })
+}
+
+pub(super) async fn create_user(client: &Object, new: &NewUser) -> Result<User, StoreError> {
+    let workspace = query_opt(
+        client,
+        "SELECT 1 FROM workspace WHERE id = $1",
+        &[&new.workspace_id.key()],
+    )
+    .await?;
+    if workspace.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    execute(
+        client,
+        "INSERT INTO principal (id, workspace_id, role, name, email, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &new.id.key(),
+            &new.workspace_id.key(),
+            &new.role.as_str(),
+            &new.name,
+            &new.email,
+            &to_sql_time(new.created_at),
+        ],
+    )
+    .await?;
+    Ok(User {
+        id: new.id,
+        workspace_id: new.workspace_id,
+        role: new.role,
+        name: new.name.clone(),
+        email: new.email.clone(),
+        created_at: new.created_at,
+    })
+}
+
+pub(super) async fn create_api_key(client: &Object, new: &NewApiKey) -> Result<ApiKey, StoreError> {
+    let row = query_opt(
+        client,
+        "SELECT workspace_id FROM principal WHERE id = $1",
+        &[&new.user_id.key()],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let workspace_id = parsed(&row, 0, WorkspaceId::from_key)?;
+    execute(
+        client,
+        "INSERT INTO api_key (id, principal_id, secret_hash, scopes, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &new.id.key(),
+            &new.user_id.key(),
+            &new.secret_hash.0.as_slice(),
+            &new.scopes.to_list(),
+            &to_sql_time(new.created_at),
+        ],
+    )
+    .await?;
+    Ok(ApiKey {
+        id: new.id,
+        user_id: new.user_id,
+        workspace_id,
+        scopes: new.scopes,
+        created_at: new.created_at,
+        revoked_at: None,
+    })
+}
+
+pub(super) async fn revoke_api_key(
+    client: &Object,
+    id: KeyId,
+    at: Timestamp,
+) -> Result<ApiKey, StoreError> {
+    execute(
+        client,
+        "UPDATE api_key SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        &[&id.key(), &to_sql_time(at)],
+    )
+    .await?;
+    let row = query_opt(
+        client,
+        "SELECT k.id, k.principal_id, p.workspace_id, k.scopes, k.created_at, k.revoked_at
+         FROM api_key k JOIN principal p ON p.id = k.principal_id
+         WHERE k.id = $1",
+        &[&id.key()],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(ApiKey {
+        id: parsed(&row, 0, KeyId::from_key)?,
+        user_id: parsed(&row, 1, UserId::from_key)?,
+        workspace_id: parsed(&row, 2, WorkspaceId::from_key)?,
+        scopes: parsed(&row, 3, |text| Scopes::parse_list(text).ok())?,
+        created_at: timestamp(&row, 4)?,
+        revoked_at: optional_timestamp(&row, 5)?,
+    })
+}
+
+pub(super) async fn find_key_credentials(
+    client: &Object,
+    id: KeyId,
+) -> Result<Option<KeyCredentials>, StoreError> {
+    let Some(row) = query_opt(
+        client,
+        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name
+         FROM api_key k JOIN principal p ON p.id = k.principal_id
+         WHERE k.id = $1",
+        &[&id.key()],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let hash: &[u8] = get(&row, 0)?;
+    Ok(Some(KeyCredentials {
+        secret_hash: SecretHash::from_slice(hash)
+            .ok_or_else(|| StoreError::Other("a stored secret hash is not 32 bytes".into()))?,
+        revoked: get(&row, 2)?,
+        principal: Principal {
+            key_id: id,
+            scopes: parsed(&row, 1, |text| Scopes::parse_list(text).ok())?,
+            actor: Actor {
+                user_id: parsed(&row, 3, UserId::from_key)?,
+                workspace_id: parsed(&row, 4, WorkspaceId::from_key)?,
+                role: parsed(&row, 5, Role::parse)?,
+                name: get(&row, 6)?,
+            },
+        },
+    }))
+}
