@@ -8,6 +8,8 @@
     reason = "a failed unwrap is a failed test"
 )]
 
+mod postgres;
+mod private_postgres;
 mod process;
 
 use std::collections::{HashMap, HashSet};
@@ -41,8 +43,8 @@ struct Fixture {
     staff_token: String,
 }
 
-async fn provision(db: &Path) -> Fixture {
-    let store = SqliteStore::open(db.to_path_buf()).await.unwrap();
+/// A workspace with a customer's eight tickets and a staff key.
+async fn provision(store: &dyn Store) -> Fixture {
     let workspace = store
         .create_workspace(NewWorkspace {
             id: WorkspaceId::generate(),
@@ -252,7 +254,9 @@ impl LoadedServer {
     async fn start(stored: i64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("ticketd.db");
-        let fixture = Arc::new(provision(&db).await);
+        let store = SqliteStore::open(db.clone()).await.unwrap();
+        let fixture = Arc::new(provision(&store).await);
+        drop(store);
         let server = Server::start(&db).await;
         let stop = Arc::new(AtomicBool::new(false));
         let load = tokio::spawn(drive_replies(

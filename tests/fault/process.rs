@@ -25,19 +25,33 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts `ticketd serve` on `db` and waits until it answers.
+    /// Starts `ticketd serve` on the SQLite file `db` and waits until it
+    /// answers.
     pub async fn start(db: &Path) -> Self {
+        let database = format!("sqlite://{}", db.display());
+        let log_dir = db.parent().unwrap();
+        Self::start_on(
+            &database,
+            log_dir,
+            &["--rate-limit-per-minute", "100000000"],
+        )
+        .await
+    }
+
+    /// Starts `ticketd serve --database DATABASE ARGS`, logging into
+    /// `log_dir`, and waits until it answers.
+    pub async fn start_on(database: &str, log_dir: &Path, args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let log_path = db.with_extension(format!("{port}.log"));
+        let log_path = log_dir.join(format!("ticketd-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database", &format!("sqlite://{}", db.display())])
-            .args(["--rate-limit-per-minute", "100000000"])
+            .args(["--database", database])
+            .args(args)
             .env_remove("TICKETD_CONFIG")
             .env("TICKETD_LOG", "warn")
             .stdin(Stdio::null())
@@ -54,7 +68,8 @@ impl Server {
         server
     }
 
-    fn log(&self) -> String {
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
