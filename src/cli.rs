@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// Log format. Default: text
     #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// PostgreSQL connections this node keeps at most. Default: 16
+    #[arg(long, env = "TICKETD_DATABASE_POOL_SIZE", value_name = "N")]
+    pub database_pool_size: Option<usize>,
+    /// Milliseconds a request waits for a PostgreSQL connection before it
+    /// is answered with 503. Default: 2000
+    #[arg(long, env = "TICKETD_DATABASE_POOL_TIMEOUT_MS", value_name = "MS")]
+    pub database_pool_timeout_ms: Option<u64>,
 }
 
 /// `workspace` subcommands.
@@ -164,6 +171,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             request_timeout_secs: args.request_timeout_secs,
             max_body_bytes: args.max_body_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
+            database_pool_size: args.database_pool_size,
+            database_pool_timeout_ms: args.database_pool_timeout_ms,
             log_format: args.log_format,
             ..over
         };
@@ -409,7 +418,9 @@ fn derived_public_url(bound: SocketAddr) -> String {
 
 async fn serve(config: Config) -> Result<(), String> {
     let _log = crate::telemetry::init(config.log_format);
-    let store = store::open(&config.database).await.map_err(describe)?;
+    let store = store::open_with(&config.database, config.database_pool)
+        .await
+        .map_err(describe)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::rate_limit::RatePolicy;
 use crate::store::DatabaseUrl;
+use crate::store::postgres::PoolOptions;
 
 /// How log lines are written (to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -27,8 +28,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Database URL (`sqlite://PATH`).
+    /// Database URL (`sqlite://PATH` or `postgres://...`).
     pub database: Option<String>,
+    /// PostgreSQL connections this node keeps at most.
+    pub database_pool_size: Option<usize>,
+    /// Milliseconds a request waits for a PostgreSQL connection (or for a
+    /// new one to be made) before it is answered with 503.
+    pub database_pool_timeout_ms: Option<u64>,
     /// Address to listen on.
     pub listen: Option<String>,
     /// Base URL clients use to reach this server.
@@ -68,6 +74,10 @@ impl Settings {
     pub fn overridden_by(self, over: Settings) -> Settings {
         Settings {
             database: over.database.or(self.database),
+            database_pool_size: over.database_pool_size.or(self.database_pool_size),
+            database_pool_timeout_ms: over
+                .database_pool_timeout_ms
+                .or(self.database_pool_timeout_ms),
             listen: over.listen.or(self.listen),
             public_url: over.public_url.or(self.public_url),
             rate_limit_per_minute: over.rate_limit_per_minute.or(self.rate_limit_per_minute),
@@ -87,6 +97,8 @@ impl Settings {
 pub struct Config {
     /// Where the data lives.
     pub database: DatabaseUrl,
+    /// The connection pool, for a PostgreSQL database.
+    pub database_pool: PoolOptions,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Base URL clients reach the server at; `None` to derive it from the
@@ -117,6 +129,19 @@ impl Config {
             Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("database: {error}"))?,
             None => DatabaseUrl::default_sqlite(),
         };
+        let defaults = PoolOptions::default();
+        let max_connections = settings
+            .database_pool_size
+            .unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err("database_pool_size must be at least 1".into());
+        }
+        let acquire_timeout = settings
+            .database_pool_timeout_ms
+            .map_or(defaults.acquire_timeout, Duration::from_millis);
+        if acquire_timeout.is_zero() {
+            return Err("database_pool_timeout_ms must be at least 1".into());
+        }
         let listen_text = settings.listen.as_deref().unwrap_or(Self::DEFAULT_LISTEN);
         let listen = listen_text.parse().map_err(|_| {
             format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")
@@ -149,6 +174,10 @@ impl Config {
         }
         Ok(Self {
             database,
+            database_pool: PoolOptions {
+                max_connections,
+                acquire_timeout,
+            },
             listen,
             public_url: settings
                 .public_url
@@ -172,6 +201,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -244,9 +274,33 @@ mod tests {
             .contains("rate_limit")
         );
         assert!(
+            bad(Settings {
+                database_pool_size: Some(0),
+                ..Settings::default()
+            })
+            .starts_with("database_pool_size")
+        );
+        assert!(
             toml::from_str::<Settings>("listne = \"x\"").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn the_postgres_pool_is_configurable() {
+        let file: Settings = toml::from_str(
+            "database = \"postgres://ticketd:secret@db/ticketd\"\ndatabase_pool_size = 32\ndatabase_pool_timeout_ms = 500",
+        )
+        .expect("valid TOML");
+        let config = Config::from_settings(file).expect("valid");
+        assert_eq!(
+            config.database_pool,
+            PoolOptions {
+                max_connections: 32,
+                acquire_timeout: Duration::from_millis(500),
+            }
+        );
+        assert!(!format!("{config:?}").contains("secret"));
     }
 
     #[test]
