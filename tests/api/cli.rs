@@ -1,8 +1,9 @@
 //! The `ticketd` binary: provisioning commands, `migrate`, and `serve` as a
-//! real process driven over HTTP (including the seed's curl example).
+//! real process driven over HTTP (including the seed's curl example), each
+//! on a fresh database of the module's backend.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,9 @@ use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority};
 use ticketd::core::time::Timestamp;
-use ticketd::store::Store;
-use ticketd::store::sqlite::SqliteStore;
+
+use super::BACKEND;
+use crate::helpers::{Backend, FreshDatabase};
 
 /// The seed's request example (seed 000), exactly as published.
 const SEED_CURL: &str = r#"curl -X POST "https://cloud.hostup.se/api/v2/support/tickets/tkt_01hxa3b4c5d6e7f8g9h0j1k2m3/messages" \
@@ -32,29 +34,28 @@ const SEED_TICKET: &str = "tkt_01hxa3b4c5d6e7f8g9h0j1k2m3";
 /// How long a server gets to start answering or to stop.
 const PROCESS_DEADLINE: Duration = Duration::from_secs(20);
 
-/// A scratch directory with a database file for the binary to use.
-struct Scratch {
-    dir: TempDir,
+/// A scratch directory to run the binary in, and a fresh database for it.
+pub(super) struct Scratch {
+    pub(super) dir: TempDir,
+    database: FreshDatabase,
 }
 
 impl Scratch {
-    fn new() -> Self {
-        Self {
+    /// `None` (the test is skipped) when the backend is unavailable here.
+    pub(super) fn new(backend: Backend) -> Option<Self> {
+        Some(Self {
             dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("t.db")
+            database: FreshDatabase::create_blocking(backend)?,
+        })
     }
 
     fn db_url(&self) -> String {
-        format!("sqlite://{}", self.db_path().display())
+        self.database.url()
     }
 
     /// `ticketd` run in the scratch directory with no `TICKETD_*` variables
     /// inherited, so only what a test passes configures it.
-    fn command(&self) -> Command {
+    pub(super) fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ticketd"));
         command.current_dir(self.dir.path());
         for (name, _) in std::env::vars_os() {
@@ -137,7 +138,7 @@ impl Scratch {
 /// Asserts a successful run that printed exactly one JSON line and nothing
 /// on stderr; returns the line parsed.
 #[track_caller]
-fn one_json_line(output: &Output, args: &[&str]) -> Value {
+pub(super) fn one_json_line(output: &Output, args: &[&str]) -> Value {
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -157,7 +158,7 @@ fn one_json_line(output: &Output, args: &[&str]) -> Value {
 /// Asserts a failed run with nothing on stdout and a message on stderr;
 /// returns the message.
 #[track_caller]
-fn refused(output: &Output, args: &[&str]) -> String {
+pub(super) fn refused(output: &Output, args: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert!(
@@ -313,7 +314,9 @@ impl Server {
 
 #[test]
 fn workspace_create_prints_the_workspace_as_one_json_line() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let before = Timestamp::now();
     let workspace = scratch.create_workspace("Acme Hosting");
     let after = Timestamp::now();
@@ -348,7 +351,9 @@ fn workspace_create_prints_the_workspace_as_one_json_line() {
 
 #[test]
 fn workspace_create_refuses_a_taken_code() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     scratch.create_workspace("Acme Hosting");
 
     let stderr = scratch.fails(&["workspace", "create", "--name", "Acme Hosting"]);
@@ -376,7 +381,9 @@ fn workspace_create_refuses_a_taken_code() {
 
 #[test]
 fn workspace_create_refuses_an_invalid_code() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     for code in ["lower", "A", "-LEADING", "HAS SPACE", "Acme"] {
         let code = format!("--code={code}");
         let stderr = scratch.fails(&["workspace", "create", "--name", "Acme", &code]);
@@ -392,7 +399,9 @@ fn workspace_create_refuses_an_invalid_code() {
 
 #[test]
 fn user_create_prints_the_user_as_one_json_line() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let workspace = scratch.create_workspace("Acme Hosting");
     let workspace_id = text(&workspace["id"]);
 
@@ -435,7 +444,9 @@ fn user_create_prints_the_user_as_one_json_line() {
 
 #[test]
 fn user_create_refuses_a_bad_role_or_workspace() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let workspace = scratch.create_workspace("Acme Hosting");
     let workspace_id = text(&workspace["id"]);
 
@@ -481,7 +492,9 @@ fn user_create_refuses_a_bad_role_or_workspace() {
 
 #[test]
 fn key_create_prints_the_token_once() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let workspace = scratch.create_workspace("Acme Hosting");
     let workspace_id = text(&workspace["id"]);
     let user = scratch.create_user(workspace_id, "customer", "Jane Example");
@@ -519,7 +532,9 @@ fn key_create_prints_the_token_once() {
 
 #[test]
 fn key_create_takes_scopes() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let workspace = scratch.create_workspace("Acme Hosting");
     let user = scratch.create_user(text(&workspace["id"]), "staff", "Sam Staff");
     let user_id = text(&user["id"]);
@@ -555,7 +570,9 @@ fn key_create_takes_scopes() {
 
 #[test]
 fn key_revoke_prints_the_revoked_key_without_a_token() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let workspace = scratch.create_workspace("Acme Hosting");
     let user = scratch.create_user(text(&workspace["id"]), "customer", "Jane Example");
     let key = scratch.create_key(text(&user["id"]));
@@ -598,21 +615,24 @@ fn key_revoke_prints_the_revoked_key_without_a_token() {
     assert!(stderr.contains("key_"), "{stderr}");
 }
 
+// That `migrate` creates a SQLite file is checked in `sqlite_file`.
 #[test]
 fn migrate_applies_each_migration_once() {
-    let scratch = Scratch::new();
-    assert!(!scratch.db_path().exists());
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     assert_eq!(
         scratch.json(&["migrate"]),
         json!({"applied": ["0001_initial.sql"]})
     );
-    assert!(scratch.db_path().exists());
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }
 
 #[test]
 fn database_url_comes_from_the_environment() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let env_run = |args: &[&str]| -> Output {
         scratch
             .command()
@@ -625,26 +645,27 @@ fn database_url_comes_from_the_environment() {
     let args = ["workspace", "create", "--name", "Acme Hosting"];
     let workspace = one_json_line(&env_run(&args), &args);
     assert_eq!(workspace["code"], "ACMEHOSTING");
-    assert!(scratch.db_path().exists(), "the env database was not used");
-    // The same database through --database: the code is taken there.
+    // The same database through --database: the code is taken there, so the
+    // environment's database was the one used.
     let stderr = scratch.fails(&args);
     assert!(stderr.contains("taken"), "{stderr}");
     let migrate = one_json_line(&env_run(&["migrate"]), &["migrate"]);
     assert_eq!(migrate, json!({"applied": []}));
 
-    // A flag beats the environment.
-    let elsewhere = scratch.dir.path().join("elsewhere.db");
+    // A flag beats the environment: the workspace is the first of another
+    // database.
+    let elsewhere = FreshDatabase::create_blocking(BACKEND).unwrap();
     let output = scratch
         .command()
         .env("TICKETD_DATABASE_URL", scratch.db_url())
         .arg("--database")
-        .arg(format!("sqlite://{}", elsewhere.display()))
+        .arg(elsewhere.url())
         .args(args)
         .output()
         .unwrap();
     let flagged = one_json_line(&output, &args);
     assert_eq!(flagged["numericId"], 1);
-    assert!(elsewhere.exists());
+    assert_eq!(flagged["code"], "ACMEHOSTING");
 }
 
 /// A workspace, customer "Jane Example" and their key, made with the CLI.
@@ -682,7 +703,9 @@ fn provision(scratch: &Scratch) -> Provisioned {
 
 #[tokio::test]
 async fn walkthrough_against_the_real_server() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let provisioned = provision(&scratch);
     let token = provisioned.customer_token.as_str();
     let mut server = scratch.serve().await;
@@ -781,7 +804,9 @@ async fn walkthrough_against_the_real_server() {
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let mut server = scratch.serve().await;
     let exit = server.terminate();
     assert!(exit.success(), "{exit}: {}", server.log());
@@ -789,9 +814,9 @@ async fn serve_stops_cleanly_on_sigterm() {
 }
 
 /// Opens the seed's ticket, with its exact id, for `customer`, writing to the
-/// database file the server uses.
-async fn insert_seed_ticket(db_path: &Path, provisioned: &Provisioned) {
-    let store = SqliteStore::open(db_path.to_path_buf()).await.unwrap();
+/// database the server uses.
+async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
+    let store = scratch.database.open().await;
     let actor = Actor {
         workspace_id: WorkspaceId::parse(&provisioned.workspace).unwrap(),
         user_id: UserId::parse(&provisioned.customer).unwrap(),
@@ -823,10 +848,12 @@ async fn seed_curl_example_works_verbatim() {
         "curl is not installed; this test runs the seed's curl example and needs it"
     );
 
-    let scratch = Scratch::new();
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
     let provisioned = provision(&scratch);
     let mut server = scratch.serve().await;
-    insert_seed_ticket(&scratch.db_path(), &provisioned).await;
+    insert_seed_ticket(&scratch, &provisioned).await;
 
     let command = format!(
         "{} -s -w '\\n%{{http_code}}'",

@@ -10,6 +10,7 @@ use ticketd::core::access::{Scope, Scopes};
 use ticketd::core::id::{RequestId, TicketId};
 use ticketd::rate_limit::RatePolicy;
 
+use super::BACKEND;
 use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser, provision_key};
 
 const TICKETS: &str = "/api/v2/support/tickets";
@@ -85,21 +86,27 @@ fn assert_no_rate_headers(response: &TestResponse) {
     }
 }
 
-/// A server allowing 3 requests at once per key, then one a second.
-async fn rate_limited_app() -> TestApp {
-    TestApp::spawn_with(TestOptions {
-        rate_limit: RatePolicy {
-            per_minute: 60,
-            burst: 3,
+/// A server allowing 3 requests at once per key, then one a second; `None`
+/// when the backend is unavailable here.
+async fn rate_limited_app() -> Option<TestApp> {
+    TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            rate_limit: RatePolicy {
+                per_minute: 60,
+                burst: 3,
+            },
+            ..Default::default()
         },
-        ..Default::default()
-    })
+    )
     .await
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_malformed_json() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     for body in [
@@ -125,7 +132,9 @@ async fn a_body_that_is_not_json_is_malformed_json() {
 
 #[tokio::test]
 async fn an_empty_body_is_malformed_json() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     for body in ["", "   \r\n"] {
@@ -143,7 +152,9 @@ async fn an_empty_body_is_malformed_json() {
 
 #[tokio::test]
 async fn invalid_utf8_is_malformed_json() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     for body in [
@@ -165,7 +176,9 @@ async fn invalid_utf8_is_malformed_json() {
 
 #[tokio::test]
 async fn a_body_that_is_not_an_object_is_invalid_type_at_the_root() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     for body in [
@@ -196,7 +209,9 @@ async fn a_body_that_is_not_an_object_is_invalid_type_at_the_root() {
 
 #[tokio::test]
 async fn a_body_without_a_json_content_type_is_unsupported() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
     let body = r#"{"message": "hi"}"#;
 
@@ -223,7 +238,9 @@ async fn a_body_without_a_json_content_type_is_unsupported() {
 
 #[tokio::test]
 async fn json_content_types_with_parameters_are_accepted() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     for content_type in [
@@ -245,11 +262,17 @@ async fn json_content_types_with_parameters_are_accepted() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_payload_too_large() {
-    let app = TestApp::spawn_with(TestOptions {
-        max_body_bytes: 2048,
-        ..Default::default()
-    })
-    .await;
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            max_body_bytes: 2048,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let path = thread(&app).await;
 
     let just_under = json!({"message": "x".repeat(2000)});
@@ -274,7 +297,9 @@ async fn a_body_over_the_limit_is_payload_too_large() {
 
 #[tokio::test]
 async fn an_unknown_route_is_a_not_found_problem() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
 
     for (method, path) in [
         (Method::GET, "/api/v2/nope"),
@@ -299,7 +324,9 @@ async fn an_unknown_route_is_a_not_found_problem() {
 
 #[tokio::test]
 async fn a_wrong_method_is_method_not_allowed_with_allow() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Methods").await;
     let ticket = format!("{TICKETS}/{}", ticket["id"].as_str().unwrap());
 
@@ -328,7 +355,9 @@ async fn a_wrong_method_is_method_not_allowed_with_allow() {
 
 #[tokio::test]
 async fn problem_types_resolve_to_pages_describing_the_code() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let response = app
         .get(
             &format!("{TICKETS}/{}", TicketId::generate()),
@@ -383,7 +412,9 @@ async fn problem_types_resolve_to_pages_describing_the_code() {
 
 #[tokio::test]
 async fn requests_over_the_burst_are_rate_limited() {
-    let app = rate_limited_app().await;
+    let Some(app) = rate_limited_app().await else {
+        return;
+    };
 
     // GCRA with a 1 s interval: each allowed request pushes the reset one
     // second further out, until the 3-request bucket is empty.
@@ -412,7 +443,9 @@ async fn requests_over_the_burst_are_rate_limited() {
 
 #[tokio::test]
 async fn rate_limits_are_per_key() {
-    let app = rate_limited_app().await;
+    let Some(app) = rate_limited_app().await else {
+        return;
+    };
     for _ in 0..3 {
         assert_eq!(app.get(TICKETS, &app.customer).await.status, StatusCode::OK);
     }
@@ -443,7 +476,9 @@ async fn rate_limits_are_per_key() {
 
 #[tokio::test]
 async fn every_authenticated_response_carries_rate_limit_headers() {
-    let app = rate_limited_app().await;
+    let Some(app) = rate_limited_app().await else {
+        return;
+    };
     let unknown_ticket = format!("{TICKETS}/{}", TicketId::generate());
 
     let not_found = app.get(&unknown_ticket, &app.customer).await;
@@ -499,7 +534,9 @@ async fn every_authenticated_response_carries_rate_limit_headers() {
 
 #[tokio::test]
 async fn health_probes_answer_without_authentication() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
 
     for (path, body) in [
         ("/healthz", json!({"status": "ok"})),
@@ -515,7 +552,9 @@ async fn health_probes_answer_without_authentication() {
 
 #[tokio::test]
 async fn every_response_has_a_unique_request_id() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     let responses: Vec<TestResponse> = vec![
@@ -558,7 +597,9 @@ async fn every_response_has_a_unique_request_id() {
 
 #[tokio::test]
 async fn problem_members_are_exactly_the_documented_ones() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let path = thread(&app).await;
 
     let plain = app

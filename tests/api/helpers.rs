@@ -1,4 +1,5 @@
-//! A real ticketd on a random port with a fresh database, and a client for it.
+//! A real ticketd on a random port with a fresh database of either backend,
+//! and a client for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +15,60 @@ use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::rate_limit::{InProcessRateLimiter, RatePolicy};
-use ticketd::store::Store;
-use ticketd::store::sqlite::SqliteStore;
+use ticketd::store::{DatabaseUrl, Store};
 use tokio::sync::oneshot;
+
+use crate::test_postgres::TestDatabase;
+
+/// The database a test module runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database of one backend, removed when dropped.
+#[derive(Debug)]
+pub enum FreshDatabase {
+    /// A file in a temporary directory.
+    Sqlite(TempDir),
+    /// A uniquely named database on the test server.
+    Postgres(TestDatabase),
+}
+
+impl FreshDatabase {
+    /// A new database; `None` when the backend is unavailable here (only an
+    /// unreachable PostgreSQL outside CI, which writes a notice saying so).
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::Sqlite(tempfile::tempdir().unwrap())),
+            Backend::Postgres => TestDatabase::create().await.map(Self::Postgres),
+        }
+    }
+
+    /// [`FreshDatabase::create`] for tests that are not async.
+    pub fn create_blocking(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::Sqlite(tempfile::tempdir().unwrap())),
+            Backend::Postgres => TestDatabase::create_blocking().map(Self::Postgres),
+        }
+    }
+
+    /// The URL to give `--database` or [`DatabaseUrl::parse`].
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite://{}", dir.path().join("ticketd.db").display()),
+            Self::Postgres(database) => database.url().to_owned(),
+        }
+    }
+
+    /// Opens the database as production does, from its URL.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        let url = DatabaseUrl::parse(&self.url())
+            .unwrap_or_else(|error| panic!("the test database's URL: {error}"));
+        ticketd::store::open(&url).await.unwrap()
+    }
+}
 
 /// A provisioned user and their API key.
 #[derive(Clone, Debug)]
@@ -66,10 +118,24 @@ pub struct TestApp {
     pub foreign_customer: TestUser,
     /// Staff of the second workspace.
     pub foreign_staff: TestUser,
-    /// Keeps the database directory alive for the server's lifetime.
-    _db_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The server's database; the last field, so it is removed only after
+    /// the server and the store are gone.
+    _database: FreshDatabase,
+}
+
+impl Drop for TestApp {
+    /// Stops a server the test did not [`TestApp::stop`], so that nothing
+    /// uses the database when it is removed.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
 }
 
 /// A response, read whole.
@@ -203,19 +269,17 @@ async fn provision_workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId 
 }
 
 impl TestApp {
-    /// A server with default test options.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(TestOptions::default()).await
+    /// A server with default test options on a fresh `backend` database;
+    /// `None` (the test is skipped) when the backend is unavailable here.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, TestOptions::default()).await
     }
 
-    /// A server with `options`, on a fresh SQLite database.
-    pub async fn spawn_with(options: TestOptions) -> Self {
-        let db_dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(db_dir.path().join("ticketd.db"))
-                .await
-                .unwrap(),
-        );
+    /// A server with `options` on a fresh `backend` database; `None` (the
+    /// test is skipped) when the backend is unavailable here.
+    pub async fn spawn_with(backend: Backend, options: TestOptions) -> Option<Self> {
+        let database = FreshDatabase::create(backend).await?;
+        let store = database.open().await;
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
@@ -248,7 +312,7 @@ impl TestApp {
         let server = tokio::spawn(ticketd::serve(listener, state, async move {
             let _ = stop.await;
         }));
-        Self {
+        Some(Self {
             base_url,
             client: reqwest::Client::new(),
             store,
@@ -259,10 +323,10 @@ impl TestApp {
             automation,
             foreign_customer,
             foreign_staff,
-            _db_dir: db_dir,
             shutdown: Some(shutdown),
             server: Some(server),
-        }
+            _database: database,
+        })
     }
 
     /// Sends a request; `body` as JSON when given.

@@ -5,10 +5,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestResponse, TestUser};
-use crate::tickets::{
+use super::BACKEND;
+use super::tickets::{
     expect, get_ticket, id_of, invalid_fields, pairs, ticket_path, timestamp, wait_for_clock_after,
 };
+use crate::helpers::{TestApp, TestResponse, TestUser};
 
 const STATUSES: [&str; 5] = [
     "open",
@@ -113,7 +114,9 @@ enum Outcome {
 #[tokio::test]
 async fn actions_follow_the_lifecycle_table() {
     use Outcome::{Moves, NoOp, Refused};
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let table = [
         ("open", "close", Moves("closed")),
         ("open", "reopen", NoOp),
@@ -193,7 +196,9 @@ async fn actions_follow_the_lifecycle_table() {
 
 #[tokio::test]
 async fn replies_follow_the_lifecycle_table() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     for from in &STATUSES[..4] {
         for (replier, to) in [
             (&app.customer, "open"),
@@ -225,7 +230,9 @@ async fn replies_follow_the_lifecycle_table() {
 
 #[tokio::test]
 async fn closed_tickets_refuse_replies_until_reopened() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let closed = ticket_in(&app, "closed").await;
     let id = id_of(&closed);
     for user in [&app.customer, &app.staff, &app.automation] {
@@ -259,7 +266,9 @@ async fn closed_tickets_refuse_replies_until_reopened() {
 
 #[tokio::test]
 async fn closing_a_closed_ticket_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Close me twice").await;
     let id = id_of(&ticket);
     let closed = act_ok(&app, id, "close", &app.customer).await;
@@ -277,7 +286,9 @@ async fn closing_a_closed_ticket_changes_nothing() {
 
 #[tokio::test]
 async fn reopening_an_open_ticket_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = ticket_in(&app, "closed").await;
     let id = id_of(&ticket);
     wait_for_clock_after(&ticket["updatedAt"]).await;
@@ -297,7 +308,9 @@ async fn reopening_an_open_ticket_changes_nothing() {
 
 #[tokio::test]
 async fn resolved_and_closed_timestamps_are_set_only_while_they_apply() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let mut last = app.open_ticket(&app.customer, "Timestamps").await;
     let id = &id_of(&last).to_owned();
     for (user, action, status) in [
@@ -342,7 +355,9 @@ async fn resolved_and_closed_timestamps_are_set_only_while_they_apply() {
 
 #[tokio::test]
 async fn customers_cannot_resolve_or_mark_in_progress() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app
         .open_ticket(&app.customer, "Let me resolve it myself")
         .await;
@@ -359,7 +374,9 @@ async fn customers_cannot_resolve_or_mark_in_progress() {
 
 #[tokio::test]
 async fn only_the_owner_and_agents_of_the_workspace_close_and_reopen() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Mine to close").await;
     let id = id_of(&ticket);
     let strangers = [
@@ -406,7 +423,9 @@ async fn only_the_owner_and_agents_of_the_workspace_close_and_reopen() {
 
 #[tokio::test]
 async fn action_bodies_must_be_empty_or_an_empty_object() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Bodies").await;
     let id = id_of(&ticket);
 
@@ -461,7 +480,9 @@ async fn action_bodies_must_be_empty_or_an_empty_object() {
 
 #[tokio::test]
 async fn replies_update_the_message_count_and_last_message_time() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Counting").await;
     let id = id_of(&ticket);
     assert_eq!(ticket["messageCount"], 1);

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use ticketd::core::id::{MessageId, TicketId};
 use ticketd::core::time::Timestamp;
 
+use super::BACKEND;
 use crate::helpers::{TestApp, TestResponse, TestUser};
 
 fn messages_path(ticket: &str) -> String {
@@ -83,7 +84,9 @@ fn assert_field_errors(response: &TestResponse, expected: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn a_reply_is_created_with_the_documented_shape() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     let response = post_reply(
@@ -132,7 +135,9 @@ async fn a_reply_is_created_with_the_documented_shape() {
 
 #[tokio::test]
 async fn the_sender_is_the_keys_user_for_every_role() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     for (user, role, name) in [
@@ -149,7 +154,9 @@ async fn the_sender_is_the_keys_user_for_every_role() {
 
 #[tokio::test]
 async fn the_location_header_gets_the_same_message() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     let response = post_reply(
@@ -176,7 +183,9 @@ async fn the_location_header_gets_the_same_message() {
 
 #[tokio::test]
 async fn a_ticket_number_works_in_place_of_its_id() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "By number").await;
     let number = ticket["number"].as_i64().unwrap();
 
@@ -214,7 +223,9 @@ async fn a_ticket_number_works_in_place_of_its_id() {
 
 #[tokio::test]
 async fn encrypted_replies_are_returned_and_stored_as_encrypted() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     let secret = created_reply(
@@ -258,7 +269,9 @@ async fn encrypted_replies_are_returned_and_stored_as_encrypted() {
 
 #[tokio::test]
 async fn markdown_replies_keep_their_body_format() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     let markdown = created_reply(
@@ -302,7 +315,9 @@ async fn markdown_replies_keep_their_body_format() {
 
 #[tokio::test]
 async fn text_is_stored_exactly_as_sent() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
     let text = "  Line one\r\nLine two\twith a tab 🎉 café 日本語\n\n  ";
 
@@ -328,7 +343,9 @@ async fn text_is_stored_exactly_as_sent() {
 
 #[tokio::test]
 async fn length_limits_count_characters_not_bytes() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     // 25,000 two-byte characters are 50,000 bytes but within the limit.
@@ -355,7 +372,9 @@ async fn length_limits_count_characters_not_bytes() {
 
 #[tokio::test]
 async fn a_nul_character_is_refused() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
 
     for text in ["a\u{0}b", "\u{0}", "trailing\u{0}"] {
@@ -370,7 +389,9 @@ async fn a_nul_character_is_refused() {
 
 #[tokio::test]
 async fn every_field_error_has_its_code_and_pointer() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
     let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
         (json!({}), vec![("/message", "missing_required")]),
@@ -477,7 +498,9 @@ async fn every_field_error_has_its_code_and_pointer() {
 
 #[tokio::test]
 async fn replying_to_a_ticket_the_caller_cannot_see_is_not_found() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Mine").await;
     let id = ticket["id"].as_str().unwrap();
     let number = ticket["number"].as_i64().unwrap().to_string();
@@ -517,7 +540,9 @@ async fn replying_to_a_ticket_the_caller_cannot_see_is_not_found() {
 
 #[tokio::test]
 async fn replying_to_a_ticket_that_does_not_exist_is_not_found() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     customer_ticket(&app).await;
     let unknown = TicketId::generate().to_string();
 
@@ -543,7 +568,9 @@ async fn replying_to_a_ticket_that_does_not_exist_is_not_found() {
 
 #[tokio::test]
 async fn getting_a_message_through_the_wrong_path_is_not_found() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
     let other_ticket = customer_ticket(&app).await;
     let message = created_reply(
@@ -593,7 +620,9 @@ async fn getting_a_message_through_the_wrong_path_is_not_found() {
 
 #[tokio::test]
 async fn messages_are_listed_oldest_first() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = customer_ticket(&app).await;
     let mut sent = vec![];
     for (user, text) in [

@@ -14,11 +14,12 @@ use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority};
 use ticketd::core::time::Timestamp;
 
-use crate::helpers::{TestApp, TestUser};
-use crate::tickets::{
+use super::BACKEND;
+use super::tickets::{
     TICKETS, expect, get_ticket, id_of, ids, invalid_fields, list, pairs, ticket_path,
     wait_for_clock_after,
 };
+use crate::helpers::{TestApp, TestUser};
 
 /// Joins a path and a query string (which may be empty).
 fn with_query(path: &str, query: &str) -> String {
@@ -115,7 +116,9 @@ fn reversed(ids: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn ticket_pages_run_from_the_most_recent_activity_back() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let newest_first = reversed(&open_in_order(&app, 7).await);
     for user in [&app.customer, &app.staff] {
         let pages = walk(&app, user, TICKETS, "limit=3").await;
@@ -137,7 +140,9 @@ async fn ticket_pages_run_from_the_most_recent_activity_back() {
 
 #[tokio::test]
 async fn message_pages_run_from_the_oldest_message_on() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let (ticket, messages) = thread_of(&app, 7).await;
     for user in [&app.customer, &app.staff, &app.automation] {
         let pages = walk(&app, user, &messages_path(&ticket), "limit=3").await;
@@ -159,7 +164,9 @@ async fn message_pages_run_from_the_oldest_message_on() {
 
 #[tokio::test]
 async fn a_status_filter_holds_across_pages() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let created = open_in_order(&app, 7).await;
     for n in [2, 5] {
         let closed = expect(
@@ -181,7 +188,9 @@ async fn a_status_filter_holds_across_pages() {
 
 #[tokio::test]
 async fn tickets_active_at_the_same_moment_are_paged_by_id() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     // Through the store, to give every ticket exactly the same time.
     let actor = Actor {
         workspace_id: app.workspace,
@@ -234,7 +243,9 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
 
 #[tokio::test]
 async fn pages_hold_25_items_unless_asked() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     // Opened back to back, many of these share a millisecond: the id breaks ties.
     let mut tickets = HashSet::new();
     for n in 1..=26 {
@@ -260,7 +271,9 @@ async fn pages_hold_25_items_unless_asked() {
 
 #[tokio::test]
 async fn limits_run_from_1_to_100() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let (ticket, _) = thread_of(&app, 2).await;
     app.open_ticket(&app.customer, "Another").await;
     for path in [TICKETS.to_owned(), messages_path(&ticket)] {
@@ -291,7 +304,9 @@ async fn limits_run_from_1_to_100() {
 
 #[tokio::test]
 async fn invalid_query_parameters_are_refused_with_every_error() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let (ticket, _) = thread_of(&app, 2).await;
     app.open_ticket(&app.customer, "Another").await;
     let cursor_of = |page: Value| page["nextCursor"].as_str().unwrap().to_owned();
@@ -375,7 +390,9 @@ async fn invalid_query_parameters_are_refused_with_every_error() {
 
 #[tokio::test]
 async fn activity_moves_a_ticket_to_the_front() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let created = open_in_order(&app, 3).await;
     let order = |positions: [usize; 3]| -> Vec<String> {
         positions.iter().map(|n| created[n - 1].clone()).collect()
@@ -433,7 +450,10 @@ async fn race_ticket_walk(app: Arc<TestApp>, passed: Option<String>) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tickets_opened_during_a_walk_neither_repeat_nor_hide_others() {
-    let app = Arc::new(TestApp::spawn().await);
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let app = Arc::new(app);
     let existing = open_in_order(&app, 7).await;
     let mut seen: Vec<Value> = Vec::new();
     let mut writers = Vec::new();
@@ -503,7 +523,10 @@ async fn race_message_walk(app: Arc<TestApp>, ticket: String) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replies_sent_during_a_walk_neither_repeat_nor_hide_others() {
-    let app = Arc::new(TestApp::spawn().await);
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let app = Arc::new(app);
     let (ticket, existing) = thread_of(&app, 7).await;
     let path = messages_path(&ticket);
     let mut seen = Vec::new();

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use ticketd::core::id::{TicketId, UserId};
 use ticketd::core::time::Timestamp;
 
+use super::BACKEND;
 use crate::helpers::{TestApp, TestResponse, TestUser};
 
 /// The ticket collection.
@@ -113,7 +114,9 @@ fn sorted(mut items: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn a_customer_opens_a_ticket_with_defaults() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let before = Timestamp::now();
     let response = app
         .post(
@@ -190,7 +193,9 @@ async fn a_customer_opens_a_ticket_with_defaults() {
 
 #[tokio::test]
 async fn a_customer_chooses_priority_format_and_encryption() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let choices = [
         ("low", "markdown", true),
         ("normal", "plain", false),
@@ -220,7 +225,9 @@ async fn a_customer_chooses_priority_format_and_encryption() {
 
 #[tokio::test]
 async fn text_at_the_length_limits_is_kept_exactly() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let cases = [
         ("é".repeat(200), "m".repeat(25_000)),
         ("  Spaces are kept  ".to_owned(), " \n body \n".to_owned()),
@@ -245,7 +252,9 @@ async fn text_at_the_length_limits_is_kept_exactly() {
 
 #[tokio::test]
 async fn tickets_are_numbered_from_one_in_each_workspace() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let mut numbers = Vec::new();
     for user in [&app.customer, &app.customer, &app.other_customer] {
         numbers.push(app.open_ticket(user, "Numbered").await["number"].clone());
@@ -282,7 +291,9 @@ async fn tickets_are_numbered_from_one_in_each_workspace() {
 
 #[tokio::test]
 async fn staff_and_automation_open_tickets_on_a_customers_behalf() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     for (agent, role) in [(&app.staff, "staff"), (&app.automation, "automation")] {
         let response = open_for(&app, agent, &app.customer.id, "Your invoice").await;
         let location = response.header("location").to_owned();
@@ -314,7 +325,9 @@ async fn staff_and_automation_open_tickets_on_a_customers_behalf() {
 
 #[tokio::test]
 async fn customers_cannot_open_tickets_for_anyone() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     for customer in [&app.other_customer.id, &app.customer.id] {
         open_for(&app, &app.customer, customer, "On behalf")
             .await
@@ -325,7 +338,9 @@ async fn customers_cannot_open_tickets_for_anyone() {
 
 #[tokio::test]
 async fn agents_must_name_a_customer_of_their_workspace() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let without_customer = json!({"subject": "No customer", "message": "Hello"});
     for agent in [&app.staff, &app.automation] {
         let response = app.post(TICKETS, agent, &without_customer).await;
@@ -375,7 +390,9 @@ async fn agents_must_name_a_customer_of_their_workspace() {
 
 #[tokio::test]
 async fn invalid_tickets_are_refused_with_every_field_error() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ok = |extra: Value| {
         let mut body = json!({"subject": "Subject", "message": "Message"});
         body.as_object_mut()
@@ -490,7 +507,9 @@ async fn invalid_tickets_are_refused_with_every_field_error() {
 
 #[tokio::test]
 async fn a_ticket_is_found_by_id_and_by_number() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let first = app.open_ticket(&app.customer, "First").await;
     let second = app.open_ticket(&app.customer, "Second").await;
     for ticket in [&first, &second] {
@@ -511,7 +530,9 @@ async fn a_ticket_is_found_by_id_and_by_number() {
 
 #[tokio::test]
 async fn only_the_owner_and_agents_of_the_workspace_see_a_ticket() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Mine").await;
     let foreign = app.open_ticket(&app.foreign_customer, "Theirs").await;
     let (id, foreign_id) = (id_of(&ticket), id_of(&foreign));
@@ -565,7 +586,9 @@ async fn only_the_owner_and_agents_of_the_workspace_see_a_ticket() {
 
 #[tokio::test]
 async fn malformed_and_unknown_ticket_ids_are_not_found() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let ticket = app.open_ticket(&app.customer, "Exists").await;
     let real = id_of(&ticket);
     let unknown_id = TicketId::generate().to_string();
@@ -608,7 +631,9 @@ async fn malformed_and_unknown_ticket_ids_are_not_found() {
 
 #[tokio::test]
 async fn each_role_lists_exactly_the_tickets_it_may_see() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     for user in [&app.customer, &app.staff, &app.foreign_staff] {
         assert_eq!(
             list(&app, TICKETS, user).await,
@@ -658,7 +683,9 @@ async fn each_role_lists_exactly_the_tickets_it_may_see() {
 
 #[tokio::test]
 async fn lists_filter_by_status() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
     let open = app.open_ticket(&app.customer, "Open").await;
     let johns_open = app.open_ticket(&app.other_customer, "John's open").await;
     let in_progress = app.open_ticket(&app.customer, "In progress").await;
