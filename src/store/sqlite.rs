@@ -60,13 +60,7 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|error| {
-                StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
-            })?;
-        }
-        let mut conn = Connection::open(&path).map_err(map_error)?;
-        configure(&conn, Role::Writer)?;
+        let mut conn = open_writer(&path)?;
         migrate::migrate(&mut conn)?;
         let restart = RestartFlag::default();
         let checkpointer = Checkpointer::start(&path, restart.clone())?;
@@ -88,10 +82,21 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub fn migrate(path: &Path) -> Result<Vec<&'static str>, StoreError> {
-        let mut conn = Connection::open(path).map_err(map_error)?;
-        configure(&conn, Role::Writer)?;
+        let mut conn = open_writer(path)?;
         migrate::migrate(&mut conn)
     }
+}
+
+/// Opens the database file as the writer, creating it and its directory.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|error| {
+            StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+        })?;
+    }
+    let conn = Connection::open(path).map_err(map_error)?;
+    configure(&conn, Role::Writer)?;
+    Ok(conn)
 }
 
 /// What a connection is for.

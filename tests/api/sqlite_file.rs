@@ -33,7 +33,14 @@ fn the_default_database_is_a_file_under_ticketd_data() {
     let scratch = Scratch::new(Backend::Sqlite).expect("SQLite is always available");
     let file = scratch.dir.path().join("ticketd-data").join("ticketd.db");
 
-    // No --database and no TICKETD_DATABASE_URL: the default applies.
+    // No --database and no TICKETD_DATABASE_URL: the default applies, and
+    // its directory is created by whichever command comes first.
+    let output = scratch.command().arg("migrate").output().unwrap();
+    assert_eq!(
+        one_json_line(&output, &["migrate"]),
+        json!({"applied": ["0001_initial.sql"]})
+    );
+    assert!(file.is_file(), "no database at {}", file.display());
     let args = ["workspace", "create", "--name", "Acme Hosting"];
     let output = scratch.command().args(args).output().unwrap();
     assert_eq!(one_json_line(&output, &args)["numericId"], 1);
