@@ -11,6 +11,8 @@
 mod postgres;
 mod private_postgres;
 mod process;
+#[path = "../shared/test_postgres.rs"]
+mod test_postgres;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -37,9 +39,11 @@ const CLIENTS: usize = 16;
 /// Tickets the replies spread over.
 const TICKETS: usize = 8;
 
-/// A provisioned database: tickets and the token of their (staff) owner side.
+/// A provisioned database: a customer's tickets, and tokens for the
+/// customer and for staff.
 struct Fixture {
     tickets: Vec<TicketId>,
+    customer_token: String,
     staff_token: String,
 }
 
@@ -74,17 +78,21 @@ async fn provision(store: &dyn Store) -> Fixture {
             name: name.into(),
         });
     }
-    let token = ApiToken::generate(KeyId::generate()).unwrap();
-    store
-        .create_api_key(NewApiKey {
-            id: token.key_id,
-            user_id: actors[1].user_id,
-            scopes: Scopes::all(),
-            secret_hash: token.secret_hash(),
-            created_at: Timestamp::now(),
-        })
-        .await
-        .unwrap();
+    let mut tokens = Vec::new();
+    for actor in &actors {
+        let token = ApiToken::generate(KeyId::generate()).unwrap();
+        store
+            .create_api_key(NewApiKey {
+                id: token.key_id,
+                user_id: actor.user_id,
+                scopes: Scopes::all(),
+                secret_hash: token.secret_hash(),
+                created_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        tokens.push(token.expose());
+    }
     let mut tickets = Vec::new();
     for i in 0..TICKETS {
         let new = NewTicket {
@@ -102,9 +110,11 @@ async fn provision(store: &dyn Store) -> Fixture {
         };
         tickets.push(store.create_ticket(&actors[0], new).await.unwrap().id);
     }
+    let staff_token = tokens.pop().unwrap();
     Fixture {
         tickets,
-        staff_token: token.expose(),
+        customer_token: tokens.pop().unwrap(),
+        staff_token,
     }
 }
 

@@ -1,14 +1,20 @@
-//! PostgreSQL faults: the database going away and coming back.
+//! PostgreSQL: the database going away and coming back, and several nodes
+//! sharing one database.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use ticketd::core::id::TicketId;
 use ticketd::store::DatabaseUrl;
+use tokio::task::JoinSet;
 
 use crate::private_postgres::PrivateCluster;
 use crate::process::Server;
 use crate::provision;
+use crate::test_postgres::TestDatabase;
 
 /// How long a request may take to fail while the database is down.
 const FAIL_FAST: Duration = Duration::from_secs(3);
@@ -149,4 +155,164 @@ async fn a_database_outage_is_a_fast_503_and_the_node_recovers_by_itself() {
         ["opening", "before the outage", "after the outage"],
         "the refused reply left no trace; the others are all there"
     );
+}
+
+/// POSTs `body` (if any) with `token`; returns the status and JSON body.
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let request = client.post(url).bearer_auth(token);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Two nodes on one database, driven at once: ticket numbers never
+/// collide, every thread's count matches its messages, and a close racing
+/// replies on the other node is the last word (no lost update, no reply
+/// after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_keep_numbers_threads_and_lifecycle_consistent() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let fixture = {
+        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
+            .await
+            .unwrap();
+        provision(store.as_ref()).await
+    };
+    let fixture = Arc::new(fixture);
+    let logs = tempfile::tempdir().unwrap();
+    let args = ["--rate-limit-per-minute", "100000000"];
+    let nodes = [
+        Server::start_on(database.url(), logs.path(), &args).await,
+        Server::start_on(database.url(), logs.path(), &args).await,
+    ];
+    let bases: Vec<String> = nodes.iter().map(|node| node.base_url.clone()).collect();
+    let client = reqwest::Client::new();
+
+    // Numbers: creations spread over both nodes, all at once.
+    const CREATIONS: usize = 32;
+    let mut creations = JoinSet::new();
+    for i in 0..CREATIONS {
+        let (client, base, fixture) = (client.clone(), bases[i % 2].clone(), Arc::clone(&fixture));
+        creations.spawn(async move {
+            let body = json!({ "subject": format!("Two nodes {i}"), "message": "hello" });
+            post(
+                &client,
+                format!("{base}/api/v2/support/tickets"),
+                &fixture.customer_token,
+                Some(body),
+            )
+            .await
+        });
+    }
+    let mut numbers = Vec::new();
+    while let Some(outcome) = creations.join_next().await {
+        let (status, ticket) = outcome.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        numbers.push(ticket["number"].as_i64().unwrap());
+    }
+    numbers.sort_unstable();
+    let first = i64::try_from(fixture.tickets.len()).unwrap() + 1;
+    let expected: Vec<i64> = (first..first + i64::try_from(CREATIONS).unwrap()).collect();
+    assert_eq!(numbers, expected, "numbers are unique and leave no gaps");
+
+    // Replies on both nodes racing a close on each ticket.
+    const REPLIES: usize = 6;
+    let mut writes = JoinSet::new();
+    for (t, ticket) in fixture.tickets.iter().copied().enumerate() {
+        for r in 0..=REPLIES {
+            let (client, fixture) = (client.clone(), Arc::clone(&fixture));
+            let base = bases[(t + r) % 2].clone();
+            let url = format!("{base}/api/v2/support/tickets/{ticket}");
+            writes.spawn(async move {
+                let outcome = if r == REPLIES / 2 {
+                    post(
+                        &client,
+                        format!("{url}/actions/close"),
+                        &fixture.staff_token,
+                        None,
+                    )
+                    .await
+                } else {
+                    // Customer and staff alternate, so replies move the status too.
+                    let token = if r % 2 == 0 {
+                        &fixture.customer_token
+                    } else {
+                        &fixture.staff_token
+                    };
+                    let body = json!({ "message": format!("reply {r}") });
+                    post(&client, format!("{url}/messages"), token, Some(body)).await
+                };
+                (ticket, r == REPLIES / 2, outcome)
+            });
+        }
+    }
+    let mut accepted: HashMap<TicketId, Vec<Value>> = HashMap::new();
+    while let Some(outcome) = writes.join_next().await {
+        let (ticket, is_close, (status, body)) = outcome.unwrap();
+        match (is_close, status) {
+            (true, StatusCode::OK) => assert_eq!(body["status"], "closed"),
+            (false, StatusCode::CREATED) => accepted.entry(ticket).or_default().push(body),
+            (false, StatusCode::BAD_REQUEST) => assert_eq!(body["code"], "ticket_closed", "{body}"),
+            _ => panic!("unexpected {status} for {ticket}: {body}"),
+        }
+    }
+
+    for ticket in &fixture.tickets {
+        let replies = accepted.remove(ticket).unwrap_or_default();
+        for base in &bases {
+            let url = format!("{base}/api/v2/support/tickets/{ticket}");
+            let (status, current) = get(&client, &url, &fixture.staff_token).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(
+                current["status"], "closed",
+                "the close is the last transition"
+            );
+            let count = usize::try_from(current["messageCount"].as_i64().unwrap()).unwrap();
+            assert_eq!(
+                count,
+                1 + replies.len(),
+                "messageCount counts every accepted reply"
+            );
+            let (_, thread) = get(
+                &client,
+                &format!("{url}/messages?limit=100"),
+                &fixture.staff_token,
+            )
+            .await;
+            let stored: Vec<&Value> = thread["data"].as_array().unwrap().iter().collect();
+            assert_eq!(
+                stored.len(),
+                count,
+                "messageCount matches the stored messages"
+            );
+            let closed_at = current["closedAt"].as_str().unwrap();
+            for reply in &replies {
+                assert!(
+                    stored.iter().any(|message| message["id"] == reply["id"]),
+                    "an acknowledged reply is stored"
+                );
+                assert!(
+                    reply["sentAt"].as_str().unwrap() <= closed_at,
+                    "no reply was accepted after the close"
+                );
+            }
+        }
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> (StatusCode, Value) {
+    let response = client.get(url).bearer_auth(token).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -469,6 +469,20 @@ pub async fn thread_times_never_run_backwards(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(ticket.updated_at, Timestamp::from_millis(5_000));
+    // An action whose request was timed before the last reply committed
+    // (it waited for the ticket) is dated no earlier than that reply.
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let closed = store
+        .apply_action(
+            &sam,
+            TicketRef::Id(opened.id),
+            TicketAction::Close,
+            Timestamp::from_millis(4_500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.closed_at, Some(Timestamp::from_millis(5_000)));
+    assert_eq!(closed.updated_at, Timestamp::from_millis(5_000));
 }
 
 pub async fn actions_follow_the_lifecycle(store: &Arc<dyn Store>) {

@@ -425,6 +425,8 @@ pub(super) async fn apply_action(
 ) -> Result<Ticket, StoreError> {
     let tx = client.transaction().await.map_err(map_error)?;
     let ticket = locate(&tx, actor, reference, Lock::ForUpdate).await?;
+    // Like a reply, an action never predates the thread's last message.
+    let at = at.max(ticket.last_message_at);
     if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
         execute(
             &tx,

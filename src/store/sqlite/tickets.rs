@@ -371,6 +371,8 @@ pub(super) fn apply_action(
     at: Timestamp,
 ) -> Result<Ticket, StoreError> {
     let ticket = locate(conn, actor, reference)?;
+    // Like a reply, an action never predates the thread's last message.
+    let at = at.max(ticket.last_message_at);
     if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
         conn.prepare_cached(
             "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
