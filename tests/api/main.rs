@@ -16,4 +16,5 @@ mod lifecycle;
 mod messages;
 mod openapi;
 mod pagination;
+mod rate_limit;
 mod tickets;
