@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -20,7 +19,7 @@ use crate::core::token::ApiToken;
 use crate::core::workspace::{
     ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
-use crate::rate_limit::InProcessRateLimiter;
+use crate::rate_limit::{self, RateLimitStore};
 use crate::store::{self, DatabaseUrl, StoreError};
 
 /// ticketd: self-hosted support tickets over an HTTP JSON API.
@@ -73,6 +72,13 @@ pub struct ServeArgs {
     /// Requests an API key may send at once. Default: the per-minute rate
     #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", value_name = "N")]
     pub rate_limit_burst: Option<u32>,
+    /// Where rate-limit state lives: `memory` (this process) or a
+    /// redis://HOST:PORT/DB URL shared by every node. Default: memory
+    #[arg(long, env = "TICKETD_RATE_LIMIT_URL", value_name = "URL")]
+    pub rate_limit_url: Option<String>,
+    /// Prefix of the rate limiter's Redis keys. Default: ticketd:rl:
+    #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", value_name = "PREFIX")]
+    pub rate_limit_key_prefix: Option<String>,
     /// Seconds a request may take before it is answered with 503. Default: 30
     #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
     pub request_timeout_secs: Option<u64>,
@@ -168,6 +174,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             public_url: args.public_url.clone(),
             rate_limit_per_minute: args.rate_limit_per_minute,
             rate_limit_burst: args.rate_limit_burst,
+            rate_limit_url: args.rate_limit_url.clone(),
+            rate_limit_key_prefix: args.rate_limit_key_prefix.clone(),
             request_timeout_secs: args.request_timeout_secs,
             max_body_bytes: args.max_body_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
@@ -434,12 +442,18 @@ async fn serve(config: Config) -> Result<(), String> {
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
     };
-    let state = AppState::new(
-        store,
-        Arc::new(InProcessRateLimiter::new(config.rate_limit)),
-        settings,
+    let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
+    let state = AppState::new(store, limiter, settings);
+    let rate_limiter = match &config.rate_limit_store {
+        RateLimitStore::Memory => "memory",
+        RateLimitStore::Redis { url, .. } => url.redacted(),
+    };
+    tracing::info!(
+        address = %bound,
+        database = %config.database.redacted(),
+        rate_limiter,
+        "ticketd listening"
     );
-    tracing::info!(address = %bound, database = %config.database.redacted(), "ticketd listening");
     crate::serve(listener, state, shutdown_signal())
         .await
         .map_err(|error| format!("server failed: {error}"))?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::rate_limit::RatePolicy;
+use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl, check_policy};
+use crate::rate_limit::{RateLimitStore, RatePolicy};
 use crate::store::DatabaseUrl;
 use crate::store::postgres::PoolOptions;
 
@@ -43,6 +44,10 @@ pub struct Settings {
     pub rate_limit_per_minute: Option<u32>,
     /// Requests per API key allowed at once.
     pub rate_limit_burst: Option<u32>,
+    /// Where rate-limit state lives: `memory` or a `redis://` URL.
+    pub rate_limit_url: Option<String>,
+    /// Prefix of the rate limiter's Redis keys.
+    pub rate_limit_key_prefix: Option<String>,
     /// Seconds a request may take.
     pub request_timeout_secs: Option<u64>,
     /// Largest request body in bytes.
@@ -82,6 +87,8 @@ impl Settings {
             public_url: over.public_url.or(self.public_url),
             rate_limit_per_minute: over.rate_limit_per_minute.or(self.rate_limit_per_minute),
             rate_limit_burst: over.rate_limit_burst.or(self.rate_limit_burst),
+            rate_limit_url: over.rate_limit_url.or(self.rate_limit_url),
+            rate_limit_key_prefix: over.rate_limit_key_prefix.or(self.rate_limit_key_prefix),
             request_timeout_secs: over.request_timeout_secs.or(self.request_timeout_secs),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             max_concurrent_requests: over
@@ -106,6 +113,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Per-key rate limit.
     pub rate_limit: RatePolicy,
+    /// Where the rate limiter keeps its state.
+    pub rate_limit_store: RateLimitStore,
     /// Longest a request may take.
     pub request_timeout: Duration,
     /// Largest request body in bytes.
@@ -160,6 +169,8 @@ impl Config {
         if per_minute == 0 || burst == 0 {
             return Err("rate_limit_per_minute and rate_limit_burst must be at least 1".into());
         }
+        let rate_limit = RatePolicy { per_minute, burst };
+        let rate_limit_store = rate_limit_store(&settings, rate_limit)?;
         let timeout = settings.request_timeout_secs.unwrap_or(30);
         if timeout == 0 {
             return Err("request_timeout_secs must be at least 1".into());
@@ -182,13 +193,40 @@ impl Config {
             public_url: settings
                 .public_url
                 .map(|url| url.trim_end_matches('/').to_owned()),
-            rate_limit: RatePolicy { per_minute, burst },
+            rate_limit,
+            rate_limit_store,
             request_timeout: Duration::from_secs(timeout),
             max_body_bytes,
             max_concurrent_requests,
             log_format: settings.log_format.unwrap_or_default(),
         })
     }
+}
+
+/// The limiter's store: in memory unless `rate_limit_url` names a Redis
+/// server (`memory` says so explicitly, to override a file's URL).
+fn rate_limit_store(settings: &Settings, policy: RatePolicy) -> Result<RateLimitStore, String> {
+    let url = match settings.rate_limit_url.as_deref().map(str::trim) {
+        None | Some("memory") => return Ok(RateLimitStore::Memory),
+        Some(url) => RedisUrl::parse(url).map_err(|error| format!("rate_limit_url: {error}"))?,
+    };
+    check_policy(policy).map_err(|error| format!("rate_limit_burst: {error}"))?;
+    let key_prefix = settings
+        .rate_limit_key_prefix
+        .clone()
+        .unwrap_or_else(|| RedisRateLimiter::DEFAULT_KEY_PREFIX.to_owned());
+    if key_prefix.is_empty()
+        || key_prefix.len() > 100
+        || key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(
+            "rate_limit_key_prefix must be 1 to 100 bytes without spaces or control characters"
+                .into(),
+        );
+    }
+    Ok(RateLimitStore::Redis { url, key_prefix })
 }
 
 impl fmt::Debug for Config {
@@ -198,6 +236,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_store", &self.rate_limit_store)
             .field("request_timeout", &self.request_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
@@ -301,6 +340,99 @@ mod tests {
             }
         );
         assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn the_rate_limiter_is_in_memory_unless_a_redis_url_is_given() {
+        let config = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(config.rate_limit_store, RateLimitStore::Memory);
+
+        let file: Settings = toml::from_str(
+            "rate_limit_url = \"redis://10.0.0.5:6379/2\"\nrate_limit_key_prefix = \"acme:\"",
+        )
+        .expect("valid TOML");
+        let config = Config::from_settings(file.clone()).expect("valid");
+        let RateLimitStore::Redis { url, key_prefix } = &config.rate_limit_store else {
+            panic!("expected Redis: {config:?}");
+        };
+        assert_eq!(url.redacted(), "redis://10.0.0.5:6379/2");
+        assert_eq!(key_prefix, "acme:");
+
+        let default_prefix = Config::from_settings(Settings {
+            rate_limit_url: Some("redis://127.0.0.1".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert!(matches!(
+            default_prefix.rate_limit_store,
+            RateLimitStore::Redis { ref key_prefix, .. } if key_prefix == "ticketd:rl:"
+        ));
+
+        // A later layer can switch a file's Redis limiter back off.
+        let env = Settings {
+            rate_limit_url: Some("memory".into()),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.overridden_by(env)).expect("valid");
+        assert_eq!(config.rate_limit_store, RateLimitStore::Memory);
+    }
+
+    #[test]
+    fn invalid_rate_limiter_settings_are_named_without_echoing_secrets() {
+        let bad = |url: &str, prefix: Option<&str>, burst: Option<u32>| {
+            Config::from_settings(Settings {
+                rate_limit_url: Some(url.into()),
+                rate_limit_key_prefix: prefix.map(str::to_owned),
+                rate_limit_per_minute: Some(1),
+                rate_limit_burst: burst,
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default()
+        };
+        for url in [
+            "mysql://user:hunter2@db",
+            "redis://user:hunter2@host:notaport",
+            "redis://user:hunter2@host/notadb",
+            "hunter2",
+        ] {
+            let error = bad(url, None, None);
+            assert!(error.starts_with("rate_limit_url: "), "{url}: {error}");
+            assert!(!error.contains("hunter2"), "{url}: {error}");
+        }
+        assert!(bad("rediss://host", None, None).contains("TLS"));
+        for prefix in ["", "has space:", "tab\t"] {
+            assert!(
+                bad("redis://host", Some(prefix), None).starts_with("rate_limit_key_prefix"),
+                "{prefix:?}"
+            );
+        }
+        // One a minute with a burst of 100,000: 69 days to refill.
+        assert!(bad("redis://host", None, Some(100_000)).starts_with("rate_limit_burst"));
+        assert!(bad("redis://host", None, Some(50_000)).is_empty());
+    }
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let config = Config::from_settings(Settings {
+            rate_limit_url: Some("redis://ticketd:hunter2@cache.internal:6380/1".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("redis://ticketd:***@cache.internal:6380/1"),
+            "{debug}"
+        );
+
+        let unix =
+            RedisUrl::parse("redis+unix:///run/redis.sock?db=2&pass=hunter2").expect("valid");
+        assert_eq!(
+            unix.redacted(),
+            "redis+unix:///run/redis.sock?db=2&pass=***"
+        );
+        assert!(!format!("{unix:?}").contains("hunter2"));
     }
 
     #[test]

@@ -2,16 +2,21 @@
 //! token bucket that keeps one timestamp per key.
 //!
 //! A key may send `burst` requests at once and then one every
-//! `60 s / per_minute`. [`RateLimiter`] is a trait so that a limiter shared
-//! by several nodes can replace the in-process default.
+//! `60 s / per_minute`. [`RateLimiter`] is a trait with two implementations:
+//! [`InProcessRateLimiter`] (the default, for one node) and
+//! [`redis::RedisRateLimiter`], whose state several nodes share. [`open`]
+//! picks one from the configured [`RateLimitStore`].
+
+pub mod redis;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::core::id::KeyId;
+use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl};
 
 /// How fast keys may send requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,12 @@ impl RatePolicy {
 
     fn interval(self) -> Duration {
         Duration::from_secs(60) / self.per_minute.max(1)
+    }
+
+    /// How far ahead of now a key's theoretical arrival time may run: the
+    /// time a full bucket takes to refill.
+    fn capacity(self) -> Duration {
+        self.interval() * self.burst.max(1)
     }
 }
 
@@ -58,7 +69,64 @@ pub struct RateLimitUnavailable(pub String);
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Counts one request by `key` and says whether it is allowed.
+    ///
+    /// # Errors
+    /// [`RateLimitUnavailable`] when the state cannot be reached in time; the
+    /// request must then be refused (the API answers 503).
     async fn check(&self, key: KeyId) -> Result<RateDecision, RateLimitUnavailable>;
+
+    /// Whether [`check`](Self::check) can currently decide; for `/readyz`.
+    ///
+    /// # Errors
+    /// [`RateLimitUnavailable`] when a shared backend does not answer.
+    async fn check_ready(&self) -> Result<(), RateLimitUnavailable> {
+        Ok(())
+    }
+}
+
+/// Where the rate limiter keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RateLimitStore {
+    /// In this process's memory: each node enforces the limit on its own.
+    #[default]
+    Memory,
+    /// In Redis: every node using the same server and key prefix enforces
+    /// one limit per key together.
+    Redis {
+        /// The server.
+        url: RedisUrl,
+        /// Prepended to the key id to form the Redis key.
+        key_prefix: String,
+    },
+}
+
+/// The limiter `store` describes, enforcing `policy`. A Redis limiter
+/// connects lazily: an unreachable server is logged here, shows on
+/// `/readyz`, and is retried on every later request.
+///
+/// # Errors
+/// A message when the Redis limiter cannot be built (its URL or `policy` is
+/// not usable), never when the server is merely unreachable.
+pub async fn open(
+    store: &RateLimitStore,
+    policy: RatePolicy,
+) -> Result<Arc<dyn RateLimiter>, String> {
+    match store {
+        RateLimitStore::Memory => Ok(Arc::new(InProcessRateLimiter::new(policy))),
+        RateLimitStore::Redis { url, key_prefix } => {
+            let limiter =
+                RedisRateLimiter::open(url, key_prefix, policy, RedisRateLimiter::DEFAULT_TIMEOUT)
+                    .await?;
+            if let Err(error) = limiter.check_ready().await {
+                tracing::warn!(
+                    redis = %url.redacted(),
+                    %error,
+                    "the shared rate limiter is unreachable; authenticated requests get 503 until it answers"
+                );
+            }
+            Ok(Arc::new(limiter))
+        }
+    }
 }
 
 /// One GCRA step. `tat` is the key's theoretical arrival time (`None` for a
@@ -66,7 +134,7 @@ pub trait RateLimiter: Send + Sync + 'static {
 /// Returns the decision and the new `tat` to store.
 pub fn gcra(policy: RatePolicy, tat: Option<Duration>, now: Duration) -> (RateDecision, Duration) {
     let interval = policy.interval();
-    let capacity = interval * policy.burst.max(1);
+    let capacity = policy.capacity();
     let start = tat.map_or(now, |tat| tat.max(now));
     let next_tat = start + interval;
     let backlog = next_tat - now;

@@ -2,8 +2,9 @@
 //!
 //! [`authenticate`] runs before every support API handler: it resolves the
 //! bearer token to a [`Principal`] (401 otherwise), charges the key's rate
-//! limit (429 over it) and stamps the `X-RateLimit-*` headers on whatever
-//! the handler answers. Handlers then state the scope they need in their
+//! limit (429 over it; 503 with `Retry-After` when a shared limiter cannot
+//! decide) and stamps the `X-RateLimit-*` headers on whatever the handler
+//! answers. Handlers then state the scope they need in their
 //! signature with [`Authed`], which answers 403 when the key lacks it.
 
 use std::marker::PhantomData;
@@ -39,6 +40,8 @@ pub async fn authenticate(
 
     let decision = match state.limiter.check(principal.key_id).await {
         Ok(decision) => decision,
+        // Refuse rather than let the key through unlimited: an unreachable
+        // shared limiter must not switch the limit off on every node.
         Err(error) => return ApiError::unavailable(error.to_string()).into_response(),
     };
     let mut response = if decision.allowed {

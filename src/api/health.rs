@@ -29,19 +29,25 @@ pub async fn healthz() -> Result<Response, ApiError> {
     respond::json(StatusCode::OK, &HealthResponse { status: "ok" })
 }
 
-/// Readiness: the database answers, so requests can be served.
+/// Readiness: the database and the rate limiter's store answer, so
+/// requests can be served.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "Operations",
     responses(
         (status = 200, description = "Ready to serve.", body = HealthResponse),
-        (status = 503, description = "The database cannot be reached.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the shared rate limiter cannot be reached.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .store
+        .check_ready()
+        .await
+        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    state
+        .limiter
         .check_ready()
         .await
         .map_err(|error| ApiError::unavailable(error.to_string()))?;

@@ -319,7 +319,8 @@ impl ApiError {
         }
     }
 
-    /// The 503 for a database that cannot be reached; `cause` is logged.
+    /// The 503 for a backing service (the database, a shared rate limiter)
+    /// that cannot be reached; `cause` is logged.
     pub fn unavailable(cause: impl Into<String>) -> Self {
         Self {
             cause: Some(cause.into()),

@@ -14,7 +14,7 @@ use ticketd::core::id::{KeyId, UserId, WorkspaceId};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
-use ticketd::rate_limit::{InProcessRateLimiter, RatePolicy};
+use ticketd::rate_limit::{self, RateLimitStore, RatePolicy};
 use ticketd::store::{DatabaseUrl, Store};
 use tokio::sync::oneshot;
 
@@ -83,6 +83,8 @@ pub struct TestUser {
 #[derive(Clone, Debug)]
 pub struct TestOptions {
     pub rate_limit: RatePolicy,
+    /// Where the limiter keeps its state (in memory unless a test says).
+    pub rate_limit_store: RateLimitStore,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
 }
@@ -94,6 +96,7 @@ impl Default for TestOptions {
                 per_minute: 1_000_000,
                 burst: 1_000_000,
             },
+            rate_limit_store: RateLimitStore::Memory,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
         }
@@ -303,11 +306,10 @@ impl TestApp {
             max_body_bytes: options.max_body_bytes,
             max_concurrent_requests: 1024,
         };
-        let state = AppState::new(
-            Arc::clone(&store),
-            Arc::new(InProcessRateLimiter::new(options.rate_limit)),
-            settings,
-        );
+        let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
+            .await
+            .unwrap();
+        let state = AppState::new(Arc::clone(&store), limiter, settings);
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ticketd::serve(listener, state, async move {
             let _ = stop.await;

@@ -33,6 +33,7 @@ mod sqlite {
     mod messages;
     mod openapi;
     mod pagination;
+    mod rate_limit;
     mod tickets;
 
     /// Tests of the SQLite file itself, which have no PostgreSQL counterpart.
@@ -50,6 +51,7 @@ mod postgres {
     mod messages;
     mod openapi;
     mod pagination;
+    mod rate_limit;
     mod tickets;
 }
 

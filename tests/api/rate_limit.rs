@@ -1,0 +1,260 @@
+//! The rate limiter shared through Redis, over HTTP: the same limits and
+//! headers as the in-process one, one limit per key across two servers,
+//! and a 503 with `Retry-After` when Redis cannot be reached.
+//!
+//! Tests that need Redis use `TICKETD_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379/0`) under a key prefix of their own, deleted at
+//! the end. Without Redis they fail under CI and are skipped, loudly,
+//! elsewhere.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use reqwest::StatusCode;
+use ticketd::core::access::Scopes;
+use ticketd::core::id::KeyId;
+use ticketd::core::time::Timestamp;
+use ticketd::core::token::ApiToken;
+use ticketd::core::workspace::NewApiKey;
+use ticketd::rate_limit::redis::RedisUrl;
+use ticketd::rate_limit::{RateLimitStore, RatePolicy};
+
+use super::BACKEND;
+use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
+
+const TICKETS: &str = "/api/v2/support/tickets";
+
+fn test_url() -> String {
+    std::env::var("TICKETD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// A connection to the test Redis, or `None` after a skip line written
+/// straight to the terminal (past the harness's capture). Under CI a
+/// missing Redis fails the test instead.
+async fn redis_or_skip(test: &str) -> Option<MultiplexedConnection> {
+    let attempt = async {
+        let client = redis::Client::open(test_url())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok::<_, redis::RedisError>(connection)
+    };
+    let error = match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+        Ok(Ok(connection)) => return Some(connection),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    let url = RedisUrl::parse(&test_url()).unwrap();
+    let message = format!(
+        "Redis at {} is unreachable ({error}). Start it with: redis-server --daemonize yes \
+         --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no --dir /var/lib/redis \
+         --logfile /var/log/redis/ci.log",
+        url.redacted()
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {message} (CI is set, so this test fails instead of skipping)"
+    );
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {message}\n");
+    None
+}
+
+/// A Redis limiter store under a prefix no other test run uses.
+fn redis_store(url: &str) -> RateLimitStore {
+    RateLimitStore::Redis {
+        url: RedisUrl::parse(url).unwrap(),
+        key_prefix: format!("ticketd-test:{}:", ulid::Ulid::new()),
+    }
+}
+
+async fn delete_keys(redis: &mut MultiplexedConnection, store: &RateLimitStore) {
+    let RateLimitStore::Redis { key_prefix, .. } = store else {
+        return;
+    };
+    let mut cursor = 0_u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{key_prefix}*"))
+            .query_async(redis)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(redis)
+                .await
+                .unwrap();
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// A server allowing 3 requests at once per key, then one a second; `None`
+/// when the backend is unavailable here.
+async fn spawn(store: &RateLimitStore) -> Option<TestApp> {
+    TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            rate_limit: RatePolicy {
+                per_minute: 60,
+                burst: 3,
+            },
+            rate_limit_store: store.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The `X-RateLimit-*` headers as (limit, remaining, reset).
+#[track_caller]
+fn rate_headers(response: &TestResponse) -> (&str, &str, &str) {
+    (
+        response.header("x-ratelimit-limit"),
+        response.header("x-ratelimit-remaining"),
+        response.header("x-ratelimit-reset"),
+    )
+}
+
+#[tokio::test]
+async fn an_unreachable_shared_limiter_answers_503_with_retry_after() {
+    // Nothing listens on port 1: every connection is refused.
+    let Some(app) = spawn(&redis_store("redis://127.0.0.1:1/0")).await else {
+        return;
+    };
+
+    let refused = app.get(TICKETS, &app.customer).await;
+    let problem = refused.assert_problem(503, "service_unavailable");
+    assert_eq!(problem["instance"], TICKETS);
+    assert_eq!(
+        problem["detail"],
+        "The service is temporarily unavailable. Retry later."
+    );
+    assert_eq!(refused.header("retry-after"), "1");
+    assert!(
+        refused.headers.get("x-ratelimit-limit").is_none(),
+        "{:?}",
+        refused.headers
+    );
+
+    // Authentication still comes first.
+    let anonymous = app
+        .send(app.client.get(app.url(TICKETS)))
+        .await
+        .assert_problem(401, "unauthorized")
+        .clone();
+    assert_eq!(anonymous["instance"], TICKETS);
+
+    let not_ready = app.send(app.client.get(app.url("/readyz"))).await;
+    not_ready.assert_problem(503, "service_unavailable");
+    assert_eq!(not_ready.header("retry-after"), "1");
+    let alive = app.send(app.client.get(app.url("/healthz"))).await;
+    assert_eq!(alive.status, StatusCode::OK, "{}", alive.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_shared_limiter_answers_like_the_in_process_one() {
+    let test = "a_shared_limiter_answers_like_the_in_process_one";
+    let Some(mut redis) = redis_or_skip(test).await else {
+        return;
+    };
+    let store = redis_store(&test_url());
+    let Some(app) = spawn(&store).await else {
+        return;
+    };
+
+    let ready = app.send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["status"], "ready");
+
+    // The same figures as errors::requests_over_the_burst_are_rate_limited.
+    for (remaining, reset) in [("2", "1"), ("1", "2"), ("0", "3")] {
+        let response = app.get(TICKETS, &app.customer).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+        assert_eq!(rate_headers(&response), ("3", remaining, reset));
+    }
+    let refused = app.get(TICKETS, &app.customer).await;
+    assert_eq!(
+        refused.assert_problem(429, "rate_limit_exceeded")["instance"],
+        TICKETS
+    );
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(rate_headers(&refused), ("3", "0", "3"));
+
+    // Another key has a bucket of its own.
+    let staff = app.get(TICKETS, &app.staff).await;
+    assert_eq!(staff.status, StatusCode::OK, "{}", staff.text);
+    assert_eq!(rate_headers(&staff), ("3", "2", "1"));
+
+    app.stop().await;
+    delete_keys(&mut redis, &store).await;
+}
+
+#[tokio::test]
+async fn two_servers_sharing_redis_enforce_one_limit_per_key() {
+    let test = "two_servers_sharing_redis_enforce_one_limit_per_key";
+    let Some(mut redis) = redis_or_skip(test).await else {
+        return;
+    };
+    let store = redis_store(&test_url());
+    let (Some(first), Some(second)) = (spawn(&store).await, spawn(&store).await) else {
+        return;
+    };
+    let nodes = [first, second];
+
+    // One API key known to both servers, as if they shared one database.
+    let token = ApiToken::generate(KeyId::generate()).unwrap();
+    let mut users = Vec::new();
+    for node in &nodes {
+        node.store
+            .create_api_key(NewApiKey {
+                id: token.key_id,
+                user_id: node.customer.id,
+                scopes: Scopes::all(),
+                secret_hash: token.secret_hash(),
+                created_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        users.push(TestUser {
+            key_id: token.key_id,
+            token: token.expose(),
+            ..node.customer.clone()
+        });
+    }
+
+    let mut answers = Vec::new();
+    for turn in 0..6 {
+        let node = turn % 2;
+        let response = nodes[node].get(TICKETS, &users[node]).await;
+        answers.push((
+            node,
+            response.status.as_u16(),
+            response.header("x-ratelimit-remaining").to_owned(),
+        ));
+    }
+    assert_eq!(
+        answers,
+        [
+            (0, 200, "2".to_owned()),
+            (1, 200, "1".to_owned()),
+            (0, 200, "0".to_owned()),
+            (1, 429, "0".to_owned()),
+            (0, 429, "0".to_owned()),
+            (1, 429, "0".to_owned()),
+        ]
+    );
+
+    for node in nodes {
+        node.stop().await;
+    }
+    delete_keys(&mut redis, &store).await;
+}
