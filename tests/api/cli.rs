@@ -1,5 +1,6 @@
 //! The `ticketd` binary: provisioning commands, `migrate`, and `serve` as a
-//! real process driven over HTTP (including the seed's curl example).
+//! real process driven over HTTP (including the seed's curl example). Its
+//! process helpers ([`Scratch`], [`Server`]) serve [`crate::transfer`] too.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -33,28 +34,28 @@ const SEED_TICKET: &str = "tkt_01hxa3b4c5d6e7f8g9h0j1k2m3";
 const PROCESS_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A scratch directory with a database file for the binary to use.
-struct Scratch {
-    dir: TempDir,
+pub(crate) struct Scratch {
+    pub(crate) dir: TempDir,
 }
 
 impl Scratch {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.dir.path().join("t.db")
     }
 
-    fn db_url(&self) -> String {
+    pub(crate) fn db_url(&self) -> String {
         format!("sqlite://{}", self.db_path().display())
     }
 
     /// `ticketd` run in the scratch directory with no `TICKETD_*` variables
     /// inherited, so only what a test passes configures it.
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ticketd"));
         command.current_dir(self.dir.path());
         for (name, _) in std::env::vars_os() {
@@ -66,7 +67,7 @@ impl Scratch {
     }
 
     /// Runs `ticketd --database <db> ARGS` to completion.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command()
             .arg("--database")
             .arg(self.db_url())
@@ -77,21 +78,21 @@ impl Scratch {
 
     /// Runs a command that must succeed and print one JSON line; returns it.
     #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         one_json_line(&self.run(args), args)
     }
 
     /// Runs a command that must fail; returns its stderr.
     #[track_caller]
-    fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         refused(&self.run(args), args)
     }
 
-    fn create_workspace(&self, name: &str) -> Value {
+    pub(crate) fn create_workspace(&self, name: &str) -> Value {
         self.json(&["workspace", "create", "--name", name])
     }
 
-    fn create_user(&self, workspace: &str, role: &str, name: &str) -> Value {
+    pub(crate) fn create_user(&self, workspace: &str, role: &str, name: &str) -> Value {
         self.json(&[
             "user",
             "create",
@@ -104,12 +105,12 @@ impl Scratch {
         ])
     }
 
-    fn create_key(&self, user: &str) -> Value {
+    pub(crate) fn create_key(&self, user: &str) -> Value {
         self.json(&["key", "create", "--user", user])
     }
 
     /// Starts `ticketd serve` on a free port and waits until it answers.
-    async fn serve(&self) -> Server {
+    pub(crate) async fn serve(&self) -> Server {
         let port = free_port();
         let log_path = self.dir.path().join(format!("serve-{port}.log"));
         let log = File::create(&log_path).unwrap();
@@ -137,7 +138,7 @@ impl Scratch {
 /// Asserts a successful run that printed exactly one JSON line and nothing
 /// on stderr; returns the line parsed.
 #[track_caller]
-fn one_json_line(output: &Output, args: &[&str]) -> Value {
+pub(crate) fn one_json_line(output: &Output, args: &[&str]) -> Value {
     let stdout = String::from_utf8(output.stdout.clone()).unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -157,7 +158,7 @@ fn one_json_line(output: &Output, args: &[&str]) -> Value {
 /// Asserts a failed run with nothing on stdout and a message on stderr;
 /// returns the message.
 #[track_caller]
-fn refused(output: &Output, args: &[&str]) -> String {
+pub(crate) fn refused(output: &Output, args: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert!(
@@ -202,7 +203,7 @@ fn assert_timestamp(value: &Value) {
     );
 }
 
-fn text(value: &Value) -> &str {
+pub(crate) fn text(value: &Value) -> &str {
     value
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value}"))
@@ -215,9 +216,9 @@ fn free_port() -> u16 {
 }
 
 /// A running `ticketd serve`; killed on drop unless it already exited.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
     log_path: PathBuf,
     client: reqwest::Client,
 }
@@ -232,7 +233,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
@@ -267,7 +268,7 @@ impl Server {
 
     /// Sends a request with a bearer token and an optional JSON body;
     /// returns the status and the body parsed (or `Null`).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -289,7 +290,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits, bounded, for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let kill = Command::new("kill")
             .args(["-TERM", &pid])

@@ -17,3 +17,4 @@ mod messages;
 mod openapi;
 mod pagination;
 mod tickets;
+mod transfer;
