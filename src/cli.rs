@@ -1,10 +1,14 @@
-//! The command line: `serve`, `migrate` and provisioning commands.
+//! The command line: `serve`, `migrate`, provisioning commands, and
+//! `export`/`import` of whole databases.
 //!
 //! Provisioning commands print the object they created as exactly one JSON
-//! line on stdout; errors go to stderr with a non-zero exit status.
+//! line on stdout (as do `import`, and `export` to a file); errors go to
+//! stderr with a non-zero exit status.
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -13,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::api::{ApiSettings, AppState};
 use crate::config::{Config, LogFormat, Settings};
 use crate::core::access::{Role, Scopes};
+use crate::core::dump::RecordCounts;
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::ApiToken;
@@ -20,7 +25,8 @@ use crate::core::workspace::{
     ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
 use crate::rate_limit::{self, RateLimitStore};
-use crate::store::{self, DatabaseUrl, StoreError};
+use crate::store::{self, DatabaseUrl, Store, StoreError};
+use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
 
 /// ticketd: self-hosted support tickets over an HTTP JSON API.
 #[derive(Debug, Parser)]
@@ -55,6 +61,27 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Write the whole database as a dump (JSON Lines), streaming.
+    Export(ExportArgs),
+    /// Load a dump into an empty database, keeping every id, number, time
+    /// and key digest.
+    Import(ImportArgs),
+}
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the dump; `-` for stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+}
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dump to read; `-` for stdin.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
 }
 
 /// Flags of `serve`.
@@ -192,6 +219,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Workspace(command) => workspace(&config.database, command).await,
         Command::User(command) => user(&config.database, command).await,
         Command::Key(command) => key(&config.database, command).await,
+        Command::Export(args) => export(&config.database, &args.output).await,
+        Command::Import(args) => import(&config.database, &args.input).await,
     }
 }
 
@@ -412,6 +441,88 @@ async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), String> 
             print_json(&KeyOutput::new(key, None))
         }
     }
+}
+
+/// `-` for a standard stream.
+fn is_std_stream(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Record counts as printed.
+fn counts_json(counts: RecordCounts) -> serde_json::Value {
+    serde_json::json!({
+        "workspaces": counts.workspaces,
+        "users": counts.users,
+        "apiKeys": counts.api_keys,
+        "tickets": counts.tickets,
+        "messages": counts.messages,
+    })
+}
+
+async fn export(database: &DatabaseUrl, output: &Path) -> Result<(), String> {
+    // Opening creates a missing database; exporting a misspelt path should
+    // fail instead of writing an empty dump.
+    if let DatabaseUrl::Sqlite(path) = database
+        && !path.exists()
+    {
+        return Err(format!("no database at {}", path.display()));
+    }
+    let store = store::open(database).await.map_err(describe)?;
+    if is_std_stream(output) {
+        let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout());
+        transfer::export(store.as_ref(), &mut stdout, EXPORT_PAGE_SIZE)
+            .await
+            .map_err(|error| error.to_string())?;
+        return Ok(());
+    }
+    let file = File::create(output)
+        .map_err(|error| format!("cannot create {}: {error}", output.display()))?;
+    let mut writer = BufWriter::with_capacity(1 << 16, file);
+    let counts = transfer::export(store.as_ref(), &mut writer, EXPORT_PAGE_SIZE)
+        .await
+        .map_err(|error| error.to_string())?;
+    writer
+        .into_inner()
+        .map_err(|error| error.into_error())
+        .and_then(|file| file.sync_all())
+        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
+    print_json(&serde_json::json!({ "exported": counts_json(counts) }))
+}
+
+async fn import(database: &DatabaseUrl, input: &Path) -> Result<(), String> {
+    let open = || {
+        File::open(input)
+            .map(|file| BufReader::with_capacity(1 << 16, file))
+            .map_err(|error| format!("cannot open {}: {error}", input.display()))
+    };
+    // Open the dump before the database, which opening would create.
+    let file = if is_std_stream(input) {
+        None
+    } else {
+        Some(open()?)
+    };
+    let store = store::open(database).await.map_err(describe)?;
+    let store: &dyn Store = store.as_ref();
+    if !store.is_empty().await.map_err(describe)? {
+        return Err(format!(
+            "{} is not empty: import only into a new, empty database",
+            database.redacted()
+        ));
+    }
+    let counts = match file {
+        None => {
+            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+            transfer::import(store, stdin, Batching::default()).await
+        }
+        Some(file) => {
+            // A file is read twice: checked whole first, so that a truncated
+            // or malformed dump is refused before anything is written.
+            transfer::check(file).map_err(|error| error.to_string())?;
+            transfer::import(store, open()?, Batching::default()).await
+        }
+    }
+    .map_err(|error| error.to_string())?;
+    print_json(&serde_json::json!({ "imported": counts_json(counts) }))
 }
 
 /// The URL clients use when none is configured: the bound address, with a

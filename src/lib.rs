@@ -10,6 +10,7 @@ pub mod core;
 pub mod rate_limit;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 use std::future::Future;
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::core::access::{Actor, Principal};
+use crate::core::dump::{ExportCursor, Record, RecordKind};
 use crate::core::id::{KeyId, MessageId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
 use crate::core::message::{Message, NewMessage};
@@ -132,6 +133,37 @@ pub trait Store: Send + Sync + 'static {
         action: TicketAction,
         at: Timestamp,
     ) -> Result<Ticket, StoreError>;
+
+    /// Whether the database holds no workspaces, users, API keys, tickets or
+    /// messages (a database that may be the target of an import).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Up to `limit` records of `kind`, every column of their rows, in dump
+    /// order, starting after `after` (from [`Record::cursor`] of the last
+    /// record of the previous page) or at the first. Fewer than `limit`
+    /// records means the kind is done.
+    ///
+    /// Keyset paging: workspaces by `numeric_id`; users, keys and tickets by
+    /// `id`; messages by `(ticket_id, seq)`. Ids compare bytewise as their
+    /// lowercase text (on PostgreSQL: `COLLATE "C"`), so every backend lists
+    /// the same data in the same order. Each page is its own read; a
+    /// consistent dump needs a database nobody writes to meanwhile.
+    /// `Other` if `after` is a cursor of another kind.
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Inserts `records` (in dump order, so parents come first) exactly as
+    /// given, in one transaction: ids, numbers, times and key digests are
+    /// kept, nothing is derived or checked beyond the schema's constraints.
+    /// Afterwards new workspaces, tickets and messages are numbered after
+    /// the imported ones (a backend with sequences advances them).
+    /// `Conflict` on a duplicate key or a missing parent, and then nothing
+    /// of the batch is kept.
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError>;
 }
 
 /// Where the data lives, parsed from `--database`.

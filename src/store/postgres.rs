@@ -12,6 +12,7 @@ mod migrate;
 mod provisioning;
 mod rows;
 mod tickets;
+mod transfer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::core::access::Actor;
+use crate::core::dump::{ExportCursor, Record, RecordKind};
 use crate::core::id::{KeyId, MessageId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
@@ -278,5 +280,25 @@ impl Store for PostgresStore {
     ) -> Result<Ticket, StoreError> {
         let mut client = self.client().await?;
         tickets::apply_action(&mut client, actor, ticket, action, at).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        transfer::is_empty(&client).await
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let client = self.client().await?;
+        transfer::export_page(&client, kind, after, limit).await
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        transfer::import_records(&mut client, &records).await
     }
 }

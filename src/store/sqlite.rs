@@ -12,6 +12,7 @@ mod provisioning;
 mod readers;
 mod rows;
 mod tickets;
+mod transfer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::core::access::Actor;
+use crate::core::dump::{ExportCursor, Record, RecordKind};
 use crate::core::id::{KeyId, MessageId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
@@ -305,6 +307,26 @@ impl Store for SqliteStore {
         let actor = actor.clone();
         self.writer
             .write(move |conn| tickets::apply_action(conn, &actor, ticket, action, at))
+            .await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.readers.read(transfer::is_empty)
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.readers
+            .read(|conn| transfer::export_page(conn, kind, after, limit))
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| transfer::import_records(conn, &records))
             .await
     }
 }

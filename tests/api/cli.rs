@@ -49,7 +49,7 @@ impl Scratch {
         })
     }
 
-    fn db_url(&self) -> String {
+    pub(super) fn db_url(&self) -> String {
         self.database.url()
     }
 
@@ -67,7 +67,7 @@ impl Scratch {
     }
 
     /// Runs `ticketd --database <db> ARGS` to completion.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(super) fn run(&self, args: &[&str]) -> Output {
         self.command()
             .arg("--database")
             .arg(self.db_url())
@@ -78,21 +78,21 @@ impl Scratch {
 
     /// Runs a command that must succeed and print one JSON line; returns it.
     #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
+    pub(super) fn json(&self, args: &[&str]) -> Value {
         one_json_line(&self.run(args), args)
     }
 
     /// Runs a command that must fail; returns its stderr.
     #[track_caller]
-    fn fails(&self, args: &[&str]) -> String {
+    pub(super) fn fails(&self, args: &[&str]) -> String {
         refused(&self.run(args), args)
     }
 
-    fn create_workspace(&self, name: &str) -> Value {
+    pub(super) fn create_workspace(&self, name: &str) -> Value {
         self.json(&["workspace", "create", "--name", name])
     }
 
-    fn create_user(&self, workspace: &str, role: &str, name: &str) -> Value {
+    pub(super) fn create_user(&self, workspace: &str, role: &str, name: &str) -> Value {
         self.json(&[
             "user",
             "create",
@@ -105,12 +105,12 @@ impl Scratch {
         ])
     }
 
-    fn create_key(&self, user: &str) -> Value {
+    pub(super) fn create_key(&self, user: &str) -> Value {
         self.json(&["key", "create", "--user", user])
     }
 
     /// Starts `ticketd serve` on a free port and waits until it answers.
-    async fn serve(&self) -> Server {
+    pub(super) async fn serve(&self) -> Server {
         let port = free_port();
         let log_path = self.dir.path().join(format!("serve-{port}.log"));
         let log = File::create(&log_path).unwrap();
@@ -203,7 +203,7 @@ fn assert_timestamp(value: &Value) {
     );
 }
 
-fn text(value: &Value) -> &str {
+pub(super) fn text(value: &Value) -> &str {
     value
         .as_str()
         .unwrap_or_else(|| panic!("not a string: {value}"))
@@ -216,9 +216,9 @@ fn free_port() -> u16 {
 }
 
 /// A running `ticketd serve`; killed on drop unless it already exited.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    base_url: String,
+    pub(super) base_url: String,
     log_path: PathBuf,
     client: reqwest::Client,
 }
@@ -233,7 +233,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
@@ -268,7 +268,7 @@ impl Server {
 
     /// Sends a request with a bearer token and an optional JSON body;
     /// returns the status and the body parsed (or `Null`).
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -290,7 +290,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits, bounded, for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(super) fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let kill = Command::new("kill")
             .args(["-TERM", &pid])

@@ -35,6 +35,7 @@ mod sqlite {
     mod pagination;
     mod rate_limit;
     mod tickets;
+    mod transfer;
 
     /// Tests of the SQLite file itself, which have no PostgreSQL counterpart.
     mod sqlite_file;
@@ -53,6 +54,7 @@ mod postgres {
     mod pagination;
     mod rate_limit;
     mod tickets;
+    mod transfer;
 }
 
 /// A test file declared in only one of the modules above would quietly run

@@ -56,3 +56,22 @@ fn the_default_database_is_a_file_under_ticketd_data() {
     let stderr = refused(&output, &args);
     assert!(stderr.contains("taken"), "{stderr}");
 }
+
+#[test]
+fn export_refuses_a_missing_database_file() {
+    let scratch = Scratch::new(Backend::Sqlite).expect("SQLite is always available");
+    let file = scratch.dir.path().join("missing.db");
+    let args = ["export"];
+    let output = scratch
+        .command()
+        .arg("--database")
+        .arg(format!("sqlite://{}", file.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused(&output, &args),
+        format!("ticketd: no database at {}\n", file.display())
+    );
+    assert!(!file.exists(), "export created the file it was to read");
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ticketd::core::access::{Actor, Role, Scopes};
+use ticketd::core::dump::{Record, RecordKind};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -101,4 +102,22 @@ pub async fn ticket_at(
 /// Opens a ticket as `customer` now.
 pub async fn ticket(store: &Arc<dyn Store>, customer: &Actor, subject: &str) -> Ticket {
     ticket_at(store, customer, subject, Timestamp::now()).await
+}
+
+/// Every record of `kind`, read `page` at a time.
+pub async fn export_all(store: &Arc<dyn Store>, kind: RecordKind, page: u32) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store.export_page(kind, after, page).await.unwrap();
+        assert!(batch.len() <= page as usize, "a page of {kind:?} overflows");
+        let Some(last) = batch.last() else { break };
+        after = Some(last.cursor());
+        let full = batch.len() == page as usize;
+        records.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    records
 }

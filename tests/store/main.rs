@@ -57,4 +57,9 @@ conformance!(
     ticket_lists_filter_by_status,
     message_lists_page_oldest_first,
     messages_are_found_only_through_their_ticket,
+    emptiness_is_reported,
+    export_pages_list_every_row_in_dump_order,
+    imported_records_read_back_exactly,
+    a_refused_import_batch_keeps_nothing,
+    export_pages_cross_thousands_of_messages,
 );

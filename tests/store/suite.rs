@@ -4,15 +4,21 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use ticketd::core::access::{Role, Scope, Scopes};
+use ticketd::core::dump::{
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
+    WorkspaceRecord,
+};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::lifecycle::{LifecycleError, TicketAction};
+use ticketd::core::message::BodyFormat;
 use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
-use ticketd::core::ticket::{TicketFilter, TicketRef, TicketStatus};
+use ticketd::core::ticket::{Priority, TicketFilter, TicketRef, TicketStatus};
 use ticketd::core::time::Timestamp;
+use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::{Store, StoreError};
 
-use crate::fixtures::{actor, key, message, new_ticket, ticket, ticket_at, workspace};
+use crate::fixtures::{actor, export_all, key, message, new_ticket, ticket, ticket_at, workspace};
 
 fn size(n: u32) -> PageSize {
     PageSize::new(n).unwrap()
@@ -728,4 +734,431 @@ pub async fn messages_are_found_only_through_their_ticket(store: &Arc<dyn Store>
             .unwrap(),
         reply
     );
+}
+
+/// Records as an export lists them, keyed for order checks.
+fn cursors(records: &[Record]) -> Vec<ExportCursor> {
+    records.iter().map(Record::cursor).collect()
+}
+
+#[track_caller]
+fn assert_strictly_increasing(records: &[Record]) {
+    let keys = cursors(records);
+    assert!(
+        keys.windows(2).all(|pair| pair[0] < pair[1]),
+        "not in dump order: {keys:?}"
+    );
+}
+
+pub async fn emptiness_is_reported(store: &Arc<dyn Store>) {
+    assert!(store.is_empty().await.unwrap());
+    for kind in RecordKind::ALL {
+        assert_eq!(store.export_page(kind, None, 10).await.unwrap(), []);
+    }
+    workspace(store, "ACME").await;
+    assert!(!store.is_empty().await.unwrap());
+}
+
+pub async fn export_pages_list_every_row_in_dump_order(store: &Arc<dyn Store>) {
+    let acme = workspace(store, "ACME").await;
+    let other = workspace(store, "OTHER").await;
+    let jane = actor(store, acme, Role::Customer, "Jane Example").await;
+    let sam = actor(store, acme, Role::Staff, "Sam Staff").await;
+    let fran = actor(store, other, Role::Customer, "Fran").await;
+    let jane_key = key(store, jane.user_id, Scopes::all()).await;
+    let read_only: Scopes = [Scope::ReadSupport].into_iter().collect();
+    let sam_key = key(store, sam.user_id, read_only).await;
+    let revoked_at = Timestamp::from_millis(1_800_000_000_123);
+    store
+        .revoke_api_key(sam_key.key_id, revoked_at)
+        .await
+        .unwrap();
+    let first = ticket_at(store, &jane, "First", Timestamp::from_millis(1_000)).await;
+    let mut sensitive = message("**secret**", Timestamp::from_millis(2_000));
+    sensitive.body_format = BodyFormat::Markdown;
+    sensitive.encrypted = true;
+    let reply = store
+        .append_message(&sam, TicketRef::Id(first.id), sensitive)
+        .await
+        .unwrap();
+    let second = ticket_at(store, &jane, "Second", Timestamp::from_millis(3_000)).await;
+    store
+        .apply_action(
+            &jane,
+            TicketRef::Id(second.id),
+            TicketAction::Close,
+            Timestamp::from_millis(4_000),
+        )
+        .await
+        .unwrap();
+    let foreign = ticket_at(store, &fran, "Foreign", Timestamp::from_millis(5_000)).await;
+
+    for kind in RecordKind::ALL {
+        let whole = export_all(store, kind, 1000).await;
+        assert!(whole.iter().all(|record| record.kind() == kind));
+        assert_strictly_increasing(&whole);
+        for page in [1, 2, 3] {
+            assert_eq!(
+                export_all(store, kind, page).await,
+                whole,
+                "{kind:?} by {page}"
+            );
+        }
+    }
+
+    let workspaces = export_all(store, RecordKind::Workspace, 10).await;
+    let Record::Workspace(acme_record) = &workspaces[0] else {
+        panic!("{workspaces:?}");
+    };
+    assert_eq!(acme_record.id, acme);
+    assert_eq!(acme_record.code, "ACME");
+    assert_eq!(acme_record.plan, "standard");
+    assert_eq!(acme_record.last_ticket_number, 2);
+    assert!(
+        matches!(&workspaces[1], Record::Workspace(w) if w.id == other && w.last_ticket_number == 1)
+    );
+
+    let users = export_all(store, RecordKind::User, 10).await;
+    let mut user_ids: Vec<_> = [jane.user_id, sam.user_id, fran.user_id].into();
+    user_ids.sort();
+    assert_eq!(
+        cursors(&users),
+        user_ids
+            .into_iter()
+            .map(ExportCursor::User)
+            .collect::<Vec<_>>()
+    );
+
+    let keys = export_all(store, RecordKind::ApiKey, 10).await;
+    assert_eq!(keys.len(), 2);
+    for record in &keys {
+        let Record::ApiKey(stored) = record else {
+            panic!("{record:?}");
+        };
+        if stored.id == jane_key.key_id {
+            assert!(jane_key.verify(&stored.secret_hash));
+            assert_eq!(
+                (stored.user_id, stored.scopes, stored.revoked_at),
+                (jane.user_id, Scopes::all(), None)
+            );
+        } else {
+            assert_eq!(stored.id, sam_key.key_id);
+            assert!(sam_key.verify(&stored.secret_hash));
+            assert_eq!(
+                (stored.user_id, stored.scopes, stored.revoked_at),
+                (sam.user_id, read_only, Some(revoked_at))
+            );
+        }
+    }
+
+    let tickets = export_all(store, RecordKind::Ticket, 10).await;
+    assert_eq!(tickets.len(), 3);
+    let closed = tickets
+        .iter()
+        .find_map(|record| match record {
+            Record::Ticket(ticket) if ticket.id == second.id => Some(ticket),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (closed.workspace_id, closed.number, closed.customer_id),
+        (acme, 2, jane.user_id)
+    );
+    assert_eq!(closed.status, TicketStatus::Closed);
+    assert_eq!(closed.closed_at, Some(Timestamp::from_millis(4_000)));
+    assert_eq!(
+        (closed.created_at, closed.updated_at, closed.last_message_at),
+        (
+            Timestamp::from_millis(3_000),
+            Timestamp::from_millis(4_000),
+            Timestamp::from_millis(3_000)
+        )
+    );
+    assert_eq!(closed.message_count, 1);
+    assert!(
+        tickets
+            .iter()
+            .any(|record| record.cursor() == ExportCursor::Ticket(foreign.id))
+    );
+
+    let messages = export_all(store, RecordKind::Message, 10).await;
+    assert_eq!(messages.len(), 4);
+    let Some(Record::Message(exported_reply)) = messages
+        .iter()
+        .find(|record| record.cursor() == ExportCursor::Message(first.id, 2))
+    else {
+        panic!("the reply is missing: {messages:?}");
+    };
+    assert_eq!(exported_reply.id, reply.id);
+    assert_eq!(exported_reply.body, "**secret**");
+    assert_eq!(exported_reply.body_format, BodyFormat::Markdown);
+    assert!(exported_reply.encrypted);
+    assert_eq!(
+        (exported_reply.sender_id, exported_reply.sender_role),
+        (sam.user_id, Role::Staff)
+    );
+    assert_eq!(exported_reply.sender_name, "Sam Staff");
+    assert_eq!(exported_reply.sent_at, Timestamp::from_millis(2_000));
+
+    let mismatched = store
+        .export_page(RecordKind::User, Some(ExportCursor::Workspace(1)), 10)
+        .await;
+    assert!(
+        matches!(mismatched, Err(StoreError::Other(_))),
+        "{mismatched:?}"
+    );
+}
+
+/// A small database written by hand, with numbers and times no live
+/// database would give: what an import must keep exactly.
+struct Imported {
+    workspace: WorkspaceRecord,
+    customer: UserRecord,
+    token: ApiToken,
+    records: Vec<Record>,
+}
+
+fn imported() -> Imported {
+    let at = |millis: i64| Timestamp::from_millis(1_700_000_000_000 + millis);
+    let workspace = WorkspaceRecord {
+        id: WorkspaceId::generate(),
+        numeric_id: 9,
+        name: "Imported".into(),
+        code: "IMPORTED".into(),
+        plan: "enterprise".into(),
+        last_ticket_number: 41,
+        created_at: at(0),
+    };
+    let customer = UserRecord {
+        id: UserId::generate(),
+        workspace_id: workspace.id,
+        role: Role::Customer,
+        name: "Ida Imported".into(),
+        email: Some("ida@example.com".into()),
+        created_at: at(1),
+    };
+    let staff = UserRecord {
+        id: UserId::generate(),
+        role: Role::Staff,
+        name: "Stan".into(),
+        email: None,
+        ..customer.clone()
+    };
+    let token = ApiToken::generate(KeyId::generate()).unwrap();
+    let key = ApiKeyRecord {
+        id: token.key_id,
+        user_id: customer.id,
+        secret_hash: token.secret_hash(),
+        scopes: Scopes::all(),
+        created_at: at(2),
+        revoked_at: None,
+    };
+    let ticket = TicketRecord {
+        id: TicketId::generate(),
+        workspace_id: workspace.id,
+        number: 40,
+        customer_id: customer.id,
+        subject: "Imported ticket".into(),
+        status: TicketStatus::Resolved,
+        priority: Priority::High,
+        created_at: at(10),
+        updated_at: at(30),
+        last_message_at: at(20),
+        message_count: 2,
+        resolved_at: Some(at(30)),
+        closed_at: None,
+    };
+    let first = MessageRecord {
+        ticket_id: ticket.id,
+        seq: 1,
+        id: MessageId::generate(),
+        sender_id: customer.id,
+        sender_role: Role::Customer,
+        sender_name: "Ida (old name)".into(),
+        body: "It broke.".into(),
+        body_format: BodyFormat::Plain,
+        encrypted: false,
+        sent_at: at(10),
+    };
+    let second = MessageRecord {
+        seq: 2,
+        id: MessageId::generate(),
+        sender_id: staff.id,
+        sender_role: Role::Staff,
+        sender_name: "Stan".into(),
+        body: "_Fixed._".into(),
+        body_format: BodyFormat::Markdown,
+        encrypted: true,
+        sent_at: at(20),
+        ..first.clone()
+    };
+    let mut users = [customer.clone(), staff];
+    users.sort_by_key(|user| user.id);
+    let mut records = vec![Record::Workspace(workspace.clone())];
+    records.extend(users.into_iter().map(Record::User));
+    records.extend([
+        Record::ApiKey(key),
+        Record::Ticket(ticket),
+        Record::Message(first),
+        Record::Message(second),
+    ]);
+    Imported {
+        workspace,
+        customer,
+        token,
+        records,
+    }
+}
+
+pub async fn imported_records_read_back_exactly(store: &Arc<dyn Store>) {
+    let imported = imported();
+    let (first_batch, second_batch) = imported.records.split_at(2);
+    store.import_records(first_batch.to_vec()).await.unwrap();
+    store.import_records(second_batch.to_vec()).await.unwrap();
+    assert!(!store.is_empty().await.unwrap());
+
+    let mut exported = Vec::new();
+    for kind in RecordKind::ALL {
+        exported.extend(export_all(store, kind, 2).await);
+    }
+    assert_eq!(exported, imported.records);
+
+    // The imported key authenticates its token as the imported customer.
+    let credentials = store
+        .find_key_credentials(imported.token.key_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(imported.token.verify(&credentials.secret_hash));
+    assert!(!credentials.revoked);
+    let ida = credentials.principal.actor;
+    assert_eq!(
+        (ida.user_id, ida.workspace_id, ida.role),
+        (imported.customer.id, imported.workspace.id, Role::Customer)
+    );
+    let ticket = store
+        .find_ticket(&ida, TicketRef::Number(40))
+        .await
+        .unwrap();
+    assert_eq!(ticket.status, TicketStatus::Resolved);
+    assert_eq!(ticket.customer.name, "Ida Imported");
+    assert_eq!(
+        ticket.resolved_at,
+        Some(Timestamp::from_millis(1_700_000_000_030))
+    );
+
+    // Numbering goes on after the imported rows.
+    let next = ticket_at(store, &ida, "After the import", Timestamp::now()).await;
+    assert_eq!(next.number, 42);
+    let reply = store
+        .append_message(
+            &ida,
+            TicketRef::Number(40),
+            message("Again", Timestamp::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.seq, 3);
+    let created = store
+        .create_workspace(NewWorkspace {
+            id: WorkspaceId::generate(),
+            name: "New".into(),
+            code: WorkspaceCode::parse("NEW").unwrap(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    assert!(created.numeric_id > 9, "{created:?}");
+}
+
+pub async fn a_refused_import_batch_keeps_nothing(store: &Arc<dyn Store>) {
+    let imported = imported();
+    let dangling = TicketRecord {
+        customer_id: UserId::generate(),
+        ..match &imported.records[4] {
+            Record::Ticket(ticket) => ticket.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let refused = store
+        .import_records(vec![
+            Record::Workspace(imported.workspace.clone()),
+            Record::Ticket(dangling),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert!(
+        store.is_empty().await.unwrap(),
+        "the refused batch left rows"
+    );
+
+    store
+        .import_records(vec![Record::Workspace(imported.workspace.clone())])
+        .await
+        .unwrap();
+    let twice = store
+        .import_records(vec![
+            Record::User(imported.customer.clone()),
+            Record::Workspace(imported.workspace.clone()),
+        ])
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(export_all(store, RecordKind::Workspace, 10).await.len(), 1);
+    assert_eq!(export_all(store, RecordKind::User, 10).await, []);
+}
+
+pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {
+    let imported = imported();
+    let mut records: Vec<Record> = imported
+        .records
+        .iter()
+        .filter(|record| record.kind() < RecordKind::Ticket)
+        .cloned()
+        .collect();
+    let template = match &imported.records[4] {
+        Record::Ticket(ticket) => ticket.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut tickets: Vec<TicketRecord> = (1..=3)
+        .map(|number| TicketRecord {
+            id: TicketId::generate(),
+            number,
+            message_count: 1000,
+            ..template.clone()
+        })
+        .collect();
+    tickets.sort_by_key(|ticket| ticket.id);
+    records.extend(tickets.iter().cloned().map(Record::Ticket));
+    for ticket in &tickets {
+        records.extend((1..=1000).map(|seq| {
+            Record::Message(MessageRecord {
+                ticket_id: ticket.id,
+                seq,
+                id: MessageId::generate(),
+                sender_id: imported.customer.id,
+                sender_role: Role::Customer,
+                sender_name: "Ida".into(),
+                body: format!("message {seq}"),
+                body_format: BodyFormat::Plain,
+                encrypted: seq % 2 == 0,
+                sent_at: Timestamp::from_millis(1_700_000_000_000 + seq),
+            })
+        }));
+    }
+    for batch in records.chunks(1000) {
+        store.import_records(batch.to_vec()).await.unwrap();
+    }
+
+    let expected: Vec<Record> = records
+        .iter()
+        .filter(|record| record.kind() == RecordKind::Message)
+        .cloned()
+        .collect();
+    let by_seven = export_all(store, RecordKind::Message, 7).await;
+    assert_eq!(by_seven.len(), 3000);
+    assert_eq!(by_seven, expected);
+    assert_eq!(export_all(store, RecordKind::Message, 1000).await, expected);
 }

@@ -1,0 +1,325 @@
+//! The dump format: a whole database as versioned JSON Lines, written by
+//! `ticketd export` and read by `ticketd import`.
+//!
+//! ```text
+//! {"format":"ticketd-dump","version":1}
+//! {"type":"workspace","id":"ws_01j...","numeric_id":1,...}
+//! {"type":"user","id":"usr_01j...",...}
+//! {"type":"api_key","id":"key_01j...",...,"secret_hash":"9f86d0...","scopes":["read:support"],...}
+//! {"type":"ticket","id":"tkt_01j...",...}
+//! {"type":"message","ticket_id":"tkt_01j...","seq":1,...}
+//! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1}
+//! ```
+//!
+//! - Line 1 is the header; nothing in it (or anywhere) depends on when the
+//!   dump was made, so the same data always gives byte-identical dumps.
+//! - Then one line per stored row, every column included (see [`record`]
+//!   for the members). Kinds come in dependency order (workspaces, users,
+//!   API keys, tickets, messages) and each kind in key order: workspaces by
+//!   `numeric_id`; users, keys and tickets by `id`; messages by
+//!   `(ticket_id, seq)`. Ids compare as their lowercase text compares
+//!   bytewise.
+//! - Ids are the public prefixed ids (`ws_`, `usr_`, `key_`, `tkt_`,
+//!   `tmsg_`) in lowercase; times are RFC 3339 UTC with milliseconds
+//!   (`2026-04-27T12:00:00.000Z`), as in the API; `null` marks an absent
+//!   value. Every member is required and unknown members are refused.
+//! - The last line is the trailer, with the number of records of each kind:
+//!   a dump without it, or whose counts differ, is truncated or edited.
+//!
+//! Nothing here performs I/O: [`crate::transfer`] streams dumps.
+
+pub mod record;
+mod text_form;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use record::{
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
+    WorkspaceRecord,
+};
+
+/// The header's `format` member.
+pub const FORMAT: &str = "ticketd-dump";
+
+/// The version of the format this build writes and reads.
+pub const VERSION: u64 = 1;
+
+/// How many records of each kind a dump holds: the trailer's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCounts {
+    /// Workspace records.
+    pub workspaces: u64,
+    /// User records.
+    pub users: u64,
+    /// API key records.
+    pub api_keys: u64,
+    /// Ticket records.
+    pub tickets: u64,
+    /// Message records.
+    pub messages: u64,
+}
+
+impl RecordCounts {
+    /// Counts one more record of `kind`.
+    pub fn add(&mut self, kind: RecordKind) {
+        let count = match kind {
+            RecordKind::Workspace => &mut self.workspaces,
+            RecordKind::User => &mut self.users,
+            RecordKind::ApiKey => &mut self.api_keys,
+            RecordKind::Ticket => &mut self.tickets,
+            RecordKind::Message => &mut self.messages,
+        };
+        *count += 1;
+    }
+
+    /// All records together.
+    pub fn total(&self) -> u64 {
+        self.workspaces + self.users + self.api_keys + self.tickets + self.messages
+    }
+}
+
+impl fmt::Display for RecordCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} workspaces, {} users, {} api keys, {} tickets, {} messages",
+            self.workspaces, self.users, self.api_keys, self.tickets, self.messages
+        )
+    }
+}
+
+/// What is wrong with a dump (or with a record that cannot be written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpError {
+    /// There is not even a header.
+    #[error("the dump is empty")]
+    Empty,
+    /// The first line is not a ticketd dump header.
+    #[error("not a ticketd dump: the first line must be {}", header_line())]
+    NotADump,
+    /// A header of another version.
+    #[error("unsupported dump version {0}: this ticketd reads version {VERSION}")]
+    UnsupportedVersion(String),
+    /// A line that is not a valid header, record or trailer.
+    #[error("{0}")]
+    Malformed(String),
+    /// A line longer than any record can be.
+    #[error("the line is longer than {0} bytes")]
+    LineTooLong(usize),
+    /// A record out of dump order (or a repeated key).
+    #[error("{}", out_of_order(*record, *previous))]
+    OutOfOrder {
+        /// The record's key.
+        record: ExportCursor,
+        /// The key of the record before it.
+        previous: ExportCursor,
+    },
+    /// The input ended before the trailer.
+    #[error("the dump ends without its trailer line: it is truncated")]
+    MissingTrailer,
+    /// Something follows the trailer.
+    #[error("nothing may follow the trailer line")]
+    AfterTrailer,
+    /// The trailer's counts are not what the dump holds.
+    #[error("the trailer counts {trailer} but the dump holds {found}: it is incomplete or edited")]
+    CountsDiffer {
+        /// What the trailer says.
+        trailer: RecordCounts,
+        /// What was read.
+        found: RecordCounts,
+    },
+    /// A record has no form in the dump (a time outside years 0-9999).
+    #[error("{0}")]
+    Unwritable(String),
+}
+
+fn out_of_order(record: ExportCursor, previous: ExportCursor) -> String {
+    if record.kind() < previous.kind() {
+        format!(
+            "a {} record after {} records: a dump lists workspaces, users, api keys, tickets, then messages",
+            record.kind().as_str(),
+            previous.kind().as_str()
+        )
+    } else {
+        format!(
+            "{record} does not come after {previous}: each kind is listed in key order, each key once"
+        )
+    }
+}
+
+/// The header line (without its line end).
+pub fn header_line() -> String {
+    format!(r#"{{"format":"{FORMAT}","version":{VERSION}}}"#)
+}
+
+/// The strict form of a header of this version.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "read only to refuse unknown members")]
+struct Header {
+    format: String,
+    version: u64,
+}
+
+/// Checks a dump's first line.
+///
+/// # Errors
+/// `NotADump` unless it is a ticketd dump header; `UnsupportedVersion` for
+/// another version; `Malformed` for a version 1 header with other members.
+pub fn check_header(line: &str) -> Result<(), DumpError> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|_| DumpError::NotADump)?;
+    if value.get("format").and_then(serde_json::Value::as_str) != Some(FORMAT) {
+        return Err(DumpError::NotADump);
+    }
+    match value.get("version") {
+        Some(version) if version.as_u64() == Some(VERSION) => {}
+        Some(other) => return Err(DumpError::UnsupportedVersion(other.to_string())),
+        None => return Err(DumpError::NotADump),
+    }
+    serde_json::from_value::<Header>(value)
+        .map(drop)
+        .map_err(|error| DumpError::Malformed(format!("header: {error}")))
+}
+
+/// A line after the header, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A record.
+    Record(Record),
+    /// The trailer, with its counts.
+    End(RecordCounts),
+}
+
+/// Parses a line after the header.
+///
+/// # Errors
+/// `Malformed`, naming the member at fault where there is one.
+pub fn parse_line(line: &str) -> Result<Entry, DumpError> {
+    // The `type` member picks the record's struct; deserializing that struct
+    // on its own (rather than through a tagged enum) lets errors name the
+    // member they are about.
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).map_err(|error| syntax(&error))?;
+    let kind = match object.remove("type") {
+        Some(serde_json::Value::String(kind)) => kind,
+        Some(other) => {
+            return Err(DumpError::Malformed(format!(
+                "type: expected a string, found {other}"
+            )));
+        }
+        None => return Err(DumpError::Malformed("missing field `type`".into())),
+    };
+    let members = serde_json::Value::Object(object);
+    Ok(match kind.as_str() {
+        "workspace" => Entry::Record(Record::Workspace(members_of(members)?)),
+        "user" => Entry::Record(Record::User(members_of(members)?)),
+        "api_key" => Entry::Record(Record::ApiKey(members_of(members)?)),
+        "ticket" => Entry::Record(Record::Ticket(members_of(members)?)),
+        "message" => Entry::Record(Record::Message(members_of(members)?)),
+        "end" => Entry::End(members_of(members)?),
+        other => {
+            return Err(DumpError::Malformed(format!(
+                "unknown type {other:?}: expected workspace, user, api_key, ticket, message or end"
+            )));
+        }
+    })
+}
+
+fn members_of<T: serde::de::DeserializeOwned>(members: serde_json::Value) -> Result<T, DumpError> {
+    serde_path_to_error::deserialize(members).map_err(|error| {
+        let path = error.path().to_string();
+        let reason = error.into_inner();
+        // An unknown member's path is the member itself, which the message
+        // names already.
+        if path == "." || reason.to_string().starts_with("unknown field") {
+            DumpError::Malformed(reason.to_string())
+        } else {
+            DumpError::Malformed(format!("{path}: {reason}"))
+        }
+    })
+}
+
+/// A line that is not JSON. serde_json's message names a position within
+/// the one line it parsed; keep only the column, as the caller names the
+/// line.
+fn syntax(error: &serde_json::Error) -> DumpError {
+    if error.is_data() {
+        return DumpError::Malformed("expected a JSON object".into());
+    }
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let reason = message.strip_suffix(&position).unwrap_or(&message);
+    DumpError::Malformed(format!("column {}: {reason}", error.column()))
+}
+
+/// A record's line (without its line end).
+///
+/// # Errors
+/// `Unwritable` if a value has no form in the dump.
+pub fn record_line(record: &Record) -> Result<String, DumpError> {
+    serde_json::to_string(record)
+        .map_err(|error| DumpError::Unwritable(format!("{}: {error}", record.cursor())))
+}
+
+/// The trailer line (without its line end).
+pub fn trailer_line(counts: RecordCounts) -> String {
+    format!(
+        r#"{{"type":"end","workspaces":{},"users":{},"api_keys":{},"tickets":{},"messages":{}}}"#,
+        counts.workspaces, counts.users, counts.api_keys, counts.tickets, counts.messages
+    )
+}
+
+/// Checks that records arrive in dump order and counts them; holds one key,
+/// whatever the size of the dump.
+#[derive(Debug, Default)]
+pub struct DumpOrder {
+    previous: Option<ExportCursor>,
+    counts: RecordCounts,
+}
+
+impl DumpOrder {
+    /// Accepts the next record.
+    ///
+    /// # Errors
+    /// `OutOfOrder` unless it comes strictly after the previous one.
+    pub fn accept(&mut self, record: &Record) -> Result<(), DumpError> {
+        let cursor = record.cursor();
+        if let Some(previous) = self.previous
+            && cursor <= previous
+        {
+            return Err(DumpError::OutOfOrder {
+                record: cursor,
+                previous,
+            });
+        }
+        self.previous = Some(cursor);
+        self.counts.add(record.kind());
+        Ok(())
+    }
+
+    /// The records accepted so far.
+    pub fn counts(&self) -> RecordCounts {
+        self.counts
+    }
+
+    /// Checks the trailer against the records accepted.
+    ///
+    /// # Errors
+    /// `CountsDiffer` if they differ.
+    pub fn check_trailer(&self, trailer: RecordCounts) -> Result<(), DumpError> {
+        if trailer == self.counts {
+            Ok(())
+        } else {
+            Err(DumpError::CountsDiffer {
+                trailer,
+                found: self.counts,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,348 @@
+//! Whole tables in dump order, for `ticketd export` and `ticketd import`
+//! (the format is [`crate::core::dump`]).
+//!
+//! Export pages are keyset queries on each table's primary key (or unique
+//! index), compared bytewise like SQLite's, so both backends write the same
+//! data as the same bytes. Imports insert rows exactly as given, one batch
+//! per transaction.
+
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::core::access::{Role, Scopes};
+use crate::core::dump::{
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
+    WorkspaceRecord,
+};
+use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::message::BodyFormat;
+use crate::core::ticket::{Priority, TicketStatus};
+use crate::core::token::SecretHash;
+use crate::store::StoreError;
+use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
+use crate::store::postgres::{execute, map_error, query, query_opt};
+
+pub(super) async fn is_empty(client: &Object) -> Result<bool, StoreError> {
+    let row = query_opt(
+        client,
+        "SELECT NOT EXISTS (SELECT 1 FROM workspace)
+            AND NOT EXISTS (SELECT 1 FROM principal)
+            AND NOT EXISTS (SELECT 1 FROM api_key)
+            AND NOT EXISTS (SELECT 1 FROM ticket)
+            AND NOT EXISTS (SELECT 1 FROM message)",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Other("the emptiness check returned no row".into()))?;
+    get(&row, 0)
+}
+
+/// One table's keyset query: its columns, the condition that starts a page
+/// after a cursor, and the key order.
+struct Keyset {
+    select: &'static str,
+    after: &'static str,
+    order: &'static str,
+    record: fn(&Row) -> Result<Record, StoreError>,
+}
+
+impl Keyset {
+    fn of(kind: RecordKind) -> Self {
+        match kind {
+            RecordKind::Workspace => Keyset {
+                select: "SELECT id, numeric_id, name, code, plan, last_ticket_number, created_at
+                         FROM workspace",
+                after: "numeric_id > $1",
+                order: "numeric_id",
+                record: workspace,
+            },
+            RecordKind::User => Keyset {
+                select: "SELECT id, workspace_id, role, name, email, created_at FROM principal",
+                after: "id > $1",
+                order: "id",
+                record: user,
+            },
+            RecordKind::ApiKey => Keyset {
+                select: "SELECT id, principal_id, secret_hash, scopes, created_at, revoked_at
+                         FROM api_key",
+                after: "id > $1",
+                order: "id",
+                record: api_key,
+            },
+            RecordKind::Ticket => Keyset {
+                select: "SELECT id, workspace_id, number, customer_id, subject, status, priority,
+                                created_at, updated_at, last_message_at, message_count,
+                                resolved_at, closed_at
+                         FROM ticket",
+                after: "id > $1",
+                order: "id",
+                record: ticket,
+            },
+            RecordKind::Message => Keyset {
+                select: "SELECT ticket_id, seq, id, sender_id, sender_role, sender_name, body,
+                                body_format, encrypted, sent_at
+                         FROM message",
+                after: "(ticket_id, seq) > ($1, $2)",
+                order: "ticket_id, seq",
+                record: message,
+            },
+        }
+    }
+
+    /// The page query, with the cursor's `arguments` placeholders first and
+    /// the limit last.
+    fn sql(&self, arguments: usize) -> String {
+        let Keyset {
+            select,
+            order,
+            after,
+            ..
+        } = self;
+        let limit = arguments + 1;
+        if arguments > 0 {
+            format!("{select} WHERE {after} ORDER BY {order} LIMIT ${limit}")
+        } else {
+            format!("{select} ORDER BY {order} LIMIT ${limit}")
+        }
+    }
+}
+
+/// A cursor's values, bound to its table's `after` condition.
+enum CursorValues {
+    Number(i64),
+    Key(String),
+    Thread(String, i64),
+}
+
+impl CursorValues {
+    fn new(cursor: ExportCursor) -> Self {
+        match cursor {
+            ExportCursor::Workspace(numeric_id) => CursorValues::Number(numeric_id),
+            ExportCursor::User(id) => CursorValues::Key(id.key()),
+            ExportCursor::ApiKey(id) => CursorValues::Key(id.key()),
+            ExportCursor::Ticket(id) => CursorValues::Key(id.key()),
+            ExportCursor::Message(ticket_id, seq) => CursorValues::Thread(ticket_id.key(), seq),
+        }
+    }
+
+    fn arguments(&self) -> Vec<&(dyn ToSql + Sync)> {
+        match self {
+            CursorValues::Number(number) => vec![number],
+            CursorValues::Key(key) => vec![key],
+            CursorValues::Thread(ticket_id, seq) => vec![ticket_id, seq],
+        }
+    }
+}
+
+pub(super) async fn export_page(
+    client: &Object,
+    kind: RecordKind,
+    after: Option<ExportCursor>,
+    limit: u32,
+) -> Result<Vec<Record>, StoreError> {
+    if let Some(cursor) = after
+        && cursor.kind() != kind
+    {
+        return Err(StoreError::Other(format!(
+            "an export of {} records cannot start after {cursor}",
+            kind.as_str()
+        )));
+    }
+    let keyset = Keyset::of(kind);
+    let values = after.map(CursorValues::new);
+    let mut arguments = values
+        .as_ref()
+        .map(CursorValues::arguments)
+        .unwrap_or_default();
+    let limit = i64::from(limit);
+    let sql = keyset.sql(arguments.len());
+    arguments.push(&limit);
+    query(client, &sql, &arguments)
+        .await?
+        .iter()
+        .map(keyset.record)
+        .collect()
+}
+
+fn workspace(row: &Row) -> Result<Record, StoreError> {
+    Ok(Record::Workspace(WorkspaceRecord {
+        id: parsed(row, 0, WorkspaceId::from_key)?,
+        numeric_id: get(row, 1)?,
+        name: get(row, 2)?,
+        code: get(row, 3)?,
+        plan: get(row, 4)?,
+        last_ticket_number: get(row, 5)?,
+        created_at: timestamp(row, 6)?,
+    }))
+}
+
+fn user(row: &Row) -> Result<Record, StoreError> {
+    Ok(Record::User(UserRecord {
+        id: parsed(row, 0, UserId::from_key)?,
+        workspace_id: parsed(row, 1, WorkspaceId::from_key)?,
+        role: parsed(row, 2, Role::parse)?,
+        name: get(row, 3)?,
+        email: get(row, 4)?,
+        created_at: timestamp(row, 5)?,
+    }))
+}
+
+fn api_key(row: &Row) -> Result<Record, StoreError> {
+    let hash: &[u8] = get(row, 2)?;
+    Ok(Record::ApiKey(ApiKeyRecord {
+        id: parsed(row, 0, KeyId::from_key)?,
+        user_id: parsed(row, 1, UserId::from_key)?,
+        secret_hash: SecretHash::from_slice(hash)
+            .ok_or_else(|| StoreError::Other("a stored secret hash is not 32 bytes".into()))?,
+        scopes: parsed(row, 3, |text| Scopes::parse_list(text).ok())?,
+        created_at: timestamp(row, 4)?,
+        revoked_at: optional_timestamp(row, 5)?,
+    }))
+}
+
+fn ticket(row: &Row) -> Result<Record, StoreError> {
+    Ok(Record::Ticket(TicketRecord {
+        id: parsed(row, 0, TicketId::from_key)?,
+        workspace_id: parsed(row, 1, WorkspaceId::from_key)?,
+        number: get(row, 2)?,
+        customer_id: parsed(row, 3, UserId::from_key)?,
+        subject: get(row, 4)?,
+        status: parsed(row, 5, TicketStatus::parse)?,
+        priority: parsed(row, 6, Priority::parse)?,
+        created_at: timestamp(row, 7)?,
+        updated_at: timestamp(row, 8)?,
+        last_message_at: timestamp(row, 9)?,
+        message_count: get(row, 10)?,
+        resolved_at: optional_timestamp(row, 11)?,
+        closed_at: optional_timestamp(row, 12)?,
+    }))
+}
+
+fn message(row: &Row) -> Result<Record, StoreError> {
+    Ok(Record::Message(MessageRecord {
+        ticket_id: parsed(row, 0, TicketId::from_key)?,
+        seq: get(row, 1)?,
+        id: parsed(row, 2, MessageId::from_key)?,
+        sender_id: parsed(row, 3, UserId::from_key)?,
+        sender_role: parsed(row, 4, Role::parse)?,
+        sender_name: get(row, 5)?,
+        body: get(row, 6)?,
+        body_format: parsed(row, 7, BodyFormat::parse)?,
+        encrypted: get(row, 8)?,
+        sent_at: timestamp(row, 9)?,
+    }))
+}
+
+/// Inserts records as they are, in one transaction: the batch is kept or
+/// dropped as a whole.
+pub(super) async fn import_records(
+    client: &mut Object,
+    records: &[Record],
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    for record in records {
+        insert(&tx, record).await?;
+    }
+    tx.commit().await.map_err(map_error)
+}
+
+async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, StoreError> {
+    match record {
+        Record::Workspace(workspace) => {
+            execute(
+                client,
+                "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &workspace.id.key(),
+                    &workspace.numeric_id,
+                    &workspace.name,
+                    &workspace.code,
+                    &workspace.plan,
+                    &workspace.last_ticket_number,
+                    &to_sql_time(workspace.created_at),
+                ],
+            )
+            .await
+        }
+        Record::User(user) => {
+            execute(
+                client,
+                "INSERT INTO principal (id, workspace_id, role, name, email, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &user.id.key(),
+                    &user.workspace_id.key(),
+                    &user.role.as_str(),
+                    &user.name,
+                    &user.email,
+                    &to_sql_time(user.created_at),
+                ],
+            )
+            .await
+        }
+        Record::ApiKey(key) => {
+            execute(
+                client,
+                "INSERT INTO api_key (id, principal_id, secret_hash, scopes, created_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &key.id.key(),
+                    &key.user_id.key(),
+                    &key.secret_hash.0.as_slice(),
+                    &key.scopes.to_list(),
+                    &to_sql_time(key.created_at),
+                    &key.revoked_at.map(to_sql_time),
+                ],
+            )
+            .await
+        }
+        Record::Ticket(ticket) => {
+            execute(
+                client,
+                "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
+                                     created_at, updated_at, last_message_at, message_count,
+                                     resolved_at, closed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[
+                    &ticket.id.key(),
+                    &ticket.workspace_id.key(),
+                    &ticket.number,
+                    &ticket.customer_id.key(),
+                    &ticket.subject,
+                    &ticket.status.as_str(),
+                    &ticket.priority.as_str(),
+                    &to_sql_time(ticket.created_at),
+                    &to_sql_time(ticket.updated_at),
+                    &to_sql_time(ticket.last_message_at),
+                    &ticket.message_count,
+                    &ticket.resolved_at.map(to_sql_time),
+                    &ticket.closed_at.map(to_sql_time),
+                ],
+            )
+            .await
+        }
+        Record::Message(message) => {
+            execute(
+                client,
+                "INSERT INTO message (ticket_id, seq, id, sender_id, sender_role, sender_name,
+                                      body, body_format, encrypted, sent_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &message.ticket_id.key(),
+                    &message.seq,
+                    &message.id.key(),
+                    &message.sender_id.key(),
+                    &message.sender_role.as_str(),
+                    &message.sender_name,
+                    &message.body,
+                    &message.body_format.as_str(),
+                    &message.encrypted,
+                    &to_sql_time(message.sent_at),
+                ],
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Reading a dump line by line: checking it, and loading it in batches.
+
+use std::io::{BufRead, ErrorKind, Read};
+
+use crate::core::dump::{self, DumpError, DumpOrder, Entry, Record, RecordCounts};
+use crate::store::Store;
+use crate::transfer::{MAX_LINE_BYTES, TransferError};
+
+/// How an import groups records into transactions: a batch is written when
+/// it holds `records` records or `bytes` bytes of dump lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Records per batch at most.
+    pub records: usize,
+    /// Dump text per batch at most (the batch's memory is about this size).
+    pub bytes: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            records: 1000,
+            bytes: 4 << 20,
+        }
+    }
+}
+
+/// A dump being read: one line in memory at a time, checked as it comes.
+struct DumpReader<R> {
+    input: R,
+    /// The number of the line in `text`.
+    line: u64,
+    text: String,
+    order: DumpOrder,
+    ended: bool,
+}
+
+impl<R: BufRead> DumpReader<R> {
+    /// Starts reading a dump; checks its header.
+    fn open(input: R) -> Result<Self, TransferError> {
+        let mut reader = Self {
+            input,
+            line: 0,
+            text: String::new(),
+            order: DumpOrder::default(),
+            ended: false,
+        };
+        if !reader.read_line()? {
+            return Err(reader.error_at(1, DumpError::Empty));
+        }
+        dump::check_header(&reader.text).map_err(|error| reader.error(error))?;
+        Ok(reader)
+    }
+
+    fn error_at(&self, line: u64, error: DumpError) -> TransferError {
+        TransferError::Dump { line, error }
+    }
+
+    fn error(&self, error: DumpError) -> TransferError {
+        self.error_at(self.line, error)
+    }
+
+    /// Reads the next line into `text`; `false` at the end of the input.
+    fn read_line(&mut self) -> Result<bool, TransferError> {
+        self.text.clear();
+        let limit = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
+        let read = (&mut self.input).take(limit).read_line(&mut self.text);
+        match read {
+            Ok(0) => return Ok(false),
+            Ok(_) => self.line += 1,
+            Err(error) if error.kind() == ErrorKind::InvalidData => {
+                let reason = DumpError::Malformed("not valid UTF-8".into());
+                return Err(self.error_at(self.line + 1, reason));
+            }
+            Err(error) => return Err(TransferError::Read(error)),
+        }
+        if self.text.ends_with('\n') {
+            self.text.pop();
+        } else if self.text.len() > MAX_LINE_BYTES {
+            return Err(self.error(DumpError::LineTooLong(MAX_LINE_BYTES)));
+        }
+        Ok(true)
+    }
+
+    /// The next record; `None` once the trailer has matched the records and
+    /// the input ended right after it.
+    fn next_record(&mut self) -> Result<Option<Record>, TransferError> {
+        if self.ended {
+            return Ok(None);
+        }
+        if !self.read_line()? {
+            return Err(self.error_at(self.line + 1, DumpError::MissingTrailer));
+        }
+        match dump::parse_line(&self.text).map_err(|error| self.error(error))? {
+            Entry::Record(record) => {
+                self.order
+                    .accept(&record)
+                    .map_err(|error| self.error(error))?;
+                Ok(Some(record))
+            }
+            Entry::End(counts) => {
+                self.order
+                    .check_trailer(counts)
+                    .map_err(|error| self.error(error))?;
+                if self.read_line()? {
+                    return Err(self.error(DumpError::AfterTrailer));
+                }
+                self.ended = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Reads a whole dump without writing anything: header, every record, the
+/// order and the trailer; returns what it holds.
+///
+/// # Errors
+/// `Dump`, naming the line, if the dump is not one this build can import;
+/// `Read` if reading fails.
+pub fn check(input: impl BufRead) -> Result<RecordCounts, TransferError> {
+    let mut reader = DumpReader::open(input)?;
+    while reader.next_record()?.is_some() {}
+    Ok(reader.order.counts())
+}
+
+/// Records read but not yet written, with the lines they came from.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    bytes: usize,
+    first_line: u64,
+    last_line: u64,
+}
+
+impl Batch {
+    fn push(&mut self, record: Record, line: u64, bytes: usize) {
+        if self.records.is_empty() {
+            self.first_line = line;
+            self.bytes = 0;
+        }
+        self.records.push(record);
+        self.bytes += bytes;
+        self.last_line = line;
+    }
+
+    fn is_full(&self, batching: Batching) -> bool {
+        self.records.len() >= batching.records || self.bytes >= batching.bytes
+    }
+
+    /// Writes the batch in one transaction; returns how many records.
+    async fn write(&mut self, store: &dyn Store) -> Result<u64, TransferError> {
+        let records = std::mem::take(&mut self.records);
+        let count = records.len() as u64;
+        if count > 0 {
+            store
+                .import_records(records)
+                .await
+                .map_err(|error| TransferError::Batch {
+                    first: self.first_line,
+                    last: self.last_line,
+                    error,
+                })?;
+        }
+        Ok(count)
+    }
+}
+
+/// Loads a dump into `store`, which must be empty, in batches; returns what
+/// it imported. The last batch is written only after the trailer matched,
+/// so a dump that fits one batch is imported whole or not at all; a larger
+/// one that fails part-way leaves the batches before the failure behind
+/// (the error says so), and that database should be discarded.
+///
+/// # Errors
+/// `NotEmpty` if the store holds data; `Dump` naming the line for a bad
+/// dump; `Batch` if the database refuses records; `Partial` wrapping any of
+/// these once batches were committed.
+pub async fn import(
+    store: &dyn Store,
+    input: impl BufRead,
+    batching: Batching,
+) -> Result<RecordCounts, TransferError> {
+    if !store.is_empty().await.map_err(TransferError::Store)? {
+        return Err(TransferError::NotEmpty);
+    }
+    let mut reader = DumpReader::open(input)?;
+    let mut batch = Batch::default();
+    let mut written = 0;
+    let partial = |written: u64, error: TransferError| {
+        if written == 0 {
+            error
+        } else {
+            TransferError::Partial {
+                written,
+                error: Box::new(error),
+            }
+        }
+    };
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                batch.push(record, reader.line, reader.text.len());
+                if batch.is_full(batching) {
+                    written += batch
+                        .write(store)
+                        .await
+                        .map_err(|error| partial(written, error))?;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => return Err(partial(written, error)),
+        }
+    }
+    batch
+        .write(store)
+        .await
+        .map_err(|error| partial(written, error))?;
+    Ok(reader.order.counts())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "{\"format\":\"ticketd-dump\",\"version\":1}";
+    const EMPTY_TRAILER: &str = "{\"type\":\"end\",\"workspaces\":0,\"users\":0,\"api_keys\":0,\"tickets\":0,\"messages\":0}";
+
+    fn refusal(input: &[u8]) -> (u64, DumpError) {
+        match check(input) {
+            Err(TransferError::Dump { line, error }) => (line, error),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_database_dump_is_two_lines() {
+        let dump = format!("{HEADER}\n{EMPTY_TRAILER}\n");
+        assert_eq!(check(dump.as_bytes()).ok(), Some(RecordCounts::default()));
+        // Line ends written as CRLF, or no line end after the trailer, lose nothing.
+        let crlf = format!("{HEADER}\r\n{EMPTY_TRAILER}\r\n");
+        assert!(check(crlf.as_bytes()).is_ok());
+        assert!(check(format!("{HEADER}\n{EMPTY_TRAILER}").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn framing_errors_name_their_line() {
+        assert_eq!(refusal(b""), (1, DumpError::Empty));
+        let header_only = format!("{HEADER}\n");
+        assert_eq!(
+            refusal(header_only.as_bytes()),
+            (2, DumpError::MissingTrailer)
+        );
+        let blank = format!("{HEADER}\n\n{EMPTY_TRAILER}\n");
+        assert!(matches!(
+            refusal(blank.as_bytes()),
+            (2, DumpError::Malformed(_))
+        ));
+        let after = format!("{HEADER}\n{EMPTY_TRAILER}\n{EMPTY_TRAILER}\n");
+        assert_eq!(refusal(after.as_bytes()), (3, DumpError::AfterTrailer));
+
+        let mut not_utf8 = format!("{HEADER}\n").into_bytes();
+        not_utf8.extend_from_slice(b"{\"type\":\"\xff\"}\n");
+        assert_eq!(
+            refusal(&not_utf8),
+            (2, DumpError::Malformed("not valid UTF-8".into()))
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_without_reading_it_whole() {
+        let long = format!(
+            "{HEADER}\n{{\"type\":\"{}\"}}\n",
+            "x".repeat(MAX_LINE_BYTES)
+        );
+        assert_eq!(
+            refusal(long.as_bytes()),
+            (2, DumpError::LineTooLong(MAX_LINE_BYTES))
+        );
+    }
+}

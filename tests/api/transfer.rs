@@ -1,0 +1,761 @@
+//! `ticketd export` and `ticketd import`: a database moved through a dump
+//! answers the API exactly as before, and bad dumps or targets are refused.
+//! Runs the real binary (with the process helpers of `cli`). Dumps come
+//! from the embedded default, SQLite, and go into the module's backend: in
+//! the `postgres` module this is the move from SQLite to PostgreSQL.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use ticketd::core::access::{Actor, Role};
+use ticketd::core::id::{MessageId, TicketId, UserId, WorkspaceId};
+use ticketd::core::message::{BodyFormat, NewMessage};
+use ticketd::core::text::{MessageBody, Subject};
+use ticketd::core::ticket::{NewTicket, Priority, TicketRef};
+use ticketd::core::time::Timestamp;
+use ticketd::core::workspace::{NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::{DatabaseUrl, Store};
+use ticketd::transfer::{self, Batching, EXPORT_PAGE_SIZE};
+
+use super::BACKEND;
+use super::cli::{Scratch, Server, one_json_line, refused, text};
+use crate::helpers::Backend;
+
+const TICKETS: &str = "/api/v2/support/tickets";
+
+/// Someone holding an API key.
+struct Caller {
+    label: &'static str,
+    token: String,
+}
+
+/// A user created with the CLI, with one key; returns (user id, token).
+fn user_with_key(scratch: &Scratch, workspace: &str, role: &str, name: &str) -> (String, String) {
+    let user = scratch.create_user(workspace, role, name);
+    let user_id = text(&user["id"]).to_owned();
+    let key = scratch.create_key(&user_id);
+    (user_id, text(&key["token"]).to_owned())
+}
+
+/// Sends a request that must succeed with `expected`; returns the body.
+async fn expect(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Value {
+    let (status, answer) = server.call(method, path, token, body).await;
+    assert_eq!(status, expected, "{path}: {answer}");
+    answer
+}
+
+/// Two workspaces of users and keys (one revoked, one read-only), and
+/// tickets in every shape, made through the CLI and the HTTP API.
+async fn populate(scratch: &Scratch) -> Vec<Caller> {
+    let acme = scratch.create_workspace("Acme Hosting");
+    let acme = text(&acme["id"]).to_owned();
+    let other = scratch.create_workspace("Other Corp");
+    let other = text(&other["id"]).to_owned();
+    let jane = scratch.json(&[
+        "user",
+        "create",
+        "--workspace",
+        &acme,
+        "--role",
+        "customer",
+        "--name",
+        "Jane Example",
+        "--email",
+        "jane@example.com",
+    ]);
+    let jane_id = text(&jane["id"]).to_owned();
+    let jane_token = text(&scratch.create_key(&jane_id)["token"]).to_owned();
+    let old_key = scratch.create_key(&jane_id);
+    scratch.json(&["key", "revoke", text(&old_key["id"])]);
+    let (john_id, john_token) = user_with_key(scratch, &acme, "customer", "John Other");
+    let (sam_id, sam_token) = user_with_key(scratch, &acme, "staff", "Sam Staff");
+    let read_only = scratch.json(&[
+        "key",
+        "create",
+        "--user",
+        &sam_id,
+        "--scopes",
+        "read:support",
+    ]);
+    let (_, bot_token) = user_with_key(scratch, &acme, "automation", "Helper Bot");
+    let (_, fran_token) = user_with_key(scratch, &other, "customer", "Fran Foreign");
+    let (_, fred_token) = user_with_key(scratch, &other, "staff", "Fred Foreign");
+
+    let mut server = scratch.serve().await;
+    let created = StatusCode::CREATED;
+    let ok = StatusCode::OK;
+    let first = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        &jane_token,
+        Some(json!({"subject": "Cannot reach my server", "message": "It stopped at noon."})),
+        created,
+    )
+    .await;
+    let first = text(&first["id"]).to_owned();
+    let thread = format!("{TICKETS}/{first}/messages");
+    let replies = [
+        (
+            &sam_token,
+            json!({"message": "**Rebooted** it.", "bodyFormat": "markdown"}),
+        ),
+        (
+            &jane_token,
+            json!({"message": "My password is hunter2", "encrypted": true}),
+        ),
+    ];
+    for (token, reply) in replies {
+        expect(&server, Method::POST, &thread, token, Some(reply), created).await;
+    }
+    let action = |ticket: &str, name: &str| format!("{TICKETS}/{ticket}/actions/{name}");
+    expect(
+        &server,
+        Method::POST,
+        &action(&first, "mark-in-progress"),
+        &bot_token,
+        None,
+        ok,
+    )
+    .await;
+
+    let second = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        &jane_token,
+        Some(json!({
+            "subject": "Billing",
+            "message": "_Secret_ invoice question",
+            "priority": "high",
+            "bodyFormat": "markdown",
+            "encrypted": true,
+        })),
+        created,
+    )
+    .await;
+    expect(
+        &server,
+        Method::POST,
+        &action(text(&second["id"]), "close"),
+        &jane_token,
+        None,
+        ok,
+    )
+    .await;
+
+    let third = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        &sam_token,
+        Some(json!({
+            "subject": "Your certificate expires",
+            "message": "We noticed it expires soon.",
+            "customerId": john_id,
+            "priority": "urgent",
+        })),
+        created,
+    )
+    .await;
+    expect(
+        &server,
+        Method::POST,
+        &action(text(&third["id"]), "resolve"),
+        &sam_token,
+        None,
+        ok,
+    )
+    .await;
+
+    let foreign = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        &fran_token,
+        Some(json!({"subject": "Hej", "message": "Något är fel 🙂"})),
+        created,
+    )
+    .await;
+    let foreign_thread = format!("{TICKETS}/{}/messages", text(&foreign["id"]));
+    let reply = Some(json!({"message": "Vi tittar på det."}));
+    expect(
+        &server,
+        Method::POST,
+        &foreign_thread,
+        &fred_token,
+        reply,
+        created,
+    )
+    .await;
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+
+    let caller = |label, token: &str| Caller {
+        label,
+        token: token.to_owned(),
+    };
+    vec![
+        caller("jane", &jane_token),
+        caller("jane's revoked key", text(&old_key["token"])),
+        caller("john", &john_token),
+        caller("sam", &sam_token),
+        caller("sam read-only", text(&read_only["token"])),
+        caller("bot", &bot_token),
+        caller("fran", &fran_token),
+        caller("fred", &fred_token),
+    ]
+}
+
+/// What the API answers each caller to every read it can make (and to a
+/// write the read-only key may not make): full bodies for successes, the
+/// status and `code` for problems (whose ids and times differ per request).
+async fn snapshot(server: &Server, callers: &[Caller]) -> Vec<(String, u16, Value)> {
+    let mut answers = Vec::new();
+    for caller in callers {
+        let mut get = async |path: String| -> Value {
+            let (status, body) = server.call(Method::GET, &path, &caller.token, None).await;
+            let kept = if status.is_success() {
+                body.clone()
+            } else {
+                body["code"].clone()
+            };
+            answers.push((
+                format!("{}: GET {path}", caller.label),
+                status.as_u16(),
+                kept,
+            ));
+            body
+        };
+        let list = get(format!("{TICKETS}?limit=100")).await;
+        let page = get(format!("{TICKETS}?limit=2")).await;
+        if let Some(cursor) = page["nextCursor"].as_str() {
+            get(format!("{TICKETS}?limit=2&cursor={cursor}")).await;
+        }
+        get(format!("{TICKETS}?status=closed")).await;
+        for ticket in list["data"].as_array().into_iter().flatten() {
+            let id = text(&ticket["id"]);
+            get(format!("{TICKETS}/{id}")).await;
+            get(format!("{TICKETS}/{}", ticket["number"])).await;
+            let thread = get(format!("{TICKETS}/{id}/messages")).await;
+            let page = get(format!("{TICKETS}/{id}/messages?limit=1")).await;
+            if let Some(cursor) = page["nextCursor"].as_str() {
+                get(format!("{TICKETS}/{id}/messages?limit=1&cursor={cursor}")).await;
+            }
+            for message in thread["data"].as_array().into_iter().flatten() {
+                get(format!("{TICKETS}/{id}/messages/{}", text(&message["id"]))).await;
+            }
+        }
+        if caller.label == "sam read-only" {
+            let reply = Some(json!({"message": "x"}));
+            let path = format!("{TICKETS}/1/messages");
+            let (status, body) = server.call(Method::POST, &path, &caller.token, reply).await;
+            answers.push((
+                format!("{}: reply", caller.label),
+                status.as_u16(),
+                body["code"].clone(),
+            ));
+        }
+    }
+    answers
+}
+
+/// Runs `ticketd --database <scratch's> ARGS` with `input` on stdin.
+fn run_with_stdin(scratch: &Scratch, args: &[&str], input: &[u8]) -> Output {
+    let mut child = scratch
+        .command()
+        .arg("--database")
+        .arg(scratch.db_url())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // The child may stop reading early (a refused dump); a broken pipe is
+    // then expected.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+/// Runs `ticketd export` to stdout; returns the dump.
+#[track_caller]
+fn export_stdout(scratch: &Scratch) -> String {
+    let output = scratch.run(&["export"]);
+    assert!(
+        output.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A scratch directory with a SQLite database: where dumps come from.
+fn source() -> Scratch {
+    Scratch::new(Backend::Sqlite).expect("SQLite is always available")
+}
+
+/// The scratch's database, opened in-process.
+async fn open(scratch: &Scratch) -> Arc<dyn Store> {
+    let url = DatabaseUrl::parse(&scratch.db_url()).unwrap();
+    ticketd::store::open(&url).await.unwrap()
+}
+
+async fn is_empty(scratch: &Scratch) -> bool {
+    open(scratch).await.is_empty().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_moved_database_answers_exactly_as_before() {
+    let source = source();
+    let callers = populate(&source).await;
+    let mut server = source.serve().await;
+    let before = snapshot(&server, &callers).await;
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+
+    let dump_path = source.dir.path().join("dump.jsonl");
+    let dump_arg = dump_path.to_str().unwrap();
+    let counts = json!({"workspaces": 2, "users": 6, "apiKeys": 8, "tickets": 4, "messages": 7});
+    assert_eq!(
+        source.json(&["export", "--output", dump_arg]),
+        json!({"exported": counts})
+    );
+    let dump = std::fs::read_to_string(&dump_path).unwrap();
+    assert_eq!(export_stdout(&source), dump, "stdout and file dumps differ");
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.len(), 1 + 27 + 1);
+    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":1}"#);
+    assert_eq!(
+        lines[28],
+        r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":4,"messages":7}"#
+    );
+    assert!(
+        dump.contains(r#""body":"My password is hunter2","body_format":"plain","encrypted":true"#)
+    );
+
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    assert_eq!(
+        target.json(&["import", "--input", dump_arg]),
+        json!({"imported": counts})
+    );
+    assert_eq!(
+        export_stdout(&target),
+        dump,
+        "the round trip changed the dump"
+    );
+
+    let mut server = target.serve().await;
+    let after = snapshot(&server, &callers).await;
+    assert_eq!(after.len(), before.len());
+    for (before, after) in before.iter().zip(&after) {
+        assert_eq!(before, after);
+    }
+    let answered = |label: &str, status: u16| {
+        before
+            .iter()
+            .filter(|(what, code, _)| what.starts_with(label) && *code == status)
+            .count()
+    };
+    // Lists: all, two per page (and the next page when there is one), the
+    // closed ones. Each ticket: by id, by number, its thread, one message per
+    // page (and the next page), each message: 8 reads for the three-message
+    // thread, 7 for two messages, 5 for one.
+    assert_eq!(answered("sam: GET", 200), 4 + 8 + 5 + 5, "{before:#?}");
+    assert_eq!(answered("jane: GET", 200), 3 + 8 + 5, "{before:#?}");
+    assert_eq!(answered("fran: GET", 200), 3 + 7, "{before:#?}");
+    assert_eq!(answered("jane's revoked key", 401), 3, "{before:#?}");
+    assert!(
+        before.contains(&("sam read-only: reply".to_owned(), 403, json!("forbidden"))),
+        "{before:#?}"
+    );
+
+    // Numbers and threads go on where they were.
+    let jane = &callers[0].token;
+    let next = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        jane,
+        Some(json!({"subject": "After the move", "message": "Still here?"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(next["number"], 4);
+    let reply = Some(json!({"message": "One more thing"}));
+    let path = format!("{TICKETS}/1/messages");
+    expect(
+        &server,
+        Method::POST,
+        &path,
+        jane,
+        reply,
+        StatusCode::CREATED,
+    )
+    .await;
+    let thread = expect(&server, Method::GET, &path, jane, None, StatusCode::OK).await;
+    let bodies: Vec<&str> = thread["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| text(&message["body"]))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "It stopped at noon.",
+            "**Rebooted** it.",
+            "My password is hunter2",
+            "One more thing"
+        ]
+    );
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+}
+
+/// A small database's dump, written to the scratch directory.
+fn small_dump(scratch: &Scratch) -> (String, String) {
+    let workspace = scratch.create_workspace("Acme Hosting");
+    let workspace = text(&workspace["id"]).to_owned();
+    user_with_key(scratch, &workspace, "customer", "Jane Example");
+    user_with_key(scratch, &workspace, "staff", "Sam Staff");
+    let path = scratch.dir.path().join("dump.jsonl");
+    let path = path.to_str().unwrap().to_owned();
+    scratch.json(&["export", "--output", &path]);
+    let dump = std::fs::read_to_string(&path).unwrap();
+    (path, dump)
+}
+
+#[tokio::test]
+async fn import_refuses_a_database_that_is_not_empty() {
+    let source = source();
+    let (path, dump) = small_dump(&source);
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    target.create_workspace("Already Here");
+    let stderr = target.fails(&["import", "--input", &path]);
+    assert_eq!(
+        stderr,
+        format!(
+            "ticketd: {} is not empty: import only into a new, empty database\n",
+            target.db_url()
+        )
+    );
+    let stderr = refused(
+        &run_with_stdin(&target, &["import"], dump.as_bytes()),
+        &["import"],
+    );
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    let kept = export_stdout(&target);
+    assert!(
+        kept.contains("Already Here") && !kept.contains("Jane Example"),
+        "{kept}"
+    );
+
+    // A database that was imported into is not empty either.
+    let Some(fresh) = Scratch::new(BACKEND) else {
+        return;
+    };
+    fresh.json(&["import", "--input", &path]);
+    let stderr = fresh.fails(&["import", "--input", &path]);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(export_stdout(&fresh), dump);
+}
+
+#[tokio::test]
+async fn import_refuses_a_truncated_or_edited_dump() {
+    let source = source();
+    let (_, dump) = small_dump(&source);
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.len(), 7, "{dump}");
+    let joined = |lines: &[&str]| {
+        lines
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect::<String>()
+    };
+    let without_trailer = joined(&lines[..6]);
+    let mut without_a_user = lines.clone();
+    without_a_user.remove(2);
+    let wrong_count = dump.replace(r#""users":2"#, r#""users":3"#);
+    let cut_mid_line = &dump[..dump.len() - 40];
+    let mut reordered = lines.clone();
+    reordered.swap(2, 3);
+    let with_extra = format!("{dump}\n");
+    let unknown_member = dump.replacen(
+        r#""plan":"standard""#,
+        r#""plan":"standard","color":"red""#,
+        1,
+    );
+    let cases: Vec<(&str, String, String)> =
+        vec![
+        (
+            "no trailer",
+            without_trailer,
+            "line 7: the dump ends without its trailer line: it is truncated".into(),
+        ),
+        (
+            "a record missing",
+            joined(&without_a_user),
+            "line 6: the trailer counts 1 workspaces, 2 users, 2 api keys, 0 tickets, 0 messages \
+             but the dump holds 1 workspaces, 1 users, 2 api keys, 0 tickets, 0 messages: \
+             it is incomplete or edited"
+                .into(),
+        ),
+        (
+            "a wrong count",
+            wrong_count,
+            "line 7: the trailer counts 1 workspaces, 3 users".into(),
+        ),
+        ("cut mid-line", cut_mid_line.to_owned(), "line 7: column ".into()),
+        ("reordered", joined(&reordered), "line 4: user usr_".into()),
+        ("after the trailer", with_extra, "line 8: nothing may follow the trailer line".into()),
+        (
+            "an unknown member",
+            unknown_member,
+            "line 2: unknown field `color`".into(),
+        ),
+    ];
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    for (case, bad, expected) in &cases {
+        let path = target.dir.path().join("bad.jsonl");
+        std::fs::write(&path, bad).unwrap();
+        let stderr = target.fails(&["import", "--input", path.to_str().unwrap()]);
+        assert!(
+            stderr.starts_with(&format!("ticketd: {expected}")),
+            "{case}: {stderr}"
+        );
+        let stderr = refused(
+            &run_with_stdin(&target, &["import"], bad.as_bytes()),
+            &[case],
+        );
+        assert!(
+            stderr.starts_with(&format!("ticketd: {expected}")),
+            "{case} on stdin: {stderr}"
+        );
+        assert!(is_empty(&target).await, "{case} left records behind");
+    }
+    // The refusals left the target empty: the intact dump imports.
+    let output = run_with_stdin(&target, &["import"], dump.as_bytes());
+    one_json_line(&output, &["import"]);
+    assert_eq!(export_stdout(&target), dump);
+}
+
+#[tokio::test]
+async fn import_refuses_another_version_or_format() {
+    let source = source();
+    let (_, dump) = small_dump(&source);
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let newer = dump.replacen(r#""version":1"#, r#""version":2"#, 1);
+    let headerless = dump
+        .lines()
+        .skip(1)
+        .map(|line| format!("{line}\n"))
+        .collect::<String>();
+    let cases = [
+        (
+            newer,
+            "ticketd: line 1: unsupported dump version 2: this ticketd reads version 1\n",
+        ),
+        (
+            headerless,
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":1}\n",
+        ),
+        (
+            "id,name\n1,Acme\n".to_owned(),
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":1}\n",
+        ),
+        (String::new(), "ticketd: line 1: the dump is empty\n"),
+    ];
+    for (bad, expected) in cases {
+        let stderr = refused(
+            &run_with_stdin(&target, &["import"], bad.as_bytes()),
+            &["import"],
+        );
+        assert_eq!(stderr, expected);
+    }
+    assert!(is_empty(&target).await);
+}
+
+#[test]
+fn import_refuses_a_missing_dump_file() {
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let stderr = target.fails(&["import", "--input", "no-such-dump.jsonl"]);
+    assert!(
+        stderr.starts_with("ticketd: cannot open no-such-dump.jsonl: "),
+        "{stderr}"
+    );
+}
+
+/// A database with a few thousand messages, made through the store.
+async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
+    let store = open(scratch).await;
+    let workspace = store
+        .create_workspace(NewWorkspace {
+            id: WorkspaceId::generate(),
+            name: "Busy".into(),
+            code: WorkspaceCode::parse("BUSY").unwrap(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let customer = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            workspace_id: workspace.id,
+            role: Role::Customer,
+            name: "Chatty".into(),
+            email: None,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let actor = Actor {
+        workspace_id: workspace.id,
+        user_id: customer.id,
+        role: Role::Customer,
+        name: customer.name,
+    };
+    let message = |text: String| NewMessage {
+        id: MessageId::generate(),
+        body: MessageBody::parse(text).unwrap(),
+        body_format: BodyFormat::Plain,
+        encrypted: false,
+        sent_at: Timestamp::now(),
+    };
+    let mut replies = Vec::new();
+    for number in 0..3 {
+        let ticket = store
+            .create_ticket(
+                &actor,
+                NewTicket {
+                    id: TicketId::generate(),
+                    subject: Subject::parse(format!("Ticket {number}")).unwrap(),
+                    priority: Priority::Normal,
+                    on_behalf_of: None,
+                    first_message: message("First".into()),
+                },
+            )
+            .await
+            .unwrap();
+        for i in 0..700 {
+            let store = Arc::clone(&store);
+            let actor = actor.clone();
+            let new = message(format!("Reply {i} to {number}"));
+            replies.push(tokio::spawn(async move {
+                store
+                    .append_message(&actor, TicketRef::Id(ticket.id), new)
+                    .await
+            }));
+        }
+    }
+    for reply in replies {
+        reply.await.unwrap().unwrap();
+    }
+    store
+}
+
+async fn export_bytes(store: &dyn Store, page_size: u32) -> Vec<u8> {
+    let mut dump = Vec::new();
+    transfer::export(store, &mut dump, page_size).await.unwrap();
+    dump
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_dumps_stream_in_pages_and_batches() {
+    let source = source();
+    let store = busy_database(&source).await;
+    let dump = export_bytes(store.as_ref(), EXPORT_PAGE_SIZE).await;
+    // Pages of 7 cross every kind's boundaries and hundreds of message pages.
+    assert!(
+        export_bytes(store.as_ref(), 7).await == dump,
+        "paging changed the dump"
+    );
+    let text_dump = String::from_utf8(dump.clone()).unwrap();
+    assert!(text_dump.ends_with(
+        "{\"type\":\"end\",\"workspaces\":1,\"users\":1,\"api_keys\":0,\"tickets\":3,\"messages\":2103}\n"
+    ));
+
+    for batching in [
+        Batching {
+            records: 13,
+            bytes: 1 << 20,
+        },
+        Batching {
+            records: 1000,
+            bytes: 4096,
+        },
+    ] {
+        let Some(target) = Scratch::new(BACKEND) else {
+            return;
+        };
+        let store = open(&target).await;
+        let counts = transfer::import(store.as_ref(), dump.as_slice(), batching)
+            .await
+            .unwrap();
+        assert_eq!(counts.total(), 2108);
+        assert!(
+            export_bytes(store.as_ref(), EXPORT_PAGE_SIZE).await == dump,
+            "{batching:?}"
+        );
+    }
+
+    // A bad line near the end of a large dump: from a file the whole dump is
+    // checked before anything is written.
+    let lines: Vec<&str> = text_dump.lines().collect();
+    let bad_line = lines.len() - 1;
+    let mut damaged = lines.clone();
+    let truncated_record = &lines[bad_line - 1][..20];
+    damaged[bad_line - 1] = truncated_record;
+    let damaged: String = damaged.iter().map(|line| format!("{line}\n")).collect();
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let path = source.dir.path().join("damaged.jsonl");
+    std::fs::write(&path, &damaged).unwrap();
+    let stderr = target.fails(&["import", "--input", path.to_str().unwrap()]);
+    assert!(
+        stderr.starts_with(&format!("ticketd: line {bad_line}: column ")),
+        "{stderr}"
+    );
+    assert!(is_empty(&target).await, "a checked dump wrote records");
+
+    // From stdin the batches before the bad line are committed, and the
+    // error says so.
+    let output = run_with_stdin(&target, &["import"], damaged.as_bytes());
+    let stderr = refused(&output, &["import"]);
+    assert!(
+        stderr.starts_with(&format!("ticketd: line {bad_line}: column ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(
+            "; 2000 records were imported before this: discard the database and import into an empty one\n"
+        ),
+        "{stderr}"
+    );
+    assert!(!is_empty(&target).await);
+}
