@@ -2,6 +2,7 @@
 //! sharing one database.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -315,4 +316,94 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> (StatusCode, V
     let response = client.get(url).bearer_auth(token).send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The Redis the shared limiter uses in tests, or `None` (after a notice on
+/// the terminal) when it is unreachable outside CI.
+fn test_redis_url() -> Option<String> {
+    // A URL given explicitly is used as is; the default is checked first.
+    if let Ok(url) = std::env::var("TICKETD_TEST_REDIS_URL") {
+        return Some(url);
+    }
+    let default = "127.0.0.1:6379".parse().unwrap();
+    if std::net::TcpStream::connect_timeout(&default, Duration::from_secs(2)).is_ok() {
+        return Some("redis://127.0.0.1:6379/0".into());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "Redis at 127.0.0.1:6379 is unreachable: the shared-limiter test is mandatory under CI"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** Redis at 127.0.0.1:6379 unreachable: the two-node rate-limit test was SKIPPED ***\n"
+    );
+    None
+}
+
+/// Two nodes sharing a Redis limiter and one database: one key's requests,
+/// spread over both nodes at once, are allowed no more than the burst plus
+/// what refills meanwhile; every refusal is a 429 with `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_enforce_one_rate_limit_per_key() {
+    let (Some(redis), Some(database)) = (test_redis_url(), TestDatabase::create().await) else {
+        return;
+    };
+    let fixture = {
+        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
+            .await
+            .unwrap();
+        provision(store.as_ref()).await
+    };
+    // A prefix of this run's own; its keys expire once their buckets refill.
+    let prefix = format!("ticketd-fault-test:{}:", ulid::Ulid::new());
+    // 60 a minute (one a second) with a burst of 10.
+    let args = [
+        "--rate-limit-url",
+        &redis,
+        "--rate-limit-key-prefix",
+        &prefix,
+        "--rate-limit-per-minute",
+        "60",
+        "--rate-limit-burst",
+        "10",
+    ];
+    let logs = tempfile::tempdir().unwrap();
+    let nodes = [
+        Server::start_on(database.url(), logs.path(), &args).await,
+        Server::start_on(database.url(), logs.path(), &args).await,
+    ];
+    let client = reqwest::Client::new();
+
+    const REQUESTS: usize = 40;
+    let started = Instant::now();
+    let mut requests = JoinSet::new();
+    for i in 0..REQUESTS {
+        let request = client
+            .get(format!("{}/api/v2/support/tickets", nodes[i % 2].base_url))
+            .bearer_auth(&fixture.staff_token);
+        requests.spawn(send(request));
+    }
+    let mut allowed = 0;
+    while let Some(reply) = requests.join_next().await {
+        let reply = reply.unwrap();
+        match reply.status {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(
+                    reply.body["code"], "rate_limit_exceeded",
+                    "{:?}",
+                    reply.body
+                );
+                assert!(reply.retry_after.is_some(), "a 429 without Retry-After");
+            }
+            other => panic!("unexpected {other}: {:?}", reply.body),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst, plus one per second that passed while the requests ran.
+    let most = 10 + elapsed.ceil() as usize;
+    assert!(
+        (10..=most).contains(&allowed),
+        "{allowed} of {REQUESTS} allowed in {elapsed:.2} s across two nodes (at most {most})"
+    );
 }
