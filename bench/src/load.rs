@@ -1,6 +1,7 @@
 //! The closed-loop load generator: `concurrency` workers, each on its own
 //! keep-alive HTTP/1.1 connection, send a request, wait for the whole
-//! response, record its latency, and send the next.
+//! response, record its latency, and send the next. With several server
+//! addresses, worker `i` connects to address `i mod n`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -134,15 +135,19 @@ async fn worker(
     result
 }
 
-/// Runs `concurrency` workers against `addr` for `warmup + duration`,
-/// measuring only the last `duration`.
+/// Runs `concurrency` workers for `warmup + duration`, measuring only the
+/// last `duration`. The workers' connections are spread round-robin over
+/// `addrs`, which must not be empty.
 pub async fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
     factory: RequestFactory,
 ) -> Result<LoadOutcome, String> {
+    if addrs.is_empty() {
+        return Err("the load needs at least one server address".into());
+    }
     let empty = new_histogram()?;
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -152,7 +157,7 @@ pub async fn run(
             tokio::spawn(worker(
                 id,
                 empty.clone(),
-                addr,
+                addrs[id as usize % addrs.len()],
                 Arc::clone(&factory),
                 measure_from,
                 stop_at,

@@ -7,6 +7,7 @@
 
 mod baseline;
 mod load;
+mod postgres;
 mod procfs;
 mod provision;
 mod report;
@@ -25,9 +26,10 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use ticketd::core::page::{Cursor, MessageCursor};
+use ticketd::store::DatabaseUrl;
 
 use crate::load::{RequestFactory, Rng};
-use crate::provision::Fixture;
+use crate::provision::{Fixture, Growth};
 use crate::report::{CeilingResult, Latency, Machine, Report, ScenarioResult};
 use crate::server::{ServerProcess, free_addr};
 
@@ -81,8 +83,33 @@ impl Scenario {
     }
 }
 
+/// The database the servers share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Backend {
+    /// A SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of --postgres-url.
+    Postgres,
+}
+
 #[derive(Debug, clap::Args, serde::Serialize)]
 struct RunArgs {
+    /// The database backend the servers use.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+    /// PostgreSQL URL with rights to create databases; the run gets a fresh
+    /// database (ticketd_bench_<ulid>) on the same server.
+    #[arg(long, default_value = postgres::DEFAULT_ADMIN_URL)]
+    #[serde(skip)]
+    postgres_url: String,
+    /// `ticketd serve` processes sharing the database (more than 1 needs
+    /// --backend postgres); clients are spread round-robin over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Keep the run's PostgreSQL database instead of dropping it at the end.
+    #[arg(long)]
+    keep_data: bool,
     /// Scenarios to run, in order (writes last, so reads see the stated size).
     #[arg(
         long,
@@ -91,9 +118,11 @@ struct RunArgs {
         default_value = "get-ticket,list-messages,mixed,create-ticket,reply"
     )]
     scenarios: Vec<Scenario>,
-    /// Stored messages to measure at, ascending; the database grows between sizes.
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
-    sizes: Vec<i64>,
+    /// Stored messages to measure at, ascending; the database grows between
+    /// sizes. Default: 10000,100000,1000000 on SQLite; 10000 on PostgreSQL,
+    /// where growing the database one append at a time is slow.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<i64>>,
     /// Concurrent clients (one keep-alive connection each).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -112,7 +141,8 @@ struct RunArgs {
     /// The ticketd binary; default: build target/release/ticketd first.
     #[arg(long)]
     server_binary: Option<PathBuf>,
-    /// Where the benchmark database lives; default: a fresh directory under target/bench-data.
+    /// Where the SQLite database and the server logs go; default: a fresh
+    /// directory under target/bench-data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Directory for the JSON result file.
@@ -259,7 +289,7 @@ async fn measure_ceiling(
     ];
     let baseline = ServerProcess::start(&me, &baseline_args, addr, None).await?;
     let outcome = load::run(
-        addr,
+        &[addr],
         args.concurrency,
         Duration::from_secs(args.warmup_secs),
         Duration::from_secs(args.duration_secs),
@@ -292,7 +322,108 @@ async fn sample_response_bytes(
     Ok(body.len())
 }
 
+impl RunArgs {
+    /// Refuses combinations the benchmark cannot run.
+    fn validate(&self) -> Result<(), String> {
+        if self.nodes == 0 {
+            return Err("--nodes must be at least 1".into());
+        }
+        if self.nodes > 1 && self.backend != Backend::Postgres {
+            return Err("--nodes above 1 needs --backend postgres: SQLite serves one node".into());
+        }
+        if self.backend == Backend::Postgres
+            && !matches!(
+                DatabaseUrl::parse(&self.postgres_url),
+                Ok(DatabaseUrl::Postgres(_))
+            )
+        {
+            return Err("--postgres-url must be a postgres:// URL".into());
+        }
+        if self.concurrency == 0 || self.tickets == 0 || self.customers == 0 {
+            return Err("--concurrency, --tickets and --customers must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The sizes to measure at, ascending.
+    fn sizes(&self) -> Vec<i64> {
+        let mut sizes = self.sizes.clone().unwrap_or_else(|| match self.backend {
+            Backend::Sqlite => vec![10_000, 100_000, 1_000_000],
+            Backend::Postgres => vec![10_000],
+        });
+        sizes.sort_unstable();
+        sizes
+    }
+}
+
+/// The `--database` argument for `ticketd serve`.
+fn database_arg(url: &DatabaseUrl) -> String {
+    match url {
+        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+    }
+}
+
+/// The `ticketd serve` processes of one database size.
+struct Nodes {
+    servers: Vec<ServerProcess>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Nodes {
+    async fn start(
+        binary: &Path,
+        database: &DatabaseUrl,
+        count: usize,
+        data_dir: &Path,
+        size: i64,
+    ) -> Result<Self, String> {
+        let mut nodes = Self {
+            servers: Vec::with_capacity(count),
+            addrs: Vec::with_capacity(count),
+        };
+        for node in 0..count {
+            let addr = free_addr().map_err(|error| error.to_string())?;
+            let server_args: Vec<String> = [
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--database",
+                &database_arg(database),
+                "--rate-limit-per-minute",
+                "1000000000",
+                "--max-concurrent-requests",
+                "4096",
+            ]
+            .iter()
+            .map(|arg| (*arg).to_owned())
+            .collect();
+            let log = if count == 1 {
+                data_dir.join(format!("ticketd-serve-{size}.log"))
+            } else {
+                data_dir.join(format!("ticketd-serve-{size}-node{node}.log"))
+            };
+            let server = ServerProcess::start(binary, &server_args, addr, Some(&log)).await?;
+            nodes.servers.push(server);
+            nodes.addrs.push(addr);
+        }
+        Ok(nodes)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(ServerProcess::pid).collect()
+    }
+
+    async fn stop(self) -> Result<(), String> {
+        for server in self.servers {
+            server.stop().await?;
+        }
+        Ok(())
+    }
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
+    args.validate()?;
     let started_at = timestamp();
     let server_binary = match &args.server_binary {
         Some(path) => path.clone(),
@@ -305,77 +436,140 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .join(started_at.replace(':', "-")),
     };
     std::fs::create_dir_all(&data_dir).map_err(|error| error.to_string())?;
-    let db = std::fs::canonicalize(&data_dir)
-        .map_err(|error| error.to_string())?
-        .join("ticketd.db");
+    let data_dir = std::fs::canonicalize(&data_dir).map_err(|error| error.to_string())?;
+    match args.backend {
+        Backend::Sqlite => {
+            let database = DatabaseUrl::Sqlite(data_dir.join("ticketd.db"));
+            measure(&args, &started_at, &server_binary, &data_dir, &database).await
+        }
+        Backend::Postgres => {
+            let run_database = postgres::RunDatabase::create(&args.postgres_url).await?;
+            eprintln!("created PostgreSQL database {}", run_database.name());
+            let database = DatabaseUrl::Postgres(run_database.url().to_owned());
+            // Dropping the measurement (on Ctrl-C) kills the servers; the
+            // database is dropped either way.
+            let outcome = tokio::select! {
+                outcome = measure(&args, &started_at, &server_binary, &data_dir, &database) => outcome,
+                _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+            };
+            let cleanup = if args.keep_data {
+                eprintln!(
+                    "kept PostgreSQL database {} (--keep-data)",
+                    run_database.name()
+                );
+                Ok(())
+            } else {
+                let name = run_database.name().to_owned();
+                run_database
+                    .drop_database()
+                    .await
+                    .map(|()| eprintln!("dropped PostgreSQL database {name}"))
+            };
+            match (outcome, cleanup) {
+                (Ok(()), cleanup) => cleanup,
+                (Err(error), Ok(())) => Err(error),
+                (Err(error), Err(cleanup)) => Err(format!("{error}; {cleanup}")),
+            }
+        }
+    }
+}
 
+/// Provisions `database`, runs every size and scenario against it, prints
+/// the table and writes the JSON report.
+async fn measure(
+    args: &RunArgs,
+    started_at: &str,
+    server_binary: &Path,
+    data_dir: &Path,
+    database: &DatabaseUrl,
+) -> Result<(), String> {
+    let growth = match database {
+        DatabaseUrl::Sqlite(_) => Growth::TicketByTicket,
+        DatabaseUrl::Postgres(_) => Growth::RoundRobin,
+    };
     eprintln!(
         "provisioning {} customers and {} tickets...",
         args.customers, args.tickets
     );
     let mut fixture = {
-        let store = provision::open(&db).await?;
+        let store = provision::open(database).await?;
         provision::provision(&store, args.customers, args.tickets).await?
     };
+    let postgres_server = match database {
+        DatabaseUrl::Postgres(url) => {
+            let found = postgres::ServerProcesses::find(url).await?;
+            if found.is_none() {
+                eprintln!(
+                    "the PostgreSQL server's processes are not visible here; not measuring their CPU"
+                );
+            }
+            found
+        }
+        DatabaseUrl::Sqlite(_) => None,
+    };
 
-    let mut sizes = args.sizes.clone();
-    sizes.sort_unstable();
     let mut ceilings: BTreeMap<Scenario, CeilingResult> = BTreeMap::new();
     let mut results = Vec::new();
     let mut idle_rss_mib = f64::MAX;
-    for size in sizes {
+    for size in args.sizes() {
         {
             eprintln!("growing the database to {size} messages...");
-            let store = provision::open(&db).await?;
-            provision::grow_to(&store, &mut fixture, size).await?;
+            let store = provision::open(database).await?;
+            provision::grow_to(&store, &mut fixture, size, growth).await?;
         }
-        let addr = free_addr().map_err(|error| error.to_string())?;
-        let server_args: Vec<String> = [
-            "serve",
-            "--listen",
-            &addr.to_string(),
-            "--database",
-            &format!("sqlite://{}", db.display()),
-            "--rate-limit-per-minute",
-            "1000000000",
-            "--max-concurrent-requests",
-            "4096",
-        ]
-        .iter()
-        .map(|arg| (*arg).to_owned())
-        .collect();
-        let log = data_dir.join(format!("ticketd-serve-{size}.log"));
-        let server = ServerProcess::start(&server_binary, &server_args, addr, Some(&log)).await?;
+        let nodes = Nodes::start(server_binary, database, args.nodes, data_dir, size).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        idle_rss_mib = idle_rss_mib.min(procfs::memory_mib(server.pid(), "VmRSS").unwrap_or(0.0));
+        let idle = nodes
+            .pids()
+            .into_iter()
+            .map(|pid| procfs::memory_mib(pid, "VmRSS").unwrap_or(0.0))
+            .fold(0.0, f64::max);
+        idle_rss_mib = idle_rss_mib.min(idle);
 
         for &scenario in &args.scenarios {
             let factory = factory(scenario, &fixture)?;
             if let Entry::Vacant(slot) = ceilings.entry(scenario) {
-                let bytes = sample_response_bytes(addr, &factory).await?;
+                let bytes = sample_response_bytes(nodes.addrs[0], &factory).await?;
                 eprintln!(
                     "measuring the ceiling for {} ({bytes}-byte responses)...",
                     scenario.name()
                 );
-                slot.insert(measure_ceiling(scenario, bytes, &args, Arc::clone(&factory)).await?);
+                slot.insert(measure_ceiling(scenario, bytes, args, Arc::clone(&factory)).await?);
             }
             eprintln!("running {} at {size} messages...", scenario.name());
-            let messages_at_start = provision::count_messages(&db)?;
-            let pid = server.pid();
-            // Resets the peak-RSS counter so VmHWM covers this run only.
-            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-            let cpu_before = procfs::cpu_seconds(pid).unwrap_or(0.0);
+            let messages_at_start = provision::count_messages(database).await?;
+            let pids = nodes.pids();
+            for pid in &pids {
+                // Resets the peak-RSS counter so VmHWM covers this run only.
+                let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+            }
+            let cpu = |pid: &u32| procfs::cpu_seconds(*pid).unwrap_or(0.0);
+            let cpu_before: Vec<f64> = pids.iter().map(cpu).collect();
+            let postgres_before = postgres_server
+                .as_ref()
+                .and_then(postgres::ServerProcesses::cpu_seconds);
             let outcome = load::run(
-                addr,
+                &nodes.addrs,
                 args.concurrency,
                 Duration::from_secs(args.warmup_secs),
                 Duration::from_secs(args.duration_secs),
                 factory,
             )
             .await?;
-            let cpu_after = procfs::cpu_seconds(pid).unwrap_or(0.0);
-            let peak = procfs::memory_mib(pid, "VmHWM").unwrap_or(0.0);
-            let messages_added = provision::count_messages(&db)? - messages_at_start;
+            let postgres_after = postgres_server
+                .as_ref()
+                .and_then(postgres::ServerProcesses::cpu_seconds);
+            let cpu_per_node: Vec<f64> = pids
+                .iter()
+                .map(cpu)
+                .zip(&cpu_before)
+                .map(|(after, before)| after - before)
+                .collect();
+            let peak_per_node: Vec<f64> = pids
+                .iter()
+                .map(|pid| procfs::memory_mib(*pid, "VmHWM").unwrap_or(0.0))
+                .collect();
+            let messages_added = provision::count_messages(database).await? - messages_at_start;
             let created = outcome.statuses_total.get(&201).copied().unwrap_or(0);
             let ceiling = ceilings
                 .get(&scenario)
@@ -402,21 +596,36 @@ async fn run(args: RunArgs) -> Result<(), String> {
                     .map(|(s, c)| (s.to_string(), *c))
                     .collect(),
                 errors,
-                server_cpu_seconds: cpu_after - cpu_before,
-                server_peak_rss_mib: peak,
+                server_cpu_seconds: cpu_per_node.iter().sum(),
+                server_peak_rss_mib: peak_per_node.iter().copied().fold(0.0, f64::max),
+                server_cpu_seconds_per_node: cpu_per_node,
+                server_peak_rss_mib_per_node: peak_per_node,
+                postgres_cpu_seconds: postgres_before
+                    .zip(postgres_after)
+                    .map(|(before, after)| after - before),
                 created,
                 messages_added,
                 stored_matches_created: i64::try_from(created)
                     .is_ok_and(|created| created == messages_added),
             });
         }
-        server.stop().await?;
+        nodes.stop().await?;
     }
 
+    let mut settings = serde_json::to_value(args).map_err(|error| error.to_string())?;
+    if let Some(settings) = settings.as_object_mut() {
+        settings.insert("sizes".into(), serde_json::json!(args.sizes()));
+    }
     let report = Report {
-        started_at: started_at.clone(),
+        started_at: started_at.to_owned(),
+        backend: match args.backend {
+            Backend::Sqlite => "sqlite".into(),
+            Backend::Postgres => "postgres".into(),
+        },
+        nodes: args.nodes,
+        database: database.redacted(),
         machine: Machine::describe(),
-        settings: serde_json::to_value(&args).map_err(|error| error.to_string())?,
+        settings,
         idle_rss_mib,
         ceilings: ceilings.into_values().collect(),
         results,

@@ -1,7 +1,7 @@
 //! Setting up the benchmark's data directly through ticketd's storage layer.
 
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ticketd::core::access::{Actor, Role, Scopes};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
@@ -11,8 +11,8 @@ use ticketd::core::ticket::{NewTicket, Priority, TicketRef};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
-use ticketd::store::Store;
-use ticketd::store::sqlite::SqliteStore;
+use ticketd::store::postgres::PoolOptions;
+use ticketd::store::{DatabaseUrl, Store};
 
 /// A ticket the load can target, with its owner's credentials.
 #[derive(Clone)]
@@ -44,11 +44,15 @@ fn err(error: impl std::fmt::Display) -> String {
     error.to_string()
 }
 
-/// Opens the store at `path`.
-pub async fn open(path: &Path) -> Result<Arc<dyn Store>, String> {
-    Ok(Arc::new(
-        SqliteStore::open(path.to_path_buf()).await.map_err(err)?,
-    ))
+/// Opens the store at `url`, creating its schema if needed. On PostgreSQL
+/// the pool is larger and more patient than a server's, since growing the
+/// database keeps many appends waiting for a connection.
+pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, String> {
+    let pool = PoolOptions {
+        max_connections: 32,
+        acquire_timeout: Duration::from_secs(60),
+    };
+    ticketd::store::open_with(url, pool).await.map_err(err)
 }
 
 async fn user(
@@ -139,63 +143,101 @@ pub async fn provision(
     Ok(Fixture { tickets: opened })
 }
 
+/// The order and concurrency in which [`grow_to`] appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// Ticket after ticket, 512 in flight: SQLite's one writer commits them
+    /// in large groups, and consecutive appends to one ticket dirty the same
+    /// pages.
+    TicketByTicket,
+    /// Round-robin over the tickets, 64 in flight: PostgreSQL runs appends
+    /// in parallel on the pool's connections, and appends to the same ticket
+    /// would only queue on its row lock.
+    RoundRobin,
+}
+
 /// Appends messages, spread evenly over the tickets, until the fixture holds
-/// at least `target` messages. Many appends are kept in flight so the
-/// store's writer commits them in large groups.
+/// at least `target` messages.
 pub async fn grow_to(
     store: &Arc<dyn Store>,
     fixture: &mut Fixture,
     target: i64,
+    growth: Growth,
 ) -> Result<(), String> {
-    const IN_FLIGHT: usize = 512;
     let missing = target - fixture.messages();
     if missing <= 0 {
         return Ok(());
     }
     let tickets = fixture.tickets.len() as i64;
-    let mut plan: Vec<(usize, i64)> = Vec::new();
-    for (index, _) in fixture.tickets.iter().enumerate() {
-        let share = missing / tickets + i64::from((index as i64) < missing % tickets);
-        plan.push((index, share));
-    }
+    let shares: Vec<i64> = (0..tickets)
+        .map(|index| missing / tickets + i64::from(index < missing % tickets))
+        .collect();
+    let (order, in_flight) = match growth {
+        Growth::TicketByTicket => {
+            let order: Vec<usize> = shares
+                .iter()
+                .enumerate()
+                .flat_map(|(index, &share)| std::iter::repeat_n(index, share as usize))
+                .collect();
+            (order, 512)
+        }
+        Growth::RoundRobin => {
+            let rounds = shares.iter().copied().max().unwrap_or(0);
+            let order: Vec<usize> = (0..rounds)
+                .flat_map(|round| {
+                    shares
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, share)| **share > round)
+                        .map(|(index, _)| index)
+                })
+                .collect();
+            (order, 64)
+        }
+    };
     let mut jobs = tokio::task::JoinSet::new();
     let text = body("An earlier message, preloaded so that the thread has history.")?;
-    for (index, share) in plan {
-        for _ in 0..share {
-            while jobs.len() >= IN_FLIGHT {
-                if let Some(done) = jobs.join_next().await {
-                    done.map_err(err)??;
-                }
+    for index in order {
+        while jobs.len() >= in_flight {
+            if let Some(done) = jobs.join_next().await {
+                done.map_err(err)??;
             }
-            let store = Arc::clone(store);
-            let ticket = fixture.tickets[index].clone();
-            let text = text.clone();
-            jobs.spawn(async move {
-                let new = NewMessage {
-                    id: MessageId::generate(),
-                    body: text,
-                    body_format: BodyFormat::Plain,
-                    encrypted: false,
-                    sent_at: Timestamp::now(),
-                };
-                store
-                    .append_message(&ticket.owner, TicketRef::Id(ticket.id), new)
-                    .await
-                    .map(|_| ())
-                    .map_err(err)
-            });
         }
-        fixture.tickets[index].messages += share;
+        let store = Arc::clone(store);
+        let ticket = fixture.tickets[index].clone();
+        let text = text.clone();
+        jobs.spawn(async move {
+            let new = NewMessage {
+                id: MessageId::generate(),
+                body: text,
+                body_format: BodyFormat::Plain,
+                encrypted: false,
+                sent_at: Timestamp::now(),
+            };
+            store
+                .append_message(&ticket.owner, TicketRef::Id(ticket.id), new)
+                .await
+                .map(|_| ())
+                .map_err(err)
+        });
     }
     while let Some(done) = jobs.join_next().await {
         done.map_err(err)??;
     }
+    for (ticket, share) in fixture.tickets.iter_mut().zip(shares) {
+        ticket.messages += share;
+    }
     Ok(())
 }
 
-/// The number of message rows in the SQLite database at `path`.
-pub fn count_messages(path: &Path) -> Result<i64, String> {
-    let conn = rusqlite::Connection::open(path).map_err(err)?;
-    conn.query_row("SELECT count(*) FROM message", [], |row| row.get(0))
-        .map_err(err)
+/// The number of message rows in the database at `url`.
+pub async fn count_messages(url: &DatabaseUrl) -> Result<i64, String> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).map_err(err)?;
+            conn.query_row("SELECT count(*) FROM message", [], |row| row.get(0))
+                .map_err(err)
+        }
+        DatabaseUrl::Postgres(url) => crate::postgres::count_messages(url).await,
+    }
 }

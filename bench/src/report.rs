@@ -46,8 +46,17 @@ pub struct ScenarioResult {
     /// Responses by status in the measurement window ("0" = transport error).
     pub statuses: std::collections::BTreeMap<String, u64>,
     pub errors: u64,
+    /// CPU seconds of all nodes together, warm-up and window.
     pub server_cpu_seconds: f64,
+    /// The largest node's peak RSS.
     pub server_peak_rss_mib: f64,
+    /// CPU seconds of each node, in node order.
+    pub server_cpu_seconds_per_node: Vec<f64>,
+    /// Peak RSS of each node, in node order.
+    pub server_peak_rss_mib_per_node: Vec<f64>,
+    /// CPU seconds of the PostgreSQL server's processes (all of them, not
+    /// only those serving the benchmark), when they are visible in /proc.
+    pub postgres_cpu_seconds: Option<f64>,
     /// 201 responses over the whole run, warm-up included.
     pub created: u64,
     /// Message rows added during the run, counted in the database.
@@ -60,6 +69,12 @@ pub struct ScenarioResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub started_at: String,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// `ticketd serve` processes sharing the database.
+    pub nodes: usize,
+    /// The database the servers used (a password, if any, redacted).
+    pub database: String,
     pub machine: Machine,
     pub settings: serde_json::Value,
     pub idle_rss_mib: f64,
@@ -116,6 +131,17 @@ pub fn table(report: &Report) -> String {
         report.machine.kernel,
         report.idle_rss_mib
     ));
+    out.push_str(&format!(
+        "backend: {}, {} node{} ({})\n",
+        report.backend,
+        report.nodes,
+        if report.nodes == 1 { "" } else { "s" },
+        report.database
+    ));
+    if report.nodes > 1 {
+        out.push_str("cpu s: all nodes together; peak MiB: the largest node's\n");
+    }
+    out.push('\n');
     out.push_str("ceiling (bare baseline server, same load):\n");
     out.push_str(&format!(
         "  {:<14} {:>10} {:>8} {:>8} {:>8} {:>8}\n",
@@ -132,9 +158,13 @@ pub fn table(report: &Report) -> String {
             ceiling.latency.p999_ms
         ));
     }
+    let postgres_cpu = report
+        .results
+        .iter()
+        .any(|result| result.postgres_cpu_seconds.is_some());
     out.push_str("\nticketd:\n");
     out.push_str(&format!(
-        "  {:<14} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6}\n",
+        "  {:<14} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6}",
         "scenario",
         "messages",
         "req/s",
@@ -148,9 +178,13 @@ pub fn table(report: &Report) -> String {
         "peak MiB",
         "stored"
     ));
+    if postgres_cpu {
+        out.push_str(&format!(" {:>8}", "pg cpu s"));
+    }
+    out.push('\n');
     for result in &report.results {
         out.push_str(&format!(
-            "  {:<14} {:>9} {:>9.0} {:>5.0}% {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>7.1} {:>8.1} {:>6}\n",
+            "  {:<14} {:>9} {:>9.0} {:>5.0}% {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>7.1} {:>8.1} {:>6}",
             result.scenario,
             result.messages_at_start,
             result.throughput_rps,
@@ -164,6 +198,13 @@ pub fn table(report: &Report) -> String {
             result.server_peak_rss_mib,
             if result.stored_matches_created { "ok" } else { "MISMATCH" }
         ));
+        if postgres_cpu {
+            match result.postgres_cpu_seconds {
+                Some(seconds) => out.push_str(&format!(" {seconds:>8.1}")),
+                None => out.push_str(&format!(" {:>8}", "-")),
+            }
+        }
+        out.push('\n');
     }
     out
 }
