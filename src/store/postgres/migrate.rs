@@ -30,6 +30,10 @@ pub(super) async fn migrate(client: &mut Object) -> Result<Vec<&'static str>, St
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(map_error)?;
+        // "already exists, skipping" notices are expected on every start.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await
+            .map_err(map_error)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migration (
                  name        TEXT        PRIMARY KEY,
