@@ -32,8 +32,15 @@ use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
 #[derive(Debug, Parser)]
 #[command(name = "ticketd", version, about)]
 pub struct Cli {
-    /// Database URL: sqlite://PATH. Default: sqlite://ticketd-data/ticketd.db
-    #[arg(long, global = true, env = "TICKETD_DATABASE_URL", value_name = "URL")]
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    /// Default: sqlite://ticketd-data/ticketd.db
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETD_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database: Option<String>,
 
     /// Configuration file. Default: ./ticketd.toml if it exists.
@@ -101,7 +108,12 @@ pub struct ServeArgs {
     pub rate_limit_burst: Option<u32>,
     /// Where rate-limit state lives: `memory` (this process) or a
     /// redis://HOST:PORT/DB URL shared by every node. Default: memory
-    #[arg(long, env = "TICKETD_RATE_LIMIT_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "TICKETD_RATE_LIMIT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub rate_limit_url: Option<String>,
     /// Prefix of the rate limiter's Redis keys. Default: ticketd:rl:
     #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", value_name = "PREFIX")]
@@ -460,12 +472,10 @@ fn counts_json(counts: RecordCounts) -> serde_json::Value {
 }
 
 async fn export(database: &DatabaseUrl, output: &Path) -> Result<(), String> {
-    // Opening creates a missing database; exporting a misspelt path should
-    // fail instead of writing an empty dump.
-    if let DatabaseUrl::Sqlite(path) = database
-        && !path.exists()
-    {
-        return Err(format!("no database at {}", path.display()));
+    // Opening creates (or migrates) a database; exporting a misspelt one
+    // should fail, changing nothing, instead of writing an empty dump.
+    if !store::exists(database).await.map_err(describe)? {
+        return Err(format!("no ticketd database at {}", database.redacted()));
     }
     let store = store::open(database).await.map_err(describe)?;
     if is_std_stream(output) {
@@ -475,18 +485,43 @@ async fn export(database: &DatabaseUrl, output: &Path) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
         return Ok(());
     }
-    let file = File::create(output)
-        .map_err(|error| format!("cannot create {}: {error}", output.display()))?;
+    // Written beside the output and renamed when complete, so a failed
+    // export never leaves something that looks like a dump.
+    let mut partial = output.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let written = write_dump(store.as_ref(), &partial).await;
+    let renamed = written.and_then(|counts| {
+        std::fs::rename(&partial, output)
+            .map(|()| counts)
+            .map_err(|error| format!("cannot write {}: {error}", output.display()))
+    });
+    match renamed {
+        Ok(counts) => print_json(&serde_json::json!({ "exported": counts_json(counts) })),
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
+}
+
+/// Writes a whole dump of `store` to the file at `path`, synced to disk.
+async fn write_dump(
+    store: &dyn Store,
+    path: &Path,
+) -> Result<crate::core::dump::RecordCounts, String> {
+    let file =
+        File::create(path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let counts = transfer::export(store.as_ref(), &mut writer, EXPORT_PAGE_SIZE)
+    let counts = transfer::export(store, &mut writer, EXPORT_PAGE_SIZE)
         .await
         .map_err(|error| error.to_string())?;
     writer
         .into_inner()
         .map_err(|error| error.into_error())
         .and_then(|file| file.sync_all())
-        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
-    print_json(&serde_json::json!({ "exported": counts_json(counts) }))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    Ok(counts)
 }
 
 async fn import(database: &DatabaseUrl, input: &Path) -> Result<(), String> {

@@ -160,7 +160,8 @@ pub trait Store: Send + Sync + 'static {
     /// given, in one transaction: ids, numbers, times and key digests are
     /// kept, nothing is derived or checked beyond the schema's constraints.
     /// Afterwards new workspaces, tickets and messages are numbered after
-    /// the imported ones (a backend with sequences advances them).
+    /// the imported ones (both backends number from the stored maximum or
+    /// counter, so nothing needs advancing).
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
     /// of the batch is kept.
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError>;
@@ -224,19 +225,43 @@ impl DatabaseUrl {
     }
 }
 
-/// `url` with the password of its user part, if any, replaced by `***`.
+/// `url` with its password, if any, replaced by `***`: in the user part
+/// (which, as libpq reads it, runs to the first `@`, so a password may hold
+/// `/` or `?`) and in a `password=` query parameter.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
+    let rest = match rest.split_once('@') {
+        Some((user_info, after)) if user_info.contains(':') => {
             let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
+            format!("{user}:***@{after}")
         }
-        _ => url.to_owned(),
+        _ => rest.to_owned(),
+    };
+    let Some((before_query, query)) = rest.split_once('?') else {
+        return format!("{scheme}://{rest}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{before_query}?{}", query.join("&"))
+}
+
+/// Whether `url` names a database ticketd has created, found without
+/// creating or changing anything (for commands that only read, like
+/// `export`).
+///
+/// # Errors
+/// `Unavailable` if a PostgreSQL server cannot be reached.
+pub async fn exists(url: &DatabaseUrl) -> Result<bool, StoreError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(path.exists()),
+        DatabaseUrl::Postgres(url) => postgres::PostgresStore::has_schema(url).await,
     }
 }
 
@@ -312,6 +337,16 @@ mod tests {
         );
         let url = DatabaseUrl::parse("postgres://ticketd@db/ticketd").unwrap();
         assert_eq!(url.redacted(), "postgres://ticketd@db/ticketd");
+        // libpq reads the user part up to the first `@`.
+        let url = DatabaseUrl::parse("postgres://ticketd:ab/c?d@db/ticketd").unwrap();
+        assert_eq!(url.redacted(), "postgres://ticketd:***@db/ticketd");
+        let url =
+            DatabaseUrl::parse("postgres://ticketd@db/ticketd?sslmode=disable&password=hunter2")
+                .unwrap();
+        assert_eq!(
+            url.redacted(),
+            "postgres://ticketd@db/ticketd?sslmode=disable&password=***"
+        );
     }
 
     #[test]

@@ -132,6 +132,15 @@ pub struct Actor {
     pub name: String,
 }
 
+impl Actor {
+    /// The customer whose tickets alone the actor may see: the actor, if a
+    /// customer; `None` for staff and automation, who see their whole
+    /// workspace.
+    pub fn visible_customer(&self) -> Option<UserId> {
+        (!self.role.is_agent()).then_some(self.user_id)
+    }
+}
+
 /// An authenticated API key and the user behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

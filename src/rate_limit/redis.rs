@@ -200,7 +200,11 @@ impl RedisRateLimiter {
             Some(Duration::from_nanos(backlog)),
             Duration::ZERO,
         );
-        debug_assert_eq!(decision.allowed, allowed == 1, "script and gcra disagree");
+        if decision.allowed != (allowed == 1) {
+            return Err(self.unavailable(format_args!(
+                "the script's decision ({allowed}) and its backlog ({backlog} ns) disagree"
+            )));
+        }
         Ok(decision)
     }
 }

@@ -43,8 +43,9 @@ pub use migrate::MIGRATIONS;
 pub struct PoolOptions {
     /// Connections this node keeps open at most.
     pub max_connections: usize,
-    /// How long a request waits for a connection (or for a new one to be
-    /// made) before it fails as unavailable.
+    /// How long a request waits for a free connection and then, if it has
+    /// to make one, how long for the new one; past either it fails as
+    /// unavailable (so at most twice this in all).
     pub acquire_timeout: Duration,
 }
 
@@ -87,11 +88,40 @@ impl PostgresStore {
         migrate::migrate(&mut client).await
     }
 
+    /// Whether the database at `url` holds ticketd's schema; changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be reached.
+    pub async fn has_schema(url: &str) -> Result<bool, StoreError> {
+        let store = Self::connect(url, PoolOptions::default())?;
+        let client = store.client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT to_regclass('schema_migration') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Other("the schema check returned no row".into()))?;
+        rows::get(&row, 0)
+    }
+
     fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|error| StoreError::Other(format!("invalid PostgreSQL URL: {error}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.acquire_timeout);
+        }
+        // A database that stops answering (a partition, a failover) rather
+        // than refusing: connections are found dead within seconds, and no
+        // request waits long on a lock or holds one while its node is gone.
+        config
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(8));
+        if config.get_options().is_none() {
+            config.options("-c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000");
         }
         if config.get_application_name().is_none() {
             config.application_name("ticketd");
@@ -104,7 +134,7 @@ impl PostgresStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(options.max_connections.max(1))
+            .max_size(options.max_connections)
             .wait_timeout(Some(options.acquire_timeout))
             .create_timeout(Some(options.acquire_timeout))
             .recycle_timeout(Some(options.acquire_timeout))
@@ -149,12 +179,22 @@ async fn execute<C: GenericClient>(
     client.execute(&statement, args).await.map_err(map_error)
 }
 
-/// Maps a pool error: every way of not getting a connection is
-/// `Unavailable`.
+/// Maps a pool error: every way of not getting a connection (a timeout, a
+/// refused or failed login, a database that does not exist) is
+/// `Unavailable`: a 503 until the database or its settings are fixed.
 fn map_pool_error(error: PoolError) -> StoreError {
     match error {
-        PoolError::Backend(error) => map_error(error),
+        PoolError::Backend(error) => StoreError::Unavailable(describe(&error)),
         other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// A PostgreSQL error's message, with the server's text when there is one
+/// (tokio-postgres alone says only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{db} (SQLSTATE {})", db.code().code()),
+        None => error.to_string(),
     }
 }
 
@@ -172,12 +212,13 @@ pub(crate) fn map_error(error: tokio_postgres::Error) -> StoreError {
         }
         let class = code.code().get(..2).unwrap_or_default();
         // 08: connection exception; 53: insufficient resources; 57:
-        // operator intervention (shutdown, restart); 40: a serialisation
-        // failure or deadlock, which a retry resolves.
-        if matches!(class, "08" | "53" | "57" | "40") {
-            return StoreError::Unavailable(format!("{db} (SQLSTATE {})", code.code()));
+        // operator intervention (shutdown, restart, a timeout); 40: a
+        // serialisation failure or deadlock, which a retry resolves; 55P03:
+        // lock_timeout, a ticket locked for too long.
+        if matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE {
+            return StoreError::Unavailable(describe(&error));
         }
-        return StoreError::Other(format!("{db} (SQLSTATE {})", code.code()));
+        return StoreError::Other(describe(&error));
     }
     let lost_connection = error.is_closed()
         || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());

@@ -182,10 +182,8 @@ fn constraint_name(message: &str) -> String {
             "ticket.workspace_id, ticket.number",
             "ticket_workspace_id_number_key",
         ),
-        (
-            "message.ticket_id, message.seq",
-            "message_ticket_id_seq_key",
-        ),
+        ("workspace.numeric_id", "workspace_pkey"),
+        ("message.ticket_id, message.seq", "message_pkey"),
         ("principal.id", "principal_pkey"),
         ("api_key.id", "api_key_pkey"),
         ("ticket.id", "ticket_pkey"),

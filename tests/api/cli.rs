@@ -313,6 +313,27 @@ impl Server {
 }
 
 #[test]
+fn help_never_shows_the_secrets_in_the_environment() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let output = scratch
+        .command()
+        .args(["serve", "--help"])
+        .env(
+            "TICKETD_DATABASE_URL",
+            "postgres://ticketd:hunter2@db/ticketd",
+        )
+        .env("TICKETD_RATE_LIMIT_URL", "redis://:hunter2@cache:6379/0")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("TICKETD_DATABASE_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
+#[test]
 fn workspace_create_prints_the_workspace_as_one_json_line() {
     let Some(scratch) = Scratch::new(BACKEND) else {
         return;

@@ -21,6 +21,8 @@
 mod helpers;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
+#[path = "../shared/test_redis.rs"]
+mod test_redis;
 
 #[path = "."]
 mod sqlite {

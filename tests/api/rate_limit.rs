@@ -2,13 +2,7 @@
 //! headers as the in-process one, one limit per key across two servers,
 //! and a 503 with `Retry-After` when Redis cannot be reached.
 //!
-//! Tests that need Redis use `TICKETD_TEST_REDIS_URL` (default
-//! `redis://127.0.0.1:6379/0`) under a key prefix of their own, deleted at
-//! the end. Without Redis they fail under CI and are skipped, loudly,
-//! elsewhere.
-
-use std::io::Write as _;
-use std::time::Duration;
+//! Tests that need Redis use the one [`crate::test_redis`] names.
 
 use redis::aio::MultiplexedConnection;
 use reqwest::StatusCode;
@@ -22,88 +16,33 @@ use ticketd::rate_limit::{RateLimitStore, RatePolicy};
 
 use super::BACKEND;
 use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
+use crate::test_redis;
 
 const TICKETS: &str = "/api/v2/support/tickets";
-
-fn test_url() -> String {
-    std::env::var("TICKETD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
-
-/// A connection to the test Redis, or `None` after a skip line written
-/// straight to the terminal (past the harness's capture). Under CI a
-/// missing Redis fails the test instead.
-async fn redis_or_skip(test: &str) -> Option<MultiplexedConnection> {
-    let attempt = async {
-        let client = redis::Client::open(test_url())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await?;
-        Ok::<_, redis::RedisError>(connection)
-    };
-    let error = match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-        Ok(Ok(connection)) => return Some(connection),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "no answer within 2 s".to_owned(),
-    };
-    let url = RedisUrl::parse(&test_url()).unwrap();
-    let message = format!(
-        "Redis at {} is unreachable ({error}). Start it with: redis-server --daemonize yes \
-         --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no --dir /var/lib/redis \
-         --logfile /var/log/redis/ci.log",
-        url.redacted()
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: {message} (CI is set, so this test fails instead of skipping)"
-    );
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {message}\n");
-    None
-}
 
 /// A Redis limiter store under a prefix no other test run uses.
 fn redis_store(url: &str) -> RateLimitStore {
     RateLimitStore::Redis {
         url: RedisUrl::parse(url).unwrap(),
-        key_prefix: format!("ticketd-test:{}:", ulid::Ulid::new()),
+        key_prefix: test_redis::fresh_prefix(),
     }
 }
 
 async fn delete_keys(redis: &mut MultiplexedConnection, store: &RateLimitStore) {
-    let RateLimitStore::Redis { key_prefix, .. } = store else {
-        return;
-    };
-    let mut cursor = 0_u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{key_prefix}*"))
-            .query_async(redis)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(redis)
-                .await
-                .unwrap();
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
+    if let RateLimitStore::Redis { key_prefix, .. } = store {
+        test_redis::delete_keys(redis, key_prefix).await;
     }
 }
 
-/// A server allowing 3 requests at once per key, then one a second; `None`
-/// when the backend is unavailable here.
+/// A server allowing 3 requests at once per key, then one a minute (so no
+/// refill happens during a test, however slow the machine); `None` when the
+/// backend is unavailable here.
 async fn spawn(store: &RateLimitStore) -> Option<TestApp> {
     TestApp::spawn_with(
         BACKEND,
         TestOptions {
             rate_limit: RatePolicy {
-                per_minute: 60,
+                per_minute: 1,
                 burst: 3,
             },
             rate_limit_store: store.clone(),
@@ -163,10 +102,10 @@ async fn an_unreachable_shared_limiter_answers_503_with_retry_after() {
 #[tokio::test]
 async fn a_shared_limiter_answers_like_the_in_process_one() {
     let test = "a_shared_limiter_answers_like_the_in_process_one";
-    let Some(mut redis) = redis_or_skip(test).await else {
+    let Some(mut redis) = test_redis::connect_or_skip(test).await else {
         return;
     };
-    let store = redis_store(&test_url());
+    let store = redis_store(&test_redis::url());
     let Some(app) = spawn(&store).await else {
         return;
     };
@@ -175,8 +114,9 @@ async fn a_shared_limiter_answers_like_the_in_process_one() {
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.body["status"], "ready");
 
-    // The same figures as errors::requests_over_the_burst_are_rate_limited.
-    for (remaining, reset) in [("2", "1"), ("1", "2"), ("0", "3")] {
+    // As the in-process limiter answers: each request used takes a minute
+    // to come back.
+    for (remaining, reset) in [("2", "60"), ("1", "120"), ("0", "180")] {
         let response = app.get(TICKETS, &app.customer).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text);
         assert_eq!(rate_headers(&response), ("3", remaining, reset));
@@ -186,13 +126,13 @@ async fn a_shared_limiter_answers_like_the_in_process_one() {
         refused.assert_problem(429, "rate_limit_exceeded")["instance"],
         TICKETS
     );
-    assert_eq!(refused.header("retry-after"), "1");
-    assert_eq!(rate_headers(&refused), ("3", "0", "3"));
+    assert_eq!(refused.header("retry-after"), "60");
+    assert_eq!(rate_headers(&refused), ("3", "0", "180"));
 
     // Another key has a bucket of its own.
     let staff = app.get(TICKETS, &app.staff).await;
     assert_eq!(staff.status, StatusCode::OK, "{}", staff.text);
-    assert_eq!(rate_headers(&staff), ("3", "2", "1"));
+    assert_eq!(rate_headers(&staff), ("3", "2", "60"));
 
     app.stop().await;
     delete_keys(&mut redis, &store).await;
@@ -201,10 +141,10 @@ async fn a_shared_limiter_answers_like_the_in_process_one() {
 #[tokio::test]
 async fn two_servers_sharing_redis_enforce_one_limit_per_key() {
     let test = "two_servers_sharing_redis_enforce_one_limit_per_key";
-    let Some(mut redis) = redis_or_skip(test).await else {
+    let Some(mut redis) = test_redis::connect_or_skip(test).await else {
         return;
     };
-    let store = redis_store(&test_url());
+    let store = redis_store(&test_redis::url());
     let (Some(first), Some(second)) = (spawn(&store).await, spawn(&store).await) else {
         return;
     };

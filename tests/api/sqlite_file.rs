@@ -71,7 +71,10 @@ fn export_refuses_a_missing_database_file() {
         .unwrap();
     assert_eq!(
         refused(&output, &args),
-        format!("ticketd: no database at {}\n", file.display())
+        format!(
+            "ticketd: no ticketd database at sqlite://{}\n",
+            file.display()
+        )
     );
     assert!(!file.exists(), "export created the file it was to read");
 }

@@ -455,7 +455,7 @@ async fn import_refuses_a_database_that_is_not_empty() {
         stderr,
         format!(
             "ticketd: {} is not empty: import only into a new, empty database\n",
-            target.db_url()
+            DatabaseUrl::parse(&target.db_url()).unwrap().redacted()
         )
     );
     let stderr = refused(
@@ -596,6 +596,20 @@ async fn import_refuses_another_version_or_format() {
         assert_eq!(stderr, expected);
     }
     assert!(is_empty(&target).await);
+}
+
+#[test]
+fn export_refuses_a_database_ticketd_never_created() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let output = scratch.dir.path().join("dump.jsonl");
+    let args = ["export", "--output", output.to_str().unwrap()];
+    let expected = "ticketd: no ticketd database at ";
+    assert!(scratch.fails(&args).starts_with(expected));
+    // Nothing was created: not the schema (the same refusal again), not a file.
+    assert!(scratch.fails(&args).starts_with(expected));
+    assert_eq!(std::fs::read_dir(scratch.dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod private_postgres;
 mod process;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
+#[path = "../shared/test_redis.rs"]
+mod test_redis;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! sharing one database.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,8 @@ use tokio::task::JoinSet;
 use crate::private_postgres::PrivateCluster;
 use crate::process::Server;
 use crate::provision;
-use crate::test_postgres::TestDatabase;
+use crate::test_postgres::{self, TestDatabase};
+use crate::test_redis;
 
 /// How long a request may take to fail while the database is down.
 const FAIL_FAST: Duration = Duration::from_secs(3);
@@ -318,34 +318,16 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> (StatusCode, V
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The Redis the shared limiter uses in tests, or `None` (after a notice on
-/// the terminal) when it is unreachable outside CI.
-fn test_redis_url() -> Option<String> {
-    // A URL given explicitly is used as is; the default is checked first.
-    if let Ok(url) = std::env::var("TICKETD_TEST_REDIS_URL") {
-        return Some(url);
-    }
-    let default = "127.0.0.1:6379".parse().unwrap();
-    if std::net::TcpStream::connect_timeout(&default, Duration::from_secs(2)).is_ok() {
-        return Some("redis://127.0.0.1:6379/0".into());
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "Redis at 127.0.0.1:6379 is unreachable: the shared-limiter test is mandatory under CI"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** Redis at 127.0.0.1:6379 unreachable: the two-node rate-limit test was SKIPPED ***\n"
-    );
-    None
-}
-
 /// Two nodes sharing a Redis limiter and one database: one key's requests,
 /// spread over both nodes at once, are allowed no more than the burst plus
 /// what refills meanwhile; every refusal is a 429 with `Retry-After`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_enforce_one_rate_limit_per_key() {
-    let (Some(redis), Some(database)) = (test_redis_url(), TestDatabase::create().await) else {
+    let test = "two_nodes_enforce_one_rate_limit_per_key";
+    let (Some(mut redis), Some(database)) = (
+        test_redis::connect_or_skip(test).await,
+        TestDatabase::create().await,
+    ) else {
         return;
     };
     let fixture = {
@@ -354,12 +336,12 @@ async fn two_nodes_enforce_one_rate_limit_per_key() {
             .unwrap();
         provision(store.as_ref()).await
     };
-    // A prefix of this run's own; its keys expire once their buckets refill.
-    let prefix = format!("ticketd-fault-test:{}:", ulid::Ulid::new());
+    let prefix = test_redis::fresh_prefix();
+    let url = test_redis::url();
     // 60 a minute (one a second) with a burst of 10.
     let args = [
         "--rate-limit-url",
-        &redis,
+        &url,
         "--rate-limit-key-prefix",
         &prefix,
         "--rate-limit-per-minute",
@@ -406,4 +388,32 @@ async fn two_nodes_enforce_one_rate_limit_per_key() {
         (10..=most).contains(&allowed),
         "{allowed} of {REQUESTS} allowed in {elapsed:.2} s across two nodes (at most {most})"
     );
+    test_redis::delete_keys(&mut redis, &prefix).await;
+}
+
+/// Nodes started together on an empty database both come up, and each
+/// migration is applied exactly once (they take turns on an advisory lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let (_first, _second) = tokio::join!(
+        Server::start_on(database.url(), logs.path(), &[]),
+        Server::start_on(database.url(), logs.path(), &[]),
+    );
+    let client = test_postgres::connect(database.url()).await.unwrap();
+    let applied: Vec<String> = client
+        .query("SELECT name FROM schema_migration ORDER BY name", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let expected: Vec<&str> = ticketd::store::postgres::MIGRATIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(applied, expected);
 }

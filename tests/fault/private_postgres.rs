@@ -1,6 +1,8 @@
-//! A PostgreSQL cluster of the test's own, on its own port and directory,
-//! started from the PostgreSQL binaries on the machine, so that a test can
-//! stop and start it without touching any shared server.
+//! A PostgreSQL cluster of the test's own, in its own directory and
+//! listening only on a Unix socket there (so no port can be taken from
+//! under it between a stop and a start), started from the PostgreSQL
+//! binaries on the machine: a test can stop and start it without touching
+//! any shared server.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,11 +10,13 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+/// The port in the socket's name (`.s.PGSQL.5432`); nothing listens on TCP.
+const PORT: u16 = 5432;
+
 /// A private cluster; stopped and removed when dropped.
 pub struct PrivateCluster {
     dir: TempDir,
     bin: PathBuf,
-    port: u16,
     /// `initdb` refuses to run as root: as root, the tools run as `postgres`.
     run_as_postgres: bool,
 }
@@ -39,15 +43,9 @@ impl PrivateCluster {
         if run_as_postgres {
             run(Command::new("chown").args(["-R", "postgres:", &display(dir.path())]));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let cluster = Self {
             dir,
             bin,
-            port,
             run_as_postgres,
         };
         cluster.tool(
@@ -67,9 +65,10 @@ impl PrivateCluster {
         Some(cluster)
     }
 
-    /// The URL of the cluster's `postgres` database.
+    /// The URL of the cluster's `postgres` database, through its socket.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let socket_dir = display(self.dir.path()).replace('/', "%2F");
+        format!("postgres://postgres@{socket_dir}:{PORT}/postgres")
     }
 
     /// Stops the server (fast shutdown: open connections are cut).
@@ -83,8 +82,7 @@ impl PrivateCluster {
     /// Starts the (stopped) server again on the same port.
     pub fn resume(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
+            "-p {PORT} -k {} -c listen_addresses='' -c fsync=off",
             display(self.dir.path())
         );
         let log = self.dir.path().join("postgres.log");

@@ -221,23 +221,10 @@ pub fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-/// `url` without its password, for messages.
-pub fn redacted(url: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |at| at + 3);
-    let rest = &url[authority_start..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let Some(colon) = rest[..at].find(':') else {
-        return url.to_owned();
-    };
-    format!(
-        "{}{}:***{}",
-        &url[..authority_start],
-        &rest[..colon],
-        &rest[at..]
-    )
+/// `url` without its password, for messages (as ticketd logs URLs).
+fn redacted(url: &str) -> String {
+    ticketd::store::DatabaseUrl::parse(url)
+        .map_or_else(|_| "(an unparsable URL)".to_owned(), |url| url.redacted())
 }
 
 /// Runs `future` to completion on a fresh single-threaded runtime on its own

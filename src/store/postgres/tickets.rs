@@ -36,10 +36,10 @@ enum Lock {
     ForUpdate,
 }
 
-/// The customer a visibility check is restricted to: the actor, unless the
-/// actor is staff or automation and sees the whole workspace.
+/// The customer a visibility check is restricted to, as stored
+/// ([`Actor::visible_customer`]).
 fn restricted_to(actor: &Actor) -> Option<String> {
-    (!actor.role.is_agent()).then(|| actor.user_id.key())
+    actor.visible_customer().map(|customer| customer.key())
 }
 
 /// A ticket reference as a query argument.
