@@ -8,6 +8,7 @@ pub mod id;
 pub mod lifecycle;
 pub mod message;
 pub mod page;
+pub mod render;
 pub mod text;
 pub mod ticket;
 pub mod time;
