@@ -17,6 +17,7 @@ use crate::api::wire::{WireBodyFormat, WireRole};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
+use crate::core::render;
 use crate::core::text::MessageBody;
 use crate::core::ticket::TicketRef;
 use crate::core::time::Timestamp;
@@ -37,6 +38,21 @@ pub struct MessageResponse {
     /// The text, exactly as sent.
     #[schema(required = true, example = "Here are the extra details you asked for.")]
     pub body: Option<String>,
+    /// `body` as sanitised HTML, safe to insert into a page as it is; `null`
+    /// exactly when `body` is. `markdown` bodies are rendered as CommonMark
+    /// with tables and strikethrough; raw HTML in them is shown as text and
+    /// images as links to the image. The result holds only `p`, `br`, `em`,
+    /// `strong`, `del`, `code`, `pre`, `blockquote`, `ul`, `ol`, `li`,
+    /// `h1`-`h6`, `hr`, `table` (with `thead`, `tbody`, `tr`, `th`, `td`) and
+    /// `a`; links keep only `http`, `https` and `mailto` URLs and carry
+    /// `rel="noopener noreferrer nofollow"`. `plain` bodies are escaped:
+    /// each paragraph (lines between blank lines) is a `p`, and line breaks
+    /// within it are `br`.
+    #[schema(
+        required = true,
+        example = "<p>Here are the extra details you asked for.</p>\n"
+    )]
+    pub html: Option<String>,
     /// The sender's role when they sent it.
     pub sender: WireRole,
     /// The sender's display name when they sent it.
@@ -54,12 +70,16 @@ pub struct MessageResponse {
 }
 
 impl From<Message> for MessageResponse {
+    /// Renders `html` from the body as the API returns it, so a message
+    /// stored encrypted is rendered from the plaintext its readers get.
     fn from(message: Message) -> Self {
+        let html = render::to_html(&message.body, message.body_format);
         Self {
             id: message.id.to_string(),
             ticket_id: message.ticket_id.to_string(),
             sent_at: Some(message.sent_at.to_string()),
             body: Some(message.body),
+            html: Some(html),
             sender: message.sender_role.into(),
             sender_name: Some(message.sender_name),
             encrypted: message.encrypted,

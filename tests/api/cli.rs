@@ -903,6 +903,7 @@ async fn seed_curl_example_works_verbatim() {
             "ticketId",
             "sentAt",
             "body",
+            "html",
             "sender",
             "senderName",
             "encrypted",
@@ -917,6 +918,10 @@ async fn seed_curl_example_works_verbatim() {
     assert_eq!(message["ticketId"], SEED_TICKET);
     assert_timestamp(&message["sentAt"]);
     assert_eq!(message["body"], "Here are the extra details you asked for.");
+    assert_eq!(
+        message["html"],
+        "<p>Here are the extra details you asked for.</p>\n"
+    );
     assert_eq!(message["sender"], "customer");
     assert_eq!(message["senderName"], "Jane Example");
     assert_eq!(message["encrypted"], false);

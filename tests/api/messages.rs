@@ -113,6 +113,7 @@ async fn a_reply_is_created_with_the_documented_shape() {
             "ticketId",
             "sentAt",
             "body",
+            "html",
             "sender",
             "senderName",
             "encrypted",
@@ -126,6 +127,10 @@ async fn a_reply_is_created_with_the_documented_shape() {
     assert_eq!(message["ticketId"], ticket);
     assert!(Timestamp::parse_rfc3339(message["sentAt"].as_str().unwrap()).is_some());
     assert_eq!(message["body"], "Here are the extra details you asked for.");
+    assert_eq!(
+        message["html"],
+        "<p>Here are the extra details you asked for.</p>\n"
+    );
     assert_eq!(message["sender"], "customer");
     assert_eq!(message["senderName"], "Jane Example");
     assert_eq!(message["encrypted"], false);

@@ -300,6 +300,7 @@ async fn message_response_schema_requires_the_seed_fields() {
         "ticketId",
         "sentAt",
         "body",
+        "html",
         "sender",
         "senderName",
         "encrypted",
@@ -317,6 +318,14 @@ async fn message_response_schema_requires_the_seed_fields() {
     assert_eq!(sender["enum"], json!(["customer", "staff", "automation"]));
     assert_eq!(message["properties"]["attachments"]["type"], "array");
     assert_eq!(message["properties"]["encrypted"]["type"], "boolean");
+    let html = &message["properties"]["html"];
+    assert_eq!(html["type"], json!(["string", "null"]), "{html}");
+    assert!(
+        html["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("sanitised HTML") && d.contains("noopener")),
+        "{html}"
+    );
 
     // The reply operation answers 201 with this schema.
     let created = &document["paths"]["/api/v2/support/tickets/{id}/messages"]["post"]["responses"]
