@@ -250,6 +250,18 @@ async fn plain_replies_carry_escaped_html_everywhere() {
 }
 
 #[tokio::test]
+async fn long_bodies_are_rendered_too() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    // 18,000 bytes: past what is rendered on the request's own thread.
+    let request = json!({"message": "**bold** ".repeat(2000), "bodyFormat": "markdown"});
+    let expected = format!("<p>{}</p>\n", vec!["<strong>bold</strong>"; 2000].join(" "));
+    assert_rendered_everywhere(&app, &request, "markdown", &expected).await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_same_text_renders_by_its_format() {
     let Some(app) = TestApp::spawn(BACKEND).await else {
         return;
