@@ -32,6 +32,7 @@ mod sqlite {
     mod cli;
     mod errors;
     mod lifecycle;
+    mod limits;
     mod messages;
     mod openapi;
     mod pagination;
@@ -51,6 +52,7 @@ mod postgres {
     mod cli;
     mod errors;
     mod lifecycle;
+    mod limits;
     mod messages;
     mod openapi;
     mod pagination;
