@@ -158,6 +158,26 @@ async fn enforce_timeout(State(state): State<AppState>, request: Request, next: 
     }
 }
 
+/// Answers 413 at once when the declared `Content-Length` is over the
+/// limit, rather than reading the body (or waiting for one that never
+/// comes) before refusing it. Chunked bodies are counted as they are read.
+async fn refuse_oversized_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let limit = u64::try_from(state.settings.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|length| length > limit) {
+        return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
+    }
+    next.run(request).await
+}
+
 async fn limit_concurrency(
     State(state): State<AppState>,
     request: Request,
@@ -189,6 +209,10 @@ pub fn app(state: AppState) -> Router {
             limit_concurrency,
         ))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized_body,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             enforce_timeout,

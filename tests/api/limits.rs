@@ -279,7 +279,7 @@ async fn stopping_closes_idle_connections_at_once() {
 }
 
 #[tokio::test]
-async fn a_chunked_body_over_max_body_bytes_is_payload_too_large() {
+async fn bodies_over_max_body_bytes_are_payload_too_large() {
     let Some(app) = TestApp::spawn_with(
         BACKEND,
         TestOptions {
@@ -327,6 +327,25 @@ async fn a_chunked_body_over_max_body_bytes_is_payload_too_large() {
     assert_eq!(problem["code"], "payload_too_large");
     assert_eq!(problem["status"], 413);
     assert_eq!(problem["instance"], path.as_str());
+
+    // A declared length over the limit is refused before any of the body
+    // arrives, not after the request timeout.
+    let mut connection = RawConnection::open(&app).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2049\r\n\r\n{{\"message\": ",
+        app.customer.token
+    );
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.exchange(head.as_bytes()),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+    assert_eq!(response.status, 413, "{}", response.head);
+    assert_eq!(response.json()["code"], "payload_too_large");
+
     assert_eq!(bodies(&app, &path).await.len(), 2);
 }
 
