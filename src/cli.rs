@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use crate::api::{ApiSettings, AppState};
 use crate::config::{Config, LogFormat, Settings};
@@ -603,8 +602,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let store = store::open_with(&config.database, config.database_pool)
         .await
         .map_err(describe)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = crate::server::bind(config.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let bound = listener.local_addr().map_err(|error| error.to_string())?;
     let settings = ApiSettings {

@@ -3,9 +3,10 @@
 //! timeouts, and drains in-flight requests on shutdown.
 //!
 //! Past the cap, new connections are not accepted: they wait in the
-//! kernel's listen queue and are served, in order, as soon as a connection
-//! closes. (A queue that overflows makes the kernel refuse or drop further
-//! attempts; clients see that as a slow or failed connect.)
+//! kernel's listen queue ([`LISTEN_BACKLOG`] deep when bound with [`bind`])
+//! and are served, in order, as soon as a connection closes. (A queue that
+//! overflows makes the kernel drop or refuse further attempts; clients see
+//! that as a slow or failed connect.)
 
 mod activity;
 mod service;
@@ -13,6 +14,7 @@ mod watched_io;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use self::activity::{Activity, Expiry, Timeouts};
@@ -105,6 +107,29 @@ fn parse_open_file_limit(limits: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// How many connections may wait to be accepted (the kernel may cap it
+/// lower, as Linux does at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listens on `address` with a queue of [`LISTEN_BACKLOG`] connections
+/// waiting to be accepted (the standard library's `bind` asks for 128).
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard library does: restart at once on an address whose
+    // previous connections are still in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown`
