@@ -137,7 +137,7 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
 /// request it is on, and returns once all are closed.
 ///
 /// # Errors
-/// None so far: failures to accept are logged and retried.
+/// Never at present: a failure to accept is logged and retried.
 pub async fn serve(
     listener: TcpListener,
     router: Router,

@@ -179,8 +179,9 @@ fn url_encoding_error(errors: Vec<FieldError>) -> ApiError {
     ApiError::invalid(errors).with_detail("The request URL is not valid percent-encoded UTF-8.")
 }
 
-/// The `{id}` path segment naming a ticket. Anything that cannot name a
-/// ticket is a 404, exactly as for a ticket that does not exist.
+/// The `{id}` path segment naming a ticket. Anything that decodes but cannot
+/// name a ticket is a 404, exactly as for a ticket that does not exist (one
+/// that does not decode is the 400 of [`PathParams`]).
 pub struct TicketPath(pub TicketRef);
 
 impl<S: Send + Sync> FromRequestParts<S> for TicketPath {
