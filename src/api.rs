@@ -10,9 +10,11 @@ pub mod fields;
 pub mod health;
 pub mod messages;
 pub mod openapi;
+pub mod percent;
 pub mod problem;
 pub mod respond;
 pub mod tickets;
+pub mod utf8;
 pub mod wire;
 
 use std::sync::{Arc, LazyLock};
@@ -29,7 +31,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode};
+use crate::core::text::TextLimits;
 use crate::rate_limit::RateLimiter;
+use crate::server::ConnectionLimits;
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -43,6 +47,10 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Requests handled at once; more wait their turn.
     pub max_concurrent_requests: usize,
+    /// The longest subject and message accepted.
+    pub text_limits: TextLimits,
+    /// What the listener allows each connection, and how many at once.
+    pub connections: ConnectionLimits,
 }
 
 /// What every handler shares.
@@ -55,6 +63,8 @@ pub struct AppState {
     /// HTTP settings.
     pub settings: Arc<ApiSettings>,
     in_flight: Arc<Semaphore>,
+    /// This server's OpenAPI document (it states the configured limits).
+    openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -65,11 +75,13 @@ impl AppState {
         settings: ApiSettings,
     ) -> Self {
         let in_flight = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
+        let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
         Self {
             store,
             limiter,
             settings: Arc::new(settings),
             in_flight,
+            openapi,
         }
     }
 }
@@ -108,7 +120,8 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_else(|_| "{}".to_owned())
 });
 
-/// The OpenAPI document of this server.
+/// The OpenAPI document for the published text limits; a server whose
+/// limits are lower serves it with those instead.
 pub fn openapi_json() -> &'static str {
     &OPENAPI_JSON
 }
@@ -120,10 +133,10 @@ pub fn openapi_json() -> &'static str {
     tag = "Operations",
     responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object))
 )]
-pub async fn serve_openapi() -> Response {
+pub async fn serve_openapi(State(state): State<AppState>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        openapi_json(),
+        state.openapi.clone(),
     )
         .into_response()
 }
@@ -143,6 +156,26 @@ async fn enforce_timeout(State(state): State<AppState>, request: Request, next: 
             .with_retry_after(1)
             .into_response(),
     }
+}
+
+/// Answers 413 at once when the declared `Content-Length` is over the
+/// limit, rather than reading the body (or waiting for one that never
+/// comes) before refusing it. Chunked bodies are counted as they are read.
+async fn refuse_oversized_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let limit = u64::try_from(state.settings.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|length| length > limit) {
+        return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
+    }
+    next.run(request).await
 }
 
 async fn limit_concurrency(
@@ -176,6 +209,10 @@ pub fn app(state: AppState) -> Router {
             limit_concurrency,
         ))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized_body,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             enforce_timeout,

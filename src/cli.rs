@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use crate::api::{ApiSettings, AppState};
 use crate::config::{Config, LogFormat, Settings};
@@ -127,6 +126,28 @@ pub struct ServeArgs {
     /// Requests handled at once; more wait. Default: 1024
     #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
+    /// Connections served at once; more wait to be accepted.
+    /// Default: 10000 (less if the open-file limit is lower)
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request line plus headers in bytes; larger is answered 431.
+    /// Default: 16384
+    #[arg(long, env = "TICKETD_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Seconds a client has to send a request's line and headers before
+    /// its connection is closed. Default: 10
+    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request (or
+    /// for the client to read a response) before it is closed. Default: 75
+    #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Longest ticket subject in characters, 1 to 200. Default: 200
+    #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
+    pub max_subject_chars: Option<usize>,
+    /// Longest message in characters, 1 to 25000. Default: 25000
+    #[arg(long, env = "TICKETD_MAX_MESSAGE_CHARS", value_name = "N")]
+    pub max_message_chars: Option<usize>,
     /// Log format. Default: text
     #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -218,6 +239,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             request_timeout_secs: args.request_timeout_secs,
             max_body_bytes: args.max_body_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
+            max_connections: args.max_connections,
+            max_header_bytes: args.max_header_bytes,
+            header_read_timeout_secs: args.header_read_timeout_secs,
+            idle_timeout_secs: args.idle_timeout_secs,
+            max_subject_chars: args.max_subject_chars,
+            max_message_chars: args.max_message_chars,
             database_pool_size: args.database_pool_size,
             database_pool_timeout_ms: args.database_pool_timeout_ms,
             log_format: args.log_format,
@@ -575,8 +602,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let store = store::open_with(&config.database, config.database_pool)
         .await
         .map_err(describe)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = crate::server::bind(config.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let bound = listener.local_addr().map_err(|error| error.to_string())?;
     let settings = ApiSettings {
@@ -587,6 +613,8 @@ async fn serve(config: Config) -> Result<(), String> {
         request_timeout: config.request_timeout,
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        text_limits: config.text_limits,
+        connections: config.connections,
     };
     let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
     let state = AppState::new(store, limiter, settings);
@@ -600,6 +628,16 @@ async fn serve(config: Config) -> Result<(), String> {
         rate_limiter,
         "ticketd listening"
     );
+    if let Some(limit) = crate::server::open_file_limit()
+        && config.connections.max_connections > crate::server::room_for_connections(limit)
+    {
+        tracing::warn!(
+            max_connections = config.connections.max_connections,
+            open_file_limit = limit,
+            "max_connections is more than the open-file limit leaves room for; \
+             raise the limit (ulimit -n) or lower max_connections"
+        );
+    }
     crate::serve(listener, state, shutdown_signal())
         .await
         .map_err(|error| format!("server failed: {error}"))?;

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::text::{TextLimitError, TextLimits};
 use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl, check_policy};
 use crate::rate_limit::{RateLimitStore, RatePolicy};
+use crate::server::{self, ConnectionLimits};
 use crate::store::DatabaseUrl;
 use crate::store::postgres::PoolOptions;
 
@@ -54,6 +56,18 @@ pub struct Settings {
     pub max_body_bytes: Option<usize>,
     /// Requests handled concurrently.
     pub max_concurrent_requests: Option<usize>,
+    /// Open connections at most; more wait in the listen queue.
+    pub max_connections: Option<usize>,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: Option<usize>,
+    /// Seconds a client has to send a request's head.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may sit idle between requests.
+    pub idle_timeout_secs: Option<u64>,
+    /// Longest ticket subject, in characters.
+    pub max_subject_chars: Option<usize>,
+    /// Longest message body, in characters.
+    pub max_message_chars: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -94,6 +108,14 @@ impl Settings {
             max_concurrent_requests: over
                 .max_concurrent_requests
                 .or(self.max_concurrent_requests),
+            max_connections: over.max_connections.or(self.max_connections),
+            max_header_bytes: over.max_header_bytes.or(self.max_header_bytes),
+            header_read_timeout_secs: over
+                .header_read_timeout_secs
+                .or(self.header_read_timeout_secs),
+            idle_timeout_secs: over.idle_timeout_secs.or(self.idle_timeout_secs),
+            max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
+            max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
         }
     }
@@ -121,6 +143,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Requests handled concurrently.
     pub max_concurrent_requests: usize,
+    /// What the listener allows each connection, and how many at once.
+    pub connections: ConnectionLimits,
+    /// The longest subject and message accepted.
+    pub text_limits: TextLimits,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -183,6 +209,19 @@ impl Config {
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
         }
+        let connections = connection_limits(&settings)?;
+        let text_limits = TextLimits::new(
+            settings
+                .max_subject_chars
+                .unwrap_or(TextLimits::PUBLISHED.subject_chars()),
+            settings
+                .max_message_chars
+                .unwrap_or(TextLimits::PUBLISHED.message_chars()),
+        )
+        .map_err(|error| match error {
+            TextLimitError::Subject => format!("max_subject_chars {error}"),
+            TextLimitError::Message => format!("max_message_chars {error}"),
+        })?;
         Ok(Self {
             database,
             database_pool: PoolOptions {
@@ -198,9 +237,62 @@ impl Config {
             request_timeout: Duration::from_secs(timeout),
             max_body_bytes,
             max_concurrent_requests,
+            connections,
+            text_limits,
             log_format: settings.log_format.unwrap_or_default(),
         })
     }
+}
+
+/// The listener's limits, each within a range that keeps the server usable
+/// and protected.
+fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
+    let defaults = ConnectionLimits::default();
+    let max_connections = settings
+        .max_connections
+        .unwrap_or_else(|| server::default_max_connections(server::open_file_limit()));
+    if !(1..=ConnectionLimits::MAX_CONNECTIONS).contains(&max_connections) {
+        return Err(format!(
+            "max_connections must be between 1 and {}",
+            ConnectionLimits::MAX_CONNECTIONS
+        ));
+    }
+    let max_header_bytes = settings
+        .max_header_bytes
+        .unwrap_or(defaults.max_header_bytes);
+    let header_range = ConnectionLimits::MIN_HEADER_BYTES..=ConnectionLimits::MAX_HEADER_BYTES;
+    if !header_range.contains(&max_header_bytes) {
+        return Err(format!(
+            "max_header_bytes must be between {} and {}",
+            header_range.start(),
+            header_range.end()
+        ));
+    }
+    let seconds = |value: Option<u64>, default: Duration, name: &str| {
+        let secs = value.unwrap_or(default.as_secs());
+        if (1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&secs) {
+            Ok(Duration::from_secs(secs))
+        } else {
+            Err(format!(
+                "{name} must be between 1 and {}",
+                ConnectionLimits::MAX_TIMEOUT_SECS
+            ))
+        }
+    };
+    Ok(ConnectionLimits {
+        max_connections,
+        max_header_bytes,
+        header_read_timeout: seconds(
+            settings.header_read_timeout_secs,
+            defaults.header_read_timeout,
+            "header_read_timeout_secs",
+        )?,
+        idle_timeout: seconds(
+            settings.idle_timeout_secs,
+            defaults.idle_timeout,
+            "idle_timeout_secs",
+        )?,
+    })
 }
 
 /// The limiter's store: in memory unless `rate_limit_url` names a Redis
@@ -240,6 +332,8 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("connections", &self.connections)
+            .field("text_limits", &self.text_limits)
             .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
             .finish()
@@ -263,6 +357,114 @@ mod tests {
             }
         );
         assert_eq!(config.public_url, None);
+        assert_eq!(config.text_limits, TextLimits::PUBLISHED);
+        assert_eq!(config.connections.max_header_bytes, 16 * 1024);
+        assert_eq!(
+            config.connections.header_read_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(75));
+        assert_eq!(
+            config.connections.max_connections,
+            server::default_max_connections(server::open_file_limit())
+        );
+    }
+
+    #[test]
+    fn limits_are_configurable_and_validated() {
+        let file: Settings = toml::from_str(
+            "max_connections = 4\nmax_header_bytes = 8192\nheader_read_timeout_secs = 2\n\
+             idle_timeout_secs = 3\nmax_subject_chars = 80\nmax_message_chars = 2000",
+        )
+        .expect("valid TOML");
+        let flags = Settings {
+            max_message_chars: Some(1000),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.overridden_by(flags)).expect("valid");
+        assert_eq!(
+            config.connections,
+            ConnectionLimits {
+                max_connections: 4,
+                max_header_bytes: 8192,
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(3),
+            }
+        );
+        assert_eq!(
+            config.text_limits,
+            TextLimits::new(80, 1000).expect("valid limits")
+        );
+
+        let bad = |settings: Settings| Config::from_settings(settings).err().unwrap_or_default();
+        for (settings, name) in [
+            (
+                Settings {
+                    max_connections: Some(0),
+                    ..Settings::default()
+                },
+                "max_connections",
+            ),
+            (
+                Settings {
+                    max_header_bytes: Some(100),
+                    ..Settings::default()
+                },
+                "max_header_bytes",
+            ),
+            (
+                Settings {
+                    max_header_bytes: Some(1 << 30),
+                    ..Settings::default()
+                },
+                "max_header_bytes",
+            ),
+            (
+                Settings {
+                    header_read_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "header_read_timeout_secs",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "idle_timeout_secs",
+            ),
+            (
+                Settings {
+                    max_subject_chars: Some(201),
+                    ..Settings::default()
+                },
+                "max_subject_chars",
+            ),
+            (
+                Settings {
+                    max_message_chars: Some(25_001),
+                    ..Settings::default()
+                },
+                "max_message_chars",
+            ),
+            (
+                Settings {
+                    max_message_chars: Some(0),
+                    ..Settings::default()
+                },
+                "max_message_chars",
+            ),
+        ] {
+            let error = bad(settings);
+            assert!(error.starts_with(name), "{name}: {error}");
+        }
+        assert_eq!(
+            bad(Settings {
+                max_message_chars: Some(25_001),
+                ..Settings::default()
+            }),
+            "max_message_chars must be between 1 and 25000 (the published limit)"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! ticketd: a self-hosted support-ticket service.
 //!
 //! `api` (HTTP adapters) -> `core` (types and rules) <- `store` (databases).
-//! [`serve`] runs the API on a listener until a shutdown signal.
+//! [`serve`] runs the API on a listener ([`server`]) until a shutdown signal.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod rate_limit;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;
@@ -18,8 +19,9 @@ use tokio::net::TcpListener;
 
 pub use api::{AppState, app};
 
-/// Serves the API on `listener` until `shutdown` completes, then stops
-/// accepting connections and waits for in-flight requests to finish.
+/// Serves the API on `listener`, within the connection limits of `state`'s
+/// settings, until `shutdown` completes; then stops accepting connections
+/// and waits for in-flight requests to finish.
 ///
 /// # Errors
 /// Only if the listener fails.
@@ -28,7 +30,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.settings.connections;
+    server::serve(listener, app(state), limits, shutdown).await
 }

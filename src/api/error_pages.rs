@@ -1,10 +1,10 @@
 //! `/errors/{code}`: the human page each problem's `type` URI points to.
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
+use crate::api::extract::PathParams;
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 
 fn escape(text: &str) -> String {
@@ -25,8 +25,9 @@ fn escape(text: &str) -> String {
         (status = 404, description = "No such error code.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn error_page(Path(code): Path<String>) -> Result<Response, ApiError> {
-    let code = ErrorCode::parse(&code).ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
+pub async fn error_page(params: PathParams) -> Result<Response, ApiError> {
+    let code =
+        ErrorCode::parse(params.get("code")).ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} ({code}) - ticketd</title></head>\n\
          <body><h1>{title}</h1>\n<p>HTTP status <strong>{status}</strong>, code <code>{code}</code>.</p>\n\

@@ -1,15 +1,18 @@
 //! Extractors that fail with problem documents instead of axum's plain-text
-//! rejections.
+//! rejections. Bodies must be UTF-8, and query strings and path parameters
+//! valid percent-encoded UTF-8: nothing is decoded lossily.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde_json::Value;
 
 use crate::api::fields::{choose, field_error, not_one_of};
+use crate::api::percent::{self, Plus};
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
+use crate::api::utf8;
 use crate::core::page::{Cursor, PageSize};
 use crate::core::ticket::TicketRef;
 
@@ -98,7 +101,17 @@ fn is_length_limit(failure: &axum::extract::rejection::FailedToBufferBody) -> bo
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
+    let text = utf8::check(bytes).map_err(|invalid| {
+        let detail = format!("The request body is not valid UTF-8: {invalid}.");
+        ApiError::new(ErrorCode::MalformedJson)
+            .with_detail(detail.clone())
+            .with_errors(vec![FieldError {
+                pointer: invalid.pointer,
+                detail,
+                code: FieldCode::InvalidEncoding,
+            }])
+    })?;
+    serde_json::from_str(text).map_err(|error| {
         let detail = if error.is_eof() && bytes.is_empty() {
             "The request body is empty; send a JSON object.".to_owned()
         } else {
@@ -108,18 +121,75 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
-/// The `{id}` path segment naming a ticket. Anything that cannot name a
-/// ticket is a 404, exactly as for a ticket that does not exist.
+/// The matched route's path parameters, percent-decoded strictly from the
+/// request's own path. One that is not valid percent-encoded UTF-8 is a 400
+/// naming it (where axum's own extractors would decode `%zz` as itself).
+pub struct PathParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
+        // Every parameter of this API's routes is one whole segment, so the
+        // route's segments and the path's line up one for one.
+        let mut params = Vec::new();
+        let mut errors = Vec::new();
+        for (pattern, encoded) in route.as_str().split('/').zip(parts.uri.path().split('/')) {
+            let Some(name) = pattern
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+            else {
+                continue;
+            };
+            match percent::decode(encoded, Plus::Literal) {
+                Ok(value) => params.push((name.to_owned(), value)),
+                Err(error) => errors.push(field_error(
+                    name,
+                    FieldCode::InvalidEncoding,
+                    format!(
+                        "The path parameter `{name}` is not valid percent-encoded UTF-8: {error}."
+                    ),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self(params))
+        } else {
+            Err(url_encoding_error(errors))
+        }
+    }
+}
+
+impl PathParams {
+    /// The parameter called `name` ("" if the route has none).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+}
+
+/// The 400 for parts of the URL that are not valid percent-encoded UTF-8.
+fn url_encoding_error(errors: Vec<FieldError>) -> ApiError {
+    ApiError::invalid(errors).with_detail("The request URL is not valid percent-encoded UTF-8.")
+}
+
+/// The `{id}` path segment naming a ticket. Anything that decodes but cannot
+/// name a ticket is a 404, exactly as for a ticket that does not exist (one
+/// that does not decode is the 400 of [`PathParams`]).
 pub struct TicketPath(pub TicketRef);
 
 impl<S: Send + Sync> FromRequestParts<S> for TicketPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::new(ErrorCode::NotFound))?;
-        TicketRef::parse(&raw)
+        let params = PathParams::from_request_parts(parts, state).await?;
+        TicketRef::parse(params.get("id"))
             .map(TicketPath)
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound))
     }
@@ -136,13 +206,35 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
-            ApiError::invalid(vec![FieldError {
-                pointer: String::new(),
-                detail: "The query string is not valid.".into(),
-                code: FieldCode::InvalidValue,
-            }])
-        })?;
+        let mut pairs = Vec::new();
+        let mut errors = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = match percent::decode(name, Plus::Space) {
+                Ok(name) => name,
+                Err(error) => {
+                    errors.push(FieldError {
+                        pointer: String::new(),
+                        detail: format!(
+                            "A query parameter's name is not valid percent-encoded UTF-8: {error}."
+                        ),
+                        code: FieldCode::InvalidEncoding,
+                    });
+                    continue;
+                }
+            };
+            match percent::decode(value, Plus::Space) {
+                Ok(value) => pairs.push((name, value)),
+                Err(error) => errors.push(field_error(
+                    &name,
+                    FieldCode::InvalidEncoding,
+                    format!("`{name}` is not valid percent-encoded UTF-8: {error}."),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(url_encoding_error(errors));
+        }
         Ok(Self {
             pairs,
             errors: Vec::new(),

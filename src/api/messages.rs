@@ -1,6 +1,6 @@
 //! `/api/v2/support/tickets/{id}/messages`: the thread, and replying to it.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
-use crate::api::extract::{JsonBody, QueryParams, TicketPath};
+use crate::api::extract::{JsonBody, PathParams, QueryParams, TicketPath};
 use crate::api::fields::Fields;
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
@@ -18,7 +18,7 @@ use crate::core::id::{MessageId, TicketId};
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
 use crate::core::render;
-use crate::core::text::MessageBody;
+use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
 use crate::core::time::Timestamp;
 
@@ -155,14 +155,14 @@ pub struct ReplyRequest {
     pub body_format: Option<WireBodyFormat>,
 }
 
-/// Validates a reply body into a message to append, reporting every field
-/// error at once.
+/// Validates a reply body into a message to append, its text within
+/// `limits`, reporting every field error at once.
 ///
 /// # Errors
 /// `invalid_request` with one entry per problem.
-pub fn read_reply(body: serde_json::Value) -> Result<NewMessage, ApiError> {
+pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<NewMessage, ApiError> {
     Fields::read(body, |fields| {
-        let message = fields.required_text("message", MessageBody::parse);
+        let message = fields.required_text("message", |text| limits.message(text));
         let encrypted = fields.optional_bool("encrypted");
         let body_format =
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
@@ -207,7 +207,7 @@ pub async fn reply_to_ticket(
     TicketPath(ticket): TicketPath,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let new = read_reply(body)?;
+    let new = read_reply(body, state.settings.text_limits)?;
     let message = state
         .store
         .append_message(&authed.principal.actor, ticket, new)
@@ -260,10 +260,11 @@ impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path((ticket, message)) = Path::<(String, String)>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::new(ErrorCode::NotFound))?;
-        match (TicketRef::parse(&ticket), MessageId::parse(&message)) {
+        let params = PathParams::from_request_parts(parts, state).await?;
+        match (
+            TicketRef::parse(params.get("id")),
+            MessageId::parse(params.get("messageId")),
+        ) {
             (Some(ticket), Some(message)) => Ok(MessagePath(ticket, message)),
             _ => Err(ApiError::new(ErrorCode::NotFound)),
         }

@@ -12,6 +12,7 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, OpenApi as Document, Ref};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::problem::{FieldCode, FieldError, Problem};
+use crate::core::text::TextLimits;
 
 /// The document's static parts; paths come from the router.
 #[derive(OpenApi)]
@@ -114,6 +115,112 @@ impl Modify for CommonResponses {
                     "The database is unreachable or the request timed out; see `Retry-After`.",
                 );
             }
+        }
+    }
+}
+
+/// The text members whose `maxLength` is a configurable limit: schema,
+/// property, and which limit.
+const TEXT_MEMBERS: [(&str, &str, TextLimit); 3] = [
+    ("CreateTicketRequest", "subject", TextLimit::Subject),
+    ("CreateTicketRequest", "message", TextLimit::Message),
+    ("ReplyRequest", "message", TextLimit::Message),
+];
+
+#[derive(Clone, Copy)]
+enum TextLimit {
+    Subject,
+    Message,
+}
+
+impl TextLimit {
+    fn of(self, limits: TextLimits) -> usize {
+        match self {
+            TextLimit::Subject => limits.subject_chars(),
+            TextLimit::Message => limits.message_chars(),
+        }
+    }
+}
+
+/// `document` (the pretty JSON generated for the published limits) with
+/// the text members' `maxLength` and descriptions stating `limits` instead.
+/// The published limits give `document` back unchanged.
+pub fn with_text_limits(document: &str, limits: TextLimits) -> String {
+    if limits == TextLimits::PUBLISHED {
+        return document.to_owned();
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(document) else {
+        return document.to_owned();
+    };
+    for (schema, property, limit) in TEXT_MEMBERS {
+        let pointer = format!("/components/schemas/{schema}/properties/{property}");
+        let Some(member) = value.pointer_mut(&pointer) else {
+            continue;
+        };
+        let (published, configured) = (limit.of(TextLimits::PUBLISHED), limit.of(limits));
+        member["maxLength"] = configured.into();
+        if let Some(description) = member["description"].as_str() {
+            let description = description.replace(
+                &format!("1 to {} characters", grouped(published)),
+                &format!("1 to {} characters", grouped(configured)),
+            );
+            member["description"] = description.into();
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
+}
+
+/// `n` with a comma between groups of three digits, as the descriptions
+/// write numbers (`25,000`).
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(7), "7");
+        assert_eq!(grouped(200), "200");
+        assert_eq!(grouped(2000), "2,000");
+        assert_eq!(grouped(25_000), "25,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn lowered_limits_show_in_the_document() {
+        let published = crate::api::openapi_json();
+        assert_eq!(
+            with_text_limits(published, TextLimits::PUBLISHED),
+            published
+        );
+        let limits = TextLimits::new(80, 2000).expect("valid limits");
+        let document: serde_json::Value =
+            serde_json::from_str(&with_text_limits(published, limits)).expect("JSON");
+        for (schema, property, max, description) in [
+            ("CreateTicketRequest", "subject", 80, "1 to 80 characters"),
+            (
+                "CreateTicketRequest",
+                "message",
+                2000,
+                "1 to 2,000 characters",
+            ),
+            ("ReplyRequest", "message", 2000, "1 to 2,000 characters"),
+        ] {
+            let member = &document["components"]["schemas"][schema]["properties"][property];
+            assert_eq!(member["maxLength"], max, "{schema}.{property}");
+            let text = member["description"].as_str().unwrap_or_default();
+            assert!(text.contains(description), "{schema}.{property}: {text}");
         }
     }
 }

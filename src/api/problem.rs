@@ -153,10 +153,10 @@ impl ErrorCode {
     pub fn explanation(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => {
-                "One or more fields or query parameters are missing, of the wrong type, out of range or not recognised. Each entry of errors[] names the field (a JSON pointer), what is wrong with it, and a field code: missing_required, invalid_type, too_short, too_long, invalid_value or unknown_field. Fix the request; retrying it unchanged will fail again."
+                "One or more fields or query parameters are missing, of the wrong type, out of range or not recognised. Each entry of errors[] names the field (a JSON pointer), what is wrong with it, and a field code: missing_required, invalid_type, too_short, too_long, invalid_value, unknown_field or invalid_encoding (a query or path parameter that is not valid percent-encoded UTF-8). Fix the request; retrying it unchanged will fail again."
             }
             ErrorCode::MalformedJson => {
-                "The body could not be parsed as JSON (or as UTF-8). The detail says where parsing stopped."
+                "The body could not be parsed as JSON, or is not UTF-8. The detail says where parsing stopped. For invalid UTF-8, the detail gives the byte offset of the first invalid byte and errors[] holds one entry (code invalid_encoding) whose pointer names the member or element where it is (an empty pointer: the body itself)."
             }
             ErrorCode::TicketClosed => {
                 "The ticket is closed. Reopen it with POST /api/v2/support/tickets/{id}/actions/reopen, then send the reply again."
@@ -207,13 +207,16 @@ pub enum FieldCode {
     InvalidValue,
     /// The member is not part of this request.
     UnknownField,
+    /// The text is not valid UTF-8, or (in the URL) not valid
+    /// percent-encoding of UTF-8.
+    InvalidEncoding,
 }
 
 /// One entry of a problem's `errors[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     /// JSON pointer (RFC 6901) to the member in the request body, or
-    /// `/name` for a query parameter.
+    /// `/name` for a query or path parameter.
     pub pointer: String,
     /// What is wrong, for people.
     pub detail: String,
@@ -250,7 +253,8 @@ pub struct Problem {
     /// When the error happened (RFC 3339, UTC, milliseconds).
     #[schema(example = "2026-04-27T12:34:56.000Z")]
     pub timestamp: String,
-    /// Field-level validation errors when `code` is `invalid_request`.
+    /// Field-level validation errors when `code` is `invalid_request`; for
+    /// `malformed_json`, where a body that is not UTF-8 goes wrong.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
@@ -294,6 +298,12 @@ impl ApiError {
     /// Replaces the detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = detail.into();
+        self
+    }
+
+    /// Replaces the entries of `errors[]`.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
         self
     }
 

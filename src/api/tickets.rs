@@ -18,7 +18,7 @@ use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{BodyFormat, NewMessage};
 use crate::core::page::{Cursor, PageRequest, TicketCursor};
-use crate::core::text::{MessageBody, Subject};
+use crate::core::text::{MessageBody, Subject, TextLimits};
 use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketStatus};
 use crate::core::time::Timestamp;
 
@@ -157,14 +157,18 @@ pub struct CreateTicketInput {
     pub customer_id: Option<UserId>,
 }
 
-/// Validates a ticket-creation body, reporting every field error at once.
+/// Validates a ticket-creation body, its text within `limits`, reporting
+/// every field error at once.
 ///
 /// # Errors
 /// `invalid_request` with one entry per problem.
-pub fn read_create_ticket(body: serde_json::Value) -> Result<CreateTicketInput, ApiError> {
+pub fn read_create_ticket(
+    body: serde_json::Value,
+    limits: TextLimits,
+) -> Result<CreateTicketInput, ApiError> {
     Fields::read(body, |fields| {
-        let subject = fields.required_text("subject", Subject::parse);
-        let message = fields.required_text("message", MessageBody::parse);
+        let subject = fields.required_text("subject", |text| limits.subject(text));
+        let message = fields.required_text("message", |text| limits.message(text));
         let encrypted = fields.optional_bool("encrypted");
         let body_format =
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
@@ -209,7 +213,7 @@ pub async fn create_ticket(
     authed: Authed<WriteSupport>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let input = read_create_ticket(body)?;
+    let input = read_create_ticket(body, state.settings.text_limits)?;
     let actor = &authed.principal.actor;
     let on_behalf_of = match (actor.role, input.customer_id) {
         (Role::Customer, None) => None,

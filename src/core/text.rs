@@ -3,6 +3,10 @@
 //! Text is kept exactly as sent (no trimming or normalisation); it must hold
 //! at least one non-whitespace character, stay within a length counted in
 //! Unicode scalar values, and contain no NUL characters.
+//!
+//! The published limits (200 characters for a subject, 25,000 for a message)
+//! are the most a [`Subject`] or [`MessageBody`] ever holds; an operator may
+//! lower them with [`TextLimits`], never raise them.
 
 /// Why a piece of text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,18 +44,102 @@ fn check(text: &str, max: usize) -> Result<(), TextError> {
     Ok(())
 }
 
+/// The longest subject and message a deployment accepts, in characters.
+///
+/// Invariant: each is at least 1 and at most the published limit
+/// ([`Subject::MAX_CHARS`], [`MessageBody::MAX_CHARS`]); [`TextLimits::new`]
+/// enforces it, so parsing within these limits never produces text longer
+/// than the types allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLimits {
+    subject_chars: usize,
+    message_chars: usize,
+}
+
+/// A limit outside what [`TextLimits`] allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextLimitError {
+    /// The subject limit is 0 or above [`Subject::MAX_CHARS`].
+    #[error("must be between 1 and {max} (the published limit)", max = Subject::MAX_CHARS)]
+    Subject,
+    /// The message limit is 0 or above [`MessageBody::MAX_CHARS`].
+    #[error("must be between 1 and {max} (the published limit)", max = MessageBody::MAX_CHARS)]
+    Message,
+}
+
+impl TextLimits {
+    /// The published limits: 200-character subjects, 25,000-character messages.
+    pub const PUBLISHED: TextLimits = TextLimits {
+        subject_chars: Subject::MAX_CHARS,
+        message_chars: MessageBody::MAX_CHARS,
+    };
+
+    /// Limits of `subject_chars` and `message_chars` characters.
+    ///
+    /// # Errors
+    /// A limit that is 0 or above the published one.
+    pub fn new(subject_chars: usize, message_chars: usize) -> Result<Self, TextLimitError> {
+        if !(1..=Subject::MAX_CHARS).contains(&subject_chars) {
+            return Err(TextLimitError::Subject);
+        }
+        if !(1..=MessageBody::MAX_CHARS).contains(&message_chars) {
+            return Err(TextLimitError::Message);
+        }
+        Ok(Self {
+            subject_chars,
+            message_chars,
+        })
+    }
+
+    /// The longest subject, in characters.
+    pub fn subject_chars(self) -> usize {
+        self.subject_chars
+    }
+
+    /// The longest message body, in characters.
+    pub fn message_chars(self) -> usize {
+        self.message_chars
+    }
+
+    /// Validates a subject against these limits.
+    ///
+    /// # Errors
+    /// Blank, too long, or holding a NUL character.
+    pub fn subject(self, text: String) -> Result<Subject, TextError> {
+        check(&text, self.subject_chars)?;
+        Ok(Subject(text))
+    }
+
+    /// Validates a message body against these limits.
+    ///
+    /// # Errors
+    /// Blank, too long, or holding a NUL character.
+    pub fn message(self, text: String) -> Result<MessageBody, TextError> {
+        check(&text, self.message_chars)?;
+        Ok(MessageBody(text))
+    }
+}
+
+impl Default for TextLimits {
+    fn default() -> Self {
+        Self::PUBLISHED
+    }
+}
+
 /// A ticket subject: 1 to 200 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject(String);
 
 impl Subject {
-    /// The longest subject, in characters.
+    /// The longest subject, in characters (the published limit).
     pub const MAX_CHARS: usize = 200;
 
-    /// Validates a subject.
+    /// Validates a subject against the published limit.
+    ///
+    /// # Errors
+    /// Blank, too long, or holding a NUL character.
     pub fn parse(text: String) -> Result<Self, TextError> {
-        check(&text, Self::MAX_CHARS)?;
-        Ok(Self(text))
+        TextLimits::PUBLISHED.subject(text)
     }
 
     /// The subject text.
@@ -73,10 +161,12 @@ impl MessageBody {
     /// The longest body, in characters (the limit the seed API publishes).
     pub const MAX_CHARS: usize = 25_000;
 
-    /// Validates a message body.
+    /// Validates a message body against the published limit.
+    ///
+    /// # Errors
+    /// Blank, too long, or holding a NUL character.
     pub fn parse(text: String) -> Result<Self, TextError> {
-        check(&text, Self::MAX_CHARS)?;
-        Ok(Self(text))
+        TextLimits::PUBLISHED.message(text)
     }
 
     /// The body text.
@@ -128,6 +218,29 @@ mod tests {
             MessageBody::parse("a\0b".to_owned()),
             Err(TextError::ContainsNul)
         );
+    }
+
+    #[test]
+    fn limits_can_be_lowered_but_not_raised() {
+        let limits = TextLimits::new(10, 100).expect("within the published limits");
+        assert!(limits.subject("x".repeat(10)).is_ok());
+        assert_eq!(
+            limits.subject("x".repeat(11)),
+            Err(TextError::TooLong {
+                max: 10,
+                actual: 11
+            })
+        );
+        assert!(limits.message("é".repeat(100)).is_ok());
+        assert!(matches!(
+            limits.message("é".repeat(101)),
+            Err(TextError::TooLong { max: 100, .. })
+        ));
+        assert_eq!(TextLimits::new(0, 100), Err(TextLimitError::Subject));
+        assert_eq!(TextLimits::new(201, 100), Err(TextLimitError::Subject));
+        assert_eq!(TextLimits::new(10, 0), Err(TextLimitError::Message));
+        assert_eq!(TextLimits::new(10, 25_001), Err(TextLimitError::Message));
+        assert_eq!(TextLimits::new(200, 25_000), Ok(TextLimits::default()));
     }
 
     #[test]

@@ -11,10 +11,12 @@ use tempfile::TempDir;
 use ticketd::api::{ApiSettings, AppState};
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
+use ticketd::core::text::TextLimits;
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::rate_limit::{self, RateLimitStore, RatePolicy};
+use ticketd::server::ConnectionLimits;
 use ticketd::store::{DatabaseUrl, Store};
 use tokio::sync::oneshot;
 
@@ -87,6 +89,10 @@ pub struct TestOptions {
     pub rate_limit_store: RateLimitStore,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The longest subject and message accepted.
+    pub text_limits: TextLimits,
+    /// The listener's limits (connections, header size, timeouts).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for TestOptions {
@@ -99,6 +105,8 @@ impl Default for TestOptions {
             rate_limit_store: RateLimitStore::Memory,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            text_limits: TextLimits::PUBLISHED,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -305,6 +313,8 @@ impl TestApp {
             request_timeout: options.request_timeout,
             max_body_bytes: options.max_body_bytes,
             max_concurrent_requests: 1024,
+            text_limits: options.text_limits,
+            connections: options.connections,
         };
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await
@@ -429,4 +439,111 @@ async fn read(response: reqwest::Response) -> TestResponse {
         text,
         body,
     }
+}
+
+/// A plain TCP connection to a test server, for what an HTTP client will
+/// not do: trickle a request, send raw bytes, or hold a connection idle.
+pub struct RawConnection {
+    pub stream: tokio::net::TcpStream,
+    /// Bytes read past the last response.
+    pending: Vec<u8>,
+}
+
+/// A response read off a [`RawConnection`].
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and header fields, as text.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body as JSON (`Null` if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl RawConnection {
+    /// Connects to `app`.
+    pub async fn open(app: &TestApp) -> Self {
+        let address = app.base_url.trim_start_matches("http://");
+        Self {
+            stream: tokio::net::TcpStream::connect(address).await.unwrap(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes`.
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await
+    }
+
+    /// Reads more bytes into `pending`; false when the server closed the
+    /// connection (or reset it).
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 8192];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(read) => {
+                self.pending.extend_from_slice(&chunk[..read]);
+                true
+            }
+        }
+    }
+
+    /// Reads one response with a `Content-Length` body; `None` if the
+    /// connection closes first.
+    pub async fn response(&mut self) -> Option<RawResponse> {
+        let head_end = loop {
+            if let Some(at) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if !self.fill().await {
+                return None;
+            }
+        };
+        let head = String::from_utf8(self.pending[..head_end].to_vec()).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while self.pending.len() < head_end + length {
+            if !self.fill().await {
+                return None;
+            }
+        }
+        let body = self.pending[head_end..head_end + length].to_vec();
+        self.pending.drain(..head_end + length);
+        Some(RawResponse { status, head, body })
+    }
+
+    /// Sends `request` and reads its response; `None` if the connection
+    /// closes first.
+    pub async fn exchange(&mut self, request: &[u8]) -> Option<RawResponse> {
+        self.send(request).await.ok()?;
+        self.response().await
+    }
+
+    /// Waits (at most `limit`) for the server to close the connection;
+    /// returns whatever it sent before closing.
+    pub async fn closed_within(&mut self, limit: Duration) -> Vec<u8> {
+        tokio::time::timeout(limit, async { while self.fill().await {} })
+            .await
+            .unwrap_or_else(|_| panic!("the connection was still open after {limit:?}"));
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// `GET path` over HTTP/1.1, keeping the connection open.
+pub fn raw_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
 }

@@ -33,6 +33,7 @@ mod sqlite {
     mod errors;
     mod formatting;
     mod lifecycle;
+    mod limits;
     mod messages;
     mod openapi;
     mod pagination;
@@ -53,6 +54,7 @@ mod postgres {
     mod errors;
     mod formatting;
     mod lifecycle;
+    mod limits;
     mod messages;
     mod openapi;
     mod pagination;
