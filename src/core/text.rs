@@ -4,6 +4,8 @@
 //! at least one non-whitespace character, stay within a length counted in
 //! Unicode scalar values, and contain no NUL characters.
 
+use crate::core::crypto::SealedBody;
+
 /// Why a piece of text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -77,6 +79,13 @@ impl MessageBody {
     pub fn parse(text: String) -> Result<Self, TextError> {
         check(&text, Self::MAX_CHARS)?;
         Ok(Self(text))
+    }
+
+    /// The stored form of a body sealed for encryption at rest. Its
+    /// plaintext was validated by [`MessageBody::parse`] before sealing; the
+    /// sealed text is longer than the plaintext limit, and is kept whole.
+    pub fn sealed(sealed: SealedBody) -> Self {
+        Self(sealed.into_string())
     }
 
     /// The body text.
