@@ -212,11 +212,7 @@ impl fmt::Debug for SealedBody {
 
 /// The associated data of a body: what its ciphertext is bound to.
 fn associated_data(key: DataKeyId, ticket: TicketId, message: MessageId) -> String {
-    format!(
-        "{ENVELOPE_PREFIX}{key}:{}:{}",
-        ticket.key(),
-        message.key()
-    )
+    format!("{ENVELOPE_PREFIX}{key}:{}:{}", ticket.key(), message.key())
 }
 
 /// Seals `plaintext` as the body of `message` in `ticket`, under `key`,
@@ -307,9 +303,7 @@ pub fn open(
     body: &str,
 ) -> Result<String, CryptoError> {
     let (key_id, payload) = parse_envelope(body)?;
-    let key = keyring
-        .get(key_id)
-        .ok_or(CryptoError::UnknownKey(key_id))?;
+    let key = keyring.get(key_id).ok_or(CryptoError::UnknownKey(key_id))?;
     let (nonce, ciphertext) = payload.split_at(NONCE_BYTES);
     let aad = associated_data(key_id, ticket, message);
     let plaintext = key
