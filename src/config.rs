@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,6 +56,8 @@ pub struct Settings {
     pub max_concurrent_requests: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// The key file of encrypted messages.
+    pub encryption_key_file: Option<String>,
 }
 
 impl Settings {
@@ -95,6 +97,7 @@ impl Settings {
                 .max_concurrent_requests
                 .or(self.max_concurrent_requests),
             log_format: over.log_format.or(self.log_format),
+            encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// The key file of encrypted messages (see [`crate::encryption`]).
+    pub encryption_key_file: PathBuf,
 }
 
 impl Config {
@@ -183,7 +188,13 @@ impl Config {
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
         }
+        let encryption_key_file = match settings.encryption_key_file.as_deref() {
+            Some("") => return Err("encryption_key_file must not be empty".into()),
+            Some(path) => PathBuf::from(path),
+            None => crate::encryption::default_key_file(&database),
+        };
         Ok(Self {
+            encryption_key_file,
             database,
             database_pool: PoolOptions {
                 max_connections,
@@ -242,6 +253,7 @@ impl fmt::Debug for Config {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
+            .field("encryption_key_file", &self.encryption_key_file)
             .finish()
     }
 }
@@ -263,6 +275,39 @@ mod tests {
             }
         );
         assert_eq!(config.public_url, None);
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("ticketd-data/encryption.key")
+        );
+    }
+
+    #[test]
+    fn the_key_file_defaults_to_the_database_directory() {
+        let config = Config::from_settings(Settings {
+            database: Some("sqlite:///var/lib/ticketd/t.db".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("/var/lib/ticketd/encryption.key")
+        );
+        let file: Settings =
+            toml::from_str("encryption_key_file = \"/etc/ticketd/keys\"").expect("valid TOML");
+        let config = Config::from_settings(file).expect("valid");
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("/etc/ticketd/keys")
+        );
+        let postgres = Config::from_settings(Settings {
+            database: Some("postgres://ticketd@db/ticketd".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            postgres.encryption_key_file,
+            PathBuf::from("ticketd-data/encryption.key")
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod sqlite {
 
     mod auth;
     mod cli;
+    mod encryption;
     mod errors;
     mod lifecycle;
     mod messages;
@@ -49,6 +50,7 @@ mod postgres {
 
     mod auth;
     mod cli;
+    mod encryption;
     mod errors;
     mod lifecycle;
     mod messages;
