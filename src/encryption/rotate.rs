@@ -95,10 +95,21 @@ pub async fn add_key(store: &dyn Store, path: &Path) -> Result<DataKeyId, String
     keys.push(key.clone());
     let keyring = Keyring::new(keys)?;
     key_file::replace(path, &keyring)?;
-    store
-        .register_encryption_keys(vec![registration(&key)?], Timestamp::now())
+    let registrations = keyring
+        .keys()
+        .iter()
+        .map(registration)
+        .collect::<Result<Vec<_>, _>>()?;
+    let registered = store
+        .register_encryption_keys(registrations, Timestamp::now())
         .await
         .map_err(describe)?;
+    if !registered.iter().any(|known| known.id == key.id()) {
+        return Err(format!(
+            "the database did not register the new key {}",
+            key.id()
+        ));
+    }
     encryption.set_keyring(keyring);
     Ok(key.id())
 }
@@ -118,6 +129,20 @@ pub async fn rotate(store: &dyn Store, path: &Path, new_key: bool) -> Result<Rot
     let encryption = setup(store, path, MissingKeyFile::Refuse).await?;
     let keyring = encryption.keyring();
     let current = keyring.current().id();
+    // A key added on another node and not yet in this file would be
+    // retired here, undoing that `add-key`.
+    let registered = store.encryption_keys().await.map_err(describe)?;
+    if let Some(missing) = registered
+        .iter()
+        .find(|key| !key.retiring && keyring.get(key.id).is_none())
+    {
+        return Err(format!(
+            "this database has key {} (added on another node?), which the key file {} lacks: \
+             rotate where the key file holds every key",
+            missing.id,
+            path.display()
+        ));
+    }
     store
         .retire_encryption_keys_except(current)
         .await

@@ -315,6 +315,26 @@ async fn rotation_reseals_everything_while_the_server_runs() {
         .unwrap();
     assert_eq!(again.resealed, 0);
     assert!(again.retired_keys.is_empty());
+
+    // A key added with one copy of the key file is not retired by a
+    // rotation run with an older copy.
+    let stale_copy = app.key_file.with_extension("old");
+    std::fs::copy(&app.key_file, &stale_copy).unwrap();
+    let added = ticketd::encryption::add_key(app.raw_store.as_ref(), &app.key_file)
+        .await
+        .unwrap();
+    let refused = ticketd::encryption::rotate(app.raw_store.as_ref(), &stale_copy, false)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains(&added.to_string()) && refused.contains("lacks"),
+        "{refused}"
+    );
+    let finished = ticketd::encryption::rotate(app.raw_store.as_ref(), &app.key_file, false)
+        .await
+        .unwrap();
+    assert_eq!(finished.current_key, added.to_string());
+    assert_eq!(finished.resealed, 7);
     app.stop().await;
 }
 
