@@ -23,6 +23,7 @@ use crate::core::token::ApiToken;
 use crate::core::workspace::{
     ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
+use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::rate_limit::{self, RateLimitStore};
 use crate::store::{self, DatabaseUrl, Store, StoreError};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
@@ -45,6 +46,16 @@ pub struct Cli {
     /// Configuration file. Default: ./ticketd.toml if it exists.
     #[arg(long, global = true, env = "TICKETD_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Key file of messages marked `encrypted`. Default: encryption.key
+    /// beside a SQLite database; ticketd-data/encryption.key for PostgreSQL
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETD_ENCRYPTION_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub encryption_key_file: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -72,6 +83,29 @@ pub enum Command {
     /// Load a dump into an empty database, keeping every id, number, time
     /// and key digest.
     Import(ImportArgs),
+    /// Manage the keys of messages marked `encrypted`.
+    #[command(subcommand)]
+    Encryption(EncryptionCommand),
+}
+
+/// `encryption` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EncryptionCommand {
+    /// Add a key, re-seal every encrypted message under it, and delete the
+    /// old keys from the database and the key file. Servers may keep
+    /// running.
+    Rotate {
+        /// Re-seal under the key file's newest key (one added with
+        /// `add-key` and copied to every node, or a rotation that was
+        /// interrupted) instead of adding one.
+        #[arg(long)]
+        no_new_key: bool,
+    },
+    /// Add a key to the key file; copy the file to every node, then run
+    /// `rotate --no-new-key`.
+    AddKey,
+    /// Show the keys and how many encrypted messages each one seals.
+    Status,
 }
 
 /// Flags of `export`.
@@ -80,6 +114,10 @@ pub struct ExportArgs {
     /// Where to write the dump; `-` for stdout.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
+    /// Write the plaintext of messages marked `encrypted` (needs the key
+    /// file). Without it they are written sealed, as stored.
+    #[arg(long)]
+    pub decrypt: bool,
 }
 
 /// Flags of `import`.
@@ -226,6 +264,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let file = Settings::from_file(&config_path, required)?;
     let mut over = Settings {
         database: cli.database.clone(),
+        encryption_key_file: cli.encryption_key_file.clone(),
         ..Settings::default()
     };
     if let Command::Serve(args) = &cli.command {
@@ -258,8 +297,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Workspace(command) => workspace(&config.database, command).await,
         Command::User(command) => user(&config.database, command).await,
         Command::Key(command) => key(&config.database, command).await,
-        Command::Export(args) => export(&config.database, &args.output).await,
-        Command::Import(args) => import(&config.database, &args.input).await,
+        Command::Export(args) => export(&config, &args).await,
+        Command::Import(args) => import(&config, &args.input).await,
+        Command::Encryption(command) => encryption_command(&config, command).await,
     }
 }
 
@@ -498,13 +538,28 @@ fn counts_json(counts: RecordCounts) -> serde_json::Value {
     })
 }
 
-async fn export(database: &DatabaseUrl, output: &Path) -> Result<(), String> {
+async fn export(config: &Config, args: &ExportArgs) -> Result<(), String> {
+    let database = &config.database;
+    let output = args.output.as_path();
     // Opening creates (or migrates) a database; exporting a misspelt one
     // should fail, changing nothing, instead of writing an empty dump.
     if !store::exists(database).await.map_err(describe)? {
         return Err(format!("no ticketd database at {}", database.redacted()));
     }
-    let store = store::open(database).await.map_err(describe)?;
+    let mut store = store::open(database).await.map_err(describe)?;
+    if args.decrypt {
+        let encryption = encryption::setup(
+            store.as_ref(),
+            &config.encryption_key_file,
+            MissingKeyFile::Refuse,
+        )
+        .await?;
+        store = EncryptedStore::wrap(store, encryption, ExportBodies::Decrypted);
+        eprintln!(
+            "ticketd: warning: --decrypt writes the plaintext of encrypted messages into the \
+             dump; keep it as secret as the key file, and delete it when done"
+        );
+    }
     if is_std_stream(output) {
         let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout());
         transfer::export(store.as_ref(), &mut stdout, EXPORT_PAGE_SIZE)
@@ -551,7 +606,8 @@ async fn write_dump(
     Ok(counts)
 }
 
-async fn import(database: &DatabaseUrl, input: &Path) -> Result<(), String> {
+async fn import(config: &Config, input: &Path) -> Result<(), String> {
+    let database = &config.database;
     let open = || {
         File::open(input)
             .map(|file| BufReader::with_capacity(1 << 16, file))
@@ -564,6 +620,13 @@ async fn import(database: &DatabaseUrl, input: &Path) -> Result<(), String> {
         Some(open()?)
     };
     let store = store::open(database).await.map_err(describe)?;
+    let encryption = encryption::setup(
+        store.as_ref(),
+        &config.encryption_key_file,
+        MissingKeyFile::CreateForNewDatabase,
+    )
+    .await?;
+    let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let store: &dyn Store = store.as_ref();
     if !store.is_empty().await.map_err(describe)? {
         return Err(format!(
@@ -587,6 +650,28 @@ async fn import(database: &DatabaseUrl, input: &Path) -> Result<(), String> {
     print_json(&serde_json::json!({ "imported": counts_json(counts) }))
 }
 
+async fn encryption_command(config: &Config, command: EncryptionCommand) -> Result<(), String> {
+    if !store::exists(&config.database).await.map_err(describe)? {
+        return Err(format!(
+            "no ticketd database at {}",
+            config.database.redacted()
+        ));
+    }
+    let store = store::open(&config.database).await.map_err(describe)?;
+    let store = store.as_ref();
+    let path = &config.encryption_key_file;
+    match command {
+        EncryptionCommand::Rotate { no_new_key } => {
+            print_json(&encryption::rotate(store, path, !no_new_key).await?)
+        }
+        EncryptionCommand::AddKey => {
+            let key = encryption::add_key(store, path).await?;
+            print_json(&serde_json::json!({ "addedKey": key.to_string() }))
+        }
+        EncryptionCommand::Status => print_json(&encryption::status(store, path).await?),
+    }
+}
+
 /// The URL clients use when none is configured: the bound address, with a
 /// wildcard address replaced by `localhost`.
 fn derived_public_url(bound: SocketAddr) -> String {
@@ -602,6 +687,14 @@ async fn serve(config: Config) -> Result<(), String> {
     let store = store::open_with(&config.database, config.database_pool)
         .await
         .map_err(describe)?;
+    let encryption = encryption::setup(
+        store.as_ref(),
+        &config.encryption_key_file,
+        MissingKeyFile::CreateForNewDatabase,
+    )
+    .await?;
+    let encryption_key = encryption::current_key(&encryption);
+    let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let listener = crate::server::bind(config.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let bound = listener.local_addr().map_err(|error| error.to_string())?;
@@ -626,6 +719,8 @@ async fn serve(config: Config) -> Result<(), String> {
         address = %bound,
         database = %config.database.redacted(),
         rate_limiter,
+        encryption_key_file = %config.encryption_key_file.display(),
+        %encryption_key,
         "ticketd listening"
     );
     if let Some(limit) = crate::server::open_file_limit()

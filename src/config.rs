@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +70,8 @@ pub struct Settings {
     pub max_message_chars: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// The key file of encrypted messages.
+    pub encryption_key_file: Option<String>,
 }
 
 impl Settings {
@@ -117,6 +119,7 @@ impl Settings {
             max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
+            encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
         }
     }
 }
@@ -149,6 +152,8 @@ pub struct Config {
     pub text_limits: TextLimits,
     /// Log format.
     pub log_format: LogFormat,
+    /// The key file of encrypted messages (see [`crate::encryption`]).
+    pub encryption_key_file: PathBuf,
 }
 
 impl Config {
@@ -222,7 +227,13 @@ impl Config {
             TextLimitError::Subject => format!("max_subject_chars {error}"),
             TextLimitError::Message => format!("max_message_chars {error}"),
         })?;
+        let encryption_key_file = match settings.encryption_key_file.as_deref() {
+            Some("") => return Err("encryption_key_file must not be empty".into()),
+            Some(path) => PathBuf::from(path),
+            None => crate::encryption::default_key_file(&database),
+        };
         Ok(Self {
+            encryption_key_file,
             database,
             database_pool: PoolOptions {
                 max_connections,
@@ -336,6 +347,7 @@ impl fmt::Debug for Config {
             .field("text_limits", &self.text_limits)
             .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
+            .field("encryption_key_file", &self.encryption_key_file)
             .finish()
     }
 }
@@ -367,6 +379,10 @@ mod tests {
         assert_eq!(
             config.connections.max_connections,
             server::default_max_connections(server::open_file_limit())
+        );
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("ticketd-data/encryption.key")
         );
     }
 
@@ -464,6 +480,35 @@ mod tests {
                 ..Settings::default()
             }),
             "max_message_chars must be between 1 and 25000 (the published limit)"
+        );
+    }
+
+    #[test]
+    fn the_key_file_defaults_to_the_database_directory() {
+        let config = Config::from_settings(Settings {
+            database: Some("sqlite:///var/lib/ticketd/t.db".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("/var/lib/ticketd/encryption.key")
+        );
+        let file: Settings =
+            toml::from_str("encryption_key_file = \"/etc/ticketd/keys\"").expect("valid TOML");
+        let config = Config::from_settings(file).expect("valid");
+        assert_eq!(
+            config.encryption_key_file,
+            PathBuf::from("/etc/ticketd/keys")
+        );
+        let postgres = Config::from_settings(Settings {
+            database: Some("postgres://ticketd@db/ticketd".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            postgres.encryption_key_file,
+            PathBuf::from("ticketd-data/encryption.key")
         );
     }
 

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod encryption;
 pub mod rate_limit;
 pub mod server;
 pub mod store;

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::core::access::{Actor, Principal};
+use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId};
+use crate::core::id::{KeyId, MessageId, TicketId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
@@ -58,6 +59,45 @@ pub struct KeyCredentials {
     pub revoked: bool,
     /// The key, its scopes and its user.
     pub principal: Principal,
+}
+
+/// A data key sealed message bodies may use, as the database knows it: its
+/// id and check value (the key itself is only ever in the key file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredKey {
+    /// The key's id.
+    pub id: DataKeyId,
+    /// A constant sealed under the key ([`crate::core::crypto::check_value`]).
+    pub check_value: String,
+    /// Whether the key is being replaced: bodies it sealed are still read,
+    /// but nothing new may be sealed with it.
+    pub retiring: bool,
+}
+
+/// An encrypted message's body as stored, and where it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBody {
+    /// The ticket it belongs to.
+    pub ticket_id: TicketId,
+    /// Its position in the thread.
+    pub seq: i64,
+    /// The message.
+    pub id: MessageId,
+    /// The stored text (sealed, or plaintext from before encryption).
+    pub body: String,
+}
+
+/// A stored body to replace with a newly sealed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseal {
+    /// The ticket of the message.
+    pub ticket_id: TicketId,
+    /// The message's position in the thread.
+    pub seq: i64,
+    /// The body as read: the message is rewritten only if it still holds it.
+    pub old: String,
+    /// The new body.
+    pub new: String,
 }
 
 /// Everything ticketd keeps. Implemented once per database.
@@ -165,6 +205,47 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
     /// of the batch is kept.
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError>;
+
+    /// Every registered data key, oldest first.
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError>;
+
+    /// Registers the keys of `keys` not registered yet (as not retiring),
+    /// unless keys are registered already and none of them is in `keys`
+    /// (a key file that belongs to another database): then nothing is
+    /// registered. Serialised against concurrent registrations. Returns the
+    /// keys registered afterwards, oldest first.
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError>;
+
+    /// Marks every registered key but `current` retiring, and `current` not.
+    /// From then on, bodies may be sealed only with `current`.
+    /// `NotFound` if `current` is not registered.
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError>;
+
+    /// Deletes a retiring key if no message body is sealed with it; `false`
+    /// (and nothing changes) if one is, or if the key is not retiring.
+    /// Atomic with respect to writes: none can seal with the key afterwards.
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError>;
+
+    /// Up to `limit` encrypted messages in `(ticket_id, seq)` order after
+    /// `after`, skipping those whose body is sealed with `except` (keyset
+    /// paged: a page costs a walk of the primary key, however large the
+    /// table).
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError>;
+
+    /// Replaces message bodies in one transaction, each only if it still
+    /// holds the body it was read with; returns how many were replaced.
+    /// `Conflict("message_sealed_key_check")` if a new body is sealed with
+    /// a key that is not registered or is retiring.
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError>;
 }
 
 /// Where the data lives, parsed from `--database`.

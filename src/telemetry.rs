@@ -63,25 +63,32 @@ impl<'a> MakeWriter<'a> for QueuedStderr {
     }
 }
 
-/// Writes queued lines to stderr, flushing whenever the queue runs dry.
+/// Writes queued lines to stderr, a batch at a time whenever the queue runs
+/// dry. Stderr is locked only while a batch is written, so that the rest of
+/// the process (an error message on the way out) can write to it too.
 fn write_lines(items: &mpsc::Receiver<Item>) {
-    let stderr = io::stderr();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stderr.lock());
-    let write = |item: Item, out: &mut io::BufWriter<io::StderrLock<'_>>| match item {
-        Item::Line(line) => {
-            let _ = out.write_all(&line);
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let write_out = |batch: &mut Vec<u8>| {
+        if !batch.is_empty() {
+            let mut stderr = io::stderr().lock();
+            let _ = stderr.write_all(batch);
+            let _ = stderr.flush();
+            batch.clear();
         }
+    };
+    let take = |item: Item, batch: &mut Vec<u8>| match item {
+        Item::Line(line) => batch.extend_from_slice(&line),
         Item::Flush(done) => {
-            let _ = out.flush();
+            write_out(batch);
             let _ = done.send(());
         }
     };
     while let Ok(item) = items.recv() {
-        write(item, &mut out);
+        take(item, &mut batch);
         while let Ok(more) = items.try_recv() {
-            write(more, &mut out);
+            take(more, &mut batch);
         }
-        let _ = out.flush();
+        write_out(&mut batch);
     }
 }
 

@@ -145,12 +145,19 @@ struct RunArgs {
     /// directory under target/bench-data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Send replies (in `reply` and `mixed`) with `"encrypted": true`, so
+    /// that they are sealed at rest: the cost of encryption is this run
+    /// against one without the flag.
+    #[arg(long)]
+    encrypted: bool,
     /// Directory for the JSON result file.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
 }
 
 const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for."}"#;
+const ENCRYPTED_REPLY_BODY: &str =
+    r#"{"message":"Here are the extra details you asked for.","encrypted":true}"#;
 const CREATE_BODY: &str = r#"{"subject":"Benchmark ticket","message":"Opened by the benchmark."}"#;
 
 /// A target ticket as the load sees it.
@@ -192,7 +199,16 @@ fn list_page(target: &Target, rng: &mut Rng) -> Request<Full<Bytes>> {
     request("GET", &path, &target.auth, None)
 }
 
-fn factory(scenario: Scenario, fixture: &Fixture) -> Result<RequestFactory, String> {
+fn factory(
+    scenario: Scenario,
+    fixture: &Fixture,
+    encrypted: bool,
+) -> Result<RequestFactory, String> {
+    let reply_body = if encrypted {
+        ENCRYPTED_REPLY_BODY
+    } else {
+        REPLY_BODY
+    };
     let targets: Vec<Target> = fixture
         .tickets
         .iter()
@@ -221,7 +237,7 @@ fn factory(scenario: Scenario, fixture: &Fixture) -> Result<RequestFactory, Stri
                 "POST",
                 &format!("{}/messages", target.path),
                 &target.auth,
-                Some(REPLY_BODY),
+                Some(reply_body),
             )
         }),
         Scenario::CreateTicket => Arc::new(move |rng| {
@@ -240,7 +256,7 @@ fn factory(scenario: Scenario, fixture: &Fixture) -> Result<RequestFactory, Stri
                     "POST",
                     &format!("{}/messages", target.path),
                     &target.auth,
-                    Some(REPLY_BODY),
+                    Some(reply_body),
                 ),
                 2..=5 => request("GET", &target.path, &target.auth, None),
                 _ => list_page(target, rng),
@@ -394,6 +410,9 @@ impl Nodes {
                 "1000000000",
                 "--max-concurrent-requests",
                 "4096",
+                // Every node of the run shares one key file.
+                "--encryption-key-file",
+                &data_dir.join("encryption.key").to_string_lossy(),
             ]
             .iter()
             .map(|arg| (*arg).to_owned())
@@ -527,7 +546,7 @@ async fn measure(
         idle_rss_mib = idle_rss_mib.min(idle);
 
         for &scenario in &args.scenarios {
-            let factory = factory(scenario, &fixture)?;
+            let factory = factory(scenario, &fixture, args.encrypted)?;
             if let Entry::Vacant(slot) = ceilings.entry(scenario) {
                 let bytes = sample_response_bytes(nodes.addrs[0], &factory).await?;
                 eprintln!(

@@ -8,6 +8,8 @@
 //! are the most a [`Subject`] or [`MessageBody`] ever holds; an operator may
 //! lower them with [`TextLimits`], never raise them.
 
+use crate::core::crypto::SealedBody;
+
 /// Why a piece of text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
@@ -167,6 +169,13 @@ impl MessageBody {
     /// Blank, too long, or holding a NUL character.
     pub fn parse(text: String) -> Result<Self, TextError> {
         TextLimits::PUBLISHED.message(text)
+    }
+
+    /// The stored form of a body sealed for encryption at rest. Its
+    /// plaintext was validated by [`MessageBody::parse`] before sealing; the
+    /// sealed text is longer than the plaintext limit, and is kept whole.
+    pub fn sealed(sealed: SealedBody) -> Self {
+        Self(sealed.into_string())
     }
 
     /// The body text.

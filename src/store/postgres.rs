@@ -8,6 +8,7 @@
 //! [`StoreError::Unavailable`]: the request fails fast with a 503 and the
 //! pool connects afresh when the database is back.
 
+mod encryption;
 mod migrate;
 mod provisioning;
 mod rows;
@@ -26,15 +27,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::core::access::Actor;
+use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId};
+use crate::core::id::{KeyId, MessageId, TicketId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
-use crate::store::{KeyCredentials, Store, StoreError};
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 pub use migrate::MIGRATIONS;
 
@@ -341,5 +343,44 @@ impl Store for PostgresStore {
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         transfer::import_records(&mut client, &records).await
+    }
+
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        let client = self.client().await?;
+        encryption::encryption_keys(&client).await
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        let mut client = self.client().await?;
+        encryption::register_encryption_keys(&mut client, &keys, at).await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        encryption::retire_encryption_keys_except(&client, current).await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        encryption::delete_encryption_key(&mut client, id).await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        let client = self.client().await?;
+        encryption::encrypted_messages(&client, except, after, limit).await
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        encryption::reseal_messages(&mut client, &reseals).await
     }
 }

@@ -7,6 +7,7 @@
 //! write survives a process crash and a power cut.
 
 mod checkpointer;
+mod encryption;
 mod migrate;
 mod provisioning;
 mod readers;
@@ -21,15 +22,16 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::core::access::Actor;
+use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId};
+use crate::core::id::{KeyId, MessageId, TicketId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
-use crate::store::{KeyCredentials, Store, StoreError};
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 pub use migrate::MIGRATIONS;
 
@@ -325,6 +327,48 @@ impl Store for SqliteStore {
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
         self.writer
             .write(move |conn| transfer::import_records(conn, &records))
+            .await
+    }
+
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.readers.read(encryption::encryption_keys)
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.writer
+            .write(move |conn| encryption::register_encryption_keys(conn, &keys, at))
+            .await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| encryption::retire_encryption_keys_except(conn, current))
+            .await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| encryption::delete_encryption_key(conn, id))
+            .await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        self.readers
+            .read(|conn| encryption::encrypted_messages(conn, except, after, limit))
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| encryption::reseal_messages(conn, &reseals))
             .await
     }
 }

@@ -53,6 +53,23 @@ impl Scratch {
         self.database.url()
     }
 
+    /// Where ticketd keeps this database's key file when none is set:
+    /// beside a SQLite file, or under the working directory for PostgreSQL.
+    pub(super) fn key_file(&self) -> PathBuf {
+        match &self.database {
+            FreshDatabase::Sqlite(dir) => dir.path().join("encryption.key"),
+            FreshDatabase::Postgres(_) => self.dir.path().join("ticketd-data/encryption.key"),
+        }
+    }
+
+    /// Gives this scratch's database the key file `from` (as an operator
+    /// copies it along with a dump or a backup).
+    pub(super) fn copy_key_file(&self, from: &std::path::Path) {
+        let to = self.key_file();
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    }
+
     /// `ticketd` run in the scratch directory with no `TICKETD_*` variables
     /// inherited, so only what a test passes configures it.
     pub(super) fn command(&self) -> Command {
@@ -644,7 +661,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql"]})
+        json!({"applied": ["0001_initial.sql", "0003_encryption.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }

@@ -115,7 +115,12 @@ impl Default for TestOptions {
 pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
+    /// The store the server uses: the database behind the encryption layer.
     pub store: Arc<dyn Store>,
+    /// The database itself, as sealed bodies are stored in it.
+    pub raw_store: Arc<dyn Store>,
+    /// The key file of encrypted messages.
+    pub key_file: std::path::PathBuf,
     pub workspace: WorkspaceId,
     /// Customer "Jane Example" of the main workspace.
     pub customer: TestUser,
@@ -131,6 +136,8 @@ pub struct TestApp {
     pub foreign_staff: TestUser,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Where the key file is.
+    _key_dir: TempDir,
     /// The server's database; the last field, so it is removed only after
     /// the server and the store are gone.
     _database: FreshDatabase,
@@ -290,7 +297,21 @@ impl TestApp {
     /// test is skipped) when the backend is unavailable here.
     pub async fn spawn_with(backend: Backend, options: TestOptions) -> Option<Self> {
         let database = FreshDatabase::create(backend).await?;
-        let store = database.open().await;
+        let raw_store = database.open().await;
+        let key_dir = tempfile::tempdir().unwrap();
+        let key_file = key_dir.path().join("encryption.key");
+        let encryption = ticketd::encryption::setup(
+            raw_store.as_ref(),
+            &key_file,
+            ticketd::encryption::MissingKeyFile::CreateForNewDatabase,
+        )
+        .await
+        .unwrap();
+        let store = ticketd::encryption::EncryptedStore::wrap(
+            Arc::clone(&raw_store),
+            encryption,
+            ticketd::encryption::ExportBodies::Sealed,
+        );
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
@@ -328,6 +349,8 @@ impl TestApp {
             base_url,
             client: reqwest::Client::new(),
             store,
+            raw_store,
+            key_file,
             workspace,
             customer,
             other_customer,
@@ -337,6 +360,7 @@ impl TestApp {
             foreign_staff,
             shutdown: Some(shutdown),
             server: Some(server),
+            _key_dir: key_dir,
             _database: database,
         })
     }
@@ -366,6 +390,11 @@ impl TestApp {
     /// Sends a prepared request builder.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
         read(request.send().await.unwrap()).await
+    }
+
+    /// The URL of the server's database.
+    pub fn database_url(&self) -> String {
+        self._database.url()
     }
 
     /// The full URL of `path`.

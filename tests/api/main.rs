@@ -30,6 +30,7 @@ mod sqlite {
 
     mod auth;
     mod cli;
+    mod encryption;
     mod errors;
     mod formatting;
     mod lifecycle;
@@ -51,6 +52,7 @@ mod postgres {
 
     mod auth;
     mod cli;
+    mod encryption;
     mod errors;
     mod formatting;
     mod lifecycle;

@@ -53,6 +53,11 @@ impl Server {
             .args(["--database", database])
             .args(args)
             .env_remove("TICKETD_CONFIG")
+            // Nodes of one test share one key file, kept with their logs.
+            .env(
+                "TICKETD_ENCRYPTION_KEY_FILE",
+                log_dir.join("encryption.key"),
+            )
             .env("TICKETD_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

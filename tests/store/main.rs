@@ -9,6 +9,7 @@
 )]
 
 mod backends;
+mod encryption;
 mod fixtures;
 mod suite;
 mod test_database;
@@ -62,4 +63,7 @@ conformance!(
     imported_records_read_back_exactly,
     a_refused_import_batch_keeps_nothing,
     export_pages_cross_thousands_of_messages,
+    keys_register_once_and_a_foreign_key_file_is_refused,
+    sealed_bodies_need_a_registered_key_that_is_not_retiring,
+    retiring_keys_are_deleted_only_once_nothing_is_sealed_with_them,
 );

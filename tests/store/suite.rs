@@ -18,6 +18,7 @@ use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::{Store, StoreError};
 
+pub use crate::encryption::*;
 use crate::fixtures::{actor, export_all, key, message, new_ticket, ticket, ticket_at, workspace};
 
 fn size(n: u32) -> PageSize {

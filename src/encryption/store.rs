@@ -1,0 +1,361 @@
+//! [`EncryptedStore`]: a [`Store`] in front of another that seals the
+//! bodies of messages marked `encrypted` before they reach it and opens
+//! them when they are read back, so plaintext of an encrypted message is
+//! never written to the database, and authorised readers get it back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::core::access::Actor;
+use crate::core::crypto::{self, CryptoError, DataKeyId};
+use crate::core::dump::{ExportCursor, Record, RecordKind};
+use crate::core::id::{KeyId, MessageId, TicketId};
+use crate::core::lifecycle::TicketAction;
+use crate::core::message::{Message, NewMessage};
+use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::text::MessageBody;
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
+use crate::core::time::Timestamp;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::encryption::Encryption;
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
+
+/// The constraint the database names when a body is sealed with a key it
+/// does not accept (unregistered or retiring).
+const SEALED_KEY_CHECK: &str = "message_sealed_key_check";
+
+/// What an export writes for encrypted bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportBodies {
+    /// As stored: sealed (the default).
+    Sealed,
+    /// Opened: plaintext (`ticketd export --decrypt`).
+    Decrypted,
+}
+
+/// The encryption layer over a store.
+pub struct EncryptedStore {
+    inner: Arc<dyn Store>,
+    encryption: Arc<Encryption>,
+    exports: ExportBodies,
+}
+
+impl EncryptedStore {
+    /// `inner` behind the encryption layer.
+    pub fn wrap(
+        inner: Arc<dyn Store>,
+        encryption: Arc<Encryption>,
+        exports: ExportBodies,
+    ) -> Arc<dyn Store> {
+        Arc::new(Self {
+            inner,
+            encryption,
+            exports,
+        })
+    }
+
+    /// `new` with its body sealed, if it is marked encrypted.
+    fn seal(&self, ticket: TicketId, new: &NewMessage) -> Result<NewMessage, StoreError> {
+        if !new.encrypted {
+            return Ok(new.clone());
+        }
+        let keyring = self.encryption.keyring();
+        let sealed = crypto::seal(keyring.current(), ticket, new.id, new.body.as_str()).map_err(
+            |error| StoreError::Other(format!("cannot seal message {}: {error}", new.id)),
+        )?;
+        Ok(NewMessage {
+            body: MessageBody::sealed(sealed),
+            ..new.clone()
+        })
+    }
+
+    /// Runs a write that seals with the current key; if the database
+    /// refuses that key (a rotation retired it), re-reads the key file and
+    /// tries once more.
+    async fn write_sealed<T, F, Fut>(&self, write: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Result<Fut, StoreError>,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match write()?.await {
+            Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+                self.encryption.reload(self.inner.as_ref()).await;
+                match write()?.await {
+                    Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+                        Err(StoreError::Unavailable(format!(
+                            "the database refuses key {} for new encrypted messages (retired by \
+                             a rotation): the encryption key file {} is out of date; copy it \
+                             from where `ticketd encryption rotate` ran",
+                            self.encryption.keyring().current().id(),
+                            self.encryption.key_file().display()
+                        )))
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The plaintext of a stored body of `message` in `ticket`.
+    async fn open(
+        &self,
+        ticket: TicketId,
+        message: MessageId,
+        body: &str,
+    ) -> Result<String, StoreError> {
+        let keyring = self.encryption.keyring();
+        let opened = match crypto::open(&keyring, ticket, message, body) {
+            Err(CryptoError::UnknownKey(_)) => {
+                // Perhaps sealed by a node that has a newer key file.
+                self.encryption.reload(self.inner.as_ref()).await;
+                crypto::open(&self.encryption.keyring(), ticket, message, body)
+            }
+            other => other,
+        };
+        opened.map_err(|error| match error {
+            CryptoError::UnknownKey(key) => StoreError::Unavailable(format!(
+                "message {message} of {ticket} is sealed with key {key}, which the encryption \
+                 key file {} lacks: copy this database's key file here",
+                self.encryption.key_file().display()
+            )),
+            CryptoError::NotSealed => StoreError::Other(format!(
+                "encrypted message {message} of {ticket} is stored unsealed: the database was \
+                 altered outside ticketd"
+            )),
+            other => StoreError::Other(format!(
+                "encrypted message {message} of {ticket} cannot be read: {other}"
+            )),
+        })
+    }
+
+    async fn open_message(&self, mut message: Message) -> Result<Message, StoreError> {
+        if message.encrypted {
+            message.body = self
+                .open(message.ticket_id, message.id, &message.body)
+                .await?;
+        }
+        Ok(message)
+    }
+
+    /// A message record ready to import: plaintext of an encrypted message
+    /// (a dump written with `--decrypt`, or from before encryption) is
+    /// sealed; a sealed body is kept as it is, if its key is here.
+    fn import_message(
+        &self,
+        record: &mut crate::core::dump::MessageRecord,
+    ) -> Result<(), StoreError> {
+        if !record.encrypted {
+            return Ok(());
+        }
+        let keyring = self.encryption.keyring();
+        if crypto::is_sealed(&record.body) {
+            return match crypto::sealed_key_id(&record.body) {
+                Some(key) if keyring.get(key).is_some() => Ok(()),
+                Some(key) => Err(StoreError::Other(format!(
+                    "message {} is sealed with key {key}, which the encryption key file {} \
+                     lacks: import with the key file of the database the dump came from",
+                    record.id,
+                    self.encryption.key_file().display()
+                ))),
+                None => Err(StoreError::Other(format!(
+                    "message {} has a malformed sealed body",
+                    record.id
+                ))),
+            };
+        }
+        let sealed = crypto::seal(keyring.current(), record.ticket_id, record.id, &record.body)
+            .map_err(|error| {
+                StoreError::Other(format!("cannot seal message {}: {error}", record.id))
+            })?;
+        record.body = sealed.into_string();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for EncryptedStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.inner.check_ready().await
+    }
+
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
+        self.inner.create_workspace(new).await
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.inner.create_user(new).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.inner.create_api_key(new).await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
+        self.inner.revoke_api_key(id, at).await
+    }
+
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
+        self.inner.find_key_credentials(id).await
+    }
+
+    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
+        if !new.first_message.encrypted {
+            return self.inner.create_ticket(actor, new).await;
+        }
+        self.write_sealed(|| {
+            let first_message = self.seal(new.id, &new.first_message)?;
+            let sealed = NewTicket {
+                first_message,
+                ..new.clone()
+            };
+            Ok(self.inner.create_ticket(actor, sealed))
+        })
+        .await
+    }
+
+    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
+        self.inner.find_ticket(actor, ticket).await
+    }
+
+    async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+        self.inner.list_tickets(actor, filter, page).await
+    }
+
+    async fn append_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+    ) -> Result<Message, StoreError> {
+        if !new.encrypted {
+            return self.inner.append_message(actor, ticket, new).await;
+        }
+        // The ticket's id is sealed into the body; a reference by number is
+        // resolved first (numbers never change).
+        let ticket_id = match ticket {
+            TicketRef::Id(id) => id,
+            TicketRef::Number(_) => self.inner.find_ticket(actor, ticket).await?.id,
+        };
+        let mut message = self
+            .write_sealed(|| {
+                let sealed = self.seal(ticket_id, &new)?;
+                Ok(self
+                    .inner
+                    .append_message(actor, TicketRef::Id(ticket_id), sealed))
+            })
+            .await?;
+        message.body = new.body.into_string();
+        Ok(message)
+    }
+
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError> {
+        let page = self.inner.list_messages(actor, ticket, page).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for message in page.items {
+            items.push(self.open_message(message).await?);
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, StoreError> {
+        let message = self.inner.find_message(actor, ticket, message).await?;
+        self.open_message(message).await
+    }
+
+    async fn apply_action(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+    ) -> Result<Ticket, StoreError> {
+        self.inner.apply_action(actor, ticket, action, at).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.inner.is_empty().await
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = self.inner.export_page(kind, after, limit).await?;
+        if self.exports == ExportBodies::Decrypted {
+            for record in &mut records {
+                if let Record::Message(message) = record
+                    && message.encrypted
+                {
+                    message.body = self
+                        .open(message.ticket_id, message.id, &message.body)
+                        .await?;
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn import_records(&self, mut records: Vec<Record>) -> Result<(), StoreError> {
+        for record in &mut records {
+            if let Record::Message(message) = record {
+                self.import_message(message)?;
+            }
+        }
+        self.inner.import_records(records).await
+    }
+
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.inner.encryption_keys().await
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.inner.register_encryption_keys(keys, at).await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        self.inner.retire_encryption_keys_except(current).await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        self.inner.delete_encryption_key(id).await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        self.inner.encrypted_messages(except, after, limit).await
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        self.inner.reseal_messages(reseals).await
+    }
+}
