@@ -5,6 +5,7 @@
 pub mod access;
 pub mod dump;
 pub mod id;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod message;
 pub mod page;
