@@ -62,4 +62,9 @@ conformance!(
     imported_records_read_back_exactly,
     a_refused_import_batch_keeps_nothing,
     export_pages_cross_thousands_of_messages,
+    idempotent_writes_complete_their_record_and_replay,
+    idempotency_claims_are_taken_over_only_after_their_lease,
+    failed_idempotent_writes_keep_nothing_and_release_their_claim,
+    expired_idempotency_records_are_ignored_and_swept,
+    concurrent_claims_grant_a_key_once,
 );

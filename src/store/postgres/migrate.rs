@@ -13,10 +13,16 @@ use crate::store::postgres::rows::to_sql_time;
 
 /// Every migration: (file name, SQL), in order. The names match the SQLite
 /// backend's, one schema change per file on both.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial.sql",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial.sql",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_idempotency.sql",
+        include_str!("../../../migrations/postgres/0002_idempotency.sql"),
+    ),
+];
 
 /// The advisory lock every node takes while migrating (an arbitrary
 /// constant: "ticketd" in ASCII).

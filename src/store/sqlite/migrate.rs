@@ -10,10 +10,16 @@ use crate::store::StoreError;
 use crate::store::sqlite::map_error;
 
 /// Every migration: (file name, SQL), in order.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial.sql",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial.sql",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        "0002_idempotency.sql",
+        include_str!("../../../migrations/sqlite/0002_idempotency.sql"),
+    ),
+];
 
 /// Applies every migration not yet applied; returns the names it applied.
 pub(super) fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
