@@ -8,6 +8,7 @@ pub mod error_pages;
 pub mod extract;
 pub mod fields;
 pub mod health;
+pub mod idempotency;
 pub mod messages;
 pub mod openapi;
 pub mod problem;
@@ -43,6 +44,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Requests handled at once; more wait their turn.
     pub max_concurrent_requests: usize,
+    /// How long the response of a request with an `Idempotency-Key` is kept
+    /// for its retries.
+    pub idempotency_ttl: Duration,
 }
 
 /// What every handler shares.
@@ -163,10 +167,17 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (support, operations, _) = documented_routes();
-    let support = support.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // Route layers run outermost last-added first: authentication, then
+    // idempotency keys (scoped to the authenticated API key).
+    let support = support
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     operations
         .merge(support)
         .fallback(not_found)

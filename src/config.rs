@@ -56,6 +56,8 @@ pub struct Settings {
     pub max_concurrent_requests: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// Seconds the response of a request with an `Idempotency-Key` is kept.
+    pub idempotency_ttl_secs: Option<u64>,
 }
 
 impl Settings {
@@ -95,6 +97,7 @@ impl Settings {
                 .max_concurrent_requests
                 .or(self.max_concurrent_requests),
             log_format: over.log_format.or(self.log_format),
+            idempotency_ttl_secs: over.idempotency_ttl_secs.or(self.idempotency_ttl_secs),
         }
     }
 }
@@ -123,11 +126,20 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// How long the response of a request with an `Idempotency-Key` is
+    /// kept for its retries.
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
     /// The default listening address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+
+    /// How long idempotency records are kept unless configured: a day.
+    pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
+
+    /// The longest idempotency records may be kept: 30 days.
+    pub const MAX_IDEMPOTENCY_TTL_SECS: u64 = 30 * 86_400;
 
     /// Validates settings, filling in defaults.
     ///
@@ -183,6 +195,15 @@ impl Config {
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
         }
+        let idempotency_ttl = settings
+            .idempotency_ttl_secs
+            .unwrap_or(Self::DEFAULT_IDEMPOTENCY_TTL_SECS);
+        if !(1..=Self::MAX_IDEMPOTENCY_TTL_SECS).contains(&idempotency_ttl) {
+            return Err(format!(
+                "idempotency_ttl_secs must be between 1 and {} (30 days)",
+                Self::MAX_IDEMPOTENCY_TTL_SECS
+            ));
+        }
         Ok(Self {
             database,
             database_pool: PoolOptions {
@@ -199,6 +220,7 @@ impl Config {
             max_body_bytes,
             max_concurrent_requests,
             log_format: settings.log_format.unwrap_or_default(),
+            idempotency_ttl: Duration::from_secs(idempotency_ttl),
         })
     }
 }
@@ -242,6 +264,7 @@ impl fmt::Debug for Config {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
 }
@@ -263,6 +286,23 @@ mod tests {
             }
         );
         assert_eq!(config.public_url, None);
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn the_idempotency_window_is_configurable_within_bounds() {
+        let file: Settings = toml::from_str("idempotency_ttl_secs = 3600").expect("valid TOML");
+        let config = Config::from_settings(file).expect("valid");
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(3600));
+        for secs in [0, 30 * 86_400 + 1] {
+            let error = Config::from_settings(Settings {
+                idempotency_ttl_secs: Some(secs),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default();
+            assert!(error.starts_with("idempotency_ttl_secs"), "{secs}: {error}");
+        }
     }
 
     #[test]

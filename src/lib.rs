@@ -20,6 +20,7 @@ pub use api::{AppState, app};
 
 /// Serves the API on `listener` until `shutdown` completes, then stops
 /// accepting connections and waits for in-flight requests to finish.
+/// Meanwhile it sweeps expired idempotency records.
 ///
 /// # Errors
 /// Only if the listener fails.
@@ -28,7 +29,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let sweeper = tokio::spawn(api::idempotency::sweep_expired_records(
+        std::sync::Arc::clone(&state.store),
+    ));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sweeper.abort();
+    served
 }

@@ -644,7 +644,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }

@@ -87,6 +87,8 @@ pub struct TestOptions {
     pub rate_limit_store: RateLimitStore,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// How long idempotency records are kept.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for TestOptions {
@@ -99,6 +101,7 @@ impl Default for TestOptions {
             rate_limit_store: RateLimitStore::Memory,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            idempotency_ttl: Duration::from_secs(86_400),
         }
     }
 }
@@ -305,6 +308,7 @@ impl TestApp {
             request_timeout: options.request_timeout,
             max_body_bytes: options.max_body_bytes,
             max_concurrent_requests: 1024,
+            idempotency_ttl: options.idempotency_ttl,
         };
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await

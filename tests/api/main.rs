@@ -31,6 +31,7 @@ mod sqlite {
     mod auth;
     mod cli;
     mod errors;
+    mod idempotency;
     mod lifecycle;
     mod messages;
     mod openapi;
@@ -50,6 +51,7 @@ mod postgres {
     mod auth;
     mod cli;
     mod errors;
+    mod idempotency;
     mod lifecycle;
     mod messages;
     mod openapi;

@@ -23,7 +23,10 @@ fn migrate_creates_the_database_file() {
     };
 
     assert!(!file.exists());
-    assert_eq!(migrate(), json!({"applied": ["0001_initial.sql"]}));
+    assert_eq!(
+        migrate(),
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql"]})
+    );
     assert!(file.is_file(), "migrate did not create {}", file.display());
     assert_eq!(migrate(), json!({"applied": []}));
 }
@@ -38,7 +41,7 @@ fn the_default_database_is_a_file_under_ticketd_data() {
     let output = scratch.command().arg("migrate").output().unwrap();
     assert_eq!(
         one_json_line(&output, &["migrate"]),
-        json!({"applied": ["0001_initial.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql"]})
     );
     assert!(file.is_file(), "no database at {}", file.display());
     let args = ["workspace", "create", "--name", "Acme Hosting"];
