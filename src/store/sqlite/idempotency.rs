@@ -16,6 +16,16 @@ use crate::store::idempotency::{
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, timestamp};
 
+/// A record by its key, as [`existing`] reads it.
+const SELECT_RECORD: &str = "SELECT fingerprint, lease_expires_at, expires_at,
+        response_status, response_location, response_body
+ FROM idempotency_record WHERE api_key_id = ?1 AND key = ?2";
+
+/// Deletes up to `?2` records that expired by `?1`, oldest first.
+const SWEEP: &str = "DELETE FROM idempotency_record WHERE rowid IN (
+     SELECT rowid FROM idempotency_record WHERE expires_at <= ?1
+     ORDER BY expires_at LIMIT ?2)";
+
 /// Takes the key for `request` unless a live record says otherwise; the
 /// condition is [`Decision::about`]'s rule, and a record it does not let the
 /// request take is read back to answer.
@@ -50,11 +60,7 @@ pub(super) fn claim(conn: &Connection, request: &ClaimRequest) -> Result<ClaimOu
         return Ok(ClaimOutcome::Claimed(request.claim()));
     }
     let existing = conn
-        .prepare_cached(
-            "SELECT fingerprint, lease_expires_at, expires_at,
-                    response_status, response_location, response_body
-             FROM idempotency_record WHERE api_key_id = ?1 AND key = ?2",
-        )
+        .prepare_cached(SELECT_RECORD)
         .and_then(|mut select| {
             select
                 .query_row(
@@ -170,12 +176,49 @@ pub(super) fn completing<T>(
 
 pub(super) fn sweep(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
     let deleted = conn
-        .prepare_cached(
-            "DELETE FROM idempotency_record WHERE rowid IN (
-                 SELECT rowid FROM idempotency_record WHERE expires_at <= ?1
-                 ORDER BY expires_at LIMIT ?2)",
-        )
+        .prepare_cached(SWEEP)
         .and_then(|mut delete| delete.execute(params![now.millis(), limit]))
         .map_err(map_error)?;
     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::Value;
+    use rusqlite::{Connection, params_from_iter};
+
+    use super::{SELECT_RECORD, SWEEP};
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("valid SQL");
+        let steps = explain
+            .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
+            .expect("explainable")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan rows");
+        steps.join("\n")
+    }
+
+    /// Lookups go through the primary key, sweeps through the expiry
+    /// index: neither scans the table.
+    #[test]
+    fn record_lookups_and_sweeps_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        crate::store::sqlite::migrate::migrate(&mut conn).expect("migrations apply");
+        let key = || vec![Value::Text("k".into()), Value::Text("x".into())];
+        let lookup = plan(&conn, SELECT_RECORD, key());
+        assert!(
+            lookup.contains("USING INDEX sqlite_autoindex_idempotency_record"),
+            "{lookup}"
+        );
+        let sweep = plan(&conn, SWEEP, vec![Value::Integer(0), Value::Integer(10)]);
+        assert!(
+            sweep.contains("USING COVERING INDEX idempotency_record_expires_at_idx"),
+            "{sweep}"
+        );
+        assert!(!sweep.contains("TEMP B-TREE"), "{sweep}");
+    }
 }
