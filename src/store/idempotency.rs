@@ -30,8 +30,7 @@ pub struct ClaimRequest {
     pub now: Timestamp,
     /// Until when the claim may not be taken over.
     pub lease_until: Timestamp,
-    /// When the record expires (and is ignored and swept) unless its write
-    /// completes it, which sets a new expiry.
+    /// When the record expires: from then on it is ignored, and swept.
     pub expires_at: Timestamp,
 }
 
