@@ -8,6 +8,7 @@ pub mod error_pages;
 pub mod extract;
 pub mod fields;
 pub mod health;
+pub mod idempotency;
 pub mod messages;
 pub mod openapi;
 pub mod percent;
@@ -51,6 +52,9 @@ pub struct ApiSettings {
     pub text_limits: TextLimits,
     /// What the listener allows each connection, and how many at once.
     pub connections: ConnectionLimits,
+    /// How long the response of a request with an `Idempotency-Key` is kept
+    /// for its retries.
+    pub idempotency_ttl: Duration,
 }
 
 /// What every handler shares.
@@ -196,10 +200,17 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (support, operations, _) = documented_routes();
-    let support = support.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::authenticate,
-    ));
+    // Route layers run outermost last-added first: authentication, then
+    // idempotency keys (scoped to the authenticated API key).
+    let support = support
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     operations
         .merge(support)
         .fallback(not_found)

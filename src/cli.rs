@@ -66,7 +66,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage workspaces.
@@ -196,6 +196,10 @@ pub struct ServeArgs {
     /// is answered with 503. Default: 2000
     #[arg(long, env = "TICKETD_DATABASE_POOL_TIMEOUT_MS", value_name = "MS")]
     pub database_pool_timeout_ms: Option<u64>,
+    /// Seconds the response of a request with an Idempotency-Key is kept
+    /// for its retries. Default: 86400 (a day)
+    #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
+    pub idempotency_ttl_secs: Option<u64>,
 }
 
 /// `workspace` subcommands.
@@ -287,6 +291,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             database_pool_size: args.database_pool_size,
             database_pool_timeout_ms: args.database_pool_timeout_ms,
             log_format: args.log_format,
+            idempotency_ttl_secs: args.idempotency_ttl_secs,
             ..over
         };
     }
@@ -708,6 +713,7 @@ async fn serve(config: Config) -> Result<(), String> {
         max_concurrent_requests: config.max_concurrent_requests,
         text_limits: config.text_limits,
         connections: config.connections,
+        idempotency_ttl: config.idempotency_ttl,
     };
     let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
     let state = AppState::new(store, limiter, settings);

@@ -72,6 +72,8 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     /// The key file of encrypted messages.
     pub encryption_key_file: Option<String>,
+    /// Seconds the response of a request with an `Idempotency-Key` is kept.
+    pub idempotency_ttl_secs: Option<u64>,
 }
 
 impl Settings {
@@ -120,6 +122,7 @@ impl Settings {
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
             encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
+            idempotency_ttl_secs: over.idempotency_ttl_secs.or(self.idempotency_ttl_secs),
         }
     }
 }
@@ -154,11 +157,20 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The key file of encrypted messages (see [`crate::encryption`]).
     pub encryption_key_file: PathBuf,
+    /// How long the response of a request with an `Idempotency-Key` is
+    /// kept for its retries.
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
     /// The default listening address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+
+    /// How long idempotency records are kept unless configured: a day.
+    pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
+
+    /// The longest idempotency records may be kept: 30 days.
+    pub const MAX_IDEMPOTENCY_TTL_SECS: u64 = 30 * 86_400;
 
     /// Validates settings, filling in defaults.
     ///
@@ -232,6 +244,15 @@ impl Config {
             Some(path) => PathBuf::from(path),
             None => crate::encryption::default_key_file(&database),
         };
+        let idempotency_ttl = settings
+            .idempotency_ttl_secs
+            .unwrap_or(Self::DEFAULT_IDEMPOTENCY_TTL_SECS);
+        if !(1..=Self::MAX_IDEMPOTENCY_TTL_SECS).contains(&idempotency_ttl) {
+            return Err(format!(
+                "idempotency_ttl_secs must be between 1 and {} (30 days)",
+                Self::MAX_IDEMPOTENCY_TTL_SECS
+            ));
+        }
         Ok(Self {
             encryption_key_file,
             database,
@@ -251,6 +272,7 @@ impl Config {
             connections,
             text_limits,
             log_format: settings.log_format.unwrap_or_default(),
+            idempotency_ttl: Duration::from_secs(idempotency_ttl),
         })
     }
 }
@@ -348,6 +370,7 @@ impl fmt::Debug for Config {
             .field("database_pool", &self.database_pool)
             .field("log_format", &self.log_format)
             .field("encryption_key_file", &self.encryption_key_file)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
 }
@@ -384,6 +407,7 @@ mod tests {
             config.encryption_key_file,
             PathBuf::from("ticketd-data/encryption.key")
         );
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -510,6 +534,22 @@ mod tests {
             postgres.encryption_key_file,
             PathBuf::from("ticketd-data/encryption.key")
         );
+    }
+
+    #[test]
+    fn the_idempotency_window_is_configurable_within_bounds() {
+        let file: Settings = toml::from_str("idempotency_ttl_secs = 3600").expect("valid TOML");
+        let config = Config::from_settings(file).expect("valid");
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(3600));
+        for secs in [0, 30 * 86_400 + 1] {
+            let error = Config::from_settings(Settings {
+                idempotency_ttl_secs: Some(secs),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default();
+            assert!(error.starts_with("idempotency_ttl_secs"), "{secs}: {error}");
+        }
     }
 
     #[test]

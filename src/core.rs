@@ -6,6 +6,7 @@ pub mod access;
 pub mod crypto;
 pub mod dump;
 pub mod id;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod message;
 pub mod page;

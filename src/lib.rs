@@ -22,7 +22,8 @@ pub use api::{AppState, app};
 
 /// Serves the API on `listener`, within the connection limits of `state`'s
 /// settings, until `shutdown` completes; then stops accepting connections
-/// and waits for in-flight requests to finish.
+/// and waits for in-flight requests to finish. Meanwhile it sweeps expired
+/// idempotency records.
 ///
 /// # Errors
 /// Only if the listener fails.
@@ -32,5 +33,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.settings.connections;
-    server::serve(listener, app(state), limits, shutdown).await
+    let sweeper = tokio::spawn(api::idempotency::sweep_expired_records(
+        std::sync::Arc::clone(&state.store),
+    ));
+    let served = server::serve(listener, app(state), limits, shutdown).await;
+    sweeper.abort();
+    served
 }

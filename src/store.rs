@@ -6,6 +6,7 @@
 //! [`StoreError::Unavailable`], and apply the core's visibility and lifecycle
 //! rules inside the transaction that writes.
 
+pub mod idempotency;
 pub mod postgres;
 pub mod sqlite;
 
@@ -25,6 +26,7 @@ use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 
 /// Why a storage operation did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +50,11 @@ pub enum StoreError {
     /// Anything else: a bug or a damaged database.
     #[error("storage failure: {0}")]
     Other(String),
+    /// A write was to complete an idempotency record whose claim it no
+    /// longer holds (the lease ran out and a retry took the key over);
+    /// nothing was written.
+    #[error("the idempotency claim is no longer held")]
+    ClaimLost,
 }
 
 /// An API key's credentials and the user it acts as, for authentication.
@@ -246,6 +253,58 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict("message_sealed_key_check")` if a new body is sealed with
     /// a key that is not registered or is retiring.
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError>;
+
+    // Idempotency keys ([`idempotency`]): a claim, then one of the writes
+    // below completing it in the write's own transaction.
+
+    /// Claims an idempotency key for one request, in a transaction of its
+    /// own ([`idempotency::Decision`] is the rule). Concurrent claims of one
+    /// key, from any node, are granted to one request at most.
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Gives a claim up (its request failed and wrote nothing), so that a
+    /// retry starts afresh. A no-op unless the record is still in progress
+    /// under this claim's token.
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// [`Store::create_ticket`], completing the claim's record with the
+    /// rendered response in the same transaction; returns that response.
+    /// `ClaimLost` (and nothing written) if the record no longer carries the
+    /// claim's token; the write's own errors leave the claim as it was.
+    async fn create_ticket_once(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError>;
+
+    /// [`Store::append_message`], completing a claim as
+    /// [`Store::create_ticket_once`] does.
+    async fn append_message_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Completion<Message>,
+    ) -> Result<StoredResponse, StoreError>;
+
+    /// [`Store::apply_action`], completing a claim as
+    /// [`Store::create_ticket_once`] does.
+    async fn apply_action_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError>;
+
+    /// Deletes up to `limit` idempotency records that expired by `now`
+    /// (claims already ignore them); returns how many it deleted.
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Where the data lives, parsed from `--database`.

@@ -18,6 +18,7 @@ use std::collections::btree_map::Entry;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -153,6 +154,11 @@ struct RunArgs {
     /// Directory for the JSON result file.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
+    /// Send a fresh Idempotency-Key with every write (replies, ticket
+    /// creations), so that runs with and without it show what idempotency
+    /// costs on the write path.
+    #[arg(long)]
+    idempotency_keys: bool,
 }
 
 const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for."}"#;
@@ -187,6 +193,33 @@ fn request(
     built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
+/// Fresh idempotency keys: a prefix of this run's own and a counter, so
+/// that no key repeats, across sizes and runs on one database alike.
+struct KeySource {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl KeySource {
+    fn new() -> Self {
+        Self {
+            prefix: ulid::Ulid::new().to_string().to_ascii_lowercase(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// `request` with the next key, if keys are on.
+    fn key(keys: Option<&KeySource>, mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+        if let Some(keys) = keys {
+            let n = keys.next.fetch_add(1, Ordering::Relaxed);
+            if let Ok(value) = HeaderValue::from_str(&format!("{}-{n}", keys.prefix)) {
+                request.headers_mut().insert("idempotency-key", value);
+            }
+        }
+        request
+    }
+}
+
 fn list_page(target: &Target, rng: &mut Rng) -> Request<Full<Bytes>> {
     let last_start = usize::try_from(target.messages - 25).unwrap_or(0);
     let seq = rng.below(last_start + 1);
@@ -203,6 +236,7 @@ fn factory(
     scenario: Scenario,
     fixture: &Fixture,
     encrypted: bool,
+    keys: Option<Arc<KeySource>>,
 ) -> Result<RequestFactory, String> {
     let reply_body = if encrypted {
         ENCRYPTED_REPLY_BODY
@@ -233,31 +267,36 @@ fn factory(
         Scenario::ListMessages => Arc::new(move |rng| list_page(&targets_for[pick(rng)], rng)),
         Scenario::Reply => Arc::new(move |rng| {
             let target = &targets_for[pick(rng)];
-            request(
+            let reply = request(
                 "POST",
                 &format!("{}/messages", target.path),
                 &target.auth,
                 Some(reply_body),
-            )
+            );
+            KeySource::key(keys.as_deref(), reply)
         }),
         Scenario::CreateTicket => Arc::new(move |rng| {
             let target = &targets_for[pick(rng)];
-            request(
+            let create = request(
                 "POST",
                 "/api/v2/support/tickets",
                 &target.auth,
                 Some(CREATE_BODY),
-            )
+            );
+            KeySource::key(keys.as_deref(), create)
         }),
         Scenario::Mixed => Arc::new(move |rng| {
             let target = &targets_for[pick(rng)];
             match rng.below(10) {
-                0 | 1 => request(
-                    "POST",
-                    &format!("{}/messages", target.path),
-                    &target.auth,
-                    Some(reply_body),
-                ),
+                0 | 1 => {
+                    let reply = request(
+                        "POST",
+                        &format!("{}/messages", target.path),
+                        &target.auth,
+                        Some(reply_body),
+                    );
+                    KeySource::key(keys.as_deref(), reply)
+                }
                 2..=5 => request("GET", &target.path, &target.auth, None),
                 _ => list_page(target, rng),
             }
@@ -527,6 +566,7 @@ async fn measure(
         DatabaseUrl::Sqlite(_) => None,
     };
 
+    let keys = args.idempotency_keys.then(|| Arc::new(KeySource::new()));
     let mut ceilings: BTreeMap<Scenario, CeilingResult> = BTreeMap::new();
     let mut results = Vec::new();
     let mut idle_rss_mib = f64::MAX;
@@ -546,7 +586,7 @@ async fn measure(
         idle_rss_mib = idle_rss_mib.min(idle);
 
         for &scenario in &args.scenarios {
-            let factory = factory(scenario, &fixture, args.encrypted)?;
+            let factory = factory(scenario, &fixture, args.encrypted, keys.clone())?;
             if let Entry::Vacant(slot) = ceilings.entry(scenario) {
                 let bytes = sample_response_bytes(nodes.addrs[0], &factory).await?;
                 eprintln!(

@@ -141,6 +141,9 @@ pub fn table(report: &Report) -> String {
     if report.nodes > 1 {
         out.push_str("cpu s: all nodes together; peak MiB: the largest node's\n");
     }
+    if report.settings["idempotency_keys"] == true {
+        out.push_str("every write carries a fresh Idempotency-Key\n");
+    }
     out.push('\n');
     out.push_str("ceiling (bare baseline server, same load):\n");
     out.push_str(&format!(

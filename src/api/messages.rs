@@ -11,6 +11,7 @@ use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{JsonBody, PathParams, QueryParams, TicketPath};
 use crate::api::fields::Fields;
+use crate::api::idempotency::{self, Keyed};
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
 use crate::api::wire::{WireBodyFormat, WireRole};
@@ -21,6 +22,7 @@ use crate::core::render;
 use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
 use crate::core::time::Timestamp;
+use crate::store::idempotency::StoredResponse;
 
 /// A message in a ticket's thread: the seed's schema plus `bodyFormat`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -182,6 +184,15 @@ pub fn message_location(ticket: TicketId, message: MessageId) -> String {
     format!("/api/v2/support/tickets/{ticket}/messages/{message}")
 }
 
+/// A reply's response: 201 with the message and its `Location`.
+fn reply_created(message: &Message) -> Result<StoredResponse, String> {
+    respond::stored(
+        StatusCode::CREATED,
+        Some(message_location(message.ticket_id, message.id)),
+        &MessageResponse::from(message.clone()),
+    )
+}
+
 /// Reply to support ticket.
 ///
 /// Adds a reply from the key's user to a ticket they can see. Use `id` from
@@ -205,15 +216,29 @@ pub async fn reply_to_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     TicketPath(ticket): TicketPath,
+    keyed: Keyed,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let new = read_reply(body, state.settings.text_limits)?;
-    let message = state
-        .store
-        .append_message(&authed.principal.actor, ticket, new)
-        .await?;
-    let location = message_location(message.ticket_id, message.id);
-    respond::created(&location, &message_response(message).await?)
+    let actor = &authed.principal.actor;
+    match keyed.completion(Box::new(reply_created)) {
+        Some(completion) => {
+            let stored = state
+                .store
+                .append_message_once(actor, ticket, new, completion)
+                .await?;
+            idempotency::completed(stored)
+        }
+        None => {
+            let message = state.store.append_message(actor, ticket, new).await?;
+            let location = message_location(message.ticket_id, message.id);
+            let response = message_response(message).await?;
+            respond::from_stored(
+                respond::stored(StatusCode::CREATED, Some(location), &response)
+                    .map_err(ApiError::internal)?,
+            )
+        }
+    }
 }
 
 /// List a ticket's messages, oldest first.

@@ -2,14 +2,19 @@
 //!
 //! Handlers declare their success and endpoint-specific error responses;
 //! [`CommonResponses`] adds the ones every authenticated endpoint shares
-//! (401, 403, 405 where relevant, 413/415 for bodies, 429, 500, 503), so no
-//! operation can forget them.
+//! (401, 403, 405 where relevant, 413/415 for bodies, 429, 500, 503), and
+//! to every write the `Idempotency-Key` header with its responses (409, 422
+//! and `Idempotent-Replayed`), so no operation can forget them.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, HttpMethod, OpenApi as Document, Ref};
+use utoipa::openapi::{ContentBuilder, HttpMethod, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
+
+use crate::core::idempotency::IdempotencyKey;
 
 use crate::api::problem::{FieldCode, FieldError, Problem};
 use crate::core::text::TextLimits;
@@ -53,6 +58,66 @@ fn add_if_missing(operation: &mut Operation, status: &str, description: &str) {
         .or_insert_with(|| problem_response(description).into());
 }
 
+/// Documents `Idempotency-Key` on a write: the header, the responses that
+/// refuse it, and the header that marks a replayed success.
+fn add_idempotency(operation: &mut Operation) {
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes retrying this request safe: the first request with a key is processed, and \
+             a retry with the same key, method, path and body (JSON compared by value) gets the \
+             original status and body again (with `Idempotent-Replayed: true`) instead of \
+             writing twice. 1 to 255 visible ASCII characters, bare or as a quoted string \
+             (`\"9f1c2b3a-reply-1\"`); scoped to the API key; kept 24 hours by default \
+             (the server's `idempotency_ttl_secs`). Use a fresh key (a UUID, say) for every new \
+             request. Failed requests are not recorded: their retry runs again. A malformed key is \
+             `400 idempotency_key_invalid`.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                // The longest key, quoted.
+                .max_length(Some(IdempotencyKey::MAX_LEN + 2))
+                .examples(["9f1c2b3a-reply-1"]),
+        ))
+        .build();
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if !parameters.iter().any(|known| known.name == parameter.name) {
+        parameters.push(parameter);
+    }
+    add_if_missing(
+        operation,
+        "409",
+        "A request with this `Idempotency-Key` is still being processed \
+         (`idempotency_request_in_progress`); retry after `Retry-After` seconds.",
+    );
+    add_if_missing(
+        operation,
+        "422",
+        "This `Idempotency-Key` was already used for a different request \
+         (`idempotency_key_reused`).",
+    );
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if !status.starts_with('2') {
+            continue;
+        }
+        if let RefOr::T(response) = response {
+            response.headers.insert(
+                "Idempotent-Replayed".to_owned(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+                    .description(Some(
+                        "`true` when this is the stored response of an earlier request with the same `Idempotency-Key`.",
+                    ))
+                    .build(),
+            );
+        }
+    }
+}
+
 impl Modify for CommonResponses {
     fn modify(&self, document: &mut Document) {
         let components = document.components.get_or_insert_with(Default::default);
@@ -86,6 +151,9 @@ impl Modify for CommonResponses {
                     && operation.security.is_some()
                 {
                     add_if_missing(operation, "400", "The body must be empty or `{}`.");
+                }
+                if method == HttpMethod::Post && operation.security.is_some() {
+                    add_idempotency(operation);
                 }
                 if operation.security.is_some() {
                     add_if_missing(

@@ -43,11 +43,17 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The request took longer than the configured timeout.
     RequestTimeout,
+    /// The `Idempotency-Key` header is not a valid key.
+    IdempotencyKeyInvalid,
+    /// The `Idempotency-Key` was already used with a different request.
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being processed.
+    IdempotencyRequestInProgress,
 }
 
 impl ErrorCode {
     /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedJson,
         ErrorCode::TicketClosed,
@@ -61,6 +67,9 @@ impl ErrorCode {
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RequestTimeout,
+        ErrorCode::IdempotencyKeyInvalid,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyRequestInProgress,
     ];
 
     /// The code as sent in `code` and in the `type` URI.
@@ -79,6 +88,9 @@ impl ErrorCode {
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::IdempotencyKeyInvalid => "idempotency_key_invalid",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::IdempotencyRequestInProgress => "idempotency_request_in_progress",
         }
     }
 
@@ -90,9 +102,10 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidRequest | ErrorCode::MalformedJson | ErrorCode::TicketClosed => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorCode::InvalidRequest
+            | ErrorCode::MalformedJson
+            | ErrorCode::TicketClosed
+            | ErrorCode::IdempotencyKeyInvalid => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -104,6 +117,8 @@ impl ErrorCode {
             ErrorCode::ServiceUnavailable | ErrorCode::RequestTimeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::IdempotencyRequestInProgress => StatusCode::CONFLICT,
         }
     }
 
@@ -123,6 +138,11 @@ impl ErrorCode {
             ErrorCode::InternalError => "Internal server error",
             ErrorCode::ServiceUnavailable => "Service unavailable",
             ErrorCode::RequestTimeout => "Request timeout",
+            ErrorCode::IdempotencyKeyInvalid => "Invalid Idempotency-Key",
+            ErrorCode::IdempotencyKeyReused => "Idempotency-Key is already used",
+            ErrorCode::IdempotencyRequestInProgress => {
+                "A request is outstanding for this Idempotency-Key"
+            }
         }
     }
 
@@ -146,6 +166,15 @@ impl ErrorCode {
             }
             ErrorCode::ServiceUnavailable => "The service is temporarily unavailable. Retry later.",
             ErrorCode::RequestTimeout => "The request took too long to process. Retry later.",
+            ErrorCode::IdempotencyKeyInvalid => {
+                "The Idempotency-Key header must be one key of 1 to 255 visible ASCII characters."
+            }
+            ErrorCode::IdempotencyKeyReused => {
+                "This Idempotency-Key was already used with a different request. Use a new key for a new request."
+            }
+            ErrorCode::IdempotencyRequestInProgress => {
+                "A request with this Idempotency-Key is still being processed. Retry after the number of seconds in Retry-After."
+            }
         }
     }
 
@@ -185,7 +214,16 @@ impl ErrorCode {
                 "The server cannot reach its database or is shutting down. Retry after the number of seconds in Retry-After."
             }
             ErrorCode::RequestTimeout => {
-                "The server gave up on the request after its configured timeout. A write may or may not have been applied; retry with care."
+                "The server gave up on the request after its configured timeout. A write may or may not have been applied; retry with care, ideally with an Idempotency-Key, which makes the retry safe."
+            }
+            ErrorCode::IdempotencyKeyInvalid => {
+                "Send at most one Idempotency-Key header, holding 1 to 255 visible ASCII characters (! to ~), bare (Idempotency-Key: 9f1c2b3a-reply-1) or as a quoted string (Idempotency-Key: \"9f1c2b3a-reply-1\"). Nothing was recorded or written."
+            }
+            ErrorCode::IdempotencyKeyReused => {
+                "An Idempotency-Key names one request: the same method, path and body (JSON compared by value). This key was first used for a different request within the server's retention window (24 hours unless its operator set idempotency_ttl_secs), so this one was refused and nothing was written. Use a fresh key for every new request, and the same key only to retry it unchanged."
+            }
+            ErrorCode::IdempotencyRequestInProgress => {
+                "The first request with this Idempotency-Key (from the same API key) has not finished yet, or was interrupted and its claim has not lapsed yet. Nothing was written for this one. Retry the same request with the same key after Retry-After seconds: once the first has completed, the retry gets its response, marked Idempotent-Replayed: true."
             }
         }
     }
@@ -389,6 +427,9 @@ impl From<StoreError> for ApiError {
                 ApiError::internal(format!("unexpected conflict on {constraint}"))
             }
             StoreError::Other(cause) => ApiError::internal(cause),
+            StoreError::ClaimLost => {
+                ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
+            }
         }
     }
 }

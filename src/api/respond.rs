@@ -6,6 +6,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::api::problem::ApiError;
+use crate::store::idempotency::StoredResponse;
 
 /// A JSON response with `status`.
 ///
@@ -23,14 +24,43 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response, ApiE
     Ok(response)
 }
 
-/// A 201 JSON response with a `Location` header.
+/// A write's response as it is sent and, for a request with an
+/// `Idempotency-Key`, stored to be sent again: `status`, an optional
+/// `Location` and `body` as JSON.
 ///
 /// # Errors
-/// As [`json`], or if `location` is not a valid header value.
-pub fn created<T: Serialize>(location: &str, body: &T) -> Result<Response, ApiError> {
-    let mut response = json(StatusCode::CREATED, body)?;
-    let location = HeaderValue::from_str(location)
-        .map_err(|error| ApiError::internal(format!("Location header: {error}")))?;
-    response.headers_mut().insert(header::LOCATION, location);
+/// Only if `body` cannot be serialised, which for our DTOs means a bug.
+pub fn stored<T: Serialize>(
+    status: StatusCode,
+    location: Option<String>,
+    body: &T,
+) -> Result<StoredResponse, String> {
+    let body =
+        serde_json::to_vec(body).map_err(|error| format!("serialising a response: {error}"))?;
+    Ok(StoredResponse {
+        status: status.as_u16(),
+        location,
+        body,
+    })
+}
+
+/// The HTTP response for a [`stored`] one.
+///
+/// # Errors
+/// If the stored status or `Location` is not valid HTTP (a damaged record).
+pub fn from_stored(stored: StoredResponse) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(stored.status)
+        .map_err(|error| ApiError::internal(format!("stored status: {error}")))?;
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(location) = stored.location {
+        let location = HeaderValue::from_str(&location)
+            .map_err(|error| ApiError::internal(format!("Location header: {error}")))?;
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     Ok(response)
 }

@@ -10,6 +10,7 @@ use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{EmptyBody, JsonBody, QueryParams, TicketPath};
 use crate::api::fields::{Fields, field_error};
+use crate::api::idempotency::{self, Keyed};
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, Problem};
 use crate::api::respond;
 use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
@@ -21,6 +22,7 @@ use crate::core::page::{Cursor, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject, TextLimits};
 use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketStatus};
 use crate::core::time::Timestamp;
+use crate::store::idempotency::StoredResponse;
 
 /// The customer who owns a ticket.
 #[derive(Debug, Serialize, ToSchema)]
@@ -191,6 +193,20 @@ pub fn ticket_location(id: TicketId) -> String {
     format!("/api/v2/support/tickets/{id}")
 }
 
+/// A new ticket's response: 201 with the ticket and its `Location`.
+fn ticket_created(ticket: &Ticket) -> Result<StoredResponse, String> {
+    respond::stored(
+        StatusCode::CREATED,
+        Some(ticket_location(ticket.id)),
+        &TicketResponse::from(ticket.clone()),
+    )
+}
+
+/// A lifecycle action's response: 200 with the ticket as it now is.
+fn ticket_acted_on(ticket: &Ticket) -> Result<StoredResponse, String> {
+    respond::stored(StatusCode::OK, None, &TicketResponse::from(ticket.clone()))
+}
+
 /// Open a support ticket with its first message.
 ///
 /// Customers open tickets for themselves; staff and automation pass
@@ -211,6 +227,7 @@ pub fn ticket_location(id: TicketId) -> String {
 pub async fn create_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
+    keyed: Keyed,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let input = read_create_ticket(body, state.settings.text_limits)?;
@@ -244,8 +261,19 @@ pub async fn create_ticket(
             sent_at: Timestamp::now(),
         },
     };
-    let ticket = state.store.create_ticket(actor, new).await?;
-    respond::created(&ticket_location(ticket.id), &TicketResponse::from(ticket))
+    match keyed.completion(Box::new(ticket_created)) {
+        Some(completion) => {
+            let stored = state
+                .store
+                .create_ticket_once(actor, new, completion)
+                .await?;
+            idempotency::completed(stored)
+        }
+        None => {
+            let ticket = state.store.create_ticket(actor, new).await?;
+            respond::from_stored(ticket_created(&ticket).map_err(ApiError::internal)?)
+        }
+    }
 }
 
 /// List the caller's visible tickets, most recent activity first.
@@ -316,6 +344,7 @@ async fn act(
     state: &AppState,
     authed: &Authed<WriteSupport>,
     path: TicketPath,
+    keyed: Keyed,
     action: TicketAction,
 ) -> Result<Response, ApiError> {
     let actor = &authed.principal.actor;
@@ -323,11 +352,20 @@ async fn act(
         return Err(ApiError::new(ErrorCode::Forbidden)
             .with_detail("Only staff and automation users can take this action."));
     }
-    let ticket = state
-        .store
-        .apply_action(actor, path.0, action, Timestamp::now())
-        .await?;
-    respond::json(StatusCode::OK, &TicketResponse::from(ticket))
+    let at = Timestamp::now();
+    match keyed.completion(Box::new(ticket_acted_on)) {
+        Some(completion) => {
+            let stored = state
+                .store
+                .apply_action_once(actor, path.0, action, at, completion)
+                .await?;
+            idempotency::completed(stored)
+        }
+        None => {
+            let ticket = state.store.apply_action(actor, path.0, action, at).await?;
+            respond::from_stored(ticket_acted_on(&ticket).map_err(ApiError::internal)?)
+        }
+    }
 }
 
 /// Close a support ticket (the owner or staff). Closing a closed ticket
@@ -347,9 +385,10 @@ pub async fn close_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
+    keyed: Keyed,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, TicketAction::Close).await
+    act(&state, &authed, path, keyed, TicketAction::Close).await
 }
 
 /// Reopen a resolved or closed support ticket (the owner or staff).
@@ -369,9 +408,10 @@ pub async fn reopen_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
+    keyed: Keyed,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, TicketAction::Reopen).await
+    act(&state, &authed, path, keyed, TicketAction::Reopen).await
 }
 
 /// Mark a support ticket resolved (staff and automation).
@@ -392,9 +432,10 @@ pub async fn resolve_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
+    keyed: Keyed,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, TicketAction::Resolve).await
+    act(&state, &authed, path, keyed, TicketAction::Resolve).await
 }
 
 /// Mark a support ticket as being worked on (staff and automation).
@@ -415,7 +456,8 @@ pub async fn mark_ticket_in_progress(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
+    keyed: Keyed,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, TicketAction::MarkInProgress).await
+    act(&state, &authed, path, keyed, TicketAction::MarkInProgress).await
 }

@@ -19,11 +19,18 @@ use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::encryption::Encryption;
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 /// The constraint the database names when a body is sealed with a key it
 /// does not accept (unregistered or retiring).
 const SEALED_KEY_CHECK: &str = "message_sealed_key_check";
+
+/// How the stored response of an idempotent reply that is encrypted
+/// begins: `tkdresp:v1:<ticket key>:<message key>:` and then the response
+/// body sealed like a message body (bound to the same ticket and message),
+/// so an idempotency record never holds an encrypted message's plaintext.
+const SEALED_RESPONSE_PREFIX: &str = "tkdresp:v1:";
 
 /// What an export writes for encrypted bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,25 @@ impl EncryptedStore {
         }
     }
 
+    /// An idempotent write's outcome, with the database's refusal of the
+    /// current key (a rotation retired it) turned into `Unavailable` after
+    /// the key file is re-read: such a write cannot be repeated here (its
+    /// completion is spent), but the client's retry can.
+    async fn refused_key_is_unavailable<T>(
+        &self,
+        written: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match written {
+            Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+                self.encryption.reload(self.inner.as_ref()).await;
+                Err(StoreError::Unavailable(
+                    "the encryption key changed during the write: retry it".into(),
+                ))
+            }
+            other => other,
+        }
+    }
+
     /// The plaintext of a stored body of `message` in `ticket`.
     async fn open(
         &self,
@@ -137,6 +163,59 @@ impl EncryptedStore {
                 .await?;
         }
         Ok(message)
+    }
+
+    /// The response of an encrypted reply, sealed for its idempotency
+    /// record.
+    fn seal_response(
+        encryption: &Encryption,
+        message: &Message,
+        response: StoredResponse,
+    ) -> Result<StoredResponse, String> {
+        let body = std::str::from_utf8(&response.body)
+            .map_err(|_| "a response body that is not UTF-8".to_owned())?;
+        let sealed = crypto::seal(
+            encryption.keyring().current(),
+            message.ticket_id,
+            message.id,
+            body,
+        )
+        .map_err(|error| format!("cannot seal the response of {}: {error}", message.id))?;
+        let body = format!(
+            "{SEALED_RESPONSE_PREFIX}{}:{}:{}",
+            message.ticket_id.key(),
+            message.id.key(),
+            sealed.as_str()
+        );
+        Ok(StoredResponse {
+            body: body.into_bytes(),
+            ..response
+        })
+    }
+
+    /// A stored response as its client gets it: opened, if it was sealed.
+    async fn open_response(&self, response: StoredResponse) -> Result<StoredResponse, StoreError> {
+        let Some(rest) = response
+            .body
+            .strip_prefix(SEALED_RESPONSE_PREFIX.as_bytes())
+        else {
+            return Ok(response);
+        };
+        let malformed = || StoreError::Other("a malformed sealed idempotency response".into());
+        let rest = std::str::from_utf8(rest).map_err(|_| malformed())?;
+        let mut parts = rest.splitn(3, ':');
+        let (Some(ticket), Some(message), Some(sealed)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let ticket = TicketId::from_key(ticket).ok_or_else(malformed)?;
+        let message = MessageId::from_key(message).ok_or_else(malformed)?;
+        let body = self.open(ticket, message, sealed).await?;
+        Ok(StoredResponse {
+            body: body.into_bytes(),
+            ..response
+        })
     }
 
     /// A message record ready to import: plaintext of an encrypted message
@@ -357,5 +436,106 @@ impl Store for EncryptedStore {
 
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         self.inner.reseal_messages(reseals).await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError> {
+        match self.inner.claim_idempotency_key(request).await? {
+            ClaimOutcome::Replay(response) => {
+                Ok(ClaimOutcome::Replay(self.open_response(response).await?))
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.inner.release_idempotency_key(claim).await
+    }
+
+    async fn create_ticket_once(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        // A ticket's response holds no message body: only the first message
+        // is sealed. A completion cannot be retried, so a refused key is a
+        // 503 after the key file is re-read (the client's retry succeeds).
+        let first_message = self.seal(new.id, &new.first_message)?;
+        let sealed = NewTicket {
+            first_message,
+            ..new
+        };
+        let written = self
+            .inner
+            .create_ticket_once(actor, sealed, completion)
+            .await;
+        self.refused_key_is_unavailable(written).await
+    }
+
+    async fn append_message_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Completion<Message>,
+    ) -> Result<StoredResponse, StoreError> {
+        if !new.encrypted {
+            return self
+                .inner
+                .append_message_once(actor, ticket, new, completion)
+                .await;
+        }
+        let ticket_id = match ticket {
+            TicketRef::Id(id) => id,
+            TicketRef::Number(_) => self.inner.find_ticket(actor, ticket).await?.id,
+        };
+        let sealed = self.seal(ticket_id, &new)?;
+        let plaintext = new.body.into_string();
+        let Completion {
+            claim,
+            expires_at,
+            render,
+        } = completion;
+        let encryption = Arc::clone(&self.encryption);
+        // The response is rendered from the plaintext, as its client gets
+        // it, and stored sealed.
+        let completion = Completion {
+            claim,
+            expires_at,
+            render: Box::new(move |written: &Message| {
+                let opened = Message {
+                    body: plaintext,
+                    ..written.clone()
+                };
+                let response = render(&opened)?;
+                Self::seal_response(&encryption, written, response)
+            }),
+        };
+        let written = self
+            .inner
+            .append_message_once(actor, TicketRef::Id(ticket_id), sealed, completion)
+            .await;
+        let response = self.refused_key_is_unavailable(written).await?;
+        self.open_response(response).await
+    }
+
+    async fn apply_action_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        self.inner
+            .apply_action_once(actor, ticket, action, at, completion)
+            .await
+    }
+
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.inner.sweep_idempotency_keys(now, limit).await
     }
 }

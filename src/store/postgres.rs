@@ -9,6 +9,7 @@
 //! pool connects afresh when the database is back.
 
 mod encryption;
+mod idempotency;
 mod migrate;
 mod provisioning;
 mod rows;
@@ -36,6 +37,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 pub use migrate::MIGRATIONS;
@@ -382,5 +384,56 @@ impl Store for PostgresStore {
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         encryption::reseal_messages(&mut client, &reseals).await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let client = self.client().await?;
+        idempotency::claim(&client, &request).await
+    }
+
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        idempotency::release(&client, claim).await
+    }
+
+    async fn create_ticket_once(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        let mut client = self.client().await?;
+        idempotency::create_ticket_once(&mut client, actor, new, completion).await
+    }
+
+    async fn append_message_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Completion<Message>,
+    ) -> Result<StoredResponse, StoreError> {
+        let mut client = self.client().await?;
+        idempotency::append_message_once(&mut client, actor, ticket, new, completion).await
+    }
+
+    async fn apply_action_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        let mut client = self.client().await?;
+        idempotency::apply_action_once(&mut client, actor, ticket, action, at, completion).await
+    }
+
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        idempotency::sweep(&client, now, limit).await
     }
 }

@@ -8,6 +8,7 @@
 
 mod checkpointer;
 mod encryption;
+mod idempotency;
 mod migrate;
 mod provisioning;
 mod readers;
@@ -31,6 +32,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 pub use migrate::MIGRATIONS;
@@ -190,6 +192,10 @@ fn constraint_name(message: &str) -> String {
         ("api_key.id", "api_key_pkey"),
         ("ticket.id", "ticket_pkey"),
         ("message.id", "message_id_key"),
+        (
+            "idempotency_record.api_key_id, idempotency_record.key",
+            "idempotency_record_pkey",
+        ),
     ];
     if let Some(columns) = message.strip_prefix("UNIQUE constraint failed: ")
         && let Some((_, name)) = UNIQUE.iter().find(|(cols, _)| *cols == columns)
@@ -369,6 +375,79 @@ impl Store for SqliteStore {
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| encryption::reseal_messages(conn, &reseals))
+            .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.writer
+            .write(move |conn| idempotency::claim(conn, &request))
+            .await
+    }
+
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
+        let claim = claim.clone();
+        self.writer
+            .write(move |conn| idempotency::release(conn, &claim))
+            .await
+    }
+
+    async fn create_ticket_once(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                idempotency::completing(conn, completion, |conn| {
+                    tickets::create_ticket(conn, &actor, new)
+                })
+            })
+            .await
+    }
+
+    async fn append_message_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Completion<Message>,
+    ) -> Result<StoredResponse, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                idempotency::completing(conn, completion, |conn| {
+                    tickets::append_message(conn, &actor, ticket, new)
+                })
+            })
+            .await
+    }
+
+    async fn apply_action_once(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Completion<Ticket>,
+    ) -> Result<StoredResponse, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                idempotency::completing(conn, completion, |conn| {
+                    tickets::apply_action(conn, &actor, ticket, action, at)
+                })
+            })
+            .await
+    }
+
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| idempotency::sweep(conn, now, limit))
             .await
     }
 }

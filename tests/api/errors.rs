@@ -395,6 +395,9 @@ async fn problem_types_resolve_to_pages_describing_the_code() {
         ("internal_error", 500),
         ("service_unavailable", 503),
         ("request_timeout", 503),
+        ("idempotency_key_invalid", 400),
+        ("idempotency_key_reused", 422),
+        ("idempotency_request_in_progress", 409),
     ];
     for (code, status) in codes {
         let page = app

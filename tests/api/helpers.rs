@@ -93,6 +93,8 @@ pub struct TestOptions {
     pub text_limits: TextLimits,
     /// The listener's limits (connections, header size, timeouts).
     pub connections: ConnectionLimits,
+    /// How long idempotency records are kept.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for TestOptions {
@@ -107,6 +109,7 @@ impl Default for TestOptions {
             request_timeout: Duration::from_secs(30),
             text_limits: TextLimits::PUBLISHED,
             connections: ConnectionLimits::default(),
+            idempotency_ttl: Duration::from_secs(86_400),
         }
     }
 }
@@ -336,6 +339,7 @@ impl TestApp {
             max_concurrent_requests: 1024,
             text_limits: options.text_limits,
             connections: options.connections,
+            idempotency_ttl: options.idempotency_ttl,
         };
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await

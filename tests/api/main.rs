@@ -33,6 +33,7 @@ mod sqlite {
     mod encryption;
     mod errors;
     mod formatting;
+    mod idempotency;
     mod lifecycle;
     mod limits;
     mod messages;
@@ -55,6 +56,7 @@ mod postgres {
     mod encryption;
     mod errors;
     mod formatting;
+    mod idempotency;
     mod lifecycle;
     mod limits;
     mod messages;

@@ -209,6 +209,52 @@ async fn secured_operations_document_the_shared_problem_responses() {
 }
 
 #[tokio::test]
+async fn every_write_documents_idempotency_keys() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let document = fetch_document(&app).await;
+
+    let mut writes = 0;
+    for (method, path, operation) in operations(&document) {
+        if method != "POST" {
+            continue;
+        }
+        writes += 1;
+        let parameters = operation["parameters"].as_array().unwrap_or_else(|| {
+            panic!("{method} {path} has no parameters");
+        });
+        let keys: Vec<&Value> = parameters
+            .iter()
+            .filter(|parameter| parameter["name"] == "Idempotency-Key")
+            .collect();
+        assert_eq!(keys.len(), 1, "{method} {path}: {parameters:?}");
+        assert_eq!(keys[0]["in"], "header", "{method} {path}");
+        assert_eq!(keys[0]["required"], false, "{method} {path}");
+        assert_eq!(keys[0]["schema"]["type"], "string", "{method} {path}");
+        for status in ["409", "422"] {
+            assert_problem_response(&method, &path, &operation, status);
+        }
+        let successes: Vec<(&String, &Value)> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(status, _)| status.starts_with('2'))
+            .collect();
+        assert!(!successes.is_empty(), "{method} {path}");
+        for (status, response) in successes {
+            assert_eq!(
+                response["headers"]["Idempotent-Replayed"]["schema"]["enum"],
+                json!(["true"]),
+                "{method} {path} {status}"
+            );
+        }
+    }
+    assert_eq!(writes, 6, "every POST of the API");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn operations_with_a_body_document_body_errors() {
     let Some(app) = TestApp::spawn(BACKEND).await else {
         return;

@@ -8,6 +8,7 @@
     reason = "a failed unwrap is a failed test"
 )]
 
+mod idempotency;
 mod postgres;
 mod private_postgres;
 mod process;

@@ -417,3 +417,113 @@ async fn nodes_starting_together_migrate_once() {
         .collect();
     assert_eq!(applied, expected);
 }
+
+/// Two nodes on one database take the same keyed requests at once: for
+/// each key exactly one reply is written, and every answer, from either
+/// node, is that reply (an original or a replay) or a 409 telling the
+/// client to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_write_each_keyed_request_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let fixture = {
+        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
+            .await
+            .unwrap();
+        provision(store.as_ref()).await
+    };
+    let fixture = Arc::new(fixture);
+    let logs = tempfile::tempdir().unwrap();
+    let args = ["--rate-limit-per-minute", "100000000"];
+    let nodes = [
+        Server::start_on(database.url(), logs.path(), &args).await,
+        Server::start_on(database.url(), logs.path(), &args).await,
+    ];
+    let bases: Vec<String> = nodes.iter().map(|node| node.base_url.clone()).collect();
+    let client = reqwest::Client::new();
+
+    const KEYS: usize = 24;
+    const COPIES: usize = 6;
+    let keyed = |key: usize, base: &str| {
+        let ticket = fixture.tickets[key % fixture.tickets.len()];
+        client
+            .post(format!("{base}/api/v2/support/tickets/{ticket}/messages"))
+            .bearer_auth(&fixture.customer_token)
+            .header("idempotency-key", format!("two-nodes-{key}"))
+            .json(&json!({ "message": format!("keyed reply {key}") }))
+    };
+    let mut requests = JoinSet::new();
+    for key in 0..KEYS {
+        for copy in 0..COPIES {
+            let request = keyed(key, &bases[copy % 2]);
+            requests.spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let replayed = response.headers().contains_key("idempotent-replayed");
+                let retry_after = response.headers().contains_key("retry-after");
+                (
+                    key,
+                    status,
+                    replayed,
+                    retry_after,
+                    response.text().await.unwrap(),
+                )
+            });
+        }
+    }
+    let mut originals: HashMap<usize, String> = HashMap::new();
+    let mut replays: Vec<(usize, String)> = Vec::new();
+    while let Some(outcome) = requests.join_next().await {
+        let (key, status, replayed, retry_after, text) = outcome.unwrap();
+        match (status, replayed) {
+            (StatusCode::CREATED, false) => {
+                assert!(
+                    originals.insert(key, text).is_none(),
+                    "key {key} was written twice"
+                );
+            }
+            (StatusCode::CREATED, true) => replays.push((key, text)),
+            (StatusCode::CONFLICT, _) => {
+                assert!(retry_after, "a 409 without Retry-After");
+                assert!(text.contains("idempotency_request_in_progress"), "{text}");
+            }
+            _ => panic!("key {key}: unexpected {status}: {text}"),
+        }
+    }
+    assert_eq!(originals.len(), KEYS, "every key was written once");
+    for (key, text) in &replays {
+        assert_eq!(
+            &originals[key], text,
+            "a replay is the original, byte for byte"
+        );
+    }
+    // Afterwards both nodes replay every key's original.
+    for key in 0..KEYS {
+        for base in &bases {
+            let response = keyed(key, base).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            assert_eq!(response.headers()["idempotent-replayed"], "true");
+            assert_eq!(response.text().await.unwrap(), originals[&key]);
+        }
+    }
+    let client = test_postgres::connect(database.url()).await.unwrap();
+    let duplicates: i64 = client
+        .query_one(
+            "SELECT count(*) - count(DISTINCT body) FROM message WHERE body LIKE 'keyed reply %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(duplicates, 0);
+    let written: i64 = client
+        .query_one(
+            "SELECT count(*) FROM message WHERE body LIKE 'keyed reply %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, i64::try_from(KEYS).unwrap());
+}

@@ -66,4 +66,9 @@ conformance!(
     keys_register_once_and_a_foreign_key_file_is_refused,
     sealed_bodies_need_a_registered_key_that_is_not_retiring,
     retiring_keys_are_deleted_only_once_nothing_is_sealed_with_them,
+    idempotent_writes_complete_their_record_and_replay,
+    idempotency_claims_are_taken_over_only_after_their_lease,
+    failed_idempotent_writes_keep_nothing_and_release_their_claim,
+    expired_idempotency_records_are_ignored_and_swept,
+    concurrent_claims_grant_a_key_once,
 );

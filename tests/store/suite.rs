@@ -3,19 +3,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ticketd::core::access::{Role, Scope, Scopes};
+use ticketd::core::access::{Actor, Role, Scope, Scopes};
 use ticketd::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
     WorkspaceRecord,
 };
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use ticketd::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey};
 use ticketd::core::lifecycle::{LifecycleError, TicketAction};
-use ticketd::core::message::BodyFormat;
+use ticketd::core::message::{BodyFormat, Message};
 use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
-use ticketd::core::ticket::{Priority, TicketFilter, TicketRef, TicketStatus};
+use ticketd::core::ticket::{Priority, Ticket, TicketFilter, TicketRef, TicketStatus};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use ticketd::store::{Store, StoreError};
 
 pub use crate::encryption::*;
@@ -1160,4 +1162,415 @@ pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {
     assert_eq!(by_seven.len(), 3000);
     assert_eq!(by_seven, expected);
     assert_eq!(export_all(store, RecordKind::Message, 1000).await, expected);
+}
+
+// Idempotency records.
+
+/// A claim of `key` for API key `api_key`, for a request with `body`, at
+/// `now`: a 30-second lease, a day to live.
+fn claim_request(api_key: KeyId, key: &str, body: &str, now: Timestamp) -> ClaimRequest {
+    ClaimRequest {
+        api_key,
+        key: IdempotencyKey::parse(key).unwrap(),
+        fingerprint: Fingerprint::of_request("POST", "/test", body.as_bytes()),
+        token: ClaimToken::generate(),
+        now,
+        lease_until: Timestamp::from_millis(now.millis() + 30_000),
+        expires_at: Timestamp::from_millis(now.millis() + 86_400_000),
+    }
+}
+
+#[track_caller]
+fn claimed(outcome: ClaimOutcome) -> Claim {
+    match outcome {
+        ClaimOutcome::Claimed(claim) => claim,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
+/// Completes a claim with a response naming the message.
+fn reply_completion(claim: Claim, expires_at: Timestamp) -> Completion<Message> {
+    Completion {
+        claim,
+        expires_at,
+        render: Box::new(|message: &Message| {
+            Ok(StoredResponse {
+                status: 201,
+                location: Some(format!("/messages/{}", message.id)),
+                body: format!("{} {}", message.seq, message.body).into_bytes(),
+            })
+        }),
+    }
+}
+
+/// Completes a claim with a response naming the ticket's status.
+fn ticket_completion(claim: Claim) -> Completion<Ticket> {
+    Completion {
+        claim,
+        expires_at: Timestamp::from_millis(Timestamp::now().millis() + 60_000),
+        render: Box::new(|ticket: &Ticket| {
+            Ok(StoredResponse {
+                status: 200,
+                location: None,
+                body: format!("{} {}", ticket.number, ticket.status.as_str()).into_bytes(),
+            })
+        }),
+    }
+}
+
+async fn message_count(store: &Arc<dyn Store>, actor: &Actor, ticket: TicketId) -> i64 {
+    store
+        .find_ticket(actor, TicketRef::Id(ticket))
+        .await
+        .unwrap()
+        .message_count
+}
+
+pub async fn idempotent_writes_complete_their_record_and_replay(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Keyed").await;
+    let now = Timestamp::now();
+    let day = Timestamp::from_millis(now.millis() + 86_400_000);
+
+    let request = claim_request(api_key, "reply-1", "hello", now);
+    let claim = claimed(store.claim_idempotency_key(request.clone()).await.unwrap());
+    assert_eq!(claim, request.claim());
+    let response = store
+        .append_message_once(
+            &jane,
+            TicketRef::Id(opened.id),
+            message("hello", now),
+            reply_completion(claim, day),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 201);
+    assert_eq!(response.body, b"2 hello");
+    assert_eq!(message_count(store, &jane, opened.id).await, 2);
+
+    // The same request again, even right away: its response, nothing new.
+    let again = claim_request(api_key, "reply-1", "hello", now);
+    assert_eq!(
+        store.claim_idempotency_key(again).await.unwrap(),
+        ClaimOutcome::Replay(response.clone())
+    );
+    // Another request under the same key: refused.
+    let other = claim_request(api_key, "reply-1", "goodbye", now);
+    assert_eq!(
+        store.claim_idempotency_key(other).await.unwrap(),
+        ClaimOutcome::Mismatch
+    );
+    // Keys belong to their API key: another key (of the same user) starts
+    // its own record.
+    let second_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let elsewhere = claim_request(second_key, "reply-1", "hello", now);
+    claimed(store.claim_idempotency_key(elsewhere).await.unwrap());
+    assert_eq!(message_count(store, &jane, opened.id).await, 2);
+
+    // Ticket creation and lifecycle actions complete records too.
+    let create = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "open-1", "open", now))
+            .await
+            .unwrap(),
+    );
+    let created = store
+        .create_ticket_once(
+            &jane,
+            new_ticket("Opened once", None, now),
+            ticket_completion(create),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.body, b"2 open");
+    let close = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "close-1", "", now))
+            .await
+            .unwrap(),
+    );
+    let closed = store
+        .apply_action_once(
+            &jane,
+            TicketRef::Number(2),
+            TicketAction::Close,
+            now,
+            ticket_completion(close),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.body, b"2 closed");
+    // Reopened since; the replay still says what the close answered.
+    store
+        .apply_action(&jane, TicketRef::Number(2), TicketAction::Reopen, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "close-1", "", now))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(closed)
+    );
+}
+
+pub async fn idempotency_claims_are_taken_over_only_after_their_lease(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Crashy").await;
+    let reference = TicketRef::Id(opened.id);
+    let t0 = Timestamp::now();
+    let at = |millis: i64| Timestamp::from_millis(t0.millis() + millis);
+    let day = at(86_400_000);
+
+    let first = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", t0))
+            .await
+            .unwrap(),
+    );
+    // While its lease runs, a duplicate is told to wait, another request
+    // under the key is refused.
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", at(29_999)))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "other", at(31_000)))
+            .await
+            .unwrap(),
+        ClaimOutcome::Mismatch
+    );
+    // The lease ran out (its holder crashed, say): a retry takes over.
+    let retry = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", at(30_000)))
+            .await
+            .unwrap(),
+    );
+    assert_ne!(retry.token, first.token);
+    // The first holder comes back: its write is refused and leaves nothing.
+    assert_eq!(
+        store
+            .append_message_once(
+                &jane,
+                reference,
+                message("hi", t0),
+                reply_completion(first.clone(), day)
+            )
+            .await,
+        Err(StoreError::ClaimLost)
+    );
+    assert_eq!(message_count(store, &jane, opened.id).await, 1);
+    // Its release does not disturb the retry's claim.
+    store.release_idempotency_key(&first).await.unwrap();
+    let response = store
+        .append_message_once(
+            &jane,
+            reference,
+            message("hi", at(30_000)),
+            reply_completion(retry.clone(), day),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"2 hi");
+    assert_eq!(message_count(store, &jane, opened.id).await, 2);
+    // A completed record is never taken over, however late the retry.
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", at(3_600_000)))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(response)
+    );
+    // Nor completed twice.
+    assert_eq!(
+        store
+            .append_message_once(
+                &jane,
+                reference,
+                message("hi", t0),
+                reply_completion(retry, day)
+            )
+            .await,
+        Err(StoreError::ClaimLost)
+    );
+    assert_eq!(message_count(store, &jane, opened.id).await, 2);
+}
+
+pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Closed").await;
+    let reference = TicketRef::Id(opened.id);
+    store
+        .apply_action(&jane, reference, TicketAction::Close, Timestamp::now())
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let day = Timestamp::from_millis(now.millis() + 86_400_000);
+
+    let claim = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store
+            .append_message_once(
+                &jane,
+                reference,
+                message("hi", now),
+                reply_completion(claim.clone(), day)
+            )
+            .await,
+        Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
+    );
+    assert_eq!(message_count(store, &jane, opened.id).await, 1);
+    // The claim stands until released...
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+    // ...by its own token only.
+    let stranger = Claim {
+        token: ClaimToken::generate(),
+        ..claim.clone()
+    };
+    store.release_idempotency_key(&stranger).await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+    store.release_idempotency_key(&claim).await.unwrap();
+
+    // Released, the key is free again: the retry (after a reopen) writes.
+    store
+        .apply_action(&jane, reference, TicketAction::Reopen, now)
+        .await
+        .unwrap();
+    let retry = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
+            .await
+            .unwrap(),
+    );
+    let response = store
+        .append_message_once(
+            &jane,
+            reference,
+            message("hi", now),
+            reply_completion(retry, day),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.body, b"2 hi");
+    // Releasing a completed record changes nothing.
+    store.release_idempotency_key(&claim).await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(response)
+    );
+}
+
+pub async fn expired_idempotency_records_are_ignored_and_swept(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Old").await;
+    let reference = TicketRef::Id(opened.id);
+    let t0 = Timestamp::now();
+    let at = |millis: i64| Timestamp::from_millis(t0.millis() + millis);
+
+    // Three records that expire after a second, one that lives a day.
+    for (name, lifetime) in [
+        ("old-1", 1_000),
+        ("old-2", 1_000),
+        ("old-3", 1_000),
+        ("live", 86_400_000),
+    ] {
+        let claim = claimed(
+            store
+                .claim_idempotency_key(claim_request(api_key, name, name, t0))
+                .await
+                .unwrap(),
+        );
+        store
+            .append_message_once(
+                &jane,
+                reference,
+                message(name, t0),
+                reply_completion(claim, at(lifetime)),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.sweep_idempotency_keys(at(999), 10).await.unwrap(), 0);
+
+    // Expired, a record is ignored even before it is swept: its key starts
+    // afresh, for any request.
+    let fresh = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "old-1", "something else", at(1_000)))
+            .await
+            .unwrap(),
+    );
+    // Released, that one is gone; the sweep takes the other two, in batches.
+    store.release_idempotency_key(&fresh).await.unwrap();
+    assert_eq!(store.sweep_idempotency_keys(at(2_000), 1).await.unwrap(), 1);
+    assert_eq!(store.sweep_idempotency_keys(at(2_000), 1).await.unwrap(), 1);
+    assert_eq!(store.sweep_idempotency_keys(at(2_000), 1).await.unwrap(), 0);
+    assert!(matches!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "live", "live", at(2_000)))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(_)
+    ));
+    assert_eq!(message_count(store, &jane, opened.id).await, 5);
+}
+
+pub async fn concurrent_claims_grant_a_key_once(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let now = Timestamp::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .claim_idempotency_key(claim_request(api_key, "burst", "same", now))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ClaimOutcome::Claimed(_) => granted += 1,
+            ClaimOutcome::InProgress => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(granted, 1);
 }

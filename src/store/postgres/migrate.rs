@@ -19,6 +19,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/postgres/0001_initial.sql"),
     ),
     (
+        "0002_idempotency.sql",
+        include_str!("../../../migrations/postgres/0002_idempotency.sql"),
+    ),
+    (
         "0003_encryption.sql",
         include_str!("../../../migrations/postgres/0003_encryption.sql"),
     ),

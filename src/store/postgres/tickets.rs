@@ -226,6 +226,17 @@ pub(super) async fn create_ticket(
     new: NewTicket,
 ) -> Result<Ticket, StoreError> {
     let tx = client.transaction().await.map_err(map_error)?;
+    let written = create_ticket_in(&tx, actor, new).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(written)
+}
+
+/// [`create_ticket`] inside the caller's transaction `tx`.
+pub(super) async fn create_ticket_in<C: GenericClient>(
+    tx: &C,
+    actor: &Actor,
+    new: NewTicket,
+) -> Result<Ticket, StoreError> {
     let customer = match new.on_behalf_of {
         None if actor.role == Role::Customer => UserSummary {
             id: actor.user_id,
@@ -234,7 +245,7 @@ pub(super) async fn create_ticket(
         None => return Err(StoreError::CustomerNotFound),
         Some(customer_id) => {
             let row = query_opt(
-                &tx,
+                tx,
                 "SELECT name FROM principal WHERE id = $1 AND workspace_id = $2 AND role = 'customer'",
                 &[&customer_id.key(), &actor.workspace_id.key()],
             )
@@ -249,7 +260,7 @@ pub(super) async fn create_ticket(
     // The counter's row lock is held to commit: concurrent creations in one
     // workspace, on any node, take consecutive numbers in turn.
     let number: i64 = query_opt(
-        &tx,
+        tx,
         "UPDATE workspace SET last_ticket_number = last_ticket_number + 1
          WHERE id = $1 RETURNING last_ticket_number",
         &[&actor.workspace_id.key()],
@@ -260,7 +271,7 @@ pub(super) async fn create_ticket(
     let state = LifecycleState::opened_by(actor.role);
     let at = new.first_message.sent_at;
     execute(
-        &tx,
+        tx,
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                              created_at, updated_at, last_message_at, message_count)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, 1)",
@@ -276,8 +287,7 @@ pub(super) async fn create_ticket(
         ],
     )
     .await?;
-    insert_message(&tx, actor, new.id, 1, &new.first_message, at).await?;
-    tx.commit().await.map_err(map_error)?;
+    insert_message(tx, actor, new.id, 1, &new.first_message, at).await?;
     Ok(Ticket {
         id: new.id,
         workspace_id: actor.workspace_id,
@@ -343,7 +353,19 @@ pub(super) async fn append_message(
     new: NewMessage,
 ) -> Result<Message, StoreError> {
     let tx = client.transaction().await.map_err(map_error)?;
-    let ticket = locate(&tx, actor, reference, Lock::ForUpdate).await?;
+    let written = append_message_in(&tx, actor, reference, new).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(written)
+}
+
+/// [`append_message`] inside the caller's transaction `tx`.
+pub(super) async fn append_message_in<C: GenericClient>(
+    tx: &C,
+    actor: &Actor,
+    reference: TicketRef,
+    new: NewMessage,
+) -> Result<Message, StoreError> {
+    let ticket = locate(tx, actor, reference, Lock::ForUpdate).await?;
     // A thread's times never run backwards, even if clocks do.
     let sent_at = new.sent_at.max(ticket.last_message_at);
     let next = match lifecycle::transition(ticket.state, TicketEvent::Replied(actor.role), sent_at)?
@@ -352,9 +374,9 @@ pub(super) async fn append_message(
         Transition::Unchanged => ticket.state,
     };
     let seq = ticket.message_count + 1;
-    let message = insert_message(&tx, actor, ticket.id, seq, &new, sent_at).await?;
+    let message = insert_message(tx, actor, ticket.id, seq, &new, sent_at).await?;
     execute(
-        &tx,
+        tx,
         "UPDATE ticket SET status = $2, resolved_at = $3, closed_at = $4,
                 updated_at = greatest(updated_at, $5), last_message_at = $5, message_count = $6
          WHERE id = $1",
@@ -368,7 +390,6 @@ pub(super) async fn append_message(
         ],
     )
     .await?;
-    tx.commit().await.map_err(map_error)?;
     Ok(message)
 }
 
@@ -424,12 +445,25 @@ pub(super) async fn apply_action(
     at: Timestamp,
 ) -> Result<Ticket, StoreError> {
     let tx = client.transaction().await.map_err(map_error)?;
-    let ticket = locate(&tx, actor, reference, Lock::ForUpdate).await?;
+    let written = apply_action_in(&tx, actor, reference, action, at).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(written)
+}
+
+/// [`apply_action`] inside the caller's transaction `tx`.
+pub(super) async fn apply_action_in<C: GenericClient>(
+    tx: &C,
+    actor: &Actor,
+    reference: TicketRef,
+    action: TicketAction,
+    at: Timestamp,
+) -> Result<Ticket, StoreError> {
+    let ticket = locate(tx, actor, reference, Lock::ForUpdate).await?;
     // Like a reply, an action never predates the thread's last message.
     let at = at.max(ticket.last_message_at);
     if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
         execute(
-            &tx,
+            tx,
             "UPDATE ticket SET status = $2, resolved_at = $3, closed_at = $4,
                     updated_at = greatest(updated_at, $5)
              WHERE id = $1",
@@ -443,7 +477,5 @@ pub(super) async fn apply_action(
         )
         .await?;
     }
-    let ticket = ticket_by_id(&tx, ticket.id).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(ticket)
+    ticket_by_id(tx, ticket.id).await
 }

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/sqlite/0001_initial.sql"),
     ),
     (
+        "0002_idempotency.sql",
+        include_str!("../../../migrations/sqlite/0002_idempotency.sql"),
+    ),
+    (
         "0003_encryption.sql",
         include_str!("../../../migrations/sqlite/0003_encryption.sql"),
     ),

@@ -1,0 +1,233 @@
+//! Idempotency records: claims, their release, completing them inside the
+//! write they protect, and sweeping expired ones.
+//!
+//! A claim is one upsert, committed at once, so every node sees it. A
+//! protected write first locks its record (`FOR UPDATE`) and checks that
+//! the record still carries its claim's token; a retry that would take the
+//! claim over waits on that lock and then finds the record completed.
+//! Writes lock the record before the ticket or workspace rows, and claims
+//! lock nothing else, so the two never wait on each other in a cycle.
+
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::Row;
+
+use crate::core::access::Actor;
+use crate::core::idempotency::Fingerprint;
+use crate::core::lifecycle::TicketAction;
+use crate::core::message::{Message, NewMessage};
+use crate::core::ticket::{NewTicket, Ticket, TicketRef};
+use crate::core::time::Timestamp;
+use crate::store::StoreError;
+use crate::store::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
+};
+use crate::store::postgres::rows::{get, optional_timestamp, timestamp, to_sql_time};
+use crate::store::postgres::{execute, map_error, query_opt, tickets};
+
+/// How often a claim re-reads a record that changed between its upsert and
+/// its read (released, swept or expired meanwhile) before answering "in
+/// progress" and letting the client retry.
+const CLAIM_ATTEMPTS: usize = 3;
+
+/// Takes the key for `request` unless a live record says otherwise; the
+/// upsert's condition is [`Decision::about`]'s rule, and a record it does
+/// not let the request take is read back to answer.
+pub(super) async fn claim(
+    client: &Object,
+    request: &ClaimRequest,
+) -> Result<ClaimOutcome, StoreError> {
+    for _ in 0..CLAIM_ATTEMPTS {
+        let taken = query_opt(
+            client,
+            "INSERT INTO idempotency_record AS r
+                 (api_key_id, key, fingerprint, state, owner, lease_expires_at, created_at, expires_at)
+             VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7)
+             ON CONFLICT (api_key_id, key) DO UPDATE
+             SET fingerprint = excluded.fingerprint, state = 'in_progress', owner = excluded.owner,
+                 lease_expires_at = excluded.lease_expires_at, response_status = NULL,
+                 response_location = NULL, response_body = NULL,
+                 created_at = excluded.created_at, expires_at = excluded.expires_at
+             WHERE r.expires_at <= excluded.created_at
+                OR (r.state = 'in_progress' AND r.lease_expires_at <= excluded.created_at
+                    AND r.fingerprint = excluded.fingerprint)
+             RETURNING 1",
+            &[
+                &request.api_key.key(),
+                &request.key.as_str(),
+                &request.fingerprint.as_bytes().as_slice(),
+                &request.token.key(),
+                &to_sql_time(request.lease_until),
+                &to_sql_time(request.now),
+                &to_sql_time(request.expires_at),
+            ],
+        )
+        .await?;
+        if taken.is_some() {
+            return Ok(ClaimOutcome::Claimed(request.claim()));
+        }
+        // A new statement sees what committed since the upsert looked.
+        let row = query_opt(
+            client,
+            "SELECT fingerprint, lease_expires_at, expires_at,
+                    response_status, response_location, response_body
+             FROM idempotency_record WHERE api_key_id = $1 AND key = $2",
+            &[&request.api_key.key(), &request.key.as_str()],
+        )
+        .await?;
+        let existing = row.as_ref().map(existing).transpose()?;
+        match Decision::about(existing.as_ref(), request) {
+            Decision::Answer(outcome) => return Ok(outcome),
+            Decision::Take => continue,
+        }
+    }
+    Ok(ClaimOutcome::InProgress)
+}
+
+fn existing(row: &Row) -> Result<Existing, StoreError> {
+    let fingerprint: &[u8] = get(row, 0)?;
+    let fingerprint = Fingerprint::from_slice(fingerprint)
+        .ok_or_else(|| StoreError::Other("a stored fingerprint is not 32 bytes".into()))?;
+    let status: Option<i32> = get(row, 3)?;
+    let body: Option<Vec<u8>> = get(row, 5)?;
+    let response = match (status, body) {
+        (Some(status), Some(body)) => Some(StoredResponse {
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Other(format!("stored status {status}")))?,
+            location: get(row, 4)?,
+            body,
+        }),
+        _ => None,
+    };
+    Ok(Existing {
+        fingerprint,
+        lease_until: optional_timestamp(row, 1)?,
+        expires_at: timestamp(row, 2)?,
+        response,
+    })
+}
+
+pub(super) async fn release(client: &Object, claim: &Claim) -> Result<(), StoreError> {
+    execute(
+        client,
+        "DELETE FROM idempotency_record
+         WHERE api_key_id = $1 AND key = $2 AND owner = $3 AND state = 'in_progress'",
+        &[
+            &claim.api_key.key(),
+            &claim.key.as_str(),
+            &claim.token.key(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Locks the claim's record for the transaction; `ClaimLost` unless it is
+/// still in progress under the claim's token.
+async fn hold<C: GenericClient>(tx: &C, claim: &Claim) -> Result<(), StoreError> {
+    query_opt(
+        tx,
+        "SELECT 1 FROM idempotency_record
+         WHERE api_key_id = $1 AND key = $2 AND owner = $3 AND state = 'in_progress'
+         FOR UPDATE",
+        &[
+            &claim.api_key.key(),
+            &claim.key.as_str(),
+            &claim.token.key(),
+        ],
+    )
+    .await?
+    .ok_or(StoreError::ClaimLost)
+    .map(|_| ())
+}
+
+/// Completes the held record with the response rendered from `written`.
+async fn complete<C: GenericClient, T>(
+    tx: &C,
+    completion: Completion<T>,
+    written: &T,
+) -> Result<StoredResponse, StoreError> {
+    let Completion {
+        claim,
+        expires_at,
+        render,
+    } = completion;
+    let response = render(written).map_err(StoreError::Other)?;
+    let updated = execute(
+        tx,
+        "UPDATE idempotency_record
+         SET state = 'completed', owner = NULL, lease_expires_at = NULL, response_status = $4,
+             response_location = $5, response_body = $6, expires_at = $7
+         WHERE api_key_id = $1 AND key = $2 AND owner = $3",
+        &[
+            &claim.api_key.key(),
+            &claim.key.as_str(),
+            &claim.token.key(),
+            &i32::from(response.status),
+            &response.location,
+            &response.body,
+            &to_sql_time(expires_at),
+        ],
+    )
+    .await?;
+    if updated == 1 {
+        Ok(response)
+    } else {
+        Err(StoreError::ClaimLost)
+    }
+}
+
+pub(super) async fn create_ticket_once(
+    client: &mut Object,
+    actor: &Actor,
+    new: NewTicket,
+    completion: Completion<Ticket>,
+) -> Result<StoredResponse, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    hold(&tx, &completion.claim).await?;
+    let ticket = tickets::create_ticket_in(&tx, actor, new).await?;
+    let response = complete(&tx, completion, &ticket).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(response)
+}
+
+pub(super) async fn append_message_once(
+    client: &mut Object,
+    actor: &Actor,
+    reference: TicketRef,
+    new: NewMessage,
+    completion: Completion<Message>,
+) -> Result<StoredResponse, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    hold(&tx, &completion.claim).await?;
+    let message = tickets::append_message_in(&tx, actor, reference, new).await?;
+    let response = complete(&tx, completion, &message).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(response)
+}
+
+pub(super) async fn apply_action_once(
+    client: &mut Object,
+    actor: &Actor,
+    reference: TicketRef,
+    action: TicketAction,
+    at: Timestamp,
+    completion: Completion<Ticket>,
+) -> Result<StoredResponse, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    hold(&tx, &completion.claim).await?;
+    let ticket = tickets::apply_action_in(&tx, actor, reference, action, at).await?;
+    let response = complete(&tx, completion, &ticket).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(response)
+}
+
+pub(super) async fn sweep(client: &Object, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    execute(
+        client,
+        "DELETE FROM idempotency_record WHERE (api_key_id, key) IN (
+             SELECT api_key_id, key FROM idempotency_record WHERE expires_at <= $1
+             ORDER BY expires_at LIMIT $2)",
+        &[&to_sql_time(now), &i64::from(limit)],
+    )
+    .await
+}
