@@ -19,8 +19,9 @@ use crate::test_postgres;
 
 const TICKETS: &str = "/api/v2/support/tickets";
 
-/// Every byte the database holds for its messages: the SQLite file and its
-/// WAL, or, on PostgreSQL, every message row as text.
+/// Every byte the database holds for its messages and idempotency records:
+/// the SQLite file and its WAL, or, on PostgreSQL, those rows as text (and
+/// the stored response bodies decoded).
 async fn database_bytes(app: &TestApp) -> Vec<u8> {
     let url = app.database_url();
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -32,7 +33,13 @@ async fn database_bytes(app: &TestApp) -> Vec<u8> {
     }
     let client = test_postgres::connect(&url).await.unwrap();
     let rows = client
-        .query("SELECT m::text FROM message m", &[])
+        .query(
+            "SELECT m::text FROM message m
+             UNION ALL
+             SELECT r::text || coalesce(convert_from(r.response_body, 'UTF8'), '')
+             FROM idempotency_record r",
+            &[],
+        )
         .await
         .unwrap();
     rows.iter()
@@ -152,6 +159,49 @@ async fn encrypted_bodies_reach_the_database_only_sealed() {
             "{plaintext} is in the database"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_keyed_encrypted_reply_is_replayed_but_stored_sealed() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let opened = app
+        .post(
+            TICKETS,
+            &app.customer,
+            &json!({"subject": "Keys", "message": "hello"}),
+        )
+        .await;
+    let ticket = text(&opened.body["id"]).to_owned();
+    let secret = "recovery code 93-XK-17-QQ";
+    let send = || {
+        app.send(
+            app.client
+                .post(app.url(&format!("{TICKETS}/{ticket}/messages")))
+                .bearer_auth(&app.customer.token)
+                .header("Idempotency-Key", "encrypted-reply-1")
+                .json(&json!({"message": secret, "encrypted": true})),
+        )
+    };
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let replay = send().await;
+    assert_eq!(replay.status, StatusCode::CREATED, "{}", replay.text);
+    assert_eq!(replay.header("idempotent-replayed"), "true");
+    assert_eq!(replay.text, first.text, "a replay is the original answer");
+    assert_eq!(replay.body["body"], secret);
+
+    let bytes = database_bytes(&app).await;
+    assert!(
+        contains(&bytes, "encrypted-reply-1"),
+        "the record is missing from what was searched"
+    );
+    assert!(
+        !contains(&bytes, secret),
+        "the plaintext is in the database"
+    );
     app.stop().await;
 }
 
