@@ -244,6 +244,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Keyed {
 }
 
 impl Keyed {
+    /// Whether the request carries an `Idempotency-Key` (and holds its claim).
+    pub fn is_keyed(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// How the write completes the claim's record, rendering its response
     /// with `render`; `None` for a request without a key.
     pub fn completion<T>(self, render: Render<T>) -> Option<Completion<T>> {

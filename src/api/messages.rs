@@ -76,6 +76,13 @@ impl From<Message> for MessageResponse {
     /// stored encrypted is rendered from the plaintext its readers get.
     fn from(message: Message) -> Self {
         let html = render::to_html(&message.body, message.body_format);
+        Self::with_html(message, html)
+    }
+}
+
+impl MessageResponse {
+    /// The response for `message`, whose body renders as `html`.
+    fn with_html(message: Message, html: String) -> Self {
         Self {
             id: message.id.to_string(),
             ticket_id: message.ticket_id.to_string(),
@@ -113,6 +120,20 @@ async fn message_responses(messages: Vec<Message>) -> Result<Vec<MessageResponse
     tokio::task::spawn_blocking(move || convert(messages))
         .await
         .map_err(|error| ApiError::internal(format!("rendering messages: {error}")))
+}
+
+/// Renders one body's `html`, on the blocking pool if it is long (see
+/// [`INLINE_RENDER_BYTES`]).
+///
+/// # Errors
+/// `internal_error` if rendering on the blocking pool failed to complete.
+async fn render_html(body: String, format: BodyFormat) -> Result<String, ApiError> {
+    if body.len() <= INLINE_RENDER_BYTES {
+        return Ok(render::to_html(&body, format));
+    }
+    tokio::task::spawn_blocking(move || render::to_html(&body, format))
+        .await
+        .map_err(|error| ApiError::internal(format!("rendering a message: {error}")))
 }
 
 /// Converts one message to its response; see [`message_responses`].
@@ -184,12 +205,13 @@ pub fn message_location(ticket: TicketId, message: MessageId) -> String {
     format!("/api/v2/support/tickets/{ticket}/messages/{message}")
 }
 
-/// A reply's response: 201 with the message and its `Location`.
-fn reply_created(message: &Message) -> Result<StoredResponse, String> {
+/// A reply's response: 201 with the message (whose body renders as
+/// `html`) and its `Location`.
+fn reply_created(message: &Message, html: String) -> Result<StoredResponse, String> {
     respond::stored(
         StatusCode::CREATED,
         Some(message_location(message.ticket_id, message.id)),
-        &MessageResponse::from(message.clone()),
+        &MessageResponse::with_html(message.clone(), html),
     )
 }
 
@@ -221,7 +243,17 @@ pub async fn reply_to_ticket(
 ) -> Result<Response, ApiError> {
     let new = read_reply(body, state.settings.text_limits)?;
     let actor = &authed.principal.actor;
-    match keyed.completion(Box::new(reply_created)) {
+    // A keyed reply's response is rendered inside the write's transaction:
+    // its html is rendered beforehand, so the transaction never waits on it.
+    let completion = if keyed.is_keyed() {
+        let html = render_html(new.body.as_str().to_owned(), new.body_format).await?;
+        keyed.completion(Box::new(move |message: &Message| {
+            reply_created(message, html)
+        }))
+    } else {
+        None
+    };
+    match completion {
         Some(completion) => {
             let stored = state
                 .store
