@@ -253,6 +253,14 @@ impl Config {
                 Self::MAX_IDEMPOTENCY_TTL_SECS
             ));
         }
+        // A record must outlive the request that claimed it: one that expired
+        // while its request still ran could be taken over and written twice.
+        if idempotency_ttl < 2 * timeout {
+            return Err(format!(
+                "idempotency_ttl_secs ({idempotency_ttl}) must be at least twice \
+                 request_timeout_secs ({timeout})"
+            ));
+        }
         Ok(Self {
             encryption_key_file,
             database,
@@ -538,6 +546,17 @@ mod tests {
 
     #[test]
     fn the_idempotency_window_is_configurable_within_bounds() {
+        let too_short = Config::from_settings(Settings {
+            idempotency_ttl_secs: Some(40),
+            request_timeout_secs: Some(30),
+            ..Settings::default()
+        })
+        .err()
+        .unwrap_or_default();
+        assert!(
+            too_short.starts_with("idempotency_ttl_secs (40) must be at least twice"),
+            "{too_short}"
+        );
         let file: Settings = toml::from_str("idempotency_ttl_secs = 3600").expect("valid TOML");
         let config = Config::from_settings(file).expect("valid");
         assert_eq!(config.idempotency_ttl, Duration::from_secs(3600));

@@ -23,7 +23,7 @@
 //! A claim's lease is the request timeout: a request cannot hold its claim
 //! longer, so a claim still in progress after that was abandoned without a
 //! release (the process died) and a retry takes it over. Records expire
-//! `idempotency_ttl` after they were written and are swept by
+//! `idempotency_ttl` after the request that claimed them and are swept by
 //! [`sweep_expired_records`].
 
 use std::sync::Arc;

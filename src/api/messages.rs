@@ -243,8 +243,9 @@ pub async fn reply_to_ticket(
 ) -> Result<Response, ApiError> {
     let new = read_reply(body, state.settings.text_limits)?;
     let actor = &authed.principal.actor;
-    // A keyed reply's response is rendered inside the write's transaction:
-    // its html is rendered beforehand, so the transaction never waits on it.
+    // A keyed reply's response is serialised inside the write's
+    // transaction; its html is rendered here, beforehand, so the
+    // transaction never waits on a long Markdown body.
     let completion = if keyed.is_keyed() {
         let html = render_html(new.body.as_str().to_owned(), new.body_format).await?;
         keyed.completion(Box::new(move |message: &Message| {

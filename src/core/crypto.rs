@@ -210,9 +210,27 @@ impl fmt::Debug for SealedBody {
     }
 }
 
-/// The associated data of a body: what its ciphertext is bound to.
-fn associated_data(key: DataKeyId, ticket: TicketId, message: MessageId) -> String {
-    format!("{ENVELOPE_PREFIX}{key}:{}:{}", ticket.key(), message.key())
+/// What a sealed text is: a message body, or the stored response of an
+/// idempotent reply. Each is bound to its kind as well as to its ticket and
+/// message, so one can never be passed off as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealing {
+    Body,
+    Response,
+}
+
+/// The associated data of a sealed text: what its ciphertext is bound to.
+fn associated_data(
+    sealing: Sealing,
+    key: DataKeyId,
+    ticket: TicketId,
+    message: MessageId,
+) -> String {
+    let domain = match sealing {
+        Sealing::Body => ENVELOPE_PREFIX,
+        Sealing::Response => "tkdresp:v1:",
+    };
+    format!("{domain}{key}:{}:{}", ticket.key(), message.key())
 }
 
 /// Seals `plaintext` as the body of `message` in `ticket`, under `key`,
@@ -243,7 +261,35 @@ pub fn seal_with_nonce(
     plaintext: &str,
     nonce: [u8; NONCE_BYTES],
 ) -> Result<SealedBody, CryptoError> {
-    let aad = associated_data(key.id, ticket, message);
+    seal_as(Sealing::Body, key, ticket, message, plaintext, nonce)
+}
+
+/// Seals the stored response (JSON) of an idempotent reply to `message`,
+/// under `key`, with a fresh random nonce: kept like the message's body,
+/// but bound as a response.
+///
+/// # Errors
+/// `NoRandomness` if the random source fails.
+pub fn seal_response(
+    key: &DataKey,
+    ticket: TicketId,
+    message: MessageId,
+    response: &str,
+) -> Result<SealedBody, CryptoError> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|_| CryptoError::NoRandomness)?;
+    seal_as(Sealing::Response, key, ticket, message, response, nonce)
+}
+
+fn seal_as(
+    sealing: Sealing,
+    key: &DataKey,
+    ticket: TicketId,
+    message: MessageId,
+    plaintext: &str,
+    nonce: [u8; NONCE_BYTES],
+) -> Result<SealedBody, CryptoError> {
+    let aad = associated_data(sealing, key.id, ticket, message);
     let ciphertext = key
         .cipher()
         .encrypt(
@@ -302,10 +348,33 @@ pub fn open(
     message: MessageId,
     body: &str,
 ) -> Result<String, CryptoError> {
+    open_as(Sealing::Body, keyring, ticket, message, body)
+}
+
+/// Opens a response sealed by [`seal_response`].
+///
+/// # Errors
+/// As [`open`]; a sealed message body is `Forged` here.
+pub fn open_response(
+    keyring: &Keyring,
+    ticket: TicketId,
+    message: MessageId,
+    sealed: &str,
+) -> Result<String, CryptoError> {
+    open_as(Sealing::Response, keyring, ticket, message, sealed)
+}
+
+fn open_as(
+    sealing: Sealing,
+    keyring: &Keyring,
+    ticket: TicketId,
+    message: MessageId,
+    body: &str,
+) -> Result<String, CryptoError> {
     let (key_id, payload) = parse_envelope(body)?;
     let key = keyring.get(key_id).ok_or(CryptoError::UnknownKey(key_id))?;
     let (nonce, ciphertext) = payload.split_at(NONCE_BYTES);
-    let aad = associated_data(key_id, ticket, message);
+    let aad = associated_data(sealing, key_id, ticket, message);
     let plaintext = key
         .cipher()
         .decrypt(
@@ -390,6 +459,27 @@ mod tests {
         // A fresh nonce each time: the same text never seals alike.
         let again = seal(&key, ticket, message, plaintext).unwrap();
         assert_ne!(again, sealed);
+    }
+
+    #[test]
+    fn a_sealed_response_and_a_sealed_body_are_not_interchangeable() {
+        let key = key(3);
+        let keyring = Keyring::new(vec![key.clone()]).unwrap();
+        let (ticket, message) = (TicketId::generate(), MessageId::generate());
+        let response = seal_response(&key, ticket, message, r#"{"body":"x"}"#).unwrap();
+        assert_eq!(
+            open_response(&keyring, ticket, message, response.as_str()).as_deref(),
+            Ok(r#"{"body":"x"}"#)
+        );
+        assert_eq!(
+            open(&keyring, ticket, message, response.as_str()),
+            Err(CryptoError::Forged)
+        );
+        let body = seal(&key, ticket, message, "x").unwrap();
+        assert_eq!(
+            open_response(&keyring, ticket, message, body.as_str()),
+            Err(CryptoError::Forged)
+        );
     }
 
     #[test]

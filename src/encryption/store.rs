@@ -131,12 +131,24 @@ impl EncryptedStore {
         message: MessageId,
         body: &str,
     ) -> Result<String, StoreError> {
+        self.open_with(crypto::open, ticket, message, body).await
+    }
+
+    /// What `opener` ([`crypto::open`] or [`crypto::open_response`]) makes
+    /// of a sealed text of `message` in `ticket`.
+    async fn open_with(
+        &self,
+        opener: fn(&crypto::Keyring, TicketId, MessageId, &str) -> Result<String, CryptoError>,
+        ticket: TicketId,
+        message: MessageId,
+        body: &str,
+    ) -> Result<String, StoreError> {
         let keyring = self.encryption.keyring();
-        let opened = match crypto::open(&keyring, ticket, message, body) {
+        let opened = match opener(&keyring, ticket, message, body) {
             Err(CryptoError::UnknownKey(_)) => {
                 // Perhaps sealed by a node that has a newer key file.
                 self.encryption.reload(self.inner.as_ref()).await;
-                crypto::open(&self.encryption.keyring(), ticket, message, body)
+                opener(&self.encryption.keyring(), ticket, message, body)
             }
             other => other,
         };
@@ -174,7 +186,7 @@ impl EncryptedStore {
     ) -> Result<StoredResponse, String> {
         let body = std::str::from_utf8(&response.body)
             .map_err(|_| "a response body that is not UTF-8".to_owned())?;
-        let sealed = crypto::seal(
+        let sealed = crypto::seal_response(
             encryption.keyring().current(),
             message.ticket_id,
             message.id,
@@ -211,7 +223,9 @@ impl EncryptedStore {
         };
         let ticket = TicketId::from_key(ticket).ok_or_else(malformed)?;
         let message = MessageId::from_key(message).ok_or_else(malformed)?;
-        let body = self.open(ticket, message, sealed).await?;
+        let body = self
+            .open_with(crypto::open_response, ticket, message, sealed)
+            .await?;
         Ok(StoredResponse {
             body: body.into_bytes(),
             ..response

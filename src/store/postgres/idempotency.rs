@@ -224,9 +224,13 @@ pub(super) async fn apply_action_once(
 pub(super) async fn sweep(client: &Object, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
     execute(
         client,
+        // The outer condition is checked again against a row another
+        // transaction changed meanwhile (a takeover renews `expires_at`), so
+        // a record claimed afresh since the subquery's snapshot is kept.
         "DELETE FROM idempotency_record WHERE (api_key_id, key) IN (
              SELECT api_key_id, key FROM idempotency_record WHERE expires_at <= $1
-             ORDER BY expires_at LIMIT $2)",
+             ORDER BY expires_at LIMIT $2)
+         AND expires_at <= $1",
         &[&to_sql_time(now), &i64::from(limit)],
     )
     .await
