@@ -81,6 +81,11 @@ pub struct RotateReport {
     pub resealed: u64,
     /// Keys deleted from the database and the key file.
     pub retired_keys: Vec<String>,
+    /// Retiring keys kept, though no message uses them: idempotency records
+    /// (of the last `idempotency_ttl_secs`) hold responses sealed with them,
+    /// which their replays open. `rotate --no-new-key` deletes them once
+    /// those records have expired.
+    pub kept_keys: Vec<String>,
 }
 
 /// Adds a key to the key file (it seals new messages from then on, on every
@@ -166,7 +171,14 @@ pub async fn rotate(store: &dyn Store, path: &Path, new_key: bool) -> Result<Rot
                 in_use.push(key.id);
             }
         }
-        if in_use.is_empty() {
+        // Keys that no message uses any more but that were not deleted are
+        // held by idempotency records until those expire.
+        let messages_resealed = store
+            .encrypted_messages(Some(current), None, 1)
+            .await
+            .map_err(describe)?
+            .is_empty();
+        if in_use.is_empty() || messages_resealed {
             let kept: Vec<DataKey> = keyring
                 .keys()
                 .iter()
@@ -178,6 +190,7 @@ pub async fn rotate(store: &dyn Store, path: &Path, new_key: bool) -> Result<Rot
                 current_key: current.to_string(),
                 resealed,
                 retired_keys: retired.iter().map(ToString::to_string).collect(),
+                kept_keys: in_use.iter().map(ToString::to_string).collect(),
             });
         }
     }

@@ -202,6 +202,20 @@ async fn a_keyed_encrypted_reply_is_replayed_but_stored_sealed() {
         !contains(&bytes, secret),
         "the plaintext is in the database"
     );
+
+    // A rotation keeps the key the record was sealed with, so a later retry
+    // still replays.
+    ticketd::encryption::rotate(app.raw_store.as_ref(), &app.key_file, true)
+        .await
+        .unwrap();
+    let after_rotation = send().await;
+    assert_eq!(
+        after_rotation.status,
+        StatusCode::CREATED,
+        "{}",
+        after_rotation.text
+    );
+    assert_eq!(after_rotation.text, first.text);
     app.stop().await;
 }
 

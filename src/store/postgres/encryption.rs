@@ -123,7 +123,11 @@ pub(super) async fn delete_encryption_key(
     let length = i32::try_from(prefix.len()).unwrap_or(i32::MAX);
     let in_use: bool = query_opt(
         &tx,
-        "SELECT EXISTS (SELECT 1 FROM message WHERE encrypted AND substr(body, 1, $2) = $1)",
+        // Nor while an idempotency record holds a response sealed with it
+        // (until the record expires and is swept), so replays still open.
+        "SELECT EXISTS (SELECT 1 FROM message WHERE encrypted AND substr(body, 1, $2) = $1)
+             OR EXISTS (SELECT 1 FROM idempotency_record
+                        WHERE position(convert_to($1, 'UTF8') IN response_body) > 0)",
         &[&prefix, &length],
     )
     .await?

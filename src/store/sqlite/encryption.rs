@@ -90,9 +90,13 @@ pub(super) fn retire_encryption_keys_except(
 pub(super) fn delete_encryption_key(conn: &Connection, id: DataKeyId) -> Result<bool, StoreError> {
     let deleted = conn
         .execute(
+            // Nor while an idempotency record holds a response sealed with it
+            // (until the record expires and is swept), so replays still open.
             "DELETE FROM encryption_key WHERE id = ?1 AND retiring = 1
                AND NOT EXISTS (SELECT 1 FROM message
-                               WHERE encrypted = 1 AND substr(body, 1, ?3) = ?2)",
+                               WHERE encrypted = 1 AND substr(body, 1, ?3) = ?2)
+               AND NOT EXISTS (SELECT 1 FROM idempotency_record
+                               WHERE instr(CAST(response_body AS TEXT), ?2) > 0)",
             params![id.to_string(), sealed_prefix(id), sealed_prefix(id).len()],
         )
         .map_err(map_error)?;
