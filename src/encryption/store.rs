@@ -515,7 +515,9 @@ impl Store for EncryptedStore {
         } = completion;
         let encryption = Arc::clone(&self.encryption);
         // The response is rendered from the plaintext, as its client gets
-        // it, and stored sealed.
+        // it, and stored sealed; the client gets the plaintext one.
+        let answer = Arc::new(std::sync::Mutex::new(None));
+        let answer_slot = Arc::clone(&answer);
         let completion = Completion {
             claim,
             expires_at,
@@ -525,6 +527,9 @@ impl Store for EncryptedStore {
                     ..written.clone()
                 };
                 let response = render(&opened)?;
+                if let Ok(mut slot) = answer_slot.lock() {
+                    *slot = Some(response.clone());
+                }
                 Self::seal_response(&encryption, written, response)
             }),
         };
@@ -532,8 +537,12 @@ impl Store for EncryptedStore {
             .inner
             .append_message_once(actor, TicketRef::Id(ticket_id), sealed, completion)
             .await;
-        let response = self.refused_key_is_unavailable(written).await?;
-        self.open_response(response).await
+        let stored = self.refused_key_is_unavailable(written).await?;
+        let rendered = answer.lock().ok().and_then(|mut slot| slot.take());
+        match rendered {
+            Some(response) => Ok(response),
+            None => self.open_response(stored).await,
+        }
     }
 
     async fn apply_action_once(
