@@ -74,6 +74,23 @@ fn assert_unavailable(what: &str, reply: &Reply) {
     assert!(reply.took < FAIL_FAST, "{what} took {:?}", reply.took);
 }
 
+/// The [`provision`]ed fixture of the database at `url`.
+async fn provision_at(url: &str) -> crate::Fixture {
+    let store = ticketd::store::open(&DatabaseUrl::parse(url).unwrap())
+        .await
+        .unwrap();
+    provision(store.as_ref()).await
+}
+
+/// Two `ticketd serve` nodes on the database at `url`, started one after
+/// the other.
+async fn two_nodes(url: &str, log_dir: &std::path::Path, args: &[&str]) -> [Server; 2] {
+    [
+        Server::start_on(url, log_dir, args).await,
+        Server::start_on(url, log_dir, args).await,
+    ]
+}
+
 /// Stops the node's database under it: every request fails fast with a 503
 /// problem and `Retry-After`, `/readyz` says not ready, and once the
 /// database is back the same process serves again, with nothing lost.
@@ -83,12 +100,7 @@ async fn a_database_outage_is_a_fast_503_and_the_node_recovers_by_itself() {
         return;
     };
     let url = cluster.url();
-    let fixture = {
-        let store = ticketd::store::open(&DatabaseUrl::parse(&url).unwrap())
-            .await
-            .unwrap();
-        provision(store.as_ref()).await
-    };
+    let fixture = provision_at(&url).await;
     let logs = tempfile::tempdir().unwrap();
     let server = Server::start_on(&url, logs.path(), &[]).await;
     let client = reqwest::Client::new();
@@ -184,19 +196,11 @@ async fn two_nodes_on_one_database_keep_numbers_threads_and_lifecycle_consistent
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let fixture = {
-        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
-            .await
-            .unwrap();
-        provision(store.as_ref()).await
-    };
+    let fixture = provision_at(database.url()).await;
     let fixture = Arc::new(fixture);
     let logs = tempfile::tempdir().unwrap();
     let args = ["--rate-limit-per-minute", "100000000"];
-    let nodes = [
-        Server::start_on(database.url(), logs.path(), &args).await,
-        Server::start_on(database.url(), logs.path(), &args).await,
-    ];
+    let nodes = two_nodes(database.url(), logs.path(), &args).await;
     let bases: Vec<String> = nodes.iter().map(|node| node.base_url.clone()).collect();
     let client = reqwest::Client::new();
 
@@ -330,12 +334,7 @@ async fn two_nodes_enforce_one_rate_limit_per_key() {
     ) else {
         return;
     };
-    let fixture = {
-        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
-            .await
-            .unwrap();
-        provision(store.as_ref()).await
-    };
+    let fixture = provision_at(database.url()).await;
     let prefix = test_redis::fresh_prefix();
     let url = test_redis::url();
     // 60 a minute (one a second) with a burst of 10.
@@ -350,10 +349,7 @@ async fn two_nodes_enforce_one_rate_limit_per_key() {
         "10",
     ];
     let logs = tempfile::tempdir().unwrap();
-    let nodes = [
-        Server::start_on(database.url(), logs.path(), &args).await,
-        Server::start_on(database.url(), logs.path(), &args).await,
-    ];
+    let nodes = two_nodes(database.url(), logs.path(), &args).await;
     let client = reqwest::Client::new();
 
     const REQUESTS: usize = 40;
@@ -427,19 +423,11 @@ async fn two_nodes_write_each_keyed_request_once() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let fixture = {
-        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
-            .await
-            .unwrap();
-        provision(store.as_ref()).await
-    };
+    let fixture = provision_at(database.url()).await;
     let fixture = Arc::new(fixture);
     let logs = tempfile::tempdir().unwrap();
     let args = ["--rate-limit-per-minute", "100000000"];
-    let nodes = [
-        Server::start_on(database.url(), logs.path(), &args).await,
-        Server::start_on(database.url(), logs.path(), &args).await,
-    ];
+    let nodes = two_nodes(database.url(), logs.path(), &args).await;
     let bases: Vec<String> = nodes.iter().map(|node| node.base_url.clone()).collect();
     let client = reqwest::Client::new();
 
