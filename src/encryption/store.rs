@@ -77,6 +77,15 @@ impl EncryptedStore {
         })
     }
 
+    /// The id of the ticket `ticket` names: the id is sealed into a body,
+    /// so a reference by number is resolved first (numbers never change).
+    async fn ticket_id(&self, actor: &Actor, ticket: TicketRef) -> Result<TicketId, StoreError> {
+        match ticket {
+            TicketRef::Id(id) => Ok(id),
+            TicketRef::Number(_) => Ok(self.inner.find_ticket(actor, ticket).await?.id),
+        }
+    }
+
     /// Runs a write that seals with the current key; if the database
     /// refuses that key (a rotation retired it), re-reads the key file and
     /// tries once more.
@@ -330,12 +339,7 @@ impl Store for EncryptedStore {
         if !new.encrypted {
             return self.inner.append_message(actor, ticket, new).await;
         }
-        // The ticket's id is sealed into the body; a reference by number is
-        // resolved first (numbers never change).
-        let ticket_id = match ticket {
-            TicketRef::Id(id) => id,
-            TicketRef::Number(_) => self.inner.find_ticket(actor, ticket).await?.id,
-        };
+        let ticket_id = self.ticket_id(actor, ticket).await?;
         let mut message = self
             .write_sealed(|| {
                 let sealed = self.seal(ticket_id, &new)?;
@@ -502,10 +506,7 @@ impl Store for EncryptedStore {
                 .append_message_once(actor, ticket, new, completion)
                 .await;
         }
-        let ticket_id = match ticket {
-            TicketRef::Id(id) => id,
-            TicketRef::Number(_) => self.inner.find_ticket(actor, ticket).await?.id,
-        };
+        let ticket_id = self.ticket_id(actor, ticket).await?;
         let sealed = self.seal(ticket_id, &new)?;
         let plaintext = new.body.into_string();
         let Completion {
