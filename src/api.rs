@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fields;
 pub mod health;
 pub mod idempotency;
+pub mod key_cache;
 pub mod messages;
 pub mod openapi;
 pub mod percent;
@@ -55,20 +56,37 @@ pub struct ApiSettings {
     /// How long the response of a request with an `Idempotency-Key` is kept
     /// for its retries.
     pub idempotency_ttl: Duration,
+    /// How long a key's credentials, once read, are used without reading
+    /// them again (see [`key_cache`]); zero reads them on every request.
+    pub api_key_cache: Duration,
 }
 
-/// What every handler shares.
+/// What every handler shares: one reference-counted bundle, so that the
+/// copies each middleware layer and extractor takes cost one counter update.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// The contents of [`AppState`].
+pub struct SharedState {
     /// The database.
     pub store: Arc<dyn Store>,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
     /// HTTP settings.
-    pub settings: Arc<ApiSettings>,
-    in_flight: Arc<Semaphore>,
+    pub settings: ApiSettings,
+    in_flight: Semaphore,
+    /// API keys read recently.
+    key_cache: key_cache::KeyCache,
     /// This server's OpenAPI document (it states the configured limits).
     openapi: axum::body::Bytes,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -78,15 +96,17 @@ impl AppState {
         limiter: Arc<dyn RateLimiter>,
         settings: ApiSettings,
     ) -> Self {
-        let in_flight = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
+        let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
-        Self {
+        let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
+        Self(Arc::new(SharedState {
             store,
             limiter,
-            settings: Arc::new(settings),
+            settings,
             in_flight,
+            key_cache,
             openapi,
-        }
+        }))
     }
 }
 
@@ -153,23 +173,13 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed)
 }
 
-async fn enforce_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(ErrorCode::RequestTimeout)
-            .with_retry_after(1)
-            .into_response(),
-    }
-}
-
-/// Answers 413 at once when the declared `Content-Length` is over the
-/// limit, rather than reading the body (or waiting for one that never
-/// comes) before refusing it. Chunked bodies are counted as they are read.
-async fn refuse_oversized_body(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Admits a request to the router: answers 413 at once when its declared
+/// `Content-Length` is over the limit (rather than reading the body, or
+/// waiting for one that never comes, before refusing it; chunked bodies are
+/// counted as they are read), waits for a slot among the requests handled
+/// at once, and answers 503 if the whole takes longer than the request
+/// timeout.
+pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -179,17 +189,17 @@ async fn refuse_oversized_body(
     if declared.is_some_and(|length| length > limit) {
         return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
     }
-    next.run(request).await
-}
-
-async fn limit_concurrency(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match state.in_flight.acquire().await {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::unavailable("the server is shutting down").into_response(),
+    let handled = async {
+        match state.in_flight.acquire().await {
+            Ok(_permit) => next.run(request).await,
+            Err(_) => ApiError::unavailable("the server is shutting down").into_response(),
+        }
+    };
+    match tokio::time::timeout(state.settings.request_timeout, handled).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(ErrorCode::RequestTimeout)
+            .with_retry_after(1)
+            .into_response(),
     }
 }
 
@@ -215,20 +225,8 @@ pub fn app(state: AppState) -> Router {
         .merge(support)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit_concurrency,
-        ))
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_oversized_body,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            enforce_timeout,
-        ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::track_request,

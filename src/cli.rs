@@ -200,6 +200,11 @@ pub struct ServeArgs {
     /// for its retries. Default: 86400 (a day)
     #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
     pub idempotency_ttl_secs: Option<u64>,
+    /// Seconds an API key, once read from the database, is trusted without
+    /// reading it again; a key revoked meanwhile works for up to this long.
+    /// 0 reads the key on every request. Default: 2
+    #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", value_name = "SECS")]
+    pub api_key_cache_secs: Option<u64>,
 }
 
 /// `workspace` subcommands.
@@ -292,6 +297,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             database_pool_timeout_ms: args.database_pool_timeout_ms,
             log_format: args.log_format,
             idempotency_ttl_secs: args.idempotency_ttl_secs,
+            api_key_cache_secs: args.api_key_cache_secs,
             ..over
         };
     }
@@ -714,6 +720,7 @@ async fn serve(config: Config) -> Result<(), String> {
         text_limits: config.text_limits,
         connections: config.connections,
         idempotency_ttl: config.idempotency_ttl,
+        api_key_cache: config.api_key_cache,
     };
     let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
     let state = AppState::new(store, limiter, settings);

@@ -74,6 +74,8 @@ pub struct Settings {
     pub encryption_key_file: Option<String>,
     /// Seconds the response of a request with an `Idempotency-Key` is kept.
     pub idempotency_ttl_secs: Option<u64>,
+    /// Seconds an API key's credentials are used after they were read.
+    pub api_key_cache_secs: Option<u64>,
 }
 
 impl Settings {
@@ -123,6 +125,7 @@ impl Settings {
             log_format: over.log_format.or(self.log_format),
             encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
             idempotency_ttl_secs: over.idempotency_ttl_secs.or(self.idempotency_ttl_secs),
+            api_key_cache_secs: over.api_key_cache_secs.or(self.api_key_cache_secs),
         }
     }
 }
@@ -160,6 +163,9 @@ pub struct Config {
     /// How long the response of a request with an `Idempotency-Key` is
     /// kept for its retries.
     pub idempotency_ttl: Duration,
+    /// How long an API key's credentials are used after they were read:
+    /// also how long a key revoked elsewhere may keep working here.
+    pub api_key_cache: Duration,
 }
 
 impl Config {
@@ -171,6 +177,13 @@ impl Config {
 
     /// The longest idempotency records may be kept: 30 days.
     pub const MAX_IDEMPOTENCY_TTL_SECS: u64 = 30 * 86_400;
+
+    /// How long API key credentials are used once read, unless configured.
+    pub const DEFAULT_API_KEY_CACHE_SECS: u64 = 2;
+
+    /// The longest API key credentials may be used once read: a revoked
+    /// key must stop working within a minute.
+    pub const MAX_API_KEY_CACHE_SECS: u64 = 60;
 
     /// Validates settings, filling in defaults.
     ///
@@ -261,6 +274,15 @@ impl Config {
                  request_timeout_secs ({timeout})"
             ));
         }
+        let api_key_cache = settings
+            .api_key_cache_secs
+            .unwrap_or(Self::DEFAULT_API_KEY_CACHE_SECS);
+        if api_key_cache > Self::MAX_API_KEY_CACHE_SECS {
+            return Err(format!(
+                "api_key_cache_secs must be at most {}",
+                Self::MAX_API_KEY_CACHE_SECS
+            ));
+        }
         Ok(Self {
             encryption_key_file,
             database,
@@ -281,6 +303,7 @@ impl Config {
             text_limits,
             log_format: settings.log_format.unwrap_or_default(),
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
+            api_key_cache: Duration::from_secs(api_key_cache),
         })
     }
 }
@@ -379,6 +402,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("encryption_key_file", &self.encryption_key_file)
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("api_key_cache", &self.api_key_cache)
             .finish()
     }
 }
@@ -416,6 +440,7 @@ mod tests {
             PathBuf::from("ticketd-data/encryption.key")
         );
         assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.api_key_cache, Duration::from_secs(2));
     }
 
     #[test]
@@ -745,5 +770,27 @@ mod tests {
     fn debug_shows_the_database_url_in_its_redacted_form() {
         let config = Config::from_settings(Settings::default()).expect("valid");
         assert!(format!("{config:?}").contains("sqlite://ticketd-data/ticketd.db"));
+    }
+
+    #[test]
+    fn the_key_cache_lasts_at_most_a_minute_and_can_be_off() {
+        for (secs, expected) in [(0, Some(0)), (60, Some(60)), (61, None)] {
+            let config = Config::from_settings(Settings {
+                api_key_cache_secs: Some(secs),
+                ..Settings::default()
+            });
+            match expected {
+                Some(expected) => assert_eq!(
+                    config.expect("valid").api_key_cache,
+                    Duration::from_secs(expected)
+                ),
+                None => assert!(
+                    config
+                        .expect_err("too long")
+                        .starts_with("api_key_cache_secs"),
+                    "{secs}"
+                ),
+            }
+        }
     }
 }

@@ -1,13 +1,17 @@
 //! Authentication, rate limiting and scope checks.
 //!
 //! [`authenticate`] runs before every support API handler: it resolves the
-//! bearer token to a [`Principal`] (401 otherwise), charges the key's rate
+//! bearer token to a [`Principal`] (401 otherwise; the key's stored
+//! credentials come from the [`KeyCache`](crate::api::key_cache) when it
+//! has them), charges the key's rate
 //! limit (429 over it; 503 with `Retry-After` when a shared limiter cannot
 //! decide) and stamps the `X-RateLimit-*` headers on whatever the handler
 //! answers. Handlers then state the scope they need in their
 //! signature with [`Authed`], which answers 403 when the key lacks it.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -18,9 +22,10 @@ use axum::response::{IntoResponse, Response};
 use crate::api::AppState;
 use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::access::{Principal, Scope};
+use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
 use crate::rate_limit::RateDecision;
-use crate::store::StoreError;
+use crate::store::{KeyCredentials, StoreError};
 
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -77,20 +82,40 @@ async fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Prin
         })
         .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <API key>`."))?;
     let token = ApiToken::parse(token).ok_or_else(|| unauthorized("The API key is not valid."))?;
-    let credentials = match state.store.find_key_credentials(token.key_id).await {
-        Ok(credentials) => credentials,
-        Err(StoreError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
-        Err(error) => return Err(ApiError::internal(error.to_string())),
+    let credentials = match state.key_cache.get(token.key_id) {
+        Some(credentials) => Some(credentials),
+        None => read_credentials(state, token.key_id).await?,
     };
     match credentials {
         Some(credentials) if token.verify(&credentials.secret_hash) => {
             if credentials.revoked {
                 Err(unauthorized("The API key has been revoked."))
             } else {
-                Ok(credentials.principal)
+                Ok(credentials.principal.clone())
             }
         }
         _ => Err(unauthorized("The API key is not valid.")),
+    }
+}
+
+/// Reads a key's credentials from the database, keeping them in the cache
+/// if the key exists.
+async fn read_credentials(
+    state: &AppState,
+    key: KeyId,
+) -> Result<Option<Arc<KeyCredentials>>, ApiError> {
+    let read_at = Instant::now();
+    match state.store.find_key_credentials(key).await {
+        Ok(Some(credentials)) => {
+            let credentials = Arc::new(credentials);
+            state
+                .key_cache
+                .insert(key, Arc::clone(&credentials), read_at);
+            Ok(Some(credentials))
+        }
+        Ok(None) => Ok(None),
+        Err(StoreError::Unavailable(cause)) => Err(ApiError::unavailable(cause)),
+        Err(error) => Err(ApiError::internal(error.to_string())),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The outermost middleware: gives each request its id and one log line, and
-//! turns pending problems into finished documents.
+//! The outermost middleware: gives each request its id and one log line,
+//! admits it to the router ([`crate::api::admit`]: body size, concurrency,
+//! timeout), and turns pending problems into finished documents.
 //!
 //! The log line is written once the response is ready and carries everything
 //! about the request (id, method, matched route, status, latency, API key,
@@ -24,8 +25,8 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Media type of problem documents.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
-/// Assigns the request id, finishes any problem document, and logs one line
-/// when the response is ready.
+/// Assigns the request id, admits the request, finishes any problem
+/// document, and logs one line when the response is ready.
 pub async fn track_request(
     State(state): State<AppState>,
     mut request: Request,
@@ -39,7 +40,7 @@ pub async fn track_request(
     let uri = request.uri().clone();
     request.extensions_mut().insert(request_id);
 
-    let mut response = next.run(request).await;
+    let mut response = crate::api::admit(&state, request, next).await;
 
     let key_id = response.extensions().get::<KeyId>().copied();
     let cause = response

@@ -1,5 +1,7 @@
 //! Authentication (bearer API keys) and authorization (key scopes).
 
+use std::time::{Duration, Instant};
+
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -9,7 +11,7 @@ use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 
 use super::BACKEND;
-use crate::helpers::{TestApp, TestResponse, TestUser, provision_key};
+use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser, provision_key};
 
 const TICKETS: &str = "/api/v2/support/tickets";
 
@@ -198,7 +200,12 @@ async fn the_scheme_is_case_insensitive() {
 
 #[tokio::test]
 async fn a_revoked_key_is_unauthorized() {
-    let Some(app) = TestApp::spawn(BACKEND).await else {
+    // Without the key cache, revocation takes effect at once.
+    let options = TestOptions {
+        api_key_cache: Duration::ZERO,
+        ..TestOptions::default()
+    };
+    let Some(app) = TestApp::spawn_with(BACKEND, options).await else {
         return;
     };
     let ticket = app.open_ticket(&app.customer, "Before revocation").await;
@@ -223,6 +230,37 @@ async fn a_revoked_key_is_unauthorized() {
     let other = app.get(&path, &app.customer).await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.text);
     assert_eq!(other.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cached_key_is_refused_once_its_cache_entry_expires() {
+    let lifetime = Duration::from_millis(600);
+    let options = TestOptions {
+        api_key_cache: lifetime,
+        ..TestOptions::default()
+    };
+    let Some(app) = TestApp::spawn_with(BACKEND, options).await else {
+        return;
+    };
+    let spare = with_key(&app, &app.customer, &Scope::ALL).await;
+    let read_before = Instant::now();
+    assert_eq!(app.get(TICKETS, &spare).await.status, StatusCode::OK);
+    app.store
+        .revoke_api_key(spare.key_id, Timestamp::now())
+        .await
+        .unwrap();
+
+    // Within the lifetime the key's cached credentials still admit it...
+    let cached = app.get(TICKETS, &spare).await;
+    if read_before.elapsed() < lifetime {
+        assert_eq!(cached.status, StatusCode::OK, "{}", cached.text);
+    }
+    // ...and once the entry is older than that, the revocation is seen.
+    tokio::time::sleep(lifetime.saturating_sub(read_before.elapsed())).await;
+    assert_unauthorized(&app.get(TICKETS, &spare).await, TICKETS, "expired entry");
+    // Other keys are unaffected: a new one works at once.
+    let fresh = with_key(&app, &app.customer, &Scope::ALL).await;
+    assert_eq!(app.get(TICKETS, &fresh).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

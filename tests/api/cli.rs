@@ -825,12 +825,20 @@ async fn walkthrough_against_the_real_server() {
         .collect();
     assert_eq!(bodies, ["It stopped at noon.", "Any news?", "Hello again"]);
 
-    // Revoking the key from the command line takes effect on the running server.
+    // Revoking the key from the command line takes effect on the running
+    // server once its cached credentials expire (api_key_cache_secs, 2 s).
+    let revoking = std::time::Instant::now();
     let revoked = scratch.json(&["key", "revoke", &provisioned.customer_key]);
     assert_timestamp(&revoked["revokedAt"]);
-    let (status, problem) = server
-        .call(reqwest::Method::GET, "/api/v2/support/tickets", token, None)
-        .await;
+    let (status, problem) = loop {
+        let (status, problem) = server
+            .call(reqwest::Method::GET, "/api/v2/support/tickets", token, None)
+            .await;
+        if status != StatusCode::OK || revoking.elapsed() > Duration::from_secs(4) {
+            break (status, problem);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
     assert_eq!(problem["code"], "unauthorized");
 

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 use ticketd::api::{ApiSettings, AppState};
+use ticketd::config::Config;
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
 use ticketd::core::text::TextLimits;
@@ -95,6 +96,8 @@ pub struct TestOptions {
     pub connections: ConnectionLimits,
     /// How long idempotency records are kept.
     pub idempotency_ttl: Duration,
+    /// How long API keys, once read, are used without reading them again.
+    pub api_key_cache: Duration,
 }
 
 impl Default for TestOptions {
@@ -110,6 +113,7 @@ impl Default for TestOptions {
             text_limits: TextLimits::PUBLISHED,
             connections: ConnectionLimits::default(),
             idempotency_ttl: Duration::from_secs(86_400),
+            api_key_cache: Duration::from_secs(Config::DEFAULT_API_KEY_CACHE_SECS),
         }
     }
 }
@@ -340,6 +344,7 @@ impl TestApp {
             text_limits: options.text_limits,
             connections: options.connections,
             idempotency_ttl: options.idempotency_ttl,
+            api_key_cache: options.api_key_cache,
         };
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await
