@@ -249,7 +249,7 @@ pub async fn reply_to_ticket(
     let completion = if keyed.is_keyed() {
         let html = render_html(new.body.as_str().to_owned(), new.body_format).await?;
         keyed.completion(Box::new(move |message: &Message| {
-            reply_created(message, html)
+            reply_created(message, html.clone())
         }))
     } else {
         None

@@ -524,7 +524,7 @@ impl Store for EncryptedStore {
             expires_at,
             render: Box::new(move |written: &Message| {
                 let opened = Message {
-                    body: plaintext,
+                    body: plaintext.clone(),
                     ..written.clone()
                 };
                 let response = render(&opened)?;

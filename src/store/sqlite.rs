@@ -252,7 +252,7 @@ impl Store for SqliteStore {
     async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| tickets::create_ticket(conn, &actor, new))
+            .write(move |conn| tickets::create_ticket(conn, &actor, &new))
             .await
     }
 
@@ -279,7 +279,7 @@ impl Store for SqliteStore {
     ) -> Result<Message, StoreError> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| tickets::append_message(conn, &actor, ticket, new))
+            .write(move |conn| tickets::append_message(conn, &actor, ticket, &new))
             .await
     }
 
@@ -403,8 +403,8 @@ impl Store for SqliteStore {
         let actor = actor.clone();
         self.writer
             .write(move |conn| {
-                idempotency::completing(conn, completion, |conn| {
-                    tickets::create_ticket(conn, &actor, new)
+                idempotency::completing(conn, &completion, |conn| {
+                    tickets::create_ticket(conn, &actor, &new)
                 })
             })
             .await
@@ -420,8 +420,8 @@ impl Store for SqliteStore {
         let actor = actor.clone();
         self.writer
             .write(move |conn| {
-                idempotency::completing(conn, completion, |conn| {
-                    tickets::append_message(conn, &actor, ticket, new)
+                idempotency::completing(conn, &completion, |conn| {
+                    tickets::append_message(conn, &actor, ticket, &new)
                 })
             })
             .await
@@ -438,7 +438,7 @@ impl Store for SqliteStore {
         let actor = actor.clone();
         self.writer
             .write(move |conn| {
-                idempotency::completing(conn, completion, |conn| {
+                idempotency::completing(conn, &completion, |conn| {
                     tickets::apply_action(conn, &actor, ticket, action, at)
                 })
             })

@@ -127,7 +127,7 @@ pub(super) fn release(conn: &Connection, claim: &Claim) -> Result<(), StoreError
 /// savepoint, so a failure anywhere leaves neither.
 pub(super) fn completing<T>(
     conn: &Connection,
-    completion: Completion<T>,
+    completion: &Completion<T>,
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<StoredResponse, StoreError> {
     let Completion {

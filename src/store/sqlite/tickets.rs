@@ -169,7 +169,7 @@ pub(super) fn list_tickets(
 pub(super) fn create_ticket(
     conn: &Connection,
     actor: &Actor,
-    new: NewTicket,
+    new: &NewTicket,
 ) -> Result<Ticket, StoreError> {
     let customer = match new.on_behalf_of {
         None if actor.role == Role::Customer => UserSummary {
@@ -226,7 +226,7 @@ pub(super) fn create_ticket(
         id: new.id,
         workspace_id: actor.workspace_id,
         number,
-        subject: new.subject.into_string(),
+        subject: new.subject.as_str().to_owned(),
         status: state.status,
         priority: new.priority,
         customer,
@@ -285,7 +285,7 @@ pub(super) fn append_message(
     conn: &Connection,
     actor: &Actor,
     reference: TicketRef,
-    new: NewMessage,
+    new: &NewMessage,
 ) -> Result<Message, StoreError> {
     let ticket = locate(conn, actor, reference)?;
     // A thread's times never run backwards, even if clocks do.
@@ -296,7 +296,7 @@ pub(super) fn append_message(
         Transition::Unchanged => ticket.state,
     };
     let seq = ticket.message_count + 1;
-    let message = insert_message(conn, actor, ticket.id, seq, &new, sent_at)?;
+    let message = insert_message(conn, actor, ticket.id, seq, new, sent_at)?;
     conn.prepare_cached(
         "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
                 updated_at = max(updated_at, ?5), last_message_at = ?5, message_count = ?6
