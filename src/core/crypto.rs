@@ -61,7 +61,7 @@ impl DataKeyId {
 
 impl fmt::Display for DataKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_string().to_ascii_lowercase())
+        f.write_str(crate::core::id::lowercase(self.0, &mut [0; ulid::ULID_LEN]))
     }
 }
 

@@ -35,7 +35,7 @@ macro_rules! public_id {
             /// The bare ULID in lowercase, without the prefix: the form the
             /// stores keep.
             pub fn key(&self) -> String {
-                self.0.to_string().to_ascii_lowercase()
+                lowercase(self.0, &mut [0; ulid::ULID_LEN]).to_owned()
             }
 
             /// Parses the bare lowercase or uppercase ULID a store kept.
@@ -52,7 +52,7 @@ macro_rules! public_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str($prefix)?;
-                f.write_str(&self.key())
+                f.write_str(lowercase(self.0, &mut [0; ulid::ULID_LEN]))
             }
         }
 
@@ -78,6 +78,14 @@ macro_rules! public_id {
 pub struct InvalidId {
     /// The prefix the id should have started with.
     pub expected: &'static str,
+}
+
+/// `ulid` in lowercase Crockford base32, spelled out in `buffer`: ids are
+/// formatted on every request, so without an allocation of their own.
+pub(crate) fn lowercase(ulid: Ulid, buffer: &mut [u8; ulid::ULID_LEN]) -> &str {
+    let text = ulid.array_to_str(buffer);
+    text.make_ascii_lowercase();
+    text
 }
 
 /// Parses exactly 26 Crockford base32 characters in either case; rejects

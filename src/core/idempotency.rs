@@ -164,7 +164,7 @@ impl ClaimToken {
 
     /// The token as stored (a lowercase ULID).
     pub fn key(&self) -> String {
-        self.0.to_string().to_ascii_lowercase()
+        crate::core::id::lowercase(self.0, &mut [0; ulid::ULID_LEN]).to_owned()
     }
 
     /// Parses a stored token.

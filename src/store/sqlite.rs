@@ -290,7 +290,7 @@ impl Store for SqliteStore {
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError> {
         self.readers
-            .read(|conn| tickets::list_messages(conn, actor, ticket, page))
+            .read_snapshot(|conn| tickets::list_messages(conn, actor, ticket, page))
     }
 
     async fn find_message(
@@ -300,7 +300,7 @@ impl Store for SqliteStore {
         message: MessageId,
     ) -> Result<Message, StoreError> {
         self.readers
-            .read(|conn| tickets::find_message(conn, actor, ticket, message))
+            .read_snapshot(|conn| tickets::find_message(conn, actor, ticket, message))
     }
 
     async fn apply_action(
