@@ -152,6 +152,15 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Runs a fixed statement without parameters or rows (`BEGIN`, `COMMIT`,
+/// `SAVEPOINT` and the like), prepared once per connection.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(|_| ())
+        .map_err(map_error)
+}
+
 /// Maps a SQLite error to a [`StoreError`]: constraint violations to
 /// `Conflict` with the constraint's name, lock and I/O trouble to
 /// `Unavailable`, anything else to `Other`.

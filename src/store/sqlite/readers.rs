@@ -65,12 +65,12 @@ impl Readers {
         op: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.read(|conn| {
-            run(conn, "BEGIN")?;
+            super::control(conn, "BEGIN")?;
             let outcome = op(conn);
             // A read transaction has nothing to keep or undo: ending it
             // only gives the snapshot back. It must end, or this thread's
             // later reads would keep seeing this snapshot.
-            if run(conn, "COMMIT").is_err() {
+            if super::control(conn, "COMMIT").is_err() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
             if !conn.is_autocommit() {
@@ -81,13 +81,6 @@ impl Readers {
             outcome
         })
     }
-}
-
-fn run(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql)
-        .and_then(|mut statement| statement.execute([]))
-        .map(|_| ())
-        .map_err(super::map_error)
 }
 
 #[cfg(test)]

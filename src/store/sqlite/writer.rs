@@ -40,7 +40,7 @@ use tokio::sync::oneshot;
 
 use crate::store::StoreError;
 use crate::store::sqlite::checkpointer::{RestartFlag, restart_wal};
-use crate::store::sqlite::map_error;
+use crate::store::sqlite::control;
 
 /// A queued write, type-erased so that one queue carries every kind.
 trait Job: Send {
@@ -233,14 +233,6 @@ fn sync_committed(
     }
 }
 
-/// Runs one of the writer's fixed control statements, prepared once.
-fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql)
-        .and_then(|mut statement| statement.execute([]))
-        .map(|_| ())
-        .map_err(map_error)
-}
-
 /// Whether the jobs of a group run on their own or each in a savepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Isolation {
@@ -371,6 +363,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::store::sqlite::map_error;
 
     type Answer = oneshot::Receiver<Result<(), StoreError>>;
 
