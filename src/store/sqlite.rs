@@ -20,6 +20,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::core::access::Actor;
@@ -139,6 +140,13 @@ fn configure(conn: &Connection, role: Role) -> Result<(), StoreError> {
         Role::Checkpointer => "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -256;",
     };
     conn.execute_batch(pragmas).map_err(map_error)?;
+    // Plans never depend on bound values. Without this, SQLite lets a
+    // statement's plan use the value bound to `LIMIT ?`, so binding a new
+    // page size to a cached statement re-parses and re-plans it on every
+    // call; our queries have one right plan whatever the values (see the
+    // plan tests).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(map_error)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

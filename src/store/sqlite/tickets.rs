@@ -418,6 +418,29 @@ mod tests {
         conn
     }
 
+    /// A cached keyset query runs again with another page size without
+    /// being prepared again.
+    #[test]
+    fn a_new_limit_does_not_prepare_a_cached_query_again() {
+        let conn = migrated();
+        crate::store::sqlite::configure(&conn, crate::store::sqlite::Role::Reader)
+            .expect("configured");
+        let sql = list_messages_sql();
+        for limit in [26, 11, 101, 26] {
+            let mut select = conn.prepare_cached(&sql).expect("valid SQL");
+            let rows = select
+                .query_map(params!["x", 0, limit], |_| Ok(()))
+                .expect("a query")
+                .count();
+            assert_eq!(rows, 0);
+            assert_eq!(
+                select.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "prepared again for LIMIT {limit}"
+            );
+        }
+    }
+
     /// Every list shape walks an index in order: no table scan, no sort.
     #[test]
     fn every_list_query_is_an_ordered_index_walk() {
