@@ -7,7 +7,17 @@
 //! checkpointer raises [`RestartFlag`], and the writer restarts the log
 //! between two groups (it holds the write lock anyway, so nobody waits for
 //! it, and the passive checkpoints have already copied almost every frame).
+//!
+//! SQLite fsyncs the database file only after a checkpoint that reaches the
+//! end of the WAL, which under a steady stream of writes only the writer's
+//! restart does. The pages the passive checkpoints copied would then all be
+//! flushed inside the restart, with the writer waiting (4 to 15 ms at 400
+//! MB/s of WAL). So after each pass that copied pages the checkpointer
+//! flushes the database file itself, through a handle of its own, and the
+//! restart finds little left to write. The durability of acknowledged writes
+//! does not depend on this flush: they are in the fsynced WAL.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,15 +78,19 @@ impl Checkpointer {
     pub(super) fn start(path: &Path, restart: RestartFlag) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(map_error)?;
         configure(&conn, Role::Checkpointer)?;
+        let database = File::open(path).map_err(|error| {
+            StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+        })?;
         let (stop, stopped) = mpsc::channel::<()>();
         thread::Builder::new()
             .name("ticketd-sqlite-checkpointer".into())
             .spawn(move || {
+                let mut flushed = 0;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     // While a restart is pending the writer needs the
                     // checkpoint lock; stay out of its way.
                     if !restart.is_raised() {
-                        checkpoint(&conn, &restart);
+                        checkpoint(&conn, &database, &mut flushed, &restart);
                     }
                 }
             })
@@ -87,16 +101,36 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint(conn: &Connection, restart: &RestartFlag) {
+/// One passive pass: copies what it can, flushes the database file if the
+/// WAL's copied count moved since the last flush (`flushed`), and asks for
+/// a restart once the WAL is long.
+fn checkpoint(conn: &Connection, database: &File, flushed: &mut i64, restart: &RestartFlag) {
     match run_checkpoint(conn, "PASSIVE") {
-        Ok(frames) if frames >= RESTART_FRAMES => restart.raise(),
-        Ok(_) => {}
+        Ok(progress) => {
+            if progress.copied != *flushed {
+                match database.sync_data() {
+                    Ok(()) => *flushed = progress.copied,
+                    Err(error) => tracing::warn!(%error, "flushing the database file failed"),
+                }
+            }
+            if progress.frames >= RESTART_FRAMES {
+                restart.raise();
+            }
+        }
         Err(error) => tracing::warn!(%error, "sqlite checkpoint failed"),
     }
 }
 
-/// Runs a checkpoint in `mode`; returns the frames the WAL held.
-fn run_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+/// What a checkpoint reports.
+struct Progress {
+    /// Frames in the WAL.
+    frames: i64,
+    /// Frames of the WAL copied into the database file so far.
+    copied: i64,
+}
+
+/// Runs a checkpoint in `mode`.
+fn run_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Progress> {
     let (busy, frames, copied) =
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
             Ok((
@@ -106,5 +140,5 @@ fn run_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
             ))
         })?;
     tracing::trace!(mode, busy, frames, copied, "sqlite checkpoint");
-    Ok(frames)
+    Ok(Progress { frames, copied })
 }
