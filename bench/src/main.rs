@@ -108,7 +108,9 @@ struct RunArgs {
     /// --backend postgres); clients are spread round-robin over them.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
-    /// Keep the run's PostgreSQL database instead of dropping it at the end.
+    /// Keep the run's database (the SQLite file, or the PostgreSQL
+    /// database) instead of removing it at the end; the server logs are
+    /// kept either way.
     #[arg(long)]
     keep_data: bool,
     /// Scenarios to run, in order (writes last, so reads see the stated size).
@@ -497,8 +499,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let data_dir = std::fs::canonicalize(&data_dir).map_err(|error| error.to_string())?;
     match args.backend {
         Backend::Sqlite => {
-            let database = DatabaseUrl::Sqlite(data_dir.join("ticketd.db"));
-            measure(&args, &started_at, &server_binary, &data_dir, &database).await
+            let path = data_dir.join("ticketd.db");
+            let database = DatabaseUrl::Sqlite(path.clone());
+            let outcome = measure(&args, &started_at, &server_binary, &data_dir, &database).await;
+            if args.keep_data {
+                eprintln!("kept SQLite database {} (--keep-data)", path.display());
+            } else {
+                remove_sqlite_files(&path);
+            }
+            outcome
         }
         Backend::Postgres => {
             let run_database = postgres::RunDatabase::create(&args.postgres_url).await?;
@@ -528,6 +537,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 (Err(error), Ok(())) => Err(error),
                 (Err(error), Err(cleanup)) => Err(format!("{error}; {cleanup}")),
             }
+        }
+    }
+}
+
+/// Removes the SQLite database at `path` with its WAL and shared-memory
+/// files: a run at 10^6 messages leaves gigabytes behind.
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        if let Err(error) = std::fs::remove_file(&file)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("cannot remove {}: {error}", Path::new(&file).display());
         }
     }
 }
