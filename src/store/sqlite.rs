@@ -11,6 +11,8 @@ mod encryption;
 mod idempotency;
 mod migrate;
 mod provisioning;
+#[cfg(test)]
+mod query_plans;
 mod readers;
 mod rows;
 mod tickets;

@@ -185,29 +185,15 @@ pub(super) fn sweep(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64
 #[cfg(test)]
 mod tests {
     use rusqlite::types::Value;
-    use rusqlite::{Connection, params_from_iter};
 
     use super::{SELECT_RECORD, SWEEP};
-
-    /// The plan SQLite chooses for `sql`, one line per step.
-    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
-        let mut explain = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("valid SQL");
-        let steps = explain
-            .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
-            .expect("explainable")
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .expect("plan rows");
-        steps.join("\n")
-    }
+    use crate::store::sqlite::query_plans::{migrated, plan};
 
     /// Lookups go through the primary key, sweeps through the expiry
     /// index: neither scans the table.
     #[test]
     fn record_lookups_and_sweeps_use_their_indexes() {
-        let mut conn = Connection::open_in_memory().expect("in-memory database");
-        crate::store::sqlite::migrate::migrate(&mut conn).expect("migrations apply");
+        let conn = migrated();
         let key = || vec![Value::Text("k".into()), Value::Text("x".into())];
         let lookup = plan(&conn, SELECT_RECORD, key());
         assert!(

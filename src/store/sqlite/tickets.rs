@@ -398,25 +398,7 @@ mod tests {
     use super::*;
     use crate::core::id::{UserId, WorkspaceId};
     use crate::core::page::PageSize;
-
-    /// The plan SQLite chooses for `sql`, one line per step.
-    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
-        let mut explain = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("valid SQL");
-        let steps = explain
-            .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
-            .expect("explainable")
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .expect("plan rows");
-        steps.join("\n")
-    }
-
-    fn migrated() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("in-memory database");
-        crate::store::sqlite::migrate::migrate(&mut conn).expect("migrations apply");
-        conn
-    }
+    use crate::store::sqlite::query_plans::{migrated, plan};
 
     /// A cached keyset query runs again with another page size without
     /// being prepared again.

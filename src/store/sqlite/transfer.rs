@@ -313,26 +313,13 @@ fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The plan SQLite chooses for `sql`, one line per step.
-    fn plan(conn: &Connection, sql: &str, args: Vec<Value>) -> String {
-        let mut explain = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("valid SQL");
-        let steps = explain
-            .query_map(params_from_iter(args), |row| row.get::<_, String>(3))
-            .expect("explainable")
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .expect("plan rows");
-        steps.join("\n")
-    }
+    use crate::store::sqlite::query_plans::{migrated, plan};
 
     /// Every export page walks its table's key in order: no sort, and with a
     /// cursor a seek rather than a scan.
     #[test]
     fn every_export_page_is_an_ordered_key_walk() {
-        let mut conn = Connection::open_in_memory().expect("in-memory database");
-        crate::store::sqlite::migrate::migrate(&mut conn).expect("migrations apply");
+        let conn = migrated();
         let cursors = [
             ExportCursor::Workspace(1),
             ExportCursor::User(UserId::generate()),
