@@ -14,9 +14,9 @@
 //! group is as large as the disk's latency makes it, which matters because
 //! a commit writes every page the group changed to the WAL once, however
 //! many of its writes changed it (the pages of the ticket lists' indexes
-//! are shared by most replies). A write waits for at most the fsync in
-//! progress and its own, as it would if groups were committed at once. If
-//! an fsync ever fails, the process aborts rather than carry on with writes
+//! are shared by most replies). A write waits for the fsync in progress and
+//! then for its group's commit and fsync, as it would if groups were
+//! committed at once and fsynced together. If an fsync ever fails, the process aborts rather than carry on with writes
 //! whose durability is unknown.
 //!
 //! A write that fails must not disturb the others. Almost every failure
