@@ -33,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode};
+use crate::core::render::HtmlCache;
 use crate::core::text::TextLimits;
 use crate::rate_limit::RateLimiter;
 use crate::server::ConnectionLimits;
@@ -59,6 +60,9 @@ pub struct ApiSettings {
     /// How long a key's credentials, once read, are used without reading
     /// them again (see [`key_cache`]); zero reads them on every request.
     pub api_key_cache: Duration,
+    /// Bytes of rendered message HTML kept in memory; zero renders on
+    /// every read.
+    pub html_cache_bytes: usize,
 }
 
 /// What every handler shares: one reference-counted bundle, so that the
@@ -77,6 +81,8 @@ pub struct SharedState {
     in_flight: Semaphore,
     /// API keys read recently.
     key_cache: key_cache::KeyCache,
+    /// Messages rendered recently.
+    pub html_cache: Arc<HtmlCache>,
     /// This server's OpenAPI document (it states the configured limits).
     openapi: axum::body::Bytes,
 }
@@ -99,12 +105,14 @@ impl AppState {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
+        let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
             store,
             limiter,
             settings,
             in_flight,
             key_cache,
+            html_cache,
             openapi,
         }))
     }

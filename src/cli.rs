@@ -205,6 +205,11 @@ pub struct ServeArgs {
     /// 0 reads the key on every request. Default: 2
     #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", value_name = "SECS")]
     pub api_key_cache_secs: Option<u64>,
+    /// MiB of rendered message HTML kept in memory, so that each message is
+    /// rendered once rather than on every read; 0 renders on every read.
+    /// Default: 16
+    #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
+    pub html_cache_mib: Option<u64>,
 }
 
 /// `workspace` subcommands.
@@ -298,6 +303,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             log_format: args.log_format,
             idempotency_ttl_secs: args.idempotency_ttl_secs,
             api_key_cache_secs: args.api_key_cache_secs,
+            html_cache_mib: args.html_cache_mib,
             ..over
         };
     }
@@ -721,6 +727,7 @@ async fn serve(config: Config) -> Result<(), String> {
         connections: config.connections,
         idempotency_ttl: config.idempotency_ttl,
         api_key_cache: config.api_key_cache,
+        html_cache_bytes: config.html_cache_bytes,
     };
     let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
     let state = AppState::new(store, limiter, settings);

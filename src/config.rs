@@ -76,6 +76,8 @@ pub struct Settings {
     pub idempotency_ttl_secs: Option<u64>,
     /// Seconds an API key's credentials are used after they were read.
     pub api_key_cache_secs: Option<u64>,
+    /// MiB of rendered message HTML kept in memory.
+    pub html_cache_mib: Option<u64>,
 }
 
 impl Settings {
@@ -126,6 +128,7 @@ impl Settings {
             encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
             idempotency_ttl_secs: over.idempotency_ttl_secs.or(self.idempotency_ttl_secs),
             api_key_cache_secs: over.api_key_cache_secs.or(self.api_key_cache_secs),
+            html_cache_mib: over.html_cache_mib.or(self.html_cache_mib),
         }
     }
 }
@@ -166,6 +169,10 @@ pub struct Config {
     /// How long an API key's credentials are used after they were read:
     /// also how long a key revoked elsewhere may keep working here.
     pub api_key_cache: Duration,
+    /// Bytes of rendered message HTML kept in memory, so that a message is
+    /// rendered once rather than on every read (see
+    /// [`crate::core::render::HtmlCache`]).
+    pub html_cache_bytes: usize,
 }
 
 impl Config {
@@ -184,6 +191,12 @@ impl Config {
     /// The longest API key credentials may be used once read: a revoked
     /// key must stop working within a minute.
     pub const MAX_API_KEY_CACHE_SECS: u64 = 60;
+
+    /// Default MiB of rendered HTML kept in memory.
+    pub const DEFAULT_HTML_CACHE_MIB: u64 = 16;
+
+    /// The largest `html_cache_mib` accepted.
+    pub const MAX_HTML_CACHE_MIB: u64 = 4096;
 
     /// Validates settings, filling in defaults.
     ///
@@ -283,6 +296,15 @@ impl Config {
                 Self::MAX_API_KEY_CACHE_SECS
             ));
         }
+        let html_cache_mib = settings
+            .html_cache_mib
+            .unwrap_or(Self::DEFAULT_HTML_CACHE_MIB);
+        if html_cache_mib > Self::MAX_HTML_CACHE_MIB {
+            return Err(format!(
+                "html_cache_mib must be at most {}",
+                Self::MAX_HTML_CACHE_MIB
+            ));
+        }
         Ok(Self {
             encryption_key_file,
             database,
@@ -304,6 +326,9 @@ impl Config {
             log_format: settings.log_format.unwrap_or_default(),
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             api_key_cache: Duration::from_secs(api_key_cache),
+            // At most 4 GiB, so the product fits a usize on 64-bit targets
+            // and saturates on smaller ones.
+            html_cache_bytes: usize::try_from(html_cache_mib << 20).unwrap_or(usize::MAX),
         })
     }
 }
@@ -403,6 +428,7 @@ impl fmt::Debug for Config {
             .field("encryption_key_file", &self.encryption_key_file)
             .field("idempotency_ttl", &self.idempotency_ttl)
             .field("api_key_cache", &self.api_key_cache)
+            .field("html_cache_bytes", &self.html_cache_bytes)
             .finish()
     }
 }
@@ -770,6 +796,25 @@ mod tests {
     fn debug_shows_the_database_url_in_its_redacted_form() {
         let config = Config::from_settings(Settings::default()).expect("valid");
         assert!(format!("{config:?}").contains("sqlite://ticketd-data/ticketd.db"));
+    }
+
+    #[test]
+    fn the_html_cache_is_16_mib_by_default_and_at_most_4_gib() {
+        let default = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(default.html_cache_bytes, 16 << 20);
+        for (mib, expected) in [(0, Some(0)), (4096, Some(4096 << 20)), (4097, None)] {
+            let config = Config::from_settings(Settings {
+                html_cache_mib: Some(mib),
+                ..Settings::default()
+            });
+            match expected {
+                Some(bytes) => assert_eq!(config.expect("valid").html_cache_bytes, bytes),
+                None => assert!(
+                    config.expect_err("too large").starts_with("html_cache_mib"),
+                    "{mib}"
+                ),
+            }
+        }
     }
 
     #[test]

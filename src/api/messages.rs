@@ -1,5 +1,8 @@
 //! `/api/v2/support/tickets/{id}/messages`: the thread, and replying to it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -18,7 +21,7 @@ use crate::api::wire::{WireBodyFormat, WireRole};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
-use crate::core::render;
+use crate::core::render::{self, HtmlCache};
 use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
 use crate::core::time::Timestamp;
@@ -49,12 +52,16 @@ pub struct MessageResponse {
     /// `a`; links keep only `http`, `https` and `mailto` URLs and carry
     /// `rel="noopener noreferrer nofollow"`. `plain` bodies are escaped:
     /// each paragraph (lines between blank lines) is a `p`, and line breaks
-    /// within it are `br`.
+    /// within it are `br`. A `markdown` body that nests more than 64
+    /// elements deep, holds more than 10,000 table cells, or would render
+    /// to more than eight times its length plus 1 KiB is rendered as
+    /// `plain` instead.
     #[schema(
+        value_type = Option<String>,
         required = true,
         example = "<p>Here are the extra details you asked for.</p>\n"
     )]
-    pub html: Option<String>,
+    pub html: Option<Arc<str>>,
     /// The sender's role when they sent it.
     pub sender: WireRole,
     /// The sender's display name when they sent it.
@@ -71,18 +78,9 @@ pub struct MessageResponse {
     pub body_format: WireBodyFormat,
 }
 
-impl From<Message> for MessageResponse {
-    /// Renders `html` from the body as the API returns it, so a message
-    /// stored encrypted is rendered from the plaintext its readers get.
-    fn from(message: Message) -> Self {
-        let html = render::to_html(&message.body, message.body_format);
-        Self::with_html(message, html)
-    }
-}
-
 impl MessageResponse {
     /// The response for `message`, whose body renders as `html`.
-    fn with_html(message: Message, html: String) -> Self {
+    fn with_html(message: Message, html: Arc<str>) -> Self {
         Self {
             id: message.id.to_string(),
             ticket_id: message.ticket_id.to_string(),
@@ -105,33 +103,91 @@ impl MessageResponse {
 /// the other requests sharing an async worker.
 const INLINE_RENDER_BYTES: usize = 16 * 1024;
 
-/// Converts messages to their responses, rendering each body's `html`.
+/// Converts messages to their responses, with each body's `html` from the
+/// cache or rendered now (and cached). Rendered on the blocking pool when
+/// the bodies not cached are long (see [`INLINE_RENDER_BYTES`]); if the
+/// request is answered meanwhile (it timed out), rendering stops at the
+/// next message.
 ///
 /// # Errors
 /// `internal_error` if rendering on the blocking pool failed to complete.
-async fn message_responses(messages: Vec<Message>) -> Result<Vec<MessageResponse>, ApiError> {
-    let convert = |messages: Vec<Message>| -> Vec<MessageResponse> {
-        messages.into_iter().map(MessageResponse::from).collect()
-    };
-    let bytes: usize = messages.iter().map(|message| message.body.len()).sum();
-    if bytes <= INLINE_RENDER_BYTES {
-        return Ok(convert(messages));
-    }
-    tokio::task::spawn_blocking(move || convert(messages))
+async fn message_responses(
+    cache: &Arc<HtmlCache>,
+    messages: Vec<Message>,
+) -> Result<Vec<MessageResponse>, ApiError> {
+    let mut html: Vec<Option<Arc<str>>> = messages.iter().map(|m| cache.get(m.id)).collect();
+    let uncached_bytes: usize = messages
+        .iter()
+        .zip(&html)
+        .filter(|(_, html)| html.is_none())
+        .map(|(message, _)| message.body.len())
+        .sum();
+    let messages = if uncached_bytes <= INLINE_RENDER_BYTES {
+        render_uncached(cache, &messages, &mut html, &AtomicBool::new(false));
+        messages
+    } else {
+        let abandoned = AbandonOnDrop::default();
+        let flag = Arc::clone(&abandoned.0);
+        let cache = Arc::clone(cache);
+        let (messages, rendered) = tokio::task::spawn_blocking(move || {
+            render_uncached(&cache, &messages, &mut html, &flag);
+            (messages, html)
+        })
         .await
-        .map_err(|error| ApiError::internal(format!("rendering messages: {error}")))
+        .map_err(|error| ApiError::internal(format!("rendering messages: {error}")))?;
+        html = rendered;
+        messages
+    };
+    messages
+        .into_iter()
+        .zip(html)
+        .map(|(message, html)| {
+            let html = html.ok_or_else(|| ApiError::internal("a message was not rendered"))?;
+            Ok(MessageResponse::with_html(message, html))
+        })
+        .collect()
+}
+
+/// Fills in the `html` of each message that has none, unless `abandoned`
+/// is set, which stops it at the next message.
+fn render_uncached(
+    cache: &HtmlCache,
+    messages: &[Message],
+    html: &mut [Option<Arc<str>>],
+    abandoned: &AtomicBool,
+) {
+    for (message, html) in messages.iter().zip(html) {
+        if html.is_none() {
+            if abandoned.load(Ordering::Relaxed) {
+                return;
+            }
+            *html = Some(cache.html(message));
+        }
+    }
+}
+
+/// Set when the request rendering on the blocking pool is dropped (it was
+/// answered, by a timeout for instance), so that the rendering stops.
+#[derive(Default)]
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Renders one body's `html`, on the blocking pool if it is long (see
-/// [`INLINE_RENDER_BYTES`]).
+/// [`INLINE_RENDER_BYTES`]). The write that stores it is still to come,
+/// so it is not cached yet.
 ///
 /// # Errors
 /// `internal_error` if rendering on the blocking pool failed to complete.
-async fn render_html(body: String, format: BodyFormat) -> Result<String, ApiError> {
+async fn render_html(body: String, format: BodyFormat) -> Result<Arc<str>, ApiError> {
     if body.len() <= INLINE_RENDER_BYTES {
-        return Ok(render::to_html(&body, format));
+        return Ok(render::to_html(&body, format).into());
     }
-    tokio::task::spawn_blocking(move || render::to_html(&body, format))
+    tokio::task::spawn_blocking(move || render::to_html(&body, format).into())
         .await
         .map_err(|error| ApiError::internal(format!("rendering a message: {error}")))
 }
@@ -140,8 +196,11 @@ async fn render_html(body: String, format: BodyFormat) -> Result<String, ApiErro
 ///
 /// # Errors
 /// `internal_error` if rendering on the blocking pool failed to complete.
-async fn message_response(message: Message) -> Result<MessageResponse, ApiError> {
-    message_responses(vec![message])
+async fn message_response(
+    cache: &Arc<HtmlCache>,
+    message: Message,
+) -> Result<MessageResponse, ApiError> {
+    message_responses(cache, vec![message])
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("rendering a message returned nothing"))
@@ -207,7 +266,7 @@ pub fn message_location(ticket: TicketId, message: MessageId) -> String {
 
 /// A reply's response: 201 with the message (whose body renders as
 /// `html`) and its `Location`.
-fn reply_created(message: &Message, html: String) -> Result<StoredResponse, String> {
+fn reply_created(message: &Message, html: Arc<str>) -> Result<StoredResponse, String> {
     respond::stored(
         StatusCode::CREATED,
         Some(message_location(message.ticket_id, message.id)),
@@ -248,24 +307,28 @@ pub async fn reply_to_ticket(
     // transaction never waits on a long Markdown body.
     let completion = if keyed.is_keyed() {
         let html = render_html(new.body.as_str().to_owned(), new.body_format).await?;
-        keyed.completion(Box::new(move |message: &Message| {
-            reply_created(message, html.clone())
-        }))
+        let rendered = Arc::clone(&html);
+        let completion = keyed.completion(Box::new(move |message: &Message| {
+            reply_created(message, Arc::clone(&rendered))
+        }));
+        completion.map(|completion| (completion, html))
     } else {
         None
     };
     match completion {
-        Some(completion) => {
+        Some((completion, html)) => {
+            let id = new.id;
             let stored = state
                 .store
                 .append_message_once(actor, ticket, new, completion)
                 .await?;
+            state.html_cache.insert(id, html);
             idempotency::completed(stored)
         }
         None => {
             let message = state.store.append_message(actor, ticket, new).await?;
             let location = message_location(message.ticket_id, message.id);
-            let response = message_response(message).await?;
+            let response = message_response(&state.html_cache, message).await?;
             respond::from_stored(
                 respond::stored(StatusCode::CREATED, Some(location), &response)
                     .map_err(ApiError::internal)?,
@@ -305,7 +368,7 @@ pub async fn list_messages(
         .list_messages(&authed.principal.actor, ticket, PageRequest { size, after })
         .await?;
     let body = MessageListResponse {
-        data: message_responses(page.items).await?,
+        data: message_responses(&state.html_cache, page.items).await?,
         next_cursor: page.next.map(|cursor| cursor.encode()),
     };
     respond::json(StatusCode::OK, &body)
@@ -353,5 +416,61 @@ pub async fn get_message(
         .store
         .find_message(&authed.principal.actor, ticket, message)
         .await?;
-    respond::json(StatusCode::OK, &message_response(message).await?)
+    respond::json(
+        StatusCode::OK,
+        &message_response(&state.html_cache, message).await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::access::Role;
+    use crate::core::id::UserId;
+
+    fn message(body: &str) -> Message {
+        Message {
+            id: MessageId::generate(),
+            ticket_id: TicketId::generate(),
+            seq: 1,
+            sent_at: Timestamp::now(),
+            body: body.to_owned(),
+            body_format: BodyFormat::Markdown,
+            encrypted: false,
+            sender_id: UserId::generate(),
+            sender_role: Role::Customer,
+            sender_name: "Jane Example".to_owned(),
+        }
+    }
+
+    #[test]
+    fn rendering_stops_once_its_request_is_abandoned() {
+        let cache = HtmlCache::new(1 << 20);
+        let messages = [message("*a*"), message("*b*")];
+        let mut html = vec![None, None];
+        render_uncached(&cache, &messages, &mut html, &AtomicBool::new(true));
+        assert_eq!(html, vec![None, None]);
+        assert!(cache.get(messages[0].id).is_none());
+        let abandoned = AbandonOnDrop::default();
+        let flag = Arc::clone(&abandoned.0);
+        render_uncached(&cache, &messages, &mut html, &flag);
+        assert_eq!(html[1].as_deref(), Some("<p><em>b</em></p>\n"));
+        drop(abandoned);
+        assert!(flag.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn cached_html_is_used_and_misses_are_cached() {
+        let cache = Arc::new(HtmlCache::new(1 << 20));
+        let cached = message("*a*");
+        cache.insert(cached.id, "<p>from the cache</p>".into());
+        let fresh = message("*b*");
+        let fresh_id = fresh.id;
+        let responses = message_responses(&cache, vec![cached, fresh])
+            .await
+            .expect("rendered");
+        assert_eq!(responses[0].html.as_deref(), Some("<p>from the cache</p>"));
+        assert_eq!(responses[1].html.as_deref(), Some("<p><em>b</em></p>\n"));
+        assert_eq!(cache.get(fresh_id).as_deref(), Some("<p><em>b</em></p>\n"));
+    }
 }

@@ -12,13 +12,23 @@
 //!   image (`render/markdown.rs`). The result then passes an allow-list
 //!   sanitiser (`render/sanitize.rs`) that keeps only the elements and attributes the renderer
 //!   itself produces, and only `http`, `https` and `mailto` links.
+//!
+//! Rendering costs time linear in the body's length and yields at most
+//! [`max_html_bytes`] of HTML. A Markdown body that would nest deeper than
+//! [`MAX_DEPTH`], hold more than [`MAX_TABLE_CELLS`] table cells or render
+//! longer than that is rendered as plain text instead (`render/bounds.rs`).
 
 use crate::core::message::BodyFormat;
 
+mod bounds;
+mod cache;
+pub mod hostile;
 mod markdown;
 mod plain;
 mod sanitize;
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod xss_tests;
 
@@ -27,11 +37,27 @@ mod xss_tests;
 /// Whatever the input, the output holds only the elements and attributes
 /// of the allow-list in `render/sanitize.rs`, and links only to `http`,
 /// `https` and `mailto` URLs.
+///
+/// The result is at most [`max_html_bytes`] long. A Markdown body beyond
+/// the bounds of `render/bounds.rs` is rendered as plain text.
 pub fn to_html(body: &str, format: BodyFormat) -> String {
     match format {
         BodyFormat::Plain => plain::to_html(body),
-        BodyFormat::Markdown => sanitize::clean(&markdown::to_unsanitised_html(body)),
+        BodyFormat::Markdown => markdown_to_html(body).unwrap_or_else(|| plain::to_html(body)),
     }
+}
+
+pub use bounds::{MAX_DEPTH, MAX_TABLE_CELLS, max_html_bytes};
+pub use cache::HtmlCache;
+
+/// Markdown as sanitised HTML, or `None` if it is beyond the bounds.
+fn markdown_to_html(body: &str) -> Option<String> {
+    if bounds::exceeds_parse_bounds(body) {
+        return None;
+    }
+    let max_bytes = max_html_bytes(body.len());
+    let html = sanitize::clean(&markdown::to_unsanitised_html(body, max_bytes)?);
+    (html.len() <= max_bytes).then_some(html)
 }
 
 #[cfg(test)]

@@ -343,3 +343,70 @@ async fn encrypted_messages_are_rendered_from_the_text_readers_get() {
     }
     app.stop().await;
 }
+
+/// The most a response carrying one message of `body` may weigh: its
+/// body, escaped as JSON, and its HTML, at most eight times the body plus
+/// 1 KiB; with the rest of the message and some slack.
+fn max_response_bytes(body: &str) -> usize {
+    2 * body.len() + ticketd::core::render::max_html_bytes(body.len()) + 4096
+}
+
+#[tokio::test]
+async fn hostile_markdown_answers_responses_of_bounded_size() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let ticket = customer_ticket(&app).await;
+    for (name, body) in ticketd::core::render::hostile::hostile_markdown() {
+        // Keyed, so that its response is also kept for retries.
+        let request = app
+            .client
+            .post(app.url(&format!("/api/v2/support/tickets/{ticket}/messages")))
+            .bearer_auth(&app.customer.token)
+            .header(
+                "idempotency-key",
+                format!("hostile-{}", name.replace(' ', "-")),
+            )
+            .json(&json!({"message": body, "bodyFormat": "markdown"}));
+        let response = app.send(request).await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{name}: {}",
+            response.text
+        );
+        let bound = max_response_bytes(&body);
+        assert!(
+            response.text.len() <= bound,
+            "{name}: reply of {} bytes",
+            response.text.len()
+        );
+        let location = response.header("location").to_owned();
+        let one = app.get(&location, &app.customer).await;
+        assert_eq!(one.status, StatusCode::OK, "{name}: {}", one.text);
+        assert!(
+            one.text.len() <= bound,
+            "{name}: GET of {} bytes",
+            one.text.len()
+        );
+        assert_eq!(one.body["html"], response.body["html"], "{name}");
+        assert_eq!(one.body["body"], body.as_str(), "{name}");
+    }
+    let page = app
+        .get(
+            &format!("/api/v2/support/tickets/{ticket}/messages?limit=100"),
+            &app.customer,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let bound: usize = ticketd::core::render::hostile::hostile_markdown()
+        .iter()
+        .map(|(_, body)| max_response_bytes(body))
+        .sum();
+    assert!(
+        page.text.len() <= bound,
+        "a page of {} bytes",
+        page.text.len()
+    );
+    app.stop().await;
+}

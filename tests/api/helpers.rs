@@ -98,6 +98,8 @@ pub struct TestOptions {
     pub idempotency_ttl: Duration,
     /// How long API keys, once read, are used without reading them again.
     pub api_key_cache: Duration,
+    /// Bytes of rendered HTML kept in memory.
+    pub html_cache_bytes: usize,
 }
 
 impl Default for TestOptions {
@@ -114,6 +116,7 @@ impl Default for TestOptions {
             connections: ConnectionLimits::default(),
             idempotency_ttl: Duration::from_secs(86_400),
             api_key_cache: Duration::from_secs(Config::DEFAULT_API_KEY_CACHE_SECS),
+            html_cache_bytes: usize::try_from(Config::DEFAULT_HTML_CACHE_MIB << 20).unwrap(),
         }
     }
 }
@@ -345,6 +348,7 @@ impl TestApp {
             connections: options.connections,
             idempotency_ttl: options.idempotency_ttl,
             api_key_cache: options.api_key_cache,
+            html_cache_bytes: options.html_cache_bytes,
         };
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await

@@ -18,18 +18,44 @@
 //!   learn when and from where a message is read; an image inside a link is
 //!   just its label.
 
+use std::fmt;
+
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
+
+use super::bounds::MAX_DEPTH;
 
 /// The extensions to CommonMark that bodies may use.
 const OPTIONS: Options = Options::ENABLE_TABLES.union(Options::ENABLE_STRIKETHROUGH);
 
-/// Renders Markdown as HTML. Raw HTML is escaped, but URLs are passed
-/// through as written: the result must be sanitised before anyone sees it.
-pub(super) fn to_unsanitised_html(markdown: &str) -> String {
-    let events = neutralise(Parser::new_ext(markdown, OPTIONS));
-    let mut html = String::with_capacity(markdown.len() + markdown.len() / 2 + 16);
-    pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    html
+/// Renders Markdown as HTML, or `None` if it nests deeper than
+/// [`MAX_DEPTH`] or its HTML would exceed `max_bytes` (see
+/// `render/bounds.rs`). Raw HTML is escaped, but URLs are passed through as
+/// written: the result must be sanitised before anyone sees it.
+pub(super) fn to_unsanitised_html(markdown: &str, max_bytes: usize) -> Option<String> {
+    let events = neutralise(Parser::new_ext(markdown, OPTIONS))?;
+    let mut html = CappedString {
+        text: String::with_capacity((markdown.len() + markdown.len() / 2 + 16).min(max_bytes)),
+        max_bytes,
+    };
+    pulldown_cmark::html::write_html_fmt(&mut html, events.into_iter()).ok()?;
+    Some(html.text)
+}
+
+/// A string that refuses to grow past `max_bytes`, so that writing HTML
+/// stops as soon as it is too long rather than once it is all written.
+struct CappedString {
+    text: String,
+    max_bytes: usize,
+}
+
+impl fmt::Write for CappedString {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        if self.text.len() + piece.len() > self.max_bytes {
+            return Err(fmt::Error);
+        }
+        self.text.push_str(piece);
+        Ok(())
+    }
 }
 
 /// An image being rewritten.
@@ -42,8 +68,9 @@ struct OpenImage<'a> {
     linked: bool,
 }
 
-/// Turns raw HTML into text and images into links.
-fn neutralise<'a>(events: impl Iterator<Item = Event<'a>>) -> Vec<Event<'a>> {
+/// Turns raw HTML into text and images into links; `None` if more than
+/// [`MAX_DEPTH`] elements are open at once.
+fn neutralise<'a>(events: impl Iterator<Item = Event<'a>>) -> Option<Vec<Event<'a>>> {
     let mut out = Vec::new();
     let mut html_block: Option<String> = None;
     let mut images: Vec<OpenImage<'a>> = Vec::new();
@@ -53,7 +80,12 @@ fn neutralise<'a>(events: impl Iterator<Item = Event<'a>>) -> Vec<Event<'a>> {
     for event in events {
         match &event {
             Event::Start(Tag::HtmlBlock) | Event::End(TagEnd::HtmlBlock) => {}
-            Event::Start(tag) => open_items.push(matches!(tag, Tag::Item)),
+            Event::Start(tag) => {
+                open_items.push(matches!(tag, Tag::Item));
+                if open_items.len() > MAX_DEPTH {
+                    return None;
+                }
+            }
             Event::End(_) => {
                 open_items.pop();
             }
@@ -116,7 +148,7 @@ fn neutralise<'a>(events: impl Iterator<Item = Event<'a>>) -> Vec<Event<'a>> {
             other => out.push(other),
         }
     }
-    out
+    Some(out)
 }
 
 /// A raw HTML block as text, one line per line, in a paragraph if asked.
@@ -149,7 +181,7 @@ mod tests {
     use super::*;
 
     fn render(markdown: &str) -> String {
-        to_unsanitised_html(markdown)
+        to_unsanitised_html(markdown, usize::MAX).unwrap_or_default()
     }
 
     #[test]
@@ -202,6 +234,27 @@ mod tests {
             render("- <svg onload=alert(1)>\n- two"),
             "<ul>\n<li>&lt;svg onload=alert(1)&gt;</li>\n<li>two</li>\n</ul>\n"
         );
+    }
+
+    #[test]
+    fn nesting_beyond_the_bound_renders_nothing() {
+        let within = format!("{}a", "* ".repeat(MAX_DEPTH / 2 - 1));
+        assert!(to_unsanitised_html(&within, usize::MAX).is_some());
+        let beyond = format!("{}a", "* ".repeat(MAX_DEPTH / 2 + 1));
+        assert_eq!(to_unsanitised_html(&beyond, usize::MAX), None);
+        let emphasis = format!("{}b{}", "**a ".repeat(MAX_DEPTH), "**".repeat(MAX_DEPTH));
+        assert_eq!(to_unsanitised_html(&emphasis, usize::MAX), None);
+    }
+
+    #[test]
+    fn writing_stops_at_the_byte_bound() {
+        let html = render("a *b* c");
+        assert_eq!(html, "<p>a <em>b</em> c</p>\n");
+        assert_eq!(
+            to_unsanitised_html("a *b* c", html.len()),
+            Some(html.clone())
+        );
+        assert_eq!(to_unsanitised_html("a *b* c", html.len() - 1), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) fn to_html(text: &str) -> String {
 }
 
 /// The lines of `text`, ended by `\n`, `\r\n` or `\r`.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.split('\n')
         .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'))
 }
