@@ -10,6 +10,7 @@ mod load;
 mod postgres;
 mod procfs;
 mod provision;
+mod rendering;
 mod report;
 mod server;
 
@@ -161,6 +162,10 @@ struct RunArgs {
     /// costs on the write path.
     #[arg(long)]
     idempotency_keys: bool,
+    /// Only measure what hostile Markdown costs to render (in-process, no
+    /// servers); every full run reports it too.
+    #[arg(long)]
+    rendering_only: bool,
 }
 
 const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for."}"#;
@@ -711,6 +716,7 @@ async fn measure(
         idle_rss_mib,
         ceilings: ceilings.into_values().collect(),
         results,
+        rendering: rendering::measure(),
     };
     println!("{}", report::table(&report));
     std::fs::create_dir_all(&args.out).map_err(|error| error.to_string())?;
@@ -751,6 +757,10 @@ async fn main() -> std::process::ExitCode {
         }) => baseline::serve(listen, response_bytes)
             .await
             .map_err(|error| error.to_string()),
+        None if cli.run.rendering_only => {
+            print!("{}", rendering::table(&rendering::measure()));
+            Ok(())
+        }
         None => match &cli.run.server_binary {
             Some(path) => match ensure_exists(path) {
                 Ok(()) => run(cli.run).await,

@@ -80,6 +80,8 @@ pub struct Report {
     pub idle_rss_mib: f64,
     pub ceilings: Vec<CeilingResult>,
     pub results: Vec<ScenarioResult>,
+    /// What the hostile Markdown bodies cost to render.
+    pub rendering: Vec<crate::rendering::RenderResult>,
 }
 
 /// Where the run happened.
@@ -209,5 +211,7 @@ pub fn table(report: &Report) -> String {
         }
         out.push('\n');
     }
+    out.push('\n');
+    out.push_str(&crate::rendering::table(&report.rendering));
     out
 }

@@ -11,18 +11,12 @@ use std::time::Duration;
 
 use cpu_time::ThreadTime;
 
-use super::hostile::{MAX_BODY_CHARS, hostile_markdown};
+use super::hostile::{MAX_BODY_CHARS, hostile_markdown, ordinary_markdown};
 use super::{BodyFormat, max_html_bytes, to_html};
 
 /// How many times the CPU time of prose of the same length any body may
 /// take. Before the bounds, the worst of these took over a thousand times.
 const MAX_COST_RATIO: f64 = 25.0;
-
-/// Ordinary Markdown: sentences with a little emphasis and code.
-fn prose(length: usize) -> String {
-    let sentence = "The export *fails* after `30 s` when the report has more than a few rows. ";
-    sentence.repeat(length / sentence.len() + 1)[..length].to_owned()
-}
 
 /// The least CPU time of a few renders of `body`.
 fn render_cost(body: &str) -> Duration {
@@ -48,7 +42,7 @@ fn hostile_markdown_renders_within_a_multiple_of_prose() {
             body.len()
         );
         let cost = render_cost(&body);
-        let baseline = render_cost(&prose(body.len()));
+        let baseline = render_cost(&ordinary_markdown(body.len()));
         let ratio = cost.as_secs_f64() / baseline.as_secs_f64().max(1e-6);
         println!(
             "{name}: {cost:?} ({ratio:.1} times prose), {} bytes of HTML",

@@ -60,3 +60,10 @@ pub fn hostile_markdown() -> Vec<(&'static str, String)> {
         ("backticks", fill("`a``", "")),
     ]
 }
+
+/// Ordinary Markdown of `length` bytes: sentences with a little emphasis
+/// and code, the baseline hostile bodies are measured against.
+pub fn ordinary_markdown(length: usize) -> String {
+    let sentence = "The export *fails* after `30 s` when the report has more than a few rows. ";
+    sentence.repeat(length / sentence.len() + 1)[..length].to_owned()
+}
