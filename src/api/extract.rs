@@ -74,7 +74,13 @@ fn is_json_media_type(value: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Reads a whole body within the configured limit: 413 beyond it.
+/// The detail of a body that could not be read whole. The HTTP library's
+/// own message names its internals, not what the client did wrong.
+const UNREADABLE_BODY: &str = "The request body could not be read: the connection ended \
+     early or the body's framing (Content-Length or chunked encoding) is broken.";
+
+/// Reads a whole body within the configured limit: 413 beyond it, and
+/// `malformed_json` if it cannot be read whole.
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
@@ -85,8 +91,10 @@ pub(crate) async fn read_body<S: Send + Sync>(
             BytesRejection::FailedToBufferBody(failure) if is_length_limit(&failure) => {
                 ApiError::new(ErrorCode::PayloadTooLarge)
             }
-            other => ApiError::new(ErrorCode::MalformedJson)
-                .with_detail(format!("The request body could not be read: {other}")),
+            other => {
+                tracing::debug!(error = %other, "a request body could not be read");
+                ApiError::new(ErrorCode::MalformedJson).with_detail(UNREADABLE_BODY)
+            }
         })
 }
 

@@ -383,7 +383,7 @@ impl ErrorCode {
                 "One or more fields or query parameters are missing, of the wrong type, out of range or not recognised. Each entry of errors[] names the field (a JSON pointer), what is wrong with it, and a field code: missing_required, invalid_type, too_short, too_long, invalid_value, unknown_field or invalid_encoding (a query or path parameter that is not valid percent-encoded UTF-8). errors[] holds at most 100 entries: when more errors were found, the last entry has the code too_many_errors and says how many more there are. Fix the request; retrying it unchanged will fail again."
             }
             ErrorCode::MalformedJson => {
-                "The body could not be parsed as JSON, or is not UTF-8. The detail says where parsing stopped. For invalid UTF-8, the detail gives the byte offset of the first invalid byte and errors[] holds one entry (code invalid_encoding) whose pointer names the member or element where it is (an empty pointer: the body itself)."
+                "The body could not be read whole, could not be parsed as JSON, or is not UTF-8. The detail says where parsing stopped. For invalid UTF-8, the detail gives the byte offset of the first invalid byte and errors[] holds one entry (code invalid_encoding) whose pointer names the member or element where it is (an empty pointer: the body itself)."
             }
             ErrorCode::TicketClosed => {
                 "The ticket is closed. Reopen it with POST /api/v2/support/tickets/{id}/actions/reopen, then send the reply again."

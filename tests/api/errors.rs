@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -12,7 +13,9 @@ use ticketd::core::id::{RequestId, TicketId};
 use ticketd::rate_limit::RatePolicy;
 
 use super::BACKEND;
-use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser, provision_key};
+use crate::helpers::{
+    RawConnection, RawResponse, TestApp, TestOptions, TestResponse, TestUser, provision_key,
+};
 
 const TICKETS: &str = "/api/v2/support/tickets";
 
@@ -494,6 +497,63 @@ async fn long_member_names_are_cut_short_and_fill_errors_sooner() {
         let sent = |member: &str| serde_json::to_string(&entry[member]).unwrap().len() - 2;
         assert!(sent("pointer") <= 256, "{entry}");
     }
+    assert_eq!(message_count(&app, &path).await, 1);
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_refused_in_ticketds_words() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = thread(&app).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\n",
+        app.customer.token
+    );
+    #[track_caller]
+    fn assert_unreadable(response: Option<RawResponse>) {
+        let response = response.expect("a response");
+        assert_eq!(response.status, 400, "{}", response.head);
+        let problem = response.json();
+        assert_eq!(problem["code"], "malformed_json", "{problem}");
+        // Once "Failed to buffer the request body: error reading a body
+        // from connection", the HTTP library's words.
+        assert_eq!(
+            problem["detail"],
+            "The request body could not be read: the connection ended early or the body's \
+             framing (Content-Length or chunked encoding) is broken.",
+        );
+        assert!(problem.get("errors").is_none(), "{problem}");
+    }
+
+    // A chunk size that is not hexadecimal: the HTTP library fails the
+    // body halfway through.
+    let mut connection = RawConnection::open(&app).await;
+    let request = format!(
+        "{head}Transfer-Encoding: chunked\r\n\r\n4\r\n{{\"me\r\nzz\r\nssage\": \"hi\"}}\r\n0\r\n\r\n"
+    );
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.exchange(request.as_bytes()),
+    )
+    .await
+    .expect("answered at once");
+    assert_unreadable(response);
+
+    // A declared length the client never sends: it stops writing (a half
+    // close) after 12 bytes of 100.
+    let mut connection = RawConnection::open(&app).await;
+    let request = format!("{head}Content-Length: 100\r\n\r\n{{\"message\": ");
+    connection.send(request.as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut connection.stream)
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), connection.response())
+        .await
+        .expect("answered at once");
+    assert_unreadable(response);
+
     assert_eq!(message_count(&app, &path).await, 1);
 }
 
