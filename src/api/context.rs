@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::AppState;
-use crate::api::problem::{PendingProblem, Problem};
+use crate::api::problem::{MAX_INSTANCE_BYTES, PendingProblem, Problem, bounded};
 use crate::core::id::{KeyId, RequestId};
 use crate::core::time::Timestamp;
 
@@ -52,7 +52,7 @@ pub async fn track_request(
                 &mut response,
                 pending,
                 &state.settings.public_url,
-                uri.path().to_owned(),
+                uri.path(),
                 request_id,
             );
             cause
@@ -85,10 +85,12 @@ fn finish_problem(
     response: &mut Response,
     pending: PendingProblem,
     public_url: &str,
-    instance: String,
+    path: &str,
     request_id: RequestId,
 ) {
     let status = response.status();
+    // The path is the client's, up to the request head's limit in length.
+    let instance = bounded(MAX_INSTANCE_BYTES, format_args!("{path}"));
     let problem = Problem {
         type_uri: problem_type_uri(public_url, pending.code.as_str()),
         title: pending.code.title().to_owned(),
@@ -134,7 +136,7 @@ mod tests {
             &mut response,
             pending,
             "https://tickets.example.com/",
-            "/api/v2/resource".into(),
+            "/api/v2/resource",
             request_id,
         );
 
@@ -186,5 +188,81 @@ mod tests {
         assert_eq!(problem["requestId"], request_id.to_string());
         let timestamp = problem["timestamp"].as_str().expect("a timestamp");
         assert!(Timestamp::parse_rfc3339(timestamp).is_some(), "{timestamp}");
+    }
+
+    #[tokio::test]
+    async fn no_problem_document_exceeds_its_bound_whatever_the_request() {
+        use crate::api::problem::{
+            FieldCode, FieldError, MAX_FIELD_ERRORS, MAX_PROBLEM_BYTES, quoted,
+        };
+
+        // The longest of everything: control characters take six bytes
+        // each as sent, so they are the worst text a client can send.
+        let worst = "\u{1}".repeat(10_000);
+        let errors: Vec<FieldError> = (0..200)
+            .map(|n| FieldError {
+                pointer: format!("/{n}{worst}"),
+                detail: format!("`{}` {worst}", quoted(&worst)),
+                code: FieldCode::InvalidEncoding,
+            })
+            .collect();
+        let mut response = ApiError::invalid(errors)
+            .with_detail(worst.clone())
+            .into_response();
+        let pending = response
+            .extensions_mut()
+            .remove::<PendingProblem>()
+            .expect("a pending problem");
+        let public_url = format!("https://{}.example.com", "t".repeat(1000));
+        let path = format!("/{}", "%01".repeat(10_000));
+        finish_problem(
+            &mut response,
+            pending,
+            &public_url,
+            &path,
+            RequestId::generate(),
+        );
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert!(bytes.len() <= MAX_PROBLEM_BYTES, "{} bytes", bytes.len());
+        let problem: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        let errors = problem["errors"].as_array().expect("errors[]");
+        assert!(errors.len() < MAX_FIELD_ERRORS, "{}", errors.len());
+        assert_eq!(
+            errors.last().map(|e| &e["code"]),
+            Some(&"too_many_errors".into())
+        );
+        let instance = problem["instance"].as_str().expect("an instance");
+        assert!(instance.starts_with("/%01%01") && instance.ends_with('…'));
+        assert!(instance.len() <= MAX_INSTANCE_BYTES);
+
+        // Short entries: a hundred of them, still within the bound.
+        let mut response = ApiError::invalid(
+            (0..10_000)
+                .map(|n| FieldError {
+                    pointer: format!("/u{n:05}"),
+                    detail: format!("`u{n:05}` is not a field of this request."),
+                    code: FieldCode::UnknownField,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response();
+        let pending = response
+            .extensions_mut()
+            .remove::<PendingProblem>()
+            .expect("a pending problem");
+        assert_eq!(pending.errors.len(), MAX_FIELD_ERRORS);
+        finish_problem(
+            &mut response,
+            pending,
+            &public_url,
+            &path,
+            RequestId::generate(),
+        );
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert!(bytes.len() <= MAX_PROBLEM_BYTES, "{} bytes", bytes.len());
     }
 }

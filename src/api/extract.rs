@@ -9,9 +9,9 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use crate::api::fields::{choose, field_error, not_one_of};
+use crate::api::fields::{choose, field_error, not_one_of, unknown_members};
 use crate::api::percent::{self, Plus};
-use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
+use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError, FieldErrors, quoted};
 use crate::api::utf8;
 use crate::core::page::{Cursor, PageSize};
 use crate::core::ticket::TicketRef;
@@ -49,23 +49,16 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
         }
         match parse_json(&bytes)? {
             Value::Object(members) if members.is_empty() => Ok(EmptyBody),
-            Value::Object(members) => Err(ApiError::invalid(
-                members
-                    .keys()
-                    .map(|name| {
-                        field_error(
-                            name,
-                            FieldCode::UnknownField,
-                            format!("`{name}` is not a field of this request."),
-                        )
-                    })
-                    .collect(),
-            )),
-            _ => Err(ApiError::invalid(vec![FieldError {
+            Value::Object(members) => {
+                let mut errors = FieldErrors::new();
+                unknown_members(&members, &mut errors);
+                Err(ApiError::invalid(errors))
+            }
+            _ => Err(ApiError::invalid(FieldError {
                 pointer: String::new(),
                 detail: "This endpoint takes no body, or an empty JSON object.".into(),
                 code: FieldCode::InvalidType,
-            }])),
+            })),
         }
     }
 }
@@ -81,7 +74,13 @@ fn is_json_media_type(value: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Reads a whole body within the configured limit: 413 beyond it.
+/// The detail of a body that could not be read whole. The HTTP library's
+/// own message names its internals, not what the client did wrong.
+const UNREADABLE_BODY: &str = "The request body could not be read: the connection ended \
+     early or the body's framing (Content-Length or chunked encoding) is broken.";
+
+/// Reads a whole body within the configured limit: 413 beyond it, and
+/// `malformed_json` if it cannot be read whole.
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
@@ -92,8 +91,10 @@ pub(crate) async fn read_body<S: Send + Sync>(
             BytesRejection::FailedToBufferBody(failure) if is_length_limit(&failure) => {
                 ApiError::new(ErrorCode::PayloadTooLarge)
             }
-            other => ApiError::new(ErrorCode::MalformedJson)
-                .with_detail(format!("The request body could not be read: {other}")),
+            other => {
+                tracing::debug!(error = %other, "a request body could not be read");
+                ApiError::new(ErrorCode::MalformedJson).with_detail(UNREADABLE_BODY)
+            }
         })
 }
 
@@ -141,7 +142,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
         // Every parameter of this API's routes is one whole segment, so the
         // route's segments and the path's line up one for one.
         let mut params = Vec::new();
-        let mut errors = Vec::new();
+        let mut errors = FieldErrors::new();
         for (pattern, encoded) in route.as_str().split('/').zip(parts.uri.path().split('/')) {
             let Some(name) = pattern
                 .strip_prefix('{')
@@ -179,7 +180,7 @@ impl PathParams {
 }
 
 /// The 400 for parts of the URL that are not valid percent-encoded UTF-8.
-fn url_encoding_error(errors: Vec<FieldError>) -> ApiError {
+fn url_encoding_error(errors: FieldErrors) -> ApiError {
     ApiError::invalid(errors).with_detail("The request URL is not valid percent-encoded UTF-8.")
 }
 
@@ -202,7 +203,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TicketPath {
 /// A query string's parameters, read one at a time like body members.
 pub struct QueryParams {
     pairs: Vec<(String, String)>,
-    errors: Vec<FieldError>,
+    errors: FieldErrors,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
@@ -211,13 +212,13 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         let mut pairs = Vec::new();
-        let mut errors = Vec::new();
+        let mut errors = FieldErrors::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = match percent::decode(name, Plus::Space) {
                 Ok(name) => name,
                 Err(error) => {
-                    errors.push(FieldError {
+                    errors.push_with(|| FieldError {
                         pointer: String::new(),
                         detail: format!(
                             "A query parameter's name is not valid percent-encoded UTF-8: {error}."
@@ -229,11 +230,16 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
             };
             match percent::decode(value, Plus::Space) {
                 Ok(value) => pairs.push((name, value)),
-                Err(error) => errors.push(field_error(
-                    &name,
-                    FieldCode::InvalidEncoding,
-                    format!("`{name}` is not valid percent-encoded UTF-8: {error}."),
-                )),
+                Err(error) => errors.push_with(|| {
+                    field_error(
+                        &name,
+                        FieldCode::InvalidEncoding,
+                        format!(
+                            "`{}` is not valid percent-encoded UTF-8: {error}.",
+                            quoted(&name)
+                        ),
+                    )
+                }),
             }
         }
         if !errors.is_empty() {
@@ -241,7 +247,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         }
         Ok(Self {
             pairs,
-            errors: Vec::new(),
+            errors: FieldErrors::new(),
         })
     }
 }
@@ -262,7 +268,7 @@ impl QueryParams {
             self.errors.push(field_error(
                 name,
                 FieldCode::InvalidValue,
-                format!("`{name}` must be given at most once."),
+                format!("`{}` must be given at most once.", quoted(name)),
             ));
         }
         found
@@ -326,18 +332,25 @@ impl QueryParams {
         value
     }
 
-    /// Fails with every error found, including parameters nobody took.
+    /// Fails with the errors found, including parameters nobody took (in
+    /// sorted order, each once).
     pub fn finish(mut self) -> Result<(), ApiError> {
+        // The names are the query string's, already in memory; sorting them
+        // costs what reading them did. Only the errors listed are built.
         let mut unknown: Vec<String> = self.pairs.drain(..).map(|(key, _)| key).collect();
-        unknown.sort();
+        unknown.sort_unstable();
         unknown.dedup();
-        for name in unknown {
-            self.errors.push(field_error(
-                &name,
-                FieldCode::UnknownField,
-                format!("`{name}` is not a parameter of this endpoint."),
-            ));
+        let listed = unknown.len().min(self.errors.room());
+        for name in &unknown[..listed] {
+            self.errors.push_with(|| {
+                field_error(
+                    name,
+                    FieldCode::UnknownField,
+                    format!("`{}` is not a parameter of this endpoint.", quoted(name)),
+                )
+            });
         }
+        self.errors.omit(unknown.len() - listed);
         if self.errors.is_empty() {
             Ok(())
         } else {

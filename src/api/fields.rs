@@ -4,15 +4,63 @@
 //! deserializer so that every problem is reported at once, each with a JSON
 //! pointer and a stable field code, and so that unknown members are refused
 //! by name (`mesage`, or a `sender` the server never takes from a client).
+//!
+//! A body can hold any number of members nobody takes, and names of any
+//! length: errors are collected in a [`FieldErrors`], which lists only the
+//! first ones, and only those are built; names are quoted cut short.
+
+use std::collections::BinaryHeap;
 
 use serde_json::{Map, Value};
 
-use crate::api::problem::{FieldCode, FieldError};
+use crate::api::problem::{
+    BoundedText, FieldCode, FieldError, FieldErrors, MAX_POINTER_BYTES, quoted,
+};
 use crate::core::text::TextError;
 
-/// Escapes a member name for use in a JSON pointer (RFC 6901).
-fn pointer_to(name: &str) -> String {
-    format!("/{}", name.replace('~', "~0").replace('/', "~1"))
+/// The JSON pointer (RFC 6901) to the member `name` of the body, built at
+/// most [`MAX_POINTER_BYTES`] long.
+pub fn pointer_to(name: &str) -> String {
+    let mut pointer = BoundedText::new(MAX_POINTER_BYTES);
+    pointer.push_str("/");
+    push_segment(&mut pointer, name);
+    pointer.into_string()
+}
+
+/// Appends a pointer's segment, escaped (`~0`, `~1`), until `pointer` is
+/// full.
+pub fn push_segment(pointer: &mut BoundedText, segment: &str) {
+    let mut rest = segment;
+    while !rest.is_empty() && !pointer.is_full() {
+        let Some(at) = rest.find(['~', '/']) else {
+            pointer.push_str(rest);
+            return;
+        };
+        pointer.push_str(&rest[..at]);
+        pointer.push_str(if rest.as_bytes()[at] == b'~' {
+            "~0"
+        } else {
+            "~1"
+        });
+        rest = &rest[at + 1..];
+    }
+}
+
+/// The first `count` of `names` in sorted order, without sorting them all:
+/// what there is room to list of thousands of unknown names.
+pub fn first_sorted<'a>(names: impl IntoIterator<Item = &'a str>, count: usize) -> Vec<&'a str> {
+    if count == 0 {
+        return Vec::new();
+    }
+    // A max-heap of the smallest names seen so far.
+    let mut smallest = BinaryHeap::with_capacity(count + 1);
+    for name in names {
+        smallest.push(name);
+        if smallest.len() > count {
+            smallest.pop();
+        }
+    }
+    smallest.into_sorted_vec()
 }
 
 /// A field error with a pointer to `name`.
@@ -31,7 +79,7 @@ pub fn text_error(name: &str, error: &TextError) -> FieldError {
         TextError::TooLong { .. } => FieldCode::TooLong,
         TextError::ContainsNul => FieldCode::InvalidValue,
     };
-    field_error(name, code, format!("`{name}` {error}."))
+    field_error(name, code, format!("`{}` {error}.", quoted(name)))
 }
 
 /// A member was present but invalid; the error is already recorded.
@@ -49,52 +97,62 @@ pub fn not_one_of<T: Copy>(name: &str, all: &[T], as_str: fn(T) -> &'static str)
     field_error(
         name,
         FieldCode::InvalidValue,
-        format!("`{name}` must be one of: {}.", names.join(", ")),
+        format!("`{}` must be one of: {}.", quoted(name), names.join(", ")),
     )
+}
+
+/// Adds an `unknown_field` error for each of `members`, in sorted order:
+/// as many as `errors` has room for are built, the rest only counted.
+pub fn unknown_members(members: &Map<String, Value>, errors: &mut FieldErrors) {
+    let listed = first_sorted(members.keys().map(String::as_str), errors.room());
+    for name in &listed {
+        errors.push_with(|| {
+            field_error(
+                name,
+                FieldCode::UnknownField,
+                format!("`{}` is not a field of this request.", quoted(name)),
+            )
+        });
+    }
+    errors.omit(members.len() - listed.len());
 }
 
 /// The members of a JSON object, taken one at a time.
 pub struct Fields {
     members: Map<String, Value>,
-    errors: Vec<FieldError>,
+    errors: FieldErrors,
 }
 
 impl Fields {
     /// Reads `value` as an object with `read`, which takes each member it
-    /// knows; members left over are reported as unknown. Returns what `read`
-    /// built, or every error found.
+    /// knows; members left over are reported as unknown, in sorted order.
+    /// Returns what `read` built, or the errors found.
     pub fn read<T>(
         value: Value,
         read: impl FnOnce(&mut Fields) -> Option<T>,
-    ) -> Result<T, Vec<FieldError>> {
+    ) -> Result<T, FieldErrors> {
         let Value::Object(members) = value else {
-            return Err(vec![FieldError {
+            return Err(FieldError {
                 pointer: String::new(),
                 detail: "The request body must be a JSON object.".into(),
                 code: FieldCode::InvalidType,
-            }]);
+            }
+            .into());
         };
         let mut fields = Fields {
             members,
-            errors: Vec::new(),
+            errors: FieldErrors::new(),
         };
         let built = read(&mut fields);
-        let mut unknown: Vec<_> = fields.members.keys().cloned().collect();
-        unknown.sort();
-        for name in unknown {
-            fields.errors.push(field_error(
-                &name,
-                FieldCode::UnknownField,
-                format!("`{name}` is not a field of this request."),
-            ));
-        }
+        unknown_members(&fields.members, &mut fields.errors);
         match built {
             Some(value) if fields.errors.is_empty() => Ok(value),
-            _ if fields.errors.is_empty() => Err(vec![FieldError {
+            _ if fields.errors.is_empty() => Err(FieldError {
                 pointer: String::new(),
                 detail: "The request body failed validation.".into(),
                 code: FieldCode::InvalidValue,
-            }]),
+            }
+            .into()),
             _ => Err(fields.errors),
         }
     }
@@ -113,7 +171,7 @@ impl Fields {
         self.reject(field_error(
             name,
             FieldCode::InvalidType,
-            format!("`{name}` must be {expected}."),
+            format!("`{}` must be {expected}.", quoted(name)),
         ));
     }
 
@@ -128,7 +186,7 @@ impl Fields {
                 self.reject(field_error(
                     name,
                     FieldCode::MissingRequired,
-                    format!("`{name}` is required."),
+                    format!("`{}` is required.", quoted(name)),
                 ));
                 None
             }
@@ -193,7 +251,7 @@ impl Fields {
                     self.reject(field_error(
                         name,
                         FieldCode::InvalidValue,
-                        format!("`{name}` must be {what}."),
+                        format!("`{}` must be {what}.", quoted(name)),
                     ));
                     Err(Rejected)
                 }
@@ -213,7 +271,7 @@ mod tests {
     use super::*;
     use crate::core::text::MessageBody;
 
-    fn reply(value: Value) -> Result<(MessageBody, Option<bool>), Vec<FieldError>> {
+    fn reply(value: Value) -> Result<(MessageBody, Option<bool>), FieldErrors> {
         Fields::read(value, |fields| {
             let message = fields.required_text("message", MessageBody::parse);
             let encrypted = fields.optional_bool("encrypted");
@@ -221,12 +279,11 @@ mod tests {
         })
     }
 
-    fn codes(
-        result: Result<(MessageBody, Option<bool>), Vec<FieldError>>,
-    ) -> Vec<(String, FieldCode)> {
+    fn codes(result: Result<(MessageBody, Option<bool>), FieldErrors>) -> Vec<(String, FieldCode)> {
         result
             .err()
             .unwrap_or_default()
+            .into_vec()
             .into_iter()
             .map(|error| (error.pointer, error.code))
             .collect()
@@ -269,6 +326,45 @@ mod tests {
         assert_eq!(
             codes(reply(json!(["message"]))),
             vec![(String::new(), FieldCode::InvalidType)]
+        );
+    }
+
+    #[test]
+    fn pointers_escape_and_stop_at_their_limit() {
+        assert_eq!(pointer_to("a/b~c"), "/a~1b~0c");
+        let long = pointer_to(&"/".repeat(10_000));
+        // Each `/` is sent as `~1`: 126 of them and the marker make 256.
+        assert_eq!(long, format!("/{}…", "~1".repeat(126)));
+        assert!(long.len() <= crate::api::problem::MAX_POINTER_BYTES);
+    }
+
+    #[test]
+    fn first_sorted_keeps_the_smallest_names_in_order() {
+        let names = ["m", "c", "x", "a", "q", "b"];
+        assert_eq!(first_sorted(names, 3), ["a", "b", "c"]);
+        assert_eq!(first_sorted(names, 10), ["a", "b", "c", "m", "q", "x"]);
+        assert!(first_sorted(names, 0).is_empty());
+    }
+
+    #[test]
+    fn thousands_of_unknown_members_list_a_hundred() {
+        let members: Map<String, Value> = (0..87_000)
+            .map(|n| (format!("u{n:05}"), Value::Null))
+            .collect();
+        let listed = reply(Value::Object(members))
+            .err()
+            .unwrap_or_default()
+            .into_vec();
+        assert_eq!(listed.len(), 100);
+        // `message` is missing, then the unknown names in order.
+        assert_eq!(listed[0].pointer, "/message");
+        assert_eq!(listed[1].pointer, "/u00000");
+        assert_eq!(listed[98].pointer, "/u00097");
+        assert_eq!(listed[99].code, FieldCode::TooManyErrors);
+        assert!(
+            listed[99]
+                .detail
+                .starts_with("86902 more errors were found")
         );
     }
 }

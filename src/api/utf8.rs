@@ -1,8 +1,15 @@
 //! Finding invalid UTF-8 in a JSON request body, and saying where it is:
 //! the byte offset, and the JSON pointer of the member or element whose
 //! text holds it.
+//!
+//! A body may nest a million arrays before its bad byte. The pointer is
+//! built at most [`MAX_POINTER_BYTES`] long, and only the containers it can
+//! show are remembered in full; deeper ones take one byte each.
 
 use std::fmt;
+
+use crate::api::fields::push_segment;
+use crate::api::problem::{BoundedText, MAX_POINTER_BYTES};
 
 /// Where a body stops being UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +19,8 @@ pub struct InvalidUtf8 {
     /// That byte; `None` when the body ends in the middle of a character.
     pub byte: Option<u8>,
     /// JSON pointer (RFC 6901) of the innermost value holding it, as far as
-    /// the body up to it tells (`""`: the whole body).
+    /// the body up to it tells (`""`: the whole body); at most
+    /// [`MAX_POINTER_BYTES`] as sent, cut short with a marker past that.
     pub pointer: String,
     /// Whether it is inside a member name of the object at `pointer` rather
     /// than in a value.
@@ -77,30 +85,42 @@ enum Open {
 /// pointer is then a best guess from its brackets and names.
 fn locate(prefix: &str) -> (String, bool) {
     let bytes = prefix.as_bytes();
+    // Each container adds at least one byte to the pointer, so those past
+    // the first MAX_POINTER_BYTES never show in it: of them, only whether
+    // each is an object (`true`) is kept.
     let mut open: Vec<Open> = Vec::new();
+    let mut deeper: Vec<bool> = Vec::new();
     let mut expecting_name = false;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'{' => {
-                open.push(Open::Object { member: None });
-                expecting_name = true;
-            }
-            b'[' => {
-                open.push(Open::Array { index: 0 });
-                expecting_name = false;
+            b'{' | b'[' => {
+                let object = bytes[i] == b'{';
+                if open.len() < MAX_POINTER_BYTES {
+                    open.push(if object {
+                        Open::Object { member: None }
+                    } else {
+                        Open::Array { index: 0 }
+                    });
+                } else {
+                    deeper.push(object);
+                }
+                expecting_name = object;
             }
             b'}' | b']' => {
-                open.pop();
+                if deeper.pop().is_none() {
+                    open.pop();
+                }
                 expecting_name = false;
             }
-            b',' => match open.last_mut() {
-                Some(Open::Array { index }) => *index += 1,
-                Some(Open::Object { member }) => {
+            b',' => match (deeper.last(), open.last_mut()) {
+                (Some(object), _) => expecting_name = *object,
+                (None, Some(Open::Array { index })) => *index += 1,
+                (None, Some(Open::Object { member })) => {
                     *member = None;
                     expecting_name = true;
                 }
-                None => {}
+                (None, None) => {}
             },
             b':' => expecting_name = false,
             b'"' => {
@@ -108,7 +128,10 @@ fn locate(prefix: &str) -> (String, bool) {
                     // The text ends inside this string.
                     return (pointer(&open), expecting_name);
                 };
-                if expecting_name && let Some(Open::Object { member }) = open.last_mut() {
+                if expecting_name
+                    && deeper.is_empty()
+                    && let Some(Open::Object { member }) = open.last_mut()
+                {
                     *member = serde_json::from_str(&prefix[i..=end]).ok();
                 }
                 i = end;
@@ -133,25 +156,29 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// The pointer to the innermost value that `open` leads into.
+/// The pointer to the innermost value that `open` leads into, at most
+/// [`MAX_POINTER_BYTES`] as sent.
 fn pointer(open: &[Open]) -> String {
-    let mut pointer = String::new();
+    let mut pointer = BoundedText::new(MAX_POINTER_BYTES);
     for container in open {
+        if pointer.is_full() {
+            break;
+        }
         match container {
             Open::Object {
                 member: Some(name), ..
             } => {
-                pointer.push('/');
-                pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                pointer.push_str("/");
+                push_segment(&mut pointer, name);
             }
             Open::Object { member: None } => break,
             Open::Array { index } => {
-                pointer.push('/');
+                pointer.push_str("/");
                 pointer.push_str(&index.to_string());
             }
         }
     }
-    pointer
+    pointer.into_string()
 }
 
 #[cfg(test)]
@@ -237,5 +264,32 @@ mod tests {
         // An encoded surrogate (U+D800) and an overlong "/" (0xC0 0xAF).
         assert_eq!(at(b"{\"message\": \"\xed\xa0\x80\"}").offset, 13);
         assert_eq!(at(b"[\"\xc0\xaf\"]").pointer, "/0");
+    }
+
+    #[test]
+    fn pointers_into_deep_bodies_are_cut_short() {
+        let mut body = vec![b'['; 1024 * 1024];
+        body.push(0xff);
+        let found = at(&body);
+        assert_eq!(found.offset, 1024 * 1024);
+        assert_eq!(found.pointer, format!("{}/…", "/0".repeat(126)));
+        assert_eq!(found.pointer.len(), MAX_POINTER_BYTES);
+
+        // Back out of containers too deep to show, the pointer is exact.
+        let mut body = b"[1, ".to_vec();
+        body.extend(b"{\"k\": [".repeat(1000));
+        body.extend(b"]}".repeat(1000));
+        body.extend(b", \"\xff\"]");
+        assert_eq!(at(&body).pointer, "/2");
+
+        // Deep objects: a name at any depth is told from a value.
+        let mut body = b"{\"k\": ".repeat(1000);
+        body.extend(b"{\"x\": 1, \"\xff\": 2}");
+        let found = at(&body);
+        assert!(found.in_member_name);
+        assert_eq!(found.pointer, format!("{}/…", "/k".repeat(126)));
+        let mut body = b"[".repeat(1000);
+        body.extend(b"{\"x\": 1, \"y\": \"\xff\"}");
+        assert!(!at(&body).in_member_name);
     }
 }

@@ -3,17 +3,26 @@
 //! request ids; and the health probes.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use ticketd::core::access::{Scope, Scopes};
 use ticketd::core::id::{RequestId, TicketId};
 use ticketd::rate_limit::RatePolicy;
 
 use super::BACKEND;
-use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser, provision_key};
+use crate::helpers::{
+    RawConnection, RawResponse, TestApp, TestOptions, TestResponse, TestUser, provision_key,
+};
 
 const TICKETS: &str = "/api/v2/support/tickets";
+
+/// The most bytes a problem document takes whatever the request (README,
+/// "Errors"); written out rather than taken from the library, so that
+/// raising the library's limit fails these tests.
+const PROBLEM_BOUND: usize = 16 * 1024;
 
 /// Opens a ticket as the main customer; returns the path of its messages.
 async fn thread(app: &TestApp) -> String {
@@ -307,6 +316,245 @@ async fn a_body_over_the_limit_is_payload_too_large() {
         assert_plain_problem(&response, 413, "payload_too_large", &path);
     }
     assert_eq!(message_count(&app, &path).await, 2);
+}
+
+/// Asserts that `response` is a problem of at most [`PROBLEM_BOUND`] bytes.
+#[track_caller]
+fn assert_bounded<'a>(response: &'a TestResponse, status: u16, code: &str) -> &'a Value {
+    let problem = response.assert_problem(status, code);
+    assert!(
+        response.text.len() <= PROBLEM_BOUND,
+        "{} bytes: {:.2000}",
+        response.text.len(),
+        response.text
+    );
+    problem
+}
+
+/// The `errors[]` of `count` unknown members or parameters `u00000`,
+/// `u00001`, ... (in the detail `what`), as listed: the first 99, then the
+/// entry saying how many more there are.
+fn unknown_entries(count: usize, what: &str) -> Value {
+    let mut entries: Vec<Value> = (0..99)
+        .map(|n| {
+            json!({
+                "pointer": format!("/u{n:05}"),
+                "detail": format!("`u{n:05}` is not {what}."),
+                "code": "unknown_field",
+            })
+        })
+        .collect();
+    entries.push(json!({
+        "pointer": "",
+        "detail": format!(
+            "{} more errors were found but are not listed \
+             (errors[] holds at most 100 entries and 12288 bytes).",
+            count - 99
+        ),
+        "code": "too_many_errors",
+    }));
+    Value::Array(entries)
+}
+
+#[tokio::test]
+async fn a_bad_byte_a_megabyte_deep_answers_a_short_pointer() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = thread(&app).await;
+
+    // 1 MiB in all, the default max_body_bytes: a million nested arrays,
+    // then a byte that is not UTF-8 (which once answered 6.3 MB, the
+    // pointer `/0/0/...` two megabytes long and sent three times).
+    let mut body = vec![b'['; 1024 * 1024 - 1];
+    body.push(0xff);
+    let response = post_raw(&app, &path, Some("application/json"), body).await;
+    let problem = assert_bounded(&response, 400, "malformed_json");
+
+    // 256 bytes: 126 whole `/0`, then a `/` and the marker.
+    let pointer = format!("{}/…", "/0".repeat(126));
+    assert_eq!(pointer.len(), 256);
+    let detail = format!(
+        "The request body is not valid UTF-8: byte 0xFF at offset 1048575 is not part of \
+         a valid character (in the value at `{pointer}`)."
+    );
+    assert_eq!(problem["detail"], detail.as_str());
+    assert_eq!(
+        problem["errors"],
+        json!([{"pointer": pointer, "detail": detail, "code": "invalid_encoding"}])
+    );
+    assert_eq!(message_count(&app, &path).await, 1);
+}
+
+#[tokio::test]
+async fn eighty_seven_thousand_unknown_members_answer_a_hundred_entries() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = thread(&app).await;
+    let ticket = path.trim_end_matches("/messages").to_owned();
+
+    // 87,000 members nobody takes (once 8.6 MB of errors), within 1 MiB.
+    let mut members = String::new();
+    for n in 0..87_000 {
+        write!(members, ",\"u{n:05}\":0").unwrap();
+    }
+    let reply = format!("{{\"message\":\"hi\"{members}}}");
+    let action = format!("{{{}}}", &members[1..]);
+    assert!(reply.len() <= 1024 * 1024, "{}", reply.len());
+
+    let response = post_raw(&app, &path, Some("application/json"), reply).await;
+    let problem = assert_bounded(&response, 400, "invalid_request");
+    assert_eq!(
+        problem["errors"],
+        unknown_entries(87_000, "a field of this request")
+    );
+    assert_eq!(problem["detail"], "The request body failed validation.");
+
+    // An action's body takes no member at all.
+    let response = post_raw(
+        &app,
+        &format!("{ticket}/actions/close"),
+        Some("application/json"),
+        action,
+    )
+    .await;
+    let problem = assert_bounded(&response, 400, "invalid_request");
+    assert_eq!(
+        problem["errors"],
+        unknown_entries(87_000, "a field of this request")
+    );
+
+    // Query parameters nobody takes, as many as a request head holds.
+    let query: Vec<String> = (0..1500).map(|n| format!("u{n:05}=1")).collect();
+    let response = app
+        .get(&format!("{TICKETS}?{}", query.join("&")), &app.customer)
+        .await;
+    let problem = assert_bounded(&response, 400, "invalid_request");
+    assert_eq!(
+        problem["errors"],
+        unknown_entries(1500, "a parameter of this endpoint")
+    );
+
+    assert_eq!(message_count(&app, &path).await, 1);
+    let ticket = app.get(&ticket, &app.customer).await;
+    assert_eq!(ticket.body["status"], "open", "{}", ticket.text);
+}
+
+#[tokio::test]
+async fn long_member_names_are_cut_short_and_fill_errors_sooner() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = thread(&app).await;
+
+    // 40 names of 20,000 characters, and one of 300 control characters
+    // (each sent as `\u0001`, six bytes), which sorts first.
+    let long = |n: usize| format!("{n:02}{}", "x".repeat(20_000));
+    let mut body = String::from("{\"message\":\"hi\",\"");
+    body.push_str(&"\\u0001".repeat(300));
+    body.push_str("\":0");
+    for n in 0..40 {
+        write!(body, ",\"{}\":0", long(n)).unwrap();
+    }
+    body.push('}');
+    let response = post_raw(&app, &path, Some("application/json"), body).await;
+    let problem = assert_bounded(&response, 400, "invalid_request");
+    let errors = problem["errors"].as_array().unwrap();
+
+    // Pointers take at most 256 bytes as sent, names quoted in a detail 128.
+    let control = "\u{1}";
+    let mut expected = vec![json!({
+        "pointer": format!("/{}…", control.repeat(42)),
+        "detail": format!("`{}…` is not a field of this request.", control.repeat(20)),
+        "code": "unknown_field",
+    })];
+    for n in 0..40 {
+        let name = long(n);
+        expected.push(json!({
+            "pointer": format!("/{}…", &name[..252]),
+            "detail": format!("`{}…` is not a field of this request.", &name[..125]),
+            "code": "unknown_field",
+        }));
+    }
+    // Fewer than 100 such entries fit in errors[]'s 12,288 bytes.
+    let listed = errors.len() - 1;
+    assert!((10..41).contains(&listed), "{listed}: {}", response.text);
+    assert_eq!(errors[..listed], expected[..listed]);
+    assert_eq!(
+        errors[listed],
+        json!({
+            "pointer": "",
+            "detail": format!(
+                "{} more errors were found but are not listed \
+                 (errors[] holds at most 100 entries and 12288 bytes).",
+                41 - listed
+            ),
+            "code": "too_many_errors",
+        })
+    );
+    for entry in &errors[..listed] {
+        let sent = |member: &str| serde_json::to_string(&entry[member]).unwrap().len() - 2;
+        assert!(sent("pointer") <= 256, "{entry}");
+    }
+    assert_eq!(message_count(&app, &path).await, 1);
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_refused_in_ticketds_words() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = thread(&app).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\n",
+        app.customer.token
+    );
+    #[track_caller]
+    fn assert_unreadable(response: Option<RawResponse>) {
+        let response = response.expect("a response");
+        assert_eq!(response.status, 400, "{}", response.head);
+        let problem = response.json();
+        assert_eq!(problem["code"], "malformed_json", "{problem}");
+        // Once "Failed to buffer the request body: error reading a body
+        // from connection", the HTTP library's words.
+        assert_eq!(
+            problem["detail"],
+            "The request body could not be read: the connection ended early or the body's \
+             framing (Content-Length or chunked encoding) is broken.",
+        );
+        assert!(problem.get("errors").is_none(), "{problem}");
+    }
+
+    // A chunk size that is not hexadecimal: the HTTP library fails the
+    // body halfway through.
+    let mut connection = RawConnection::open(&app).await;
+    let request = format!(
+        "{head}Transfer-Encoding: chunked\r\n\r\n4\r\n{{\"me\r\nzz\r\nssage\": \"hi\"}}\r\n0\r\n\r\n"
+    );
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.exchange(request.as_bytes()),
+    )
+    .await
+    .expect("answered at once");
+    assert_unreadable(response);
+
+    // A declared length the client never sends: it stops writing (a half
+    // close) after 12 bytes of 100.
+    let mut connection = RawConnection::open(&app).await;
+    let request = format!("{head}Content-Length: 100\r\n\r\n{{\"message\": ");
+    connection.send(request.as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut connection.stream)
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), connection.response())
+        .await
+        .expect("answered at once");
+    assert_unreadable(response);
+
+    assert_eq!(message_count(&app, &path).await, 1);
 }
 
 #[tokio::test]
