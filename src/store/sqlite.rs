@@ -103,9 +103,39 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
     }
-    let conn = Connection::open(path).map_err(map_error)?;
+    let conn = open_file(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
     configure(&conn, Role::Writer)?;
     Ok(conn)
+}
+
+/// Opens the database file at `path` as a plain file name, never as a
+/// SQLite URI: `sqlite://file:x.db?nolock=1` must not turn SQLite's locking
+/// off while the rest of ticketd takes `file:x.db?nolock=1` for a path.
+///
+/// Leaving out `SQLITE_OPEN_URI` is not enough on its own: the bundled
+/// SQLite is built with `SQLITE_USE_URI`, which reads any name starting
+/// with `file:` as a URI. A relative path is therefore handed over as
+/// `./PATH`, which never starts with `file:` (and an absolute one starts
+/// with `/`). [`crate::store::DatabaseUrl::parse`] refuses such names up
+/// front; this keeps every other way in plain too.
+fn open_file(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    Connection::open_with_flags(
+        plain_file_name(path),
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_error)
+}
+
+/// `path` in a form SQLite cannot take for a URI or a special name.
+fn plain_file_name(path: &Path) -> PathBuf {
+    if path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// What a connection is for.
@@ -154,10 +184,7 @@ fn configure(conn: &Connection, role: Role) -> Result<(), StoreError> {
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
+    let conn = open_file(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     configure(&conn, Role::Reader)?;
     Ok(conn)
 }
@@ -474,6 +501,22 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_is_never_handed_a_name_it_reads_as_a_uri() {
+        assert_eq!(
+            plain_file_name(Path::new("file:x.db?nolock=1")),
+            Path::new("./file:x.db?nolock=1")
+        );
+        assert_eq!(
+            plain_file_name(Path::new("ticketd-data/ticketd.db")),
+            Path::new("./ticketd-data/ticketd.db")
+        );
+        assert_eq!(
+            plain_file_name(Path::new("/var/lib/file:x.db")),
+            Path::new("/var/lib/file:x.db")
+        );
+    }
 
     #[test]
     fn unique_violations_map_to_declared_constraint_names() {
