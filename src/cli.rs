@@ -24,6 +24,7 @@ use crate::core::workspace::{
     ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
+use crate::private_file;
 use crate::rate_limit::{self, RateLimitStore};
 use crate::store::{self, DatabaseUrl, Store, StoreError};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
@@ -578,33 +579,37 @@ async fn export(config: &Config, args: &ExportArgs) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
         return Ok(());
     }
-    // Written beside the output and renamed when complete, so a failed
-    // export never leaves something that looks like a dump.
-    let mut partial = output.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let written = write_dump(store.as_ref(), &partial).await;
+    // Written to an owner-only file beside the output, under a name nobody
+    // can guess (so no link placed there is followed), and renamed over it
+    // when complete: a failed export never leaves something that looks
+    // like a dump.
+    let (temporary, file) = private_file::create_temporary(output)
+        .map_err(|error| format!("cannot create a file beside {}: {error}", output.display()))?;
+    let written = write_dump(store.as_ref(), file, output).await;
     let renamed = written.and_then(|counts| {
-        std::fs::rename(&partial, output)
+        std::fs::rename(&temporary, output)
             .map(|()| counts)
             .map_err(|error| format!("cannot write {}: {error}", output.display()))
     });
     match renamed {
-        Ok(counts) => print_json(&serde_json::json!({ "exported": counts_json(counts) })),
+        Ok(counts) => {
+            private_file::sync_parent(output);
+            print_json(&serde_json::json!({ "exported": counts_json(counts) }))
+        }
         Err(error) => {
-            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&temporary);
             Err(error)
         }
     }
 }
 
-/// Writes a whole dump of `store` to the file at `path`, synced to disk.
+/// Writes a whole dump of `store` to `file` (to become `output`), synced
+/// to disk.
 async fn write_dump(
     store: &dyn Store,
-    path: &Path,
+    file: File,
+    output: &Path,
 ) -> Result<crate::core::dump::RecordCounts, String> {
-    let file =
-        File::create(path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let counts = transfer::export(store, &mut writer, EXPORT_PAGE_SIZE)
         .await
@@ -613,7 +618,7 @@ async fn write_dump(
         .into_inner()
         .map_err(|error| error.into_error())
         .and_then(|file| file.sync_all())
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
     Ok(counts)
 }
 

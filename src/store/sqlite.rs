@@ -35,6 +35,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::private_file;
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
@@ -97,11 +98,34 @@ impl SqliteStore {
 }
 
 /// Opens the database file as the writer, creating it and its directory.
+///
+/// Both are created owner-only (directory 700, file 600). SQLite gives the
+/// `-wal` and `-shm` files it creates the database file's permissions
+/// (whatever the umask), so creating the file before SQLite does is what
+/// keeps them owner-only too. Files that exist keep their permissions.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|error| {
+        private_file::create_dir_all(dir).map_err(|error| {
             StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
+    }
+    match private_file::create_new(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot create {}: {error}",
+                path.display()
+            )));
+        }
+    }
+    if private_file::is_loose(path) {
+        tracing::warn!(
+            database = %path.display(),
+            "others may read the database file (and its -wal and -shm files): \
+             make it owner-only (chmod 600)"
+        );
     }
     let conn = open_file(
         path,
@@ -501,6 +525,54 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The directory ticketd creates is owner-only, and so is every file
+    /// in it: the database, and the -wal and -shm files SQLite creates.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_directory_and_database_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let scratch = tempfile::tempdir().expect("a temporary directory");
+        let dir = scratch.path().join("data").join("sub");
+        let path = dir.join("ticketd.db");
+        let store = SqliteStore::open(path.clone()).await.expect("opened");
+        let new = NewWorkspace {
+            id: crate::core::id::WorkspaceId::generate(),
+            name: "Acme".into(),
+            code: crate::core::workspace::WorkspaceCode::parse("ACME").expect("a code"),
+            created_at: Timestamp::now(),
+        };
+        store.create_workspace(new).await.expect("written");
+        store.check_ready().await.expect("read");
+        let mode = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&scratch.path().join("data")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        let mut files: Vec<(String, u32)> = std::fs::read_dir(&dir)
+            .expect("listable")
+            .map(|entry| {
+                let entry = entry.expect("an entry");
+                let name = entry.file_name().into_string().expect("a name");
+                (name, mode(&entry.path()))
+            })
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("ticketd.db".to_owned(), 0o600),
+                ("ticketd.db-shm".to_owned(), 0o600),
+                ("ticketd.db-wal".to_owned(), 0o600),
+            ]
+        );
+        drop(store);
+    }
 
     #[test]
     fn sqlite_is_never_handed_a_name_it_reads_as_a_uri() {

@@ -145,3 +145,51 @@ fn a_sqlite_url_names_a_file_never_a_sqlite_uri() {
     names.sort();
     assert_eq!(names, ["file:x.db?nolock=1"]);
 }
+
+/// The data directory ticketd creates is owner-only, and so is every file
+/// it creates there: the database (whose -wal and -shm SQLite creates with
+/// the database's permissions) and the key file.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let source = Scratch::new(Backend::Sqlite).expect("SQLite is always available");
+    source.create_workspace("Acme Hosting");
+    let dump = source.dir.path().join("dump.jsonl");
+    source.json(&["export", "--output", dump.to_str().unwrap()]);
+
+    // Into the default database, which the import creates with its key file.
+    let scratch = Scratch::new(Backend::Sqlite).expect("SQLite is always available");
+    let args = ["import", "--input", dump.to_str().unwrap()];
+    let output = scratch.command().args(args).output().unwrap();
+    one_json_line(&output, &args);
+    let mode = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let data = scratch.dir.path().join("ticketd-data");
+    assert_eq!(mode(&data), 0o700);
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (
+                entry.file_name().into_string().unwrap(),
+                mode(&entry.path()),
+            )
+        })
+        .filter(|(name, _)| !name.ends_with("-wal") && !name.ends_with("-shm"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("encryption.key".to_owned(), 0o600),
+            ("ticketd.db".to_owned(), 0o600)
+        ]
+    );
+}

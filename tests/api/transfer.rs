@@ -617,6 +617,72 @@ fn export_refuses_a_database_ticketd_never_created() {
     assert_eq!(std::fs::read_dir(scratch.dir.path()).unwrap().count(), 0);
 }
 
+/// Export writes to an owner-only file of its own and renames it over the
+/// output: links placed at the output or at the name exports once wrote
+/// through (`F.partial`) are not followed, and what they point to is left
+/// alone.
+#[cfg(unix)]
+#[test]
+fn export_never_writes_through_a_link() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    scratch.create_workspace("Acme Hosting");
+    let dir = scratch.dir.path();
+    let unrelated = dir.join("unrelated.txt");
+    let other = dir.join("other.txt");
+    std::fs::write(&unrelated, "not a dump").unwrap();
+    std::fs::write(&other, "not a dump either").unwrap();
+    let output = dir.join("dump.jsonl");
+    let partial = dir.join("dump.jsonl.partial");
+    symlink(&unrelated, &partial).unwrap();
+    symlink(&other, &output).unwrap();
+
+    let exported = scratch.json(&["export", "--output", output.to_str().unwrap()]);
+    assert_eq!(exported["exported"]["workspaces"], 1, "{exported}");
+    assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "not a dump");
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "not a dump either"
+    );
+    assert_eq!(std::fs::read_link(&partial).unwrap(), unrelated);
+    let meta = std::fs::symlink_metadata(&output).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the dump");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        export_stdout(&scratch)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "dump.jsonl",
+            "dump.jsonl.partial",
+            "other.txt",
+            "unrelated.txt"
+        ],
+        "no temporary file is left behind"
+    );
+
+    // An export that cannot create its file leaves nothing either.
+    let missing = dir.join("no-such-dir").join("dump.jsonl");
+    let stderr = scratch.fails(&["export", "--output", missing.to_str().unwrap()]);
+    assert!(
+        stderr.starts_with(&format!(
+            "ticketd: cannot create a file beside {}: ",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn import_refuses_a_missing_dump_file() {
     let Some(target) = Scratch::new(BACKEND) else {
