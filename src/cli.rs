@@ -18,10 +18,11 @@ use crate::config::{Config, LogFormat, Settings};
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::RecordCounts;
 use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::text;
 use crate::core::time::Timestamp;
 use crate::core::token::ApiToken;
 use crate::core::workspace::{
-    ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
+    ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode, is_email,
 };
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::private_file;
@@ -372,7 +373,7 @@ impl From<Workspace> for WorkspaceOutput {
 async fn workspace(database: &DatabaseUrl, command: WorkspaceCommand) -> Result<(), String> {
     let WorkspaceCommand::Create { name, code } = command;
     let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if text::check_name(&name).is_err() {
         return Err("--name must be 1 to 200 characters".into());
     }
     let code = match code {
@@ -437,13 +438,10 @@ async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), String
     let workspace_id = WorkspaceId::parse(&workspace).ok_or("--workspace must be a ws_ id")?;
     let role = Role::parse(&role).ok_or("--role must be customer, staff or automation")?;
     let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if text::check_name(&name).is_err() {
         return Err("--name must be 1 to 200 characters".into());
     }
-    if email
-        .as_deref()
-        .is_some_and(|email| !email.contains('@') || email.len() > 320)
-    {
+    if email.as_deref().is_some_and(|email| !is_email(email)) {
         return Err("--email must be an email address".into());
     }
     let store = store::open(database).await.map_err(describe)?;
@@ -642,6 +640,9 @@ async fn import(config: &Config, input: &Path) -> Result<(), String> {
         MissingKeyFile::CreateForNewDatabase,
     )
     .await?;
+    // Sealed bodies are opened with the target's keys and checked as
+    // plaintext before anything is written.
+    let keyring = encryption.keyring();
     let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let store: &dyn Store = store.as_ref();
     if !store.is_empty().await.map_err(describe)? {
@@ -653,13 +654,13 @@ async fn import(config: &Config, input: &Path) -> Result<(), String> {
     let counts = match file {
         None => {
             let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            transfer::import(store, stdin, Batching::default()).await
+            transfer::import(store, stdin, Batching::default(), &keyring).await
         }
         Some(file) => {
-            // A file is read twice: checked whole first, so that a truncated
-            // or malformed dump is refused before anything is written.
-            transfer::check(file).map_err(|error| error.to_string())?;
-            transfer::import(store, open()?, Batching::default()).await
+            // A file is read twice: checked whole first, so that a truncated,
+            // malformed or edited dump is refused before anything is written.
+            transfer::check(file, &keyring).map_err(|error| error.to_string())?;
+            transfer::import(store, open()?, Batching::default(), &keyring).await
         }
     }
     .map_err(|error| error.to_string())?;

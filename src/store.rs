@@ -205,8 +205,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `records` (in dump order, so parents come first) exactly as
     /// given, in one transaction: ids, numbers, times and key digests are
-    /// kept, nothing is derived or checked beyond the schema's constraints.
-    /// Afterwards new workspaces, tickets and messages are numbered after
+    /// kept, nothing is derived or checked beyond the schema's constraints
+    /// (records come from [`crate::transfer::import`], which checks them
+    /// first with [`crate::core::dump::DumpCheck`]). Afterwards new workspaces, tickets and messages are numbered after
     /// the imported ones (both backends number from the stored maximum or
     /// counter, so nothing needs advancing).
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
