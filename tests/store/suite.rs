@@ -1116,9 +1116,9 @@ pub async fn a_refused_import_batch_keeps_nothing(store: &Arc<dyn Store>) {
 /// A ticket of one workspace naming a customer of another, with a message
 /// from them: what an edited dump held before import checked references
 /// (the store's import checks only the schema). Every lookup and list also
-/// filters by the actor's workspace, so neither workspace reads it through
-/// the API: not the foreign customer (whose list filtered on `customer_id`
-/// alone), and not the ticket's own staff (it would show the other
+/// filters by the actor's workspace: the foreign customer (whose list
+/// filtered on `customer_id` alone) reaches it in no way, and the ticket's
+/// own workspace neither lists nor finds it (it would show the other
 /// workspace's customer).
 pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Store>) {
     let at = Timestamp::from_millis(1_700_000_000_000);
