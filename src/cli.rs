@@ -18,12 +18,14 @@ use crate::config::{Config, LogFormat, Settings};
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::RecordCounts;
 use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::text;
 use crate::core::time::Timestamp;
 use crate::core::token::ApiToken;
 use crate::core::workspace::{
-    ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
+    ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode, is_email,
 };
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
+use crate::private_file;
 use crate::rate_limit::{self, RateLimitStore};
 use crate::store::{self, DatabaseUrl, Store, StoreError};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
@@ -377,7 +379,7 @@ impl From<Workspace> for WorkspaceOutput {
 async fn workspace(database: &DatabaseUrl, command: WorkspaceCommand) -> Result<(), String> {
     let WorkspaceCommand::Create { name, code } = command;
     let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if text::check_name(&name).is_err() {
         return Err("--name must be 1 to 200 characters".into());
     }
     let code = match code {
@@ -442,13 +444,10 @@ async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), String
     let workspace_id = WorkspaceId::parse(&workspace).ok_or("--workspace must be a ws_ id")?;
     let role = Role::parse(&role).ok_or("--role must be customer, staff or automation")?;
     let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if text::check_name(&name).is_err() {
         return Err("--name must be 1 to 200 characters".into());
     }
-    if email
-        .as_deref()
-        .is_some_and(|email| !email.contains('@') || email.len() > 320)
-    {
+    if email.as_deref().is_some_and(|email| !is_email(email)) {
         return Err("--email must be an email address".into());
     }
     let store = store::open(database).await.map_err(describe)?;
@@ -584,33 +583,37 @@ async fn export(config: &Config, args: &ExportArgs) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
         return Ok(());
     }
-    // Written beside the output and renamed when complete, so a failed
-    // export never leaves something that looks like a dump.
-    let mut partial = output.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let written = write_dump(store.as_ref(), &partial).await;
+    // Written to an owner-only file beside the output, under a name nobody
+    // can guess (so no link placed there is followed), and renamed over it
+    // when complete: a failed export never leaves something that looks
+    // like a dump.
+    let (temporary, file) = private_file::create_temporary(output)
+        .map_err(|error| format!("cannot create a file beside {}: {error}", output.display()))?;
+    let written = write_dump(store.as_ref(), file, output).await;
     let renamed = written.and_then(|counts| {
-        std::fs::rename(&partial, output)
+        std::fs::rename(&temporary, output)
             .map(|()| counts)
             .map_err(|error| format!("cannot write {}: {error}", output.display()))
     });
     match renamed {
-        Ok(counts) => print_json(&serde_json::json!({ "exported": counts_json(counts) })),
+        Ok(counts) => {
+            private_file::sync_parent(output);
+            print_json(&serde_json::json!({ "exported": counts_json(counts) }))
+        }
         Err(error) => {
-            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&temporary);
             Err(error)
         }
     }
 }
 
-/// Writes a whole dump of `store` to the file at `path`, synced to disk.
+/// Writes a whole dump of `store` to `file` (to become `output`), synced
+/// to disk.
 async fn write_dump(
     store: &dyn Store,
-    path: &Path,
+    file: File,
+    output: &Path,
 ) -> Result<crate::core::dump::RecordCounts, String> {
-    let file =
-        File::create(path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let counts = transfer::export(store, &mut writer, EXPORT_PAGE_SIZE)
         .await
@@ -619,7 +622,7 @@ async fn write_dump(
         .into_inner()
         .map_err(|error| error.into_error())
         .and_then(|file| file.sync_all())
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
     Ok(counts)
 }
 
@@ -643,6 +646,9 @@ async fn import(config: &Config, input: &Path) -> Result<(), String> {
         MissingKeyFile::CreateForNewDatabase,
     )
     .await?;
+    // Sealed bodies are opened with the target's keys and checked as
+    // plaintext before anything is written.
+    let keyring = encryption.keyring();
     let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let store: &dyn Store = store.as_ref();
     if !store.is_empty().await.map_err(describe)? {
@@ -654,13 +660,13 @@ async fn import(config: &Config, input: &Path) -> Result<(), String> {
     let counts = match file {
         None => {
             let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            transfer::import(store, stdin, Batching::default()).await
+            transfer::import(store, stdin, Batching::default(), &keyring).await
         }
         Some(file) => {
-            // A file is read twice: checked whole first, so that a truncated
-            // or malformed dump is refused before anything is written.
-            transfer::check(file).map_err(|error| error.to_string())?;
-            transfer::import(store, open()?, Batching::default()).await
+            // A file is read twice: checked whole first, so that a truncated,
+            // malformed or edited dump is refused before anything is written.
+            transfer::check(file, &keyring).map_err(|error| error.to_string())?;
+            transfer::import(store, open()?, Batching::default(), &keyring).await
         }
     }
     .map_err(|error| error.to_string())?;

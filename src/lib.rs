@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod encryption;
+pub mod private_file;
 pub mod rate_limit;
 pub mod server;
 pub mod store;

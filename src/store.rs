@@ -205,8 +205,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts `records` (in dump order, so parents come first) exactly as
     /// given, in one transaction: ids, numbers, times and key digests are
-    /// kept, nothing is derived or checked beyond the schema's constraints.
-    /// Afterwards new workspaces, tickets and messages are numbered after
+    /// kept, nothing is derived or checked beyond the schema's constraints
+    /// (records come from [`crate::transfer::import`], which checks them
+    /// first with [`crate::core::dump::DumpCheck`]). Afterwards new workspaces, tickets and messages are numbered after
     /// the imported ones (both backends number from the stored maximum or
     /// counter, so nothing needs advancing).
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
@@ -310,7 +311,8 @@ pub trait Store: Send + Sync + 'static {
 /// Where the data lives, parsed from `--database`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
-    /// `sqlite://PATH` (relative) or `sqlite:///abs/PATH`.
+    /// `sqlite://PATH` (relative) or `sqlite:///abs/PATH`: a file path,
+    /// taken literally, never a SQLite URI.
     Sqlite(PathBuf),
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS]` (or
     /// `postgresql://`), as libpq takes it.
@@ -335,6 +337,23 @@ impl DatabaseUrl {
             if path.is_empty() {
                 return Err(
                     "a sqlite:// URL needs a file path, e.g. sqlite://ticketd-data/ticketd.db"
+                        .into(),
+                );
+            }
+            // What follows `sqlite://` is a file path, taken literally (no
+            // query parameters). SQLite would read these two differently
+            // from the path the rest of ticketd (its -wal file, the key
+            // file beside it) takes them for.
+            if path.starts_with("file:") {
+                return Err(format!(
+                    "sqlite://{path} is a SQLite URI; ticketd takes a file path only \
+                     (sqlite://PATH) and sets SQLite's options itself. A file whose name \
+                     starts with `file:` is sqlite://./{path}"
+                ));
+            }
+            if path == ":memory:" {
+                return Err(
+                    "sqlite://:memory: names no file; ticketd keeps its data in a database file"
                         .into(),
                 );
             }
@@ -448,6 +467,15 @@ mod tests {
             Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/ticketd/t.db")))
         );
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+        // A path with `?` is still a path: SQLite never sees a URI.
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/t.db?mode=ro"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("data/t.db?mode=ro")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./file:x.db?nolock=1"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("./file:x.db?nolock=1")))
+        );
         assert_eq!(
             DatabaseUrl::parse("postgres://ticketd@db.internal:5432/ticketd"),
             Ok(DatabaseUrl::Postgres(
@@ -457,6 +485,26 @@ mod tests {
         assert!(DatabaseUrl::parse("postgresql://ticketd@db/ticketd").is_ok());
         assert!(DatabaseUrl::parse("postgres://db:notaport/ticketd").is_err());
         assert!(DatabaseUrl::parse("mysql://root@localhost/t").is_err());
+    }
+
+    #[test]
+    fn sqlite_uris_and_special_names_are_refused() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://file:x.db?nolock=1"),
+            Err(
+                "sqlite://file:x.db?nolock=1 is a SQLite URI; ticketd takes a file path only \
+                 (sqlite://PATH) and sets SQLite's options itself. A file whose name starts \
+                 with `file:` is sqlite://./file:x.db?nolock=1"
+                    .into()
+            )
+        );
+        assert!(DatabaseUrl::parse("sqlite:file:/tmp/x.db").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://:memory:"),
+            Err(
+                "sqlite://:memory: names no file; ticketd keeps its data in a database file".into()
+            )
+        );
     }
 
     #[test]

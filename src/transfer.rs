@@ -1,13 +1,15 @@
 //! Streaming a whole database to and from a dump (the format is
 //! [`crate::core::dump`]), for `ticketd export` and `ticketd import`.
 //!
-//! Memory stays bounded however large the database: [`export`] holds one
-//! page of [`EXPORT_PAGE_SIZE`] records at a time, read with keyset paging
-//! ([`Store::export_page`]) and written line by line through the caller's
-//! buffered writer; [`import`] reads one line at a time (at most
-//! [`MAX_LINE_BYTES`]) and writes batches of at most [`Batching::records`]
-//! records or [`Batching::bytes`] of dump text, each in one transaction
-//! ([`Store::import_records`]).
+//! [`export`] holds one page of [`EXPORT_PAGE_SIZE`] records at a time,
+//! read with keyset paging ([`Store::export_page`]) and written line by
+//! line through the caller's buffered writer, so its memory stays bounded
+//! however large the database. [`check`] and [`import`] read one line at a
+//! time (at most [`MAX_LINE_BYTES`]) and check each record as it comes
+//! ([`crate::core::dump::DumpCheck`]: references, text, numbers), keeping a
+//! few dozen bytes per user and ticket for that; [`import`] writes batches
+//! of at most [`Batching::records`] records or [`Batching::bytes`] of dump
+//! text, each in one transaction ([`Store::import_records`]).
 
 mod import;
 

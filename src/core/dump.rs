@@ -26,8 +26,12 @@
 //! - The last line is the trailer, with the number of records of each kind:
 //!   a dump without it, or whose counts differ, is truncated or edited.
 //!
+//! Beyond their form, records must hold together ([`check`]): references
+//! inside one workspace, text by the API's rules, consistent numbers.
+//!
 //! Nothing here performs I/O: [`crate::transfer`] streams dumps.
 
+pub mod check;
 pub mod record;
 mod text_form;
 
@@ -35,6 +39,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use check::{DumpCheck, Refusal};
 pub use record::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
     WorkspaceRecord,
@@ -134,6 +139,16 @@ pub enum DumpError {
     /// A record has no form in the dump (a time outside years 0-9999).
     #[error("{0}")]
     Unwritable(String),
+    /// A well-formed record that may not be imported: a reference to a
+    /// record the dump lacks or that belongs to another workspace, text the
+    /// API would refuse, or numbers that do not add up ([`check`]).
+    #[error("{record}: {reason}")]
+    Invalid {
+        /// The record, by kind and id.
+        record: String,
+        /// The member at fault, and what is wrong with it.
+        reason: String,
+    },
 }
 
 fn out_of_order(record: ExportCursor, previous: ExportCursor) -> String {

@@ -108,7 +108,7 @@ impl TextLimits {
     /// # Errors
     /// Blank, too long, or holding a NUL character.
     pub fn subject(self, text: String) -> Result<Subject, TextError> {
-        check(&text, self.subject_chars)?;
+        self.check_subject(&text)?;
         Ok(Subject(text))
     }
 
@@ -117,9 +117,40 @@ impl TextLimits {
     /// # Errors
     /// Blank, too long, or holding a NUL character.
     pub fn message(self, text: String) -> Result<MessageBody, TextError> {
-        check(&text, self.message_chars)?;
+        self.check_message(&text)?;
         Ok(MessageBody(text))
     }
+
+    /// Checks a subject against these limits, for text that is stored
+    /// already (a dump's) rather than taken in.
+    ///
+    /// # Errors
+    /// As [`TextLimits::subject`].
+    pub fn check_subject(self, text: &str) -> Result<(), TextError> {
+        check(text, self.subject_chars)
+    }
+
+    /// Checks a message body against these limits, as
+    /// [`TextLimits::check_subject`] does a subject.
+    ///
+    /// # Errors
+    /// As [`TextLimits::message`].
+    pub fn check_message(self, text: &str) -> Result<(), TextError> {
+        check(text, self.message_chars)
+    }
+}
+
+/// The longest display name (of a workspace, a user or a plan), in
+/// characters.
+pub const NAME_MAX_CHARS: usize = 200;
+
+/// Checks a display name by a subject's rules: at least one
+/// non-whitespace character, at most [`NAME_MAX_CHARS`], no NUL.
+///
+/// # Errors
+/// Blank, too long, or holding a NUL character.
+pub fn check_name(text: &str) -> Result<(), TextError> {
+    check(text, NAME_MAX_CHARS)
 }
 
 impl Default for TextLimits {

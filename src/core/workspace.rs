@@ -44,6 +44,15 @@ impl WorkspaceCode {
     }
 }
 
+/// The longest contact address, in bytes.
+pub const EMAIL_MAX_BYTES: usize = 320;
+
+/// Whether `text` passes for a contact address: it holds an `@`, is at
+/// most [`EMAIL_MAX_BYTES`] long and holds no NUL.
+pub fn is_email(text: &str) -> bool {
+    text.contains('@') && text.len() <= EMAIL_MAX_BYTES && !text.contains('\0')
+}
+
 /// A workspace as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {

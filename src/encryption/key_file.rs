@@ -8,12 +8,11 @@
 //!
 //! One line per key, oldest first; the last seals new messages. Files are
 //! written whole beside their final name and moved into place, so a reader
-//! never sees half a file, and a crash leaves the old file or the new one.
+//! never sees half a file, and a crash leaves the old file or the new one
+//! ([`crate::private_file`]: owner-only, in an owner-only directory if
+//! ticketd creates it).
 
-use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
-#[cfg(unix)]
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -21,6 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::core::crypto::{DataKey, DataKeyId, KEY_BYTES, Keyring};
+use crate::private_file;
 
 const HEADER: &str = "\
 # ticketd encryption keys: the only way to read messages marked `encrypted`.
@@ -62,18 +62,8 @@ pub fn read(path: &Path) -> Result<Option<KeyFile>, String> {
     })?;
     Ok(Some(KeyFile {
         keyring,
-        loose_permissions: loose_permissions(path),
+        loose_permissions: private_file::is_loose(path),
     }))
-}
-
-#[cfg(unix)]
-fn loose_permissions(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0)
-}
-
-#[cfg(not(unix))]
-fn loose_permissions(_: &Path) -> bool {
-    false
 }
 
 /// Parses a key file's text.
@@ -125,37 +115,25 @@ fn render(keyring: &Keyring) -> Zeroizing<String> {
     text
 }
 
-/// A sibling of `path` to write before moving it into place.
-fn temporary(path: &Path) -> Result<PathBuf, String> {
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(|error| error.to_string())?;
-    let suffix: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".tmp-{suffix}"));
-    Ok(PathBuf::from(name))
-}
-
-/// Writes `keyring` to a new owner-only file at `temp`, synced.
-fn write_temporary(temp: &Path, keyring: &Keyring) -> std::io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(temp)?;
-    file.write_all(render(keyring).as_bytes())?;
-    file.sync_all()
-}
-
-fn sync_directory(path: &Path) {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        // Best effort: the rename is durable once the directory is synced.
-        let _ = File::open(dir).and_then(|dir| dir.sync_all());
+/// Writes `keyring` to a new owner-only file beside `path`, synced;
+/// returns its name.
+fn write_temporary(path: &Path, keyring: &Keyring) -> std::io::Result<PathBuf> {
+    let (temp, mut file) = private_file::create_temporary(path)?;
+    let written = file
+        .write_all(render(keyring).as_bytes())
+        .and_then(|()| file.sync_all());
+    match written {
+        Ok(()) => Ok(temp),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(error)
+        }
     }
 }
 
 fn create_directory(path: &Path) -> Result<(), String> {
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir)
+        Some(dir) => private_file::create_dir_all(dir)
             .map_err(|error| format!("cannot create {}: {error}", dir.display())),
         None => Ok(()),
     }
@@ -169,23 +147,19 @@ fn create_directory(path: &Path) -> Result<(), String> {
 /// A message if the file cannot be written.
 pub fn create(path: &Path, keyring: &Keyring) -> Result<bool, String> {
     create_directory(path)?;
-    let temp = temporary(path)?;
     let failed = |error: std::io::Error| {
         format!(
             "cannot write the encryption key file {}: {error}",
             path.display()
         )
     };
-    write_temporary(&temp, keyring).map_err(|error| {
-        let _ = std::fs::remove_file(&temp);
-        failed(error)
-    })?;
+    let temp = write_temporary(path, keyring).map_err(failed)?;
     // A hard link never replaces an existing file.
     let linked = std::fs::hard_link(&temp, path);
     let _ = std::fs::remove_file(&temp);
     match linked {
         Ok(()) => {
-            sync_directory(path);
+            private_file::sync_parent(path);
             Ok(true)
         }
         Err(error) if error.kind() == ErrorKind::AlreadyExists => Ok(false),
@@ -199,21 +173,26 @@ pub fn create(path: &Path, keyring: &Keyring) -> Result<bool, String> {
 /// A message if the file cannot be written.
 pub fn replace(path: &Path, keyring: &Keyring) -> Result<(), String> {
     create_directory(path)?;
-    let temp = temporary(path)?;
-    let written = write_temporary(&temp, keyring).and_then(|()| std::fs::rename(&temp, path));
+    let written = write_temporary(path, keyring).and_then(|temp| {
+        std::fs::rename(&temp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temp);
+        })
+    });
     if let Err(error) = written {
-        let _ = std::fs::remove_file(&temp);
         return Err(format!(
             "cannot write the encryption key file {}: {error}",
             path.display()
         ));
     }
-    sync_directory(path);
+    private_file::sync_parent(path);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -240,6 +219,16 @@ mod tests {
                 .mode()
                 & 0o777,
             0o600
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::metadata(path.parent().expect("a parent"))
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700,
+            "the directory ticketd created"
         );
         let both = Keyring::new(vec![first.current().clone(), second.current().clone()])
             .expect("a keyring");

@@ -35,6 +35,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::private_file;
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
@@ -97,15 +98,68 @@ impl SqliteStore {
 }
 
 /// Opens the database file as the writer, creating it and its directory.
+///
+/// Both are created owner-only (directory 700, file 600). SQLite gives the
+/// `-wal` and `-shm` files it creates the database file's permissions
+/// (whatever the umask), so creating the file before SQLite does is what
+/// keeps them owner-only too. Files that exist keep their permissions.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|error| {
+        private_file::create_dir_all(dir).map_err(|error| {
             StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
         })?;
     }
-    let conn = Connection::open(path).map_err(map_error)?;
+    match private_file::create_new(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot create {}: {error}",
+                path.display()
+            )));
+        }
+    }
+    if private_file::is_loose(path) {
+        tracing::warn!(
+            database = %path.display(),
+            "others may read the database file (and its -wal and -shm files): \
+             make it owner-only (chmod 600)"
+        );
+    }
+    let conn = open_file(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
     configure(&conn, Role::Writer)?;
     Ok(conn)
+}
+
+/// Opens the database file at `path` as a plain file name, never as a
+/// SQLite URI: `sqlite://file:x.db?nolock=1` must not turn SQLite's locking
+/// off while the rest of ticketd takes `file:x.db?nolock=1` for a path.
+///
+/// Leaving out `SQLITE_OPEN_URI` is not enough on its own: the bundled
+/// SQLite is built with `SQLITE_USE_URI`, which reads any name starting
+/// with `file:` as a URI. A relative path is therefore handed over as
+/// `./PATH`, which never starts with `file:` (and an absolute one starts
+/// with `/`). [`crate::store::DatabaseUrl::parse`] refuses such names up
+/// front; this keeps every other way in plain too.
+fn open_file(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    Connection::open_with_flags(
+        plain_file_name(path),
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_error)
+}
+
+/// `path` in a form SQLite cannot take for a URI or a special name.
+fn plain_file_name(path: &Path) -> PathBuf {
+    if path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// What a connection is for.
@@ -154,10 +208,7 @@ fn configure(conn: &Connection, role: Role) -> Result<(), StoreError> {
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(map_error)?;
+    let conn = open_file(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     configure(&conn, Role::Reader)?;
     Ok(conn)
 }
@@ -474,6 +525,70 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The directory ticketd creates is owner-only, and so is every file
+    /// in it: the database, and the -wal and -shm files SQLite creates.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_directory_and_database_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let scratch = tempfile::tempdir().expect("a temporary directory");
+        let dir = scratch.path().join("data").join("sub");
+        let path = dir.join("ticketd.db");
+        let store = SqliteStore::open(path.clone()).await.expect("opened");
+        let new = NewWorkspace {
+            id: crate::core::id::WorkspaceId::generate(),
+            name: "Acme".into(),
+            code: crate::core::workspace::WorkspaceCode::parse("ACME").expect("a code"),
+            created_at: Timestamp::now(),
+        };
+        store.create_workspace(new).await.expect("written");
+        store.check_ready().await.expect("read");
+        let mode = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&scratch.path().join("data")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        let mut files: Vec<(String, u32)> = std::fs::read_dir(&dir)
+            .expect("listable")
+            .map(|entry| {
+                let entry = entry.expect("an entry");
+                let name = entry.file_name().into_string().expect("a name");
+                (name, mode(&entry.path()))
+            })
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("ticketd.db".to_owned(), 0o600),
+                ("ticketd.db-shm".to_owned(), 0o600),
+                ("ticketd.db-wal".to_owned(), 0o600),
+            ]
+        );
+        drop(store);
+    }
+
+    #[test]
+    fn sqlite_is_never_handed_a_name_it_reads_as_a_uri() {
+        assert_eq!(
+            plain_file_name(Path::new("file:x.db?nolock=1")),
+            Path::new("./file:x.db?nolock=1")
+        );
+        assert_eq!(
+            plain_file_name(Path::new("ticketd-data/ticketd.db")),
+            Path::new("./ticketd-data/ticketd.db")
+        );
+        assert_eq!(
+            plain_file_name(Path::new("/var/lib/file:x.db")),
+            Path::new("/var/lib/file:x.db")
+        );
+    }
 
     #[test]
     fn unique_violations_map_to_declared_constraint_names() {

@@ -2,7 +2,8 @@
 
 use std::io::{BufRead, ErrorKind, Read};
 
-use crate::core::dump::{self, DumpError, DumpOrder, Entry, Record, RecordCounts};
+use crate::core::crypto::Keyring;
+use crate::core::dump::{self, DumpCheck, DumpError, DumpOrder, Entry, Record, RecordCounts};
 use crate::store::Store;
 use crate::transfer::{MAX_LINE_BYTES, TransferError};
 
@@ -25,24 +26,28 @@ impl Default for Batching {
     }
 }
 
-/// A dump being read: one line in memory at a time, checked as it comes.
-struct DumpReader<R> {
+/// A dump being read: one line in memory at a time, checked as it comes
+/// (its form, its order, and what its records must hold: [`DumpCheck`]).
+struct DumpReader<'k, R> {
     input: R,
     /// The number of the line in `text`.
     line: u64,
     text: String,
     order: DumpOrder,
+    check: DumpCheck<'k>,
     ended: bool,
 }
 
-impl<R: BufRead> DumpReader<R> {
-    /// Starts reading a dump; checks its header.
-    fn open(input: R) -> Result<Self, TransferError> {
+impl<'k, R: BufRead> DumpReader<'k, R> {
+    /// Starts reading a dump whose sealed bodies `keyring` opens; checks
+    /// its header.
+    fn open(input: R, keyring: &'k Keyring) -> Result<Self, TransferError> {
         let mut reader = Self {
             input,
             line: 0,
             text: String::new(),
             order: DumpOrder::default(),
+            check: DumpCheck::new(keyring),
             ended: false,
         };
         if !reader.read_line()? {
@@ -96,12 +101,18 @@ impl<R: BufRead> DumpReader<R> {
                 self.order
                     .accept(&record)
                     .map_err(|error| self.error(error))?;
+                self.check
+                    .accept(&record, self.line)
+                    .map_err(|refusal| self.error_at(refusal.line, refusal.error))?;
                 Ok(Some(record))
             }
             Entry::End(counts) => {
                 self.order
                     .check_trailer(counts)
                     .map_err(|error| self.error(error))?;
+                self.check
+                    .finish()
+                    .map_err(|refusal| self.error_at(refusal.line, refusal.error))?;
                 if self.read_line()? {
                     return Err(self.error(DumpError::AfterTrailer));
                 }
@@ -113,13 +124,15 @@ impl<R: BufRead> DumpReader<R> {
 }
 
 /// Reads a whole dump without writing anything: header, every record, the
-/// order and the trailer; returns what it holds.
+/// order, what the records must hold ([`DumpCheck`], opening sealed bodies
+/// with `keyring`: the keys of the database to import into) and the
+/// trailer; returns what it holds.
 ///
 /// # Errors
 /// `Dump`, naming the line, if the dump is not one this build can import;
 /// `Read` if reading fails.
-pub fn check(input: impl BufRead) -> Result<RecordCounts, TransferError> {
-    let mut reader = DumpReader::open(input)?;
+pub fn check(input: impl BufRead, keyring: &Keyring) -> Result<RecordCounts, TransferError> {
+    let mut reader = DumpReader::open(input, keyring)?;
     while reader.next_record()?.is_some() {}
     Ok(reader.order.counts())
 }
@@ -167,10 +180,12 @@ impl Batch {
 }
 
 /// Loads a dump into `store`, which must be empty, in batches; returns what
-/// it imported. The last batch is written only after the trailer matched,
-/// so a dump that fits one batch is imported whole or not at all; a larger
-/// one that fails part-way leaves the batches before the failure behind
-/// (the error says so), and that database should be discarded.
+/// it imported. Each record is checked as [`check`] does before the batch
+/// holding it is written, and the last batch only after the trailer
+/// matched, so a dump that fits one batch is imported whole or not at all;
+/// a larger one that fails part-way leaves the batches before the failure
+/// behind (the error says so), and that database should be discarded. Run
+/// [`check`] over the whole dump first to write nothing from a bad one.
 ///
 /// # Errors
 /// `NotEmpty` if the store holds data; `Dump` naming the line for a bad
@@ -180,11 +195,12 @@ pub async fn import(
     store: &dyn Store,
     input: impl BufRead,
     batching: Batching,
+    keyring: &Keyring,
 ) -> Result<RecordCounts, TransferError> {
     if !store.is_empty().await.map_err(TransferError::Store)? {
         return Err(TransferError::NotEmpty);
     }
-    let mut reader = DumpReader::open(input)?;
+    let mut reader = DumpReader::open(input, keyring)?;
     let mut batch = Batch::default();
     let mut written = 0;
     let partial = |written: u64, error: TransferError| {
@@ -225,6 +241,15 @@ mod tests {
 
     const HEADER: &str = "{\"format\":\"ticketd-dump\",\"version\":1}";
     const EMPTY_TRAILER: &str = "{\"type\":\"end\",\"workspaces\":0,\"users\":0,\"api_keys\":0,\"tickets\":0,\"messages\":0}";
+
+    fn keys() -> Keyring {
+        let key = crate::core::crypto::DataKey::generate().expect("a key");
+        Keyring::new(vec![key]).expect("a keyring")
+    }
+
+    fn check(input: &[u8]) -> Result<RecordCounts, TransferError> {
+        super::check(input, &keys())
+    }
 
     fn refusal(input: &[u8]) -> (u64, DumpError) {
         match check(input) {

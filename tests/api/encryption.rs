@@ -584,6 +584,14 @@ async fn exports_keep_bodies_sealed_unless_decrypt_is_asked_for() {
         plain_dump.contains(r#""body":"the vault code is 7788""#),
         "{plain_dump}"
     );
+    // Dumps, with plaintext or without, are for the owner only.
+    #[cfg(unix)]
+    for dump in ["sealed.jsonl", "plain.jsonl"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = source.dir.path().join(dump);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{dump}");
+    }
     assert!(!plain_dump.contains(ENVELOPE_PREFIX));
 
     // A plaintext dump imports into a new database with its own key file,

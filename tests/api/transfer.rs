@@ -11,6 +11,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketd::core::access::{Actor, Role};
+use ticketd::core::crypto::{DataKey, Keyring};
 use ticketd::core::id::{MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -497,8 +498,20 @@ async fn import_refuses_a_truncated_or_edited_dump() {
             .collect::<String>()
     };
     let without_trailer = joined(&lines[..6]);
+    // A key's line: nothing refers to keys, so only the trailer tells.
+    let mut without_a_key = lines.clone();
+    without_a_key.remove(4);
+    // A user's line: the first key of that user refers to no user.
     let mut without_a_user = lines.clone();
-    without_a_user.remove(2);
+    let user: Value = serde_json::from_str(without_a_user.remove(2)).unwrap();
+    let (orphan_line, orphan_key) = without_a_user
+        .iter()
+        .enumerate()
+        .find_map(|(index, line)| {
+            let record: Value = serde_json::from_str(line).ok()?;
+            (record["user_id"] == user["id"]).then(|| (index + 1, record["id"].clone()))
+        })
+        .unwrap();
     let wrong_count = dump.replace(r#""users":2"#, r#""users":3"#);
     let cut_mid_line = &dump[..dump.len() - 40];
     let mut reordered = lines.clone();
@@ -518,11 +531,20 @@ async fn import_refuses_a_truncated_or_edited_dump() {
         ),
         (
             "a record missing",
-            joined(&without_a_user),
+            joined(&without_a_key),
             "line 6: the trailer counts 1 workspaces, 2 users, 2 api keys, 0 tickets, 0 messages \
-             but the dump holds 1 workspaces, 1 users, 2 api keys, 0 tickets, 0 messages: \
+             but the dump holds 1 workspaces, 2 users, 1 api keys, 0 tickets, 0 messages: \
              it is incomplete or edited"
                 .into(),
+        ),
+        (
+            "a referenced record missing",
+            joined(&without_a_user),
+            format!(
+                "line {orphan_line}: api_key {}: user_id: no user {} comes before it in the dump\n",
+                text(&orphan_key),
+                text(&user["id"])
+            ),
         ),
         (
             "a wrong count",
@@ -560,6 +582,122 @@ async fn import_refuses_a_truncated_or_edited_dump() {
         assert!(is_empty(&target).await, "{case} left records behind");
     }
     // The refusals left the target empty: the intact dump imports.
+    let output = run_with_stdin(&target, &["import"], dump.as_bytes());
+    one_json_line(&output, &["import"]);
+    assert_eq!(export_stdout(&target), dump);
+}
+
+/// A dump of two workspaces, each with a customer who opened a ticket,
+/// and (workspace id, customer id) of each.
+async fn two_workspaces_dump(scratch: &Scratch) -> (String, [(String, String); 2]) {
+    let mut owners = Vec::new();
+    let mut tokens = Vec::new();
+    for (workspace, customer) in [("Acme Hosting", "Ann Acme"), ("Bolt Corp", "Bob Bolt")] {
+        let workspace = scratch.create_workspace(workspace);
+        let workspace = text(&workspace["id"]).to_owned();
+        let (customer, token) = user_with_key(scratch, &workspace, "customer", customer);
+        owners.push((workspace, customer));
+        tokens.push(token);
+    }
+    let mut server = scratch.serve().await;
+    for token in &tokens {
+        let ticket = json!({"subject": "Help", "message": "It broke."});
+        expect(
+            &server,
+            Method::POST,
+            TICKETS,
+            token,
+            Some(ticket),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+    (export_stdout(scratch), owners.try_into().unwrap())
+}
+
+/// The dump with the record on the first line `pick` accepts replaced by
+/// `edit`'s version of it; returns the new dump and that line's number.
+fn edited(dump: &str, pick: impl Fn(&Value) -> bool, edit: impl Fn(&mut Value)) -> (String, usize) {
+    let mut line = 0;
+    let lines: Vec<String> = dump
+        .lines()
+        .enumerate()
+        .map(|(index, text)| {
+            let mut record: Value = serde_json::from_str(text).unwrap();
+            if line == 0 && pick(&record) {
+                line = index + 1;
+                edit(&mut record);
+                return record.to_string();
+            }
+            text.to_owned()
+        })
+        .collect();
+    assert_ne!(line, 0, "nothing to edit in {dump}");
+    (lines.iter().map(|line| format!("{line}\n")).collect(), line)
+}
+
+/// The finding: a dump edited so that a ticket of one workspace names a
+/// customer of another, or with a message of 3,000,000 characters and a
+/// NUL, is refused with the record and its line, and nothing is imported
+/// (from a file or from stdin). Afterwards the intact dump still imports.
+#[tokio::test]
+async fn import_refuses_references_across_workspaces_and_text_the_api_refuses() {
+    let source = source();
+    let (dump, [(acme, ann), (bolt, _)]) = two_workspaces_dump(&source).await;
+    let (crossed, crossed_line) = edited(
+        &dump,
+        |record| record["type"] == "ticket" && record["workspace_id"] == bolt.as_str(),
+        |record| record["customer_id"] = json!(ann),
+    );
+    let crossed_ticket: Value =
+        serde_json::from_str(crossed.lines().nth(crossed_line - 1).unwrap()).unwrap();
+    let long_body = format!("{}\0", "x".repeat(2_999_999));
+    let (oversized, oversized_line) = edited(
+        &dump,
+        |record| record["type"] == "message",
+        |record| record["body"] = json!(long_body),
+    );
+    assert!(oversized.contains("\\u0000"), "the NUL is in the dump");
+    let message: Value =
+        serde_json::from_str(oversized.lines().nth(oversized_line - 1).unwrap()).unwrap();
+    let cases = [
+        (
+            crossed,
+            format!(
+                "ticketd: line {crossed_line}: ticket {}: customer_id: {ann} is a user of \
+                 workspace {acme}, not of the ticket's workspace {bolt}\n",
+                text(&crossed_ticket["id"])
+            ),
+        ),
+        (
+            oversized,
+            format!(
+                "ticketd: line {oversized_line}: message {} (1 of {}): body: must be at most \
+                 25000 characters long (got 3000000)\n",
+                text(&message["id"]),
+                text(&message["ticket_id"])
+            ),
+        ),
+    ];
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    for (bad, expected) in &cases {
+        let path = target.dir.path().join("edited.jsonl");
+        std::fs::write(&path, bad).unwrap();
+        assert_eq!(
+            &target.fails(&["import", "--input", path.to_str().unwrap()]),
+            expected
+        );
+        assert!(is_empty(&target).await, "a refused dump left records");
+        let stderr = refused(
+            &run_with_stdin(&target, &["import"], bad.as_bytes()),
+            &["import"],
+        );
+        assert_eq!(&stderr, expected, "on stdin");
+        assert!(is_empty(&target).await, "a refused dump left records");
+    }
     let output = run_with_stdin(&target, &["import"], dump.as_bytes());
     one_json_line(&output, &["import"]);
     assert_eq!(export_stdout(&target), dump);
@@ -615,6 +753,72 @@ fn export_refuses_a_database_ticketd_never_created() {
     // Nothing was created: not the schema (the same refusal again), not a file.
     assert!(scratch.fails(&args).starts_with(expected));
     assert_eq!(std::fs::read_dir(scratch.dir.path()).unwrap().count(), 0);
+}
+
+/// Export writes to an owner-only file of its own and renames it over the
+/// output: links placed at the output or at the name exports once wrote
+/// through (`F.partial`) are not followed, and what they point to is left
+/// alone.
+#[cfg(unix)]
+#[test]
+fn export_never_writes_through_a_link() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    scratch.create_workspace("Acme Hosting");
+    let dir = scratch.dir.path();
+    let unrelated = dir.join("unrelated.txt");
+    let other = dir.join("other.txt");
+    std::fs::write(&unrelated, "not a dump").unwrap();
+    std::fs::write(&other, "not a dump either").unwrap();
+    let output = dir.join("dump.jsonl");
+    let partial = dir.join("dump.jsonl.partial");
+    symlink(&unrelated, &partial).unwrap();
+    symlink(&other, &output).unwrap();
+
+    let exported = scratch.json(&["export", "--output", output.to_str().unwrap()]);
+    assert_eq!(exported["exported"]["workspaces"], 1, "{exported}");
+    assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "not a dump");
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "not a dump either"
+    );
+    assert_eq!(std::fs::read_link(&partial).unwrap(), unrelated);
+    let meta = std::fs::symlink_metadata(&output).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the dump");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        export_stdout(&scratch)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "dump.jsonl",
+            "dump.jsonl.partial",
+            "other.txt",
+            "unrelated.txt"
+        ],
+        "no temporary file is left behind"
+    );
+
+    // An export that cannot create its file leaves nothing either.
+    let missing = dir.join("no-such-dir").join("dump.jsonl");
+    let stderr = scratch.fails(&["export", "--output", missing.to_str().unwrap()]);
+    assert!(
+        stderr.starts_with(&format!(
+            "ticketd: cannot create a file beside {}: ",
+            missing.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -697,6 +901,12 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
     store
 }
 
+/// The keys an in-process import opens sealed bodies with (these dumps
+/// hold none).
+fn keys() -> Keyring {
+    Keyring::new(vec![DataKey::generate().unwrap()]).unwrap()
+}
+
 async fn export_bytes(store: &dyn Store, page_size: u32) -> Vec<u8> {
     let mut dump = Vec::new();
     transfer::export(store, &mut dump, page_size).await.unwrap();
@@ -732,7 +942,7 @@ async fn large_dumps_stream_in_pages_and_batches() {
             return;
         };
         let store = open(&target).await;
-        let counts = transfer::import(store.as_ref(), dump.as_slice(), batching)
+        let counts = transfer::import(store.as_ref(), dump.as_slice(), batching, &keys())
             .await
             .unwrap();
         assert_eq!(counts.total(), 2108);
@@ -758,6 +968,24 @@ async fn large_dumps_stream_in_pages_and_batches() {
     let stderr = target.fails(&["import", "--input", path.to_str().unwrap()]);
     assert!(
         stderr.starts_with(&format!("ticketd: line {bad_line}: column ")),
+        "{stderr}"
+    );
+    assert!(is_empty(&target).await, "a checked dump wrote records");
+
+    // So is a well-formed record near the end that may not be imported.
+    let last_message = lines.len() - 1;
+    let target_record: Value = serde_json::from_str(lines[last_message - 1]).unwrap();
+    let (misattributed, line) = edited(
+        &text_dump,
+        |record| *record == target_record,
+        |record| record["sender_role"] = json!("staff"),
+    );
+    assert_eq!(line, last_message);
+    std::fs::write(&path, &misattributed).unwrap();
+    let stderr = target.fails(&["import", "--input", path.to_str().unwrap()]);
+    assert!(
+        stderr.starts_with(&format!("ticketd: line {line}: message tmsg_"))
+            && stderr.ends_with(": sender_role: the sender is customer, not staff\n"),
         "{stderr}"
     );
     assert!(is_empty(&target).await, "a checked dump wrote records");

@@ -62,6 +62,7 @@ conformance!(
     export_pages_list_every_row_in_dump_order,
     imported_records_read_back_exactly,
     a_refused_import_batch_keeps_nothing,
+    records_crossing_workspaces_are_read_by_neither,
     export_pages_cross_thousands_of_messages,
     keys_register_once_and_a_foreign_key_file_is_refused,
     sealed_bodies_need_a_registered_key_that_is_not_retiring,

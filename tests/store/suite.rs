@@ -21,7 +21,9 @@ use ticketd::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion,
 use ticketd::store::{Store, StoreError};
 
 pub use crate::encryption::*;
-use crate::fixtures::{actor, export_all, key, message, new_ticket, ticket, ticket_at, workspace};
+use crate::fixtures::{
+    self, actor, export_all, key, message, new_ticket, ticket, ticket_at, workspace,
+};
 
 fn size(n: u32) -> PageSize {
     PageSize::new(n).unwrap()
@@ -1109,6 +1111,134 @@ pub async fn a_refused_import_batch_keeps_nothing(store: &Arc<dyn Store>) {
     assert_eq!(twice, Err(StoreError::Conflict("workspace_pkey".into())));
     assert_eq!(export_all(store, RecordKind::Workspace, 10).await.len(), 1);
     assert_eq!(export_all(store, RecordKind::User, 10).await, []);
+}
+
+/// A ticket of one workspace naming a customer of another, with a message
+/// from them: what an edited dump held before import checked references
+/// (the store's import checks only the schema). Every lookup and list also
+/// filters by the actor's workspace: the foreign customer (whose list
+/// filtered on `customer_id` alone) reaches it in no way, and the ticket's
+/// own workspace neither lists nor finds it (it would show the other
+/// workspace's customer).
+pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Store>) {
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    let alpha = WorkspaceRecord {
+        id: WorkspaceId::generate(),
+        numeric_id: 1,
+        name: "Alpha".into(),
+        code: "ALPHA".into(),
+        plan: "standard".into(),
+        last_ticket_number: 0,
+        created_at: at,
+    };
+    let bravo = WorkspaceRecord {
+        id: WorkspaceId::generate(),
+        numeric_id: 2,
+        name: "Bravo".into(),
+        code: "BRAVO".into(),
+        last_ticket_number: 1,
+        ..alpha.clone()
+    };
+    let user = |workspace: &WorkspaceRecord, role: Role, name: &str| UserRecord {
+        id: UserId::generate(),
+        workspace_id: workspace.id,
+        role,
+        name: name.into(),
+        email: None,
+        created_at: at,
+    };
+    let alice = user(&alpha, Role::Customer, "Alice of Alpha");
+    let bob = user(&bravo, Role::Staff, "Bob of Bravo");
+    let ticket = TicketRecord {
+        id: TicketId::generate(),
+        workspace_id: bravo.id,
+        number: 1,
+        customer_id: alice.id,
+        subject: "Bravo's ticket".into(),
+        status: TicketStatus::Open,
+        priority: Priority::Normal,
+        created_at: at,
+        updated_at: at,
+        last_message_at: at,
+        message_count: 1,
+        resolved_at: None,
+        closed_at: None,
+    };
+    let message = MessageRecord {
+        ticket_id: ticket.id,
+        seq: 1,
+        id: MessageId::generate(),
+        sender_id: alice.id,
+        sender_role: Role::Customer,
+        sender_name: alice.name.clone(),
+        body: "Bravo's secret".into(),
+        body_format: BodyFormat::Plain,
+        encrypted: false,
+        sent_at: at,
+    };
+    let mut users = [alice.clone(), bob.clone()];
+    users.sort_by_key(|user| user.id);
+    let mut records = vec![Record::Workspace(alpha.clone()), Record::Workspace(bravo)];
+    records.extend(users.into_iter().map(Record::User));
+    records.extend([
+        Record::Ticket(ticket.clone()),
+        Record::Message(message.clone()),
+    ]);
+    store.import_records(records).await.unwrap();
+
+    let as_actor = |user: &UserRecord| Actor {
+        workspace_id: user.workspace_id,
+        user_id: user.id,
+        role: user.role,
+        name: user.name.clone(),
+    };
+    let (alice, bob) = (as_actor(&alice), as_actor(&bob));
+    let page = PageRequest {
+        size: size(10),
+        after: None,
+    };
+    for viewer in [&alice, &bob] {
+        for status in [None, Some(TicketStatus::Open)] {
+            let list = store
+                .list_tickets(viewer, TicketFilter { status }, page)
+                .await
+                .unwrap();
+            assert_eq!(list.items, [], "{:?} {status:?}", viewer.role);
+        }
+        for reference in [TicketRef::Id(ticket.id), TicketRef::Number(1)] {
+            assert_eq!(
+                store.find_ticket(viewer, reference).await,
+                Err(StoreError::NotFound),
+                "{:?}",
+                viewer.role
+            );
+        }
+    }
+    let reference = TicketRef::Id(ticket.id);
+    let thread = PageRequest {
+        size: size(10),
+        after: None,
+    };
+    assert_eq!(
+        store.list_messages(&alice, reference, thread).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.find_message(&alice, reference, message.id).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .append_message(&alice, reference, fixtures::message("hi", Timestamp::now()))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .apply_action(&alice, reference, TicketAction::Close, Timestamp::now())
+            .await,
+        Err(StoreError::NotFound)
+    );
 }
 
 pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {

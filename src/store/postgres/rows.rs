@@ -63,7 +63,13 @@ pub(super) fn optional_timestamp(row: &Row, index: usize) -> Result<Option<Times
     get::<Option<SystemTime>>(row, index).map(|at| at.map(from_sql_time))
 }
 
-/// The columns [`ticket`] reads, for `FROM ticket t JOIN principal c ON c.id = t.customer_id`.
+/// The tables [`TICKET_COLUMNS`] are read from: a ticket and its customer,
+/// who must be of the ticket's workspace (a ticket naming a user of another
+/// workspace, which only a damaged or edited database holds, is not read).
+pub(super) const TICKET_JOIN: &str =
+    "ticket t JOIN principal c ON c.id = t.customer_id AND c.workspace_id = t.workspace_id";
+
+/// The columns [`ticket`] reads, for `FROM` [`TICKET_JOIN`].
 pub(super) const TICKET_COLUMNS: &str = "t.id, t.workspace_id, t.number, t.subject, t.status, t.priority, \
      t.customer_id, c.name, t.created_at, t.updated_at, t.last_message_at, t.message_count, \
      t.resolved_at, t.closed_at";
@@ -90,7 +96,8 @@ pub(super) fn ticket(row: &Row) -> Result<Ticket, StoreError> {
     })
 }
 
-/// The columns [`message`] reads, for `FROM message m`.
+/// The columns [`message`] reads, for `FROM message m` (or a join naming
+/// it `m`).
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.ticket_id, m.seq, m.sent_at, m.body, m.body_format, \
      m.encrypted, m.sender_id, m.sender_role, m.sender_name";
 

@@ -17,7 +17,8 @@ use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStat
 use crate::core::time::Timestamp;
 use crate::store::StoreError;
 use crate::store::postgres::rows::{
-    self, MESSAGE_COLUMNS, TICKET_COLUMNS, get, optional_timestamp, parsed, timestamp, to_sql_time,
+    self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, get, optional_timestamp, parsed, timestamp,
+    to_sql_time,
 };
 use crate::store::postgres::{execute, map_error, query, query_opt};
 
@@ -115,11 +116,15 @@ async fn locate<C: GenericClient>(
     })
 }
 
-async fn ticket_by_id<C: GenericClient>(client: &C, id: TicketId) -> Result<Ticket, StoreError> {
+async fn ticket_by_id<C: GenericClient>(
+    client: &C,
+    actor: &Actor,
+    id: TicketId,
+) -> Result<Ticket, StoreError> {
     let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE t.id = $1"
+        "SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN} WHERE t.id = $1 AND t.workspace_id = $2"
     );
-    let row = query_opt(client, &sql, &[&id.key()])
+    let row = query_opt(client, &sql, &[&id.key(), &actor.workspace_id.key()])
         .await?
         .ok_or(StoreError::NotFound)?;
     rows::ticket(&row)
@@ -132,7 +137,7 @@ pub(super) async fn find_ticket(
 ) -> Result<Ticket, StoreError> {
     let reference = Reference::new(reference);
     let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id
+        "SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN}
          WHERE {} AND t.workspace_id = $2 AND ($3::text IS NULL OR t.customer_id = $3)",
         reference.condition("t.")
     );
@@ -153,20 +158,22 @@ pub(super) async fn find_ticket(
 /// The keyset query for a ticket list. Each shape has an index whose
 /// backward walk yields rows already in order (see the migration), so a page
 /// costs one index seek plus `limit` steps however many tickets there are.
+///
+/// A customer's list is also restricted to the actor's workspace (`$1`): a
+/// ticket of another workspace naming the customer (which only a damaged or
+/// edited database holds) is not theirs to see.
 fn list_tickets_sql(
     actor: &Actor,
     filter: TicketFilter,
     page: PageRequest<TicketCursor>,
 ) -> String {
     let owner = if restricted_to(actor).is_some() {
-        "t.customer_id = $1"
+        "t.workspace_id = $1 AND t.customer_id = $2"
     } else {
         "t.workspace_id = $1"
     };
-    let mut sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE {owner}"
-    );
-    let mut next = 2;
+    let mut sql = format!("SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN} WHERE {owner}");
+    let mut next = if restricted_to(actor).is_some() { 3 } else { 2 };
     if filter.status.is_some() {
         sql.push_str(&format!(" AND t.status = ${next}"));
         next += 1;
@@ -192,13 +199,17 @@ pub(super) async fn list_tickets(
     page: PageRequest<TicketCursor>,
 ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
     let sql = list_tickets_sql(actor, filter, page);
-    let owner = restricted_to(actor).unwrap_or_else(|| actor.workspace_id.key());
+    let workspace = actor.workspace_id.key();
+    let customer = restricted_to(actor);
     let status = filter.status.map(TicketStatus::as_str);
     let after = page
         .after
         .map(|cursor| (to_sql_time(cursor.updated_at), cursor.id.key()));
     let limit = i64::from(page.size.get()) + 1;
-    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&owner];
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&workspace];
+    if let Some(customer) = &customer {
+        args.push(customer);
+    }
     if let Some(status) = &status {
         args.push(status);
     }
@@ -393,9 +404,12 @@ pub(super) async fn append_message_in<C: GenericClient>(
     Ok(message)
 }
 
+/// A page of a thread. The ticket was located in the actor's workspace;
+/// the join keeps the page to that workspace all the same.
 fn list_messages_sql() -> String {
     format!(
-        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.ticket_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
+        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+         WHERE t.id = $1 AND t.workspace_id = $4 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
     )
 }
 
@@ -411,7 +425,7 @@ pub(super) async fn list_messages(
     let messages = query(
         client,
         &list_messages_sql(),
-        &[&ticket.id.key(), &after, &limit],
+        &[&ticket.id.key(), &after, &limit, &actor.workspace_id.key()],
     )
     .await?
     .iter()
@@ -429,11 +443,17 @@ pub(super) async fn find_message(
     message: MessageId,
 ) -> Result<Message, StoreError> {
     let ticket = locate(client, actor, reference, Lock::None).await?;
-    let sql =
-        format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = $1 AND m.ticket_id = $2");
-    let row = query_opt(client, &sql, &[&message.key(), &ticket.id.key()])
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+         WHERE m.id = $1 AND t.id = $2 AND t.workspace_id = $3"
+    );
+    let row = query_opt(
+        client,
+        &sql,
+        &[&message.key(), &ticket.id.key(), &actor.workspace_id.key()],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
     rows::message(&row)
 }
 
@@ -477,5 +497,5 @@ pub(super) async fn apply_action_in<C: GenericClient>(
         )
         .await?;
     }
-    ticket_by_id(tx, ticket.id).await
+    ticket_by_id(tx, actor, ticket.id).await
 }

@@ -25,10 +25,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::store::StoreError;
-use crate::store::sqlite::{Role, configure, map_error};
+use crate::store::sqlite::{Role, configure, open_file};
 
 /// How often the WAL is checkpointed.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -76,7 +76,7 @@ impl Checkpointer {
     /// Starts checkpointing the database at `path`, raising `restart` when
     /// the WAL has grown large.
     pub(super) fn start(path: &Path, restart: RestartFlag) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(map_error)?;
+        let conn = open_file(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&conn, Role::Checkpointer)?;
         let database = File::open(path).map_err(|error| {
             StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))

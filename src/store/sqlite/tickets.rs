@@ -13,7 +13,7 @@ use crate::core::time::Timestamp;
 use crate::store::StoreError;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{
-    self, MESSAGE_COLUMNS, TICKET_COLUMNS, optional_timestamp, parsed, timestamp,
+    self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, optional_timestamp, parsed, timestamp,
 };
 
 /// A ticket found for a write: what the lifecycle and the thread need.
@@ -71,12 +71,14 @@ fn reference_value(reference: TicketRef) -> Value {
     }
 }
 
-fn ticket_by_id(conn: &Connection, id: TicketId) -> Result<Ticket, StoreError> {
+fn ticket_by_id(conn: &Connection, actor: &Actor, id: TicketId) -> Result<Ticket, StoreError> {
     let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE t.id = ?1"
+        "SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN} WHERE t.id = ?1 AND t.workspace_id = ?2"
     );
     conn.prepare_cached(&sql)
-        .and_then(|mut select| select.query_row([id.key()], rows::ticket))
+        .and_then(|mut select| {
+            select.query_row(params![id.key(), actor.workspace_id.key()], rows::ticket)
+        })
         .map_err(map_error)
 }
 
@@ -90,7 +92,7 @@ pub(super) fn find_ticket(
         TicketRef::Number(_) => "t.number = ?1",
     };
     let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id
+        "SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN}
          WHERE {by} AND t.workspace_id = ?2 AND (?3 IS NULL OR t.customer_id = ?3)"
     );
     conn.prepare_cached(&sql)
@@ -110,24 +112,21 @@ pub(super) fn find_ticket(
 /// The keyset query for a ticket list, with its arguments. Each shape has an
 /// index that yields rows already in order (see the migration), so a page
 /// costs one index seek plus `limit` steps however many tickets there are.
+///
+/// A customer's list is also restricted to the actor's workspace: a ticket
+/// of another workspace naming the customer (which only a damaged or
+/// edited database holds) is not theirs to see.
 fn list_tickets_query(
     actor: &Actor,
     filter: TicketFilter,
     page: PageRequest<TicketCursor>,
 ) -> (String, Vec<Value>) {
-    let mut sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM ticket t JOIN principal c ON c.id = t.customer_id WHERE "
-    );
-    let mut args: Vec<Value> = Vec::with_capacity(5);
-    match restricted_to(actor) {
-        Some(customer) => {
-            sql.push_str("t.customer_id = ?");
-            args.push(Value::Text(customer));
-        }
-        None => {
-            sql.push_str("t.workspace_id = ?");
-            args.push(Value::Text(actor.workspace_id.key()));
-        }
+    let mut sql = format!("SELECT {TICKET_COLUMNS} FROM {TICKET_JOIN} WHERE t.workspace_id = ?");
+    let mut args: Vec<Value> = Vec::with_capacity(6);
+    args.push(Value::Text(actor.workspace_id.key()));
+    if let Some(customer) = restricted_to(actor) {
+        sql.push_str(" AND t.customer_id = ?");
+        args.push(Value::Text(customer));
     }
     if let Some(status) = filter.status {
         sql.push_str(" AND t.status = ?");
@@ -316,9 +315,12 @@ pub(super) fn append_message(
     Ok(message)
 }
 
+/// A page of a thread. The ticket was located in the actor's workspace;
+/// the join keeps the page to that workspace all the same.
 fn list_messages_sql() -> String {
     format!(
-        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.ticket_id = ?1 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
+        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+         WHERE t.id = ?1 AND t.workspace_id = ?4 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
     )
 }
 
@@ -336,7 +338,12 @@ pub(super) fn list_messages(
         .and_then(|mut select| {
             select
                 .query_map(
-                    params![ticket.id.key(), after, i64::from(page.size.get()) + 1],
+                    params![
+                        ticket.id.key(),
+                        after,
+                        i64::from(page.size.get()) + 1,
+                        actor.workspace_id.key()
+                    ],
                     rows::message,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -354,11 +361,16 @@ pub(super) fn find_message(
     message: MessageId,
 ) -> Result<Message, StoreError> {
     let ticket = locate(conn, actor, reference)?;
-    let sql =
-        format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = ?1 AND m.ticket_id = ?2");
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+         WHERE m.id = ?1 AND t.id = ?2 AND t.workspace_id = ?3"
+    );
     conn.prepare_cached(&sql)
         .and_then(|mut select| {
-            select.query_row(params![message.key(), ticket.id.key()], rows::message)
+            select.query_row(
+                params![message.key(), ticket.id.key(), actor.workspace_id.key()],
+                rows::message,
+            )
         })
         .map_err(map_error)
 }
@@ -390,7 +402,7 @@ pub(super) fn apply_action(
         })
         .map_err(map_error)?;
     }
-    ticket_by_id(conn, ticket.id)
+    ticket_by_id(conn, actor, ticket.id)
 }
 
 #[cfg(test)]
@@ -411,7 +423,7 @@ mod tests {
         for limit in [26, 11, 101, 26] {
             let mut select = conn.prepare_cached(&sql).expect("valid SQL");
             let rows = select
-                .query_map(params!["x", 0, limit], |_| Ok(()))
+                .query_map(params!["x", 0, limit, "w"], |_| Ok(()))
                 .expect("a query")
                 .count();
             assert_eq!(rows, 0);
@@ -446,10 +458,13 @@ mod tests {
                     };
                     let (sql, args) = list_tickets_query(&actor, TicketFilter { status }, page);
                     let plan = plan(&conn, &sql, args);
-                    assert!(
-                        plan.contains("USING INDEX ticket_"),
-                        "{role:?} {status:?}: {plan}"
-                    );
+                    // A customer's list walks their own tickets, not the
+                    // workspace's, though it filters by workspace too.
+                    let index = match role {
+                        Role::Customer => "USING INDEX ticket_customer_id_",
+                        _ => "USING INDEX ticket_workspace_id_",
+                    };
+                    assert!(plan.contains(index), "{role:?} {status:?}: {plan}");
                     assert!(
                         !plan.contains("TEMP B-TREE"),
                         "{role:?} {status:?} sorts: {plan}"
@@ -468,6 +483,7 @@ mod tests {
                 Value::Text("x".into()),
                 Value::Integer(0),
                 Value::Integer(26),
+                Value::Text("w".into()),
             ],
         );
         assert!(

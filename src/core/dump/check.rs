@@ -1,0 +1,1094 @@
+//! What a dump's records must hold beyond their form, so that an import
+//! never writes what the API would refuse or could not have written:
+//!
+//! - **References** point to a record earlier in the dump and stay inside
+//!   one workspace: a user's and a ticket's workspace exist; an API key's
+//!   user exists; a ticket's customer is a customer of the ticket's
+//!   workspace; a message's ticket exists, and its sender is a user of the
+//!   ticket's workspace, of the role the message says, and, if a customer,
+//!   the ticket's own customer (customers write only in their own tickets).
+//! - **Text** follows the API's rules ([`crate::core::text`], at the
+//!   published limits: a dump holds what any ticketd may have accepted):
+//!   subjects and message bodies are not blank, within 200 and 25,000
+//!   characters, and hold no NUL. The plaintext of a sealed body is opened
+//!   with the target's keys and checked the same way, so a body that does
+//!   not open (another key file, or altered) is refused here too. Names
+//!   (of workspaces, plans, users and senders) follow a subject's rules,
+//!   workspace codes and email addresses the provisioning commands' rules.
+//! - **Numbers** a database goes on from are consistent: workspace ids and
+//!   codes are unique; a ticket's number is unique in its workspace and at
+//!   most the workspace's `last_ticket_number`; a ticket's messages are
+//!   numbered 1, 2, 3, ... and there are `message_count` of them.
+//!
+//! [`DumpCheck`] sees records one at a time in dump order (checked first by
+//! [`super::DumpOrder`]). It keeps what later records refer to: each
+//! workspace, and each user and ticket in a vector sorted by id (the dump's
+//! order), about 50 bytes a user and 100 a ticket; messages are checked
+//! against their ticket as they stream past.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::core::access::Role;
+use crate::core::crypto::{self, CryptoError, Keyring};
+use crate::core::dump::{
+    ApiKeyRecord, DumpError, MessageRecord, Record, TicketRecord, UserRecord, WorkspaceRecord,
+};
+use crate::core::id::{TicketId, UserId, WorkspaceId};
+use crate::core::text::{self, TextLimits};
+use crate::core::workspace::{EMAIL_MAX_BYTES, WorkspaceCode, is_email};
+
+/// A record refused, with the line at fault: the record's own, or for a
+/// ticket whose messages do not add up, the ticket's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The line at fault, from 1.
+    pub line: u64,
+    /// Why ([`DumpError::Invalid`]).
+    pub error: DumpError,
+}
+
+struct WorkspaceEntry {
+    id: WorkspaceId,
+    last_ticket_number: i64,
+}
+
+struct UserEntry {
+    id: UserId,
+    workspace: u32,
+    role: Role,
+}
+
+struct TicketEntry {
+    id: TicketId,
+    workspace: u32,
+    /// Index into the users.
+    customer: u32,
+    message_count: i64,
+    line: u64,
+}
+
+/// The ticket whose messages are streaming past.
+struct Thread {
+    /// Index into the tickets.
+    ticket: usize,
+    /// The `seq` of its latest message so far.
+    seq: i64,
+}
+
+/// Checks the records of one dump, in dump order; see the module.
+pub struct DumpCheck<'k> {
+    keyring: &'k Keyring,
+    limits: TextLimits,
+    workspaces: Vec<WorkspaceEntry>,
+    workspace_index: HashMap<WorkspaceId, u32>,
+    codes: HashSet<String>,
+    users: Vec<UserEntry>,
+    tickets: Vec<TicketEntry>,
+    numbers: HashSet<(u32, i64)>,
+    /// Tickets before this index have had their messages counted.
+    next_ticket: usize,
+    thread: Option<Thread>,
+}
+
+impl<'k> DumpCheck<'k> {
+    /// A check of a new dump, opening sealed bodies with `keyring` (the
+    /// keys of the database the dump goes into).
+    pub fn new(keyring: &'k Keyring) -> Self {
+        Self {
+            keyring,
+            limits: TextLimits::PUBLISHED,
+            workspaces: Vec::new(),
+            workspace_index: HashMap::new(),
+            codes: HashSet::new(),
+            users: Vec::new(),
+            tickets: Vec::new(),
+            numbers: HashSet::new(),
+            next_ticket: 0,
+            thread: None,
+        }
+    }
+
+    /// Checks the next record, read from `line`. Records must come in dump
+    /// order ([`super::DumpOrder`] checks that first).
+    ///
+    /// # Errors
+    /// A [`Refusal`] naming the record, the member at fault and why.
+    pub fn accept(&mut self, record: &Record, line: u64) -> Result<(), Refusal> {
+        let refused = |name: String, reason: String| Refusal {
+            line,
+            error: DumpError::Invalid {
+                record: name,
+                reason,
+            },
+        };
+        match record {
+            Record::Workspace(workspace) => self
+                .workspace(workspace)
+                .map_err(|reason| refused(format!("workspace {}", workspace.id), reason)),
+            Record::User(user) => self
+                .user(user)
+                .map_err(|reason| refused(format!("user {}", user.id), reason)),
+            Record::ApiKey(key) => self
+                .api_key(key)
+                .map_err(|reason| refused(format!("api_key {}", key.id), reason)),
+            Record::Ticket(ticket) => self
+                .ticket(ticket, line)
+                .map_err(|reason| refused(format!("ticket {}", ticket.id), reason)),
+            Record::Message(message) => self.message(message).map_err(|error| match error {
+                Failure::Here(reason) => refused(message_name(message), reason),
+                Failure::Earlier(refusal) => refusal,
+            }),
+        }
+    }
+
+    /// Checks what only the end of the dump shows: that the last tickets
+    /// hold as many messages as they say.
+    ///
+    /// # Errors
+    /// A [`Refusal`] at the line of the first ticket that does not.
+    pub fn finish(&mut self) -> Result<(), Refusal> {
+        self.end_thread()?;
+        self.skip_tickets_to(self.tickets.len())
+    }
+
+    fn workspace(&mut self, record: &WorkspaceRecord) -> Result<(), String> {
+        if record.numeric_id < 1 {
+            return Err("numeric_id: must be at least 1".into());
+        }
+        text::check_name(&record.name).map_err(|error| format!("name: {error}"))?;
+        if WorkspaceCode::parse(&record.code).is_none() {
+            return Err("code: must be 2 to 32 characters of A-Z, 0-9, - and _, \
+                        starting with a letter or digit"
+                .into());
+        }
+        text::check_name(&record.plan).map_err(|error| format!("plan: {error}"))?;
+        if record.last_ticket_number < 0 {
+            return Err("last_ticket_number: must not be negative".into());
+        }
+        if self.workspace_index.contains_key(&record.id) {
+            return Err("id: an earlier workspace has this id".into());
+        }
+        if !self.codes.insert(record.code.clone()) {
+            return Err(format!(
+                "code: {} is the code of an earlier workspace",
+                record.code
+            ));
+        }
+        let index = index_of(self.workspaces.len())?;
+        self.workspace_index.insert(record.id, index);
+        self.workspaces.push(WorkspaceEntry {
+            id: record.id,
+            last_ticket_number: record.last_ticket_number,
+        });
+        Ok(())
+    }
+
+    fn workspace_of(&self, member: &str, id: WorkspaceId) -> Result<u32, String> {
+        self.workspace_index
+            .get(&id)
+            .copied()
+            .ok_or_else(|| format!("{member}: no workspace {id} comes before it in the dump"))
+    }
+
+    fn user(&mut self, record: &UserRecord) -> Result<(), String> {
+        let workspace = self.workspace_of("workspace_id", record.workspace_id)?;
+        text::check_name(&record.name).map_err(|error| format!("name: {error}"))?;
+        if let Some(email) = &record.email
+            && !is_email(email)
+        {
+            return Err(format!(
+                "email: must be an email address (with an @, at most {EMAIL_MAX_BYTES} bytes, \
+                 no NUL)"
+            ));
+        }
+        self.users.push(UserEntry {
+            id: record.id,
+            workspace,
+            role: record.role,
+        });
+        Ok(())
+    }
+
+    /// The index of user `id`, a reference from `member`.
+    fn user_of(&self, member: &str, id: UserId) -> Result<u32, String> {
+        let index = self
+            .users
+            .binary_search_by(|user| user.id.cmp(&id))
+            .map_err(|_| format!("{member}: no user {id} comes before it in the dump"))?;
+        index_of(index)
+    }
+
+    fn api_key(&self, record: &ApiKeyRecord) -> Result<(), String> {
+        self.user_of("user_id", record.user_id).map(drop)
+    }
+
+    fn ticket(&mut self, record: &TicketRecord, line: u64) -> Result<(), String> {
+        let workspace = self.workspace_of("workspace_id", record.workspace_id)?;
+        let customer = self.user_of("customer_id", record.customer_id)?;
+        let user = &self.users[customer as usize];
+        if user.workspace != workspace {
+            return Err(format!(
+                "customer_id: {} is a user of workspace {}, not of the ticket's workspace {}",
+                record.customer_id,
+                self.workspaces[user.workspace as usize].id,
+                record.workspace_id
+            ));
+        }
+        if user.role != Role::Customer {
+            return Err(format!(
+                "customer_id: {} is {}, not a customer",
+                record.customer_id,
+                user.role.as_str()
+            ));
+        }
+        self.limits
+            .check_subject(&record.subject)
+            .map_err(|error| format!("subject: {error}"))?;
+        let last = self.workspaces[workspace as usize].last_ticket_number;
+        if record.number < 1 || record.number > last {
+            return Err(format!(
+                "number: must be from 1 to the workspace's last_ticket_number ({last})"
+            ));
+        }
+        if !self.numbers.insert((workspace, record.number)) {
+            return Err(format!(
+                "number: an earlier ticket of workspace {} has number {}",
+                record.workspace_id, record.number
+            ));
+        }
+        if record.message_count < 0 {
+            return Err("message_count: must not be negative".into());
+        }
+        self.tickets.push(TicketEntry {
+            id: record.id,
+            workspace,
+            customer,
+            message_count: record.message_count,
+            line,
+        });
+        Ok(())
+    }
+
+    fn message(&mut self, record: &MessageRecord) -> Result<(), Failure> {
+        let ticket = self.enter_thread(record.ticket_id)?;
+        let entry = &self.tickets[ticket];
+        let expected = self.thread.as_ref().map_or(1, |thread| thread.seq + 1);
+        if record.seq != expected {
+            return Err(Failure::Here(format!(
+                "seq: expected {expected}: a ticket's messages are numbered 1, 2, 3, ... \
+                 without gaps"
+            )));
+        }
+        if record.seq > entry.message_count {
+            return Err(Failure::Here(format!(
+                "seq: past the ticket's message_count ({}, line {})",
+                entry.message_count, entry.line
+            )));
+        }
+        let sender = self.user_of("sender_id", record.sender_id)?;
+        let user = &self.users[sender as usize];
+        if user.workspace != entry.workspace {
+            return Err(Failure::Here(format!(
+                "sender_id: {} is a user of workspace {}, not of the ticket's workspace {}",
+                record.sender_id,
+                self.workspaces[user.workspace as usize].id,
+                self.workspaces[entry.workspace as usize].id
+            )));
+        }
+        if user.role != record.sender_role {
+            return Err(Failure::Here(format!(
+                "sender_role: the sender is {}, not {}",
+                user.role.as_str(),
+                record.sender_role.as_str()
+            )));
+        }
+        if user.role == Role::Customer && sender != entry.customer {
+            return Err(Failure::Here(format!(
+                "sender_id: {} is another customer than the ticket's: customers write only in \
+                 their own tickets",
+                record.sender_id
+            )));
+        }
+        text::check_name(&record.sender_name)
+            .map_err(|error| Failure::Here(format!("sender_name: {error}")))?;
+        self.check_body(record).map_err(Failure::Here)?;
+        if let Some(thread) = &mut self.thread {
+            thread.seq = record.seq;
+        }
+        Ok(())
+    }
+
+    /// Makes `ticket` the thread being read, ending the one before; returns
+    /// its index.
+    fn enter_thread(&mut self, ticket: TicketId) -> Result<usize, Failure> {
+        if let Some(thread) = &self.thread
+            && self.tickets[thread.ticket].id == ticket
+        {
+            return Ok(thread.ticket);
+        }
+        self.end_thread().map_err(Failure::Earlier)?;
+        let index = self
+            .tickets
+            .binary_search_by(|entry| entry.id.cmp(&ticket))
+            .ok()
+            .filter(|index| *index >= self.next_ticket)
+            .ok_or_else(|| {
+                Failure::Here(format!(
+                    "ticket_id: no ticket {ticket} comes before it in the dump"
+                ))
+            })?;
+        self.skip_tickets_to(index).map_err(Failure::Earlier)?;
+        self.next_ticket = index + 1;
+        self.thread = Some(Thread {
+            ticket: index,
+            seq: 0,
+        });
+        Ok(index)
+    }
+
+    /// Ends the thread being read: its ticket must hold no more messages.
+    fn end_thread(&mut self) -> Result<(), Refusal> {
+        match self.thread.take() {
+            Some(thread) => self.complete(thread.ticket, thread.seq),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes over the tickets up to `index`, which have no messages.
+    fn skip_tickets_to(&mut self, index: usize) -> Result<(), Refusal> {
+        for skipped in self.next_ticket..index {
+            self.complete(skipped, 0)?;
+        }
+        self.next_ticket = self.next_ticket.max(index);
+        Ok(())
+    }
+
+    /// Checks that ticket `index` holds `found` messages.
+    fn complete(&self, index: usize, found: i64) -> Result<(), Refusal> {
+        let ticket = &self.tickets[index];
+        if found == ticket.message_count {
+            return Ok(());
+        }
+        Err(Refusal {
+            line: ticket.line,
+            error: DumpError::Invalid {
+                record: format!("ticket {}", ticket.id),
+                reason: format!(
+                    "message_count: {} but the dump holds {found} messages of it",
+                    ticket.message_count
+                ),
+            },
+        })
+    }
+
+    /// A body must be a valid message body; a sealed one once opened.
+    fn check_body(&self, record: &MessageRecord) -> Result<(), String> {
+        if !(record.encrypted && crypto::is_sealed(&record.body)) {
+            return self
+                .limits
+                .check_message(&record.body)
+                .map_err(|error| format!("body: {error}"));
+        }
+        let plaintext = crypto::open(self.keyring, record.ticket_id, record.id, &record.body)
+            .map_err(|error| match error {
+                CryptoError::UnknownKey(key) => format!(
+                    "body: sealed with key {key}, which the encryption key file lacks: import \
+                     with the key file of the database the dump came from"
+                ),
+                CryptoError::Forged => "body: the sealed body does not open: it was altered, \
+                                        or sealed for another message"
+                    .into(),
+                _ => "body: not a valid sealed body".into(),
+            })?;
+        self.limits
+            .check_message(&plaintext)
+            .map_err(|error| format!("body, once opened: {error}"))
+    }
+}
+
+/// Why a message was refused: for itself, or because the ticket before it
+/// turned out incomplete.
+enum Failure {
+    Here(String),
+    Earlier(Refusal),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Here(reason)
+    }
+}
+
+fn message_name(message: &MessageRecord) -> String {
+    format!(
+        "message {} ({} of {})",
+        message.id, message.seq, message.ticket_id
+    )
+}
+
+/// A vector index as the `u32` the entries keep.
+fn index_of(index: usize) -> Result<u32, String> {
+    u32::try_from(index).map_err(|_| "more records of this kind than an import can check".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::access::Scopes;
+    use crate::core::crypto::DataKey;
+    use crate::core::id::{KeyId, MessageId};
+    use crate::core::message::BodyFormat;
+    use crate::core::ticket::{Priority, TicketStatus};
+    use crate::core::time::Timestamp;
+    use crate::core::token::SecretHash;
+
+    /// Two workspaces: Alpha with a customer, a staff member and a ticket
+    /// of two messages (the second sealed), Bravo with a customer.
+    struct Fixture {
+        keyring: Keyring,
+        alpha: WorkspaceRecord,
+        bravo: WorkspaceRecord,
+        alice: UserRecord,
+        sam: UserRecord,
+        bea: UserRecord,
+        key: ApiKeyRecord,
+        ticket: TicketRecord,
+        first: MessageRecord,
+        second: MessageRecord,
+    }
+
+    fn fixture() -> Fixture {
+        let keyring = Keyring::new(vec![DataKey::generate().expect("a key")]).expect("keys");
+        let at = Timestamp::from_millis(1_700_000_000_000);
+        let alpha = WorkspaceRecord {
+            id: WorkspaceId::generate(),
+            numeric_id: 1,
+            name: "Alpha".into(),
+            code: "ALPHA".into(),
+            plan: "standard".into(),
+            last_ticket_number: 1,
+            created_at: at,
+        };
+        let bravo = WorkspaceRecord {
+            id: WorkspaceId::generate(),
+            numeric_id: 2,
+            name: "Bravo".into(),
+            code: "BRAVO".into(),
+            last_ticket_number: 0,
+            ..alpha.clone()
+        };
+        let user = |workspace: &WorkspaceRecord, role, name: &str| UserRecord {
+            id: UserId::generate(),
+            workspace_id: workspace.id,
+            role,
+            name: name.into(),
+            email: Some(format!("{}@example.com", name.to_lowercase())),
+            created_at: at,
+        };
+        let alice = user(&alpha, Role::Customer, "Alice");
+        let sam = user(&alpha, Role::Staff, "Sam");
+        let bea = user(&bravo, Role::Customer, "Bea");
+        let key = ApiKeyRecord {
+            id: KeyId::generate(),
+            user_id: alice.id,
+            secret_hash: SecretHash([7; 32]),
+            scopes: Scopes::all(),
+            created_at: at,
+            revoked_at: None,
+        };
+        let ticket = TicketRecord {
+            id: TicketId::generate(),
+            workspace_id: alpha.id,
+            number: 1,
+            customer_id: alice.id,
+            subject: "Cannot log in".into(),
+            status: TicketStatus::Open,
+            priority: Priority::Normal,
+            created_at: at,
+            updated_at: at,
+            last_message_at: at,
+            message_count: 2,
+            resolved_at: None,
+            closed_at: None,
+        };
+        let first = MessageRecord {
+            ticket_id: ticket.id,
+            seq: 1,
+            id: MessageId::generate(),
+            sender_id: alice.id,
+            sender_role: Role::Customer,
+            sender_name: "Alice".into(),
+            body: "It says no.".into(),
+            body_format: BodyFormat::Plain,
+            encrypted: false,
+            sent_at: at,
+        };
+        let second_id = MessageId::generate();
+        let sealed = crypto::seal(keyring.current(), ticket.id, second_id, "Try 1234.")
+            .expect("sealed")
+            .into_string();
+        let second = MessageRecord {
+            seq: 2,
+            id: second_id,
+            sender_id: sam.id,
+            sender_role: Role::Staff,
+            sender_name: "Sam".into(),
+            body: sealed,
+            encrypted: true,
+            ..first.clone()
+        };
+        Fixture {
+            keyring,
+            alpha,
+            bravo,
+            alice,
+            sam,
+            bea,
+            key,
+            ticket,
+            first,
+            second,
+        }
+    }
+
+    impl Fixture {
+        /// The records in dump order.
+        fn records(&self) -> Vec<Record> {
+            let mut users = vec![self.alice.clone(), self.sam.clone(), self.bea.clone()];
+            users.sort_by_key(|user| user.id);
+            let mut records = vec![
+                Record::Workspace(self.alpha.clone()),
+                Record::Workspace(self.bravo.clone()),
+            ];
+            records.extend(users.into_iter().map(Record::User));
+            records.push(Record::ApiKey(self.key.clone()));
+            records.push(Record::Ticket(self.ticket.clone()));
+            records.push(Record::Message(self.first.clone()));
+            records.push(Record::Message(self.second.clone()));
+            records
+        }
+
+        /// Checks the fixture's records as lines 2, 3, ... of a dump.
+        fn check(&self) -> Result<(), (u64, String)> {
+            check(&self.records(), &self.keyring)
+        }
+
+        /// The line of the first record `find` picks.
+        fn line_of(&self, find: impl Fn(&Record) -> bool) -> u64 {
+            let index = self.records().iter().position(find).expect("a record");
+            index as u64 + 2
+        }
+
+        fn ticket_line(&self) -> u64 {
+            self.line_of(|record| matches!(record, Record::Ticket(_)))
+        }
+
+        fn message_line(&self, seq: i64) -> u64 {
+            self.line_of(|record| matches!(record, Record::Message(m) if m.seq == seq))
+        }
+
+        fn user_line(&self, id: UserId) -> u64 {
+            self.line_of(|record| matches!(record, Record::User(user) if user.id == id))
+        }
+
+        fn ticket_name(&self) -> String {
+            format!("ticket {}", self.ticket.id)
+        }
+
+        fn message_name(&self, message: &MessageRecord) -> String {
+            message_name(message)
+        }
+    }
+
+    fn check(records: &[Record], keyring: &Keyring) -> Result<(), (u64, String)> {
+        let mut check = DumpCheck::new(keyring);
+        for (index, record) in records.iter().enumerate() {
+            check
+                .accept(record, index as u64 + 2)
+                .map_err(|refusal| (refusal.line, refusal.error.to_string()))?;
+        }
+        check
+            .finish()
+            .map_err(|refusal| (refusal.line, refusal.error.to_string()))
+    }
+
+    #[test]
+    fn a_consistent_dump_passes() {
+        let fixture = fixture();
+        assert_eq!(fixture.check(), Ok(()));
+        // A plaintext body of an encrypted message (a --decrypt dump) is
+        // checked as it stands.
+        let mut plain = fixture;
+        plain.second.body = "Try 1234.".into();
+        assert_eq!(plain.check(), Ok(()));
+        // A ticket with no messages and a count of 0, at the end.
+        let mut empty = plain;
+        empty.ticket.message_count = 0;
+        let records: Vec<Record> = empty
+            .records()
+            .into_iter()
+            .filter(|record| !matches!(record, Record::Message(_)))
+            .collect();
+        assert_eq!(check(&records, &empty.keyring), Ok(()));
+    }
+
+    #[test]
+    fn a_ticket_may_not_name_a_customer_of_another_workspace() {
+        let mut fixture = fixture();
+        fixture.ticket.customer_id = fixture.bea.id;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: customer_id: {} is a user of workspace {}, not of the ticket's \
+                     workspace {}",
+                    fixture.ticket_name(),
+                    fixture.bea.id,
+                    fixture.bravo.id,
+                    fixture.alpha.id
+                )
+            ))
+        );
+        fixture.ticket.customer_id = fixture.sam.id;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: customer_id: {} is staff, not a customer",
+                    fixture.ticket_name(),
+                    fixture.sam.id
+                )
+            ))
+        );
+    }
+
+    #[test]
+    fn a_sender_must_be_of_the_tickets_workspace_role_and_customer() {
+        let mut fixture = fixture();
+        fixture.first.sender_id = fixture.bea.id;
+        let line = fixture.message_line(1);
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!(
+                    "{}: sender_id: {} is a user of workspace {}, not of the ticket's \
+                     workspace {}",
+                    fixture.message_name(&fixture.first),
+                    fixture.bea.id,
+                    fixture.bravo.id,
+                    fixture.alpha.id
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.first.sender_role = Role::Staff;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!(
+                    "{}: sender_role: the sender is customer, not staff",
+                    fixture.message_name(&fixture.first)
+                )
+            ))
+        );
+
+        // Another customer of the same workspace.
+        let mut fixture = self::fixture();
+        fixture.bea = UserRecord {
+            workspace_id: fixture.alpha.id,
+            ..fixture.bea.clone()
+        };
+        fixture.first.sender_id = fixture.bea.id;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.message_line(1),
+                format!(
+                    "{}: sender_id: {} is another customer than the ticket's: customers write \
+                     only in their own tickets",
+                    fixture.message_name(&fixture.first),
+                    fixture.bea.id
+                )
+            ))
+        );
+    }
+
+    #[test]
+    fn every_reference_must_come_before_it() {
+        let stranger = UserId::generate();
+        let nowhere = WorkspaceId::generate();
+        let mut fixture = fixture();
+        fixture.bea.workspace_id = nowhere;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.user_line(fixture.bea.id),
+                format!(
+                    "user {}: workspace_id: no workspace {nowhere} comes before it in the dump",
+                    fixture.bea.id
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.key.user_id = stranger;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.line_of(|record| matches!(record, Record::ApiKey(_))),
+                format!(
+                    "api_key {}: user_id: no user {stranger} comes before it in the dump",
+                    fixture.key.id
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.ticket.workspace_id = nowhere;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: workspace_id: no workspace {nowhere} comes before it in the dump",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.ticket.customer_id = stranger;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: customer_id: no user {stranger} comes before it in the dump",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.second.sender_id = stranger;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.message_line(2),
+                format!(
+                    "{}: sender_id: no user {stranger} comes before it in the dump",
+                    fixture.message_name(&fixture.second)
+                )
+            ))
+        );
+
+        // Messages of a ticket the dump does not hold (in dump order: after it).
+        let fixture = self::fixture();
+        let mut records = fixture.records();
+        let orphan = MessageRecord {
+            ticket_id: TicketId::from_ulid(ulid::Ulid::from(u128::MAX)),
+            seq: 1,
+            ..fixture.first.clone()
+        };
+        records.push(Record::Message(orphan.clone()));
+        assert_eq!(
+            check(&records, &fixture.keyring),
+            Err((
+                records.len() as u64 + 1,
+                format!(
+                    "{}: ticket_id: no ticket {} comes before it in the dump",
+                    message_name(&orphan),
+                    orphan.ticket_id
+                )
+            ))
+        );
+    }
+
+    #[test]
+    fn text_follows_the_apis_rules() {
+        // The finding: a message of 3,000,000 characters with a NUL.
+        let mut fixture = fixture();
+        fixture.first.body = format!("{}\0", "x".repeat(2_999_999));
+        let line = fixture.message_line(1);
+        let name = fixture.message_name(&fixture.first);
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!("{name}: body: must be at most 25000 characters long (got 3000000)")
+            ))
+        );
+        fixture.first.body = "a\0b".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!("{name}: body: must not contain NUL characters")
+            ))
+        );
+        fixture.first.body = " \n".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!("{name}: body: must contain at least 1 non-whitespace character")
+            ))
+        );
+        fixture.first.body = "x".repeat(25_000);
+        assert_eq!(fixture.check(), Ok(()));
+        fixture.first.sender_name = "Al\0ice".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!("{name}: sender_name: must not contain NUL characters")
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.ticket.subject = "é".repeat(201);
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: subject: must be at most 200 characters long (got 201)",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.sam.name = String::new();
+        fixture.bea.email = Some("bea.example.com".into());
+        let first_user = fixture
+            .records()
+            .iter()
+            .find_map(|record| match record {
+                Record::User(user) if user.id == fixture.sam.id || user.id == fixture.bea.id => {
+                    Some(user.id)
+                }
+                _ => None,
+            })
+            .expect("a user");
+        let expected = if first_user == fixture.sam.id {
+            format!(
+                "user {}: name: must contain at least 1 non-whitespace character",
+                fixture.sam.id
+            )
+        } else {
+            format!(
+                "user {}: email: must be an email address (with an @, at most 320 bytes, no NUL)",
+                fixture.bea.id
+            )
+        };
+        assert_eq!(
+            fixture.check(),
+            Err((fixture.user_line(first_user), expected))
+        );
+
+        let mut fixture = self::fixture();
+        fixture.bravo.code = "bravo".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                3,
+                format!(
+                    "workspace {}: code: must be 2 to 32 characters of A-Z, 0-9, - and _, \
+                     starting with a letter or digit",
+                    fixture.bravo.id
+                )
+            ))
+        );
+        fixture.bravo.code = "ALPHA".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                3,
+                format!(
+                    "workspace {}: code: ALPHA is the code of an earlier workspace",
+                    fixture.bravo.id
+                )
+            ))
+        );
+        fixture.bravo.code = "BRAVO".into();
+        fixture.bravo.plan = "\0".into();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                3,
+                format!(
+                    "workspace {}: plan: must not contain NUL characters",
+                    fixture.bravo.id
+                )
+            ))
+        );
+    }
+
+    #[test]
+    fn a_sealed_body_must_open_and_hold_a_valid_message() {
+        let mut fixture = fixture();
+        let line = fixture.message_line(2);
+        let name = fixture.message_name(&fixture.second);
+        let (ticket, message) = (fixture.ticket.id, fixture.second.id);
+
+        let elsewhere = DataKey::generate().expect("a key");
+        fixture.second.body = crypto::seal(&elsewhere, ticket, message, "hi")
+            .expect("sealed")
+            .into_string();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!(
+                    "{name}: body: sealed with key {}, which the encryption key file lacks: \
+                     import with the key file of the database the dump came from",
+                    elsewhere.id()
+                )
+            ))
+        );
+
+        // Sealed for the first message, and copied into the second.
+        fixture.second.body =
+            crypto::seal(fixture.keyring.current(), ticket, fixture.first.id, "hi")
+                .expect("sealed")
+                .into_string();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!(
+                    "{name}: body: the sealed body does not open: it was altered, or sealed \
+                     for another message"
+                )
+            ))
+        );
+
+        fixture.second.body = format!("{}nonsense", crypto::ENVELOPE_PREFIX);
+        assert_eq!(
+            fixture.check(),
+            Err((line, format!("{name}: body: not a valid sealed body")))
+        );
+
+        fixture.second.body = crypto::seal(fixture.keyring.current(), ticket, message, "a\0")
+            .expect("sealed")
+            .into_string();
+        assert_eq!(
+            fixture.check(),
+            Err((
+                line,
+                format!("{name}: body, once opened: must not contain NUL characters")
+            ))
+        );
+    }
+
+    #[test]
+    fn numbers_must_add_up() {
+        let mut fixture = fixture();
+        fixture.ticket.number = 2;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: number: must be from 1 to the workspace's last_ticket_number (1)",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+
+        // Too few messages: the ticket's line is at fault.
+        let fixture = self::fixture();
+        let mut records = fixture.records();
+        records.pop();
+        assert_eq!(
+            check(&records, &fixture.keyring),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: message_count: 2 but the dump holds 1 messages of it",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+        // None at all.
+        records.pop();
+        assert_eq!(
+            check(&records, &fixture.keyring),
+            Err((
+                fixture.ticket_line(),
+                format!(
+                    "{}: message_count: 2 but the dump holds 0 messages of it",
+                    fixture.ticket_name()
+                )
+            ))
+        );
+
+        // Too many, or a gap.
+        let mut fixture = self::fixture();
+        fixture.ticket.message_count = 1;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.message_line(2),
+                format!(
+                    "{}: seq: past the ticket's message_count (1, line {})",
+                    fixture.message_name(&fixture.second),
+                    fixture.ticket_line()
+                )
+            ))
+        );
+        let mut fixture = self::fixture();
+        fixture.second.seq = 3;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                fixture.message_line(3),
+                format!(
+                    "{}: seq: expected 2: a ticket's messages are numbered 1, 2, 3, ... \
+                     without gaps",
+                    fixture.message_name(&fixture.second)
+                )
+            ))
+        );
+
+        // A ticket number used twice in one workspace; a workspace id twice.
+        let mut fixture = self::fixture();
+        fixture.alpha.last_ticket_number = 2;
+        let mut records = fixture.records();
+        let twin = TicketRecord {
+            id: TicketId::from_ulid(ulid::Ulid::from(u128::MAX)),
+            message_count: 0,
+            ..fixture.ticket.clone()
+        };
+        let after_ticket = fixture.ticket_line() as usize - 1;
+        records.insert(after_ticket, Record::Ticket(twin.clone()));
+        assert_eq!(
+            check(&records, &fixture.keyring),
+            Err((
+                after_ticket as u64 + 2,
+                format!(
+                    "ticket {}: number: an earlier ticket of workspace {} has number 1",
+                    twin.id, fixture.alpha.id
+                )
+            ))
+        );
+        let mut fixture = self::fixture();
+        fixture.bravo.id = fixture.alpha.id;
+        assert_eq!(
+            fixture.check(),
+            Err((
+                3,
+                format!(
+                    "workspace {}: id: an earlier workspace has this id",
+                    fixture.alpha.id
+                )
+            ))
+        );
+    }
+}
