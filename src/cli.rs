@@ -6,7 +6,7 @@
 //! stderr with a non-zero exit status.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -628,16 +628,11 @@ async fn write_dump(
 
 async fn import(config: &Config, input: &Path) -> Result<(), String> {
     let database = &config.database;
-    let open = || {
-        File::open(input)
-            .map(|file| BufReader::with_capacity(1 << 16, file))
-            .map_err(|error| format!("cannot open {}: {error}", input.display()))
-    };
     // Open the dump before the database, which opening would create.
-    let file = if is_std_stream(input) {
-        None
+    let mut dump = if is_std_stream(input) {
+        spool_stdin()?
     } else {
-        Some(open()?)
+        File::open(input).map_err(|error| format!("cannot open {}: {error}", input.display()))?
     };
     let store = store::open(database).await.map_err(describe)?;
     let encryption = encryption::setup(
@@ -657,20 +652,47 @@ async fn import(config: &Config, input: &Path) -> Result<(), String> {
             database.redacted()
         ));
     }
-    let counts = match file {
-        None => {
-            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            transfer::import(store, stdin, Batching::default(), &keyring).await
-        }
-        Some(file) => {
-            // A file is read twice: checked whole first, so that a truncated,
-            // malformed or edited dump is refused before anything is written.
-            transfer::check(file, &keyring).map_err(|error| error.to_string())?;
-            transfer::import(store, open()?, Batching::default(), &keyring).await
-        }
-    }
+    // The dump is read twice: checked whole first, so that a truncated,
+    // malformed or edited dump is refused before anything is written.
+    transfer::check(BufReader::with_capacity(1 << 16, &dump), &keyring)
+        .map_err(|error| error.to_string())?;
+    dump.seek(SeekFrom::Start(0))
+        .map_err(|error| format!("cannot read {}: {error}", input.display()))?;
+    let counts = transfer::import(
+        store,
+        BufReader::with_capacity(1 << 16, dump),
+        Batching::default(),
+        &keyring,
+    )
+    .await
     .map_err(|error| error.to_string())?;
     print_json(&serde_json::json!({ "imported": counts_json(counts) }))
+}
+
+/// Copies standard input into an owner-only temporary file, so that a dump
+/// piped in can be read twice like one named with `--input`. The file is in
+/// the temporary directory (`TMPDIR`, or `/tmp`) and is removed as soon as
+/// it is created: the open handle keeps it until import ends, however it
+/// ends, and nothing is left behind.
+///
+/// # Errors
+/// If the file cannot be created or written (the disk is full, say).
+fn spool_stdin() -> Result<File, String> {
+    let directory = std::env::temp_dir();
+    let cannot = |error: std::io::Error| {
+        format!(
+            "cannot copy the dump from stdin to a temporary file in {}: {error}",
+            directory.display()
+        )
+    };
+    let (path, mut file) =
+        private_file::create_temporary(&directory.join("ticketd-import")).map_err(cannot)?;
+    // Best effort: on Unix an open file can lose its name.
+    let _ = std::fs::remove_file(&path);
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .map_err(cannot)?;
+    Ok(file)
 }
 
 async fn encryption_command(config: &Config, command: EncryptionCommand) -> Result<(), String> {

@@ -40,14 +40,14 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Creates a new owner-only file at `path`, open for writing.
+/// Creates a new owner-only file at `path`, open for writing and reading.
 ///
 /// # Errors
 /// `AlreadyExists` if anything is at `path`, a link included (it is not
 /// followed); otherwise as [`OpenOptions::open`].
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     options.mode(FILE_MODE);
     options.open(path)
