@@ -238,8 +238,10 @@ pub fn create(path: &Path, keyring: &Keyring, secret: &ServerSecret) -> Result<b
 
 /// Takes an exclusive lock for changes of the key file at `path` that must
 /// not interleave with another process's (nodes that share one file and
-/// start together); held until the returned file is dropped. The lock is a
-/// sibling file, `<key file>.lock`, empty and left in place.
+/// start together); blocks until the lock is free (another holder keeps it
+/// for a file write and one database round trip), and holds it until the
+/// returned file is dropped. The lock is a sibling file, `<key file>.lock`,
+/// empty and left in place.
 ///
 /// # Errors
 /// A message if the lock file cannot be opened or locked.
