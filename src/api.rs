@@ -33,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode};
+use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
 use crate::core::text::TextLimits;
 use crate::rate_limit::RateLimiter;
@@ -78,6 +79,8 @@ pub struct SharedState {
     pub limiter: Arc<dyn RateLimiter>,
     /// HTTP settings.
     pub settings: ApiSettings,
+    /// What requests with an `Idempotency-Key` are fingerprinted under.
+    fingerprint_key: FingerprintKey,
     in_flight: Semaphore,
     /// API keys read recently.
     key_cache: key_cache::KeyCache,
@@ -96,11 +99,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Bundles the parts of a running API.
+    /// Bundles the parts of a running API. `fingerprint_key` comes from the
+    /// server secret (`Encryption::fingerprint_key`), the same on every node.
     pub fn new(
         store: Arc<dyn Store>,
         limiter: Arc<dyn RateLimiter>,
         settings: ApiSettings,
+        fingerprint_key: FingerprintKey,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
@@ -110,6 +115,7 @@ impl AppState {
             store,
             limiter,
             settings,
+            fingerprint_key,
             in_flight,
             key_cache,
             html_cache,

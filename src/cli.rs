@@ -739,6 +739,7 @@ async fn serve(config: Config) -> Result<(), String> {
     )
     .await?;
     let encryption_key = encryption::current_key(&encryption);
+    let fingerprint_key = encryption.fingerprint_key();
     let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let listener = crate::server::bind(config.listen)
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
@@ -758,7 +759,7 @@ async fn serve(config: Config) -> Result<(), String> {
         html_cache_bytes: config.html_cache_bytes,
     };
     let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
-    let state = AppState::new(store, limiter, settings);
+    let state = AppState::new(store, limiter, settings, fingerprint_key);
     let rate_limiter = match &config.rate_limit_store {
         RateLimitStore::Memory => "memory",
         RateLimitStore::Redis { url, .. } => url.redacted(),

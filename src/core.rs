@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod page;
 pub mod render;
+pub mod server_secret;
 pub mod text;
 pub mod ticket;
 pub mod time;

@@ -14,6 +14,13 @@
 //! - A running server re-reads the key file when it meets a body sealed with
 //!   a key it does not hold, or when the database refuses a write under a
 //!   retiring key, so a rotation never needs a restart.
+//! - The key file also holds the server secret
+//!   ([`crate::core::server_secret`]), which keys idempotency fingerprints.
+//!   It is the same on every node and across rotations; the database keeps
+//!   its check value, so a node with another secret is refused at startup.
+//!   A key file from before the server secret gets one at the first start,
+//!   unless the database already has one (another node added it first):
+//!   then the node is refused until the key file is copied from that node.
 
 pub mod key_file;
 mod rotate;
@@ -24,6 +31,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::core::crypto::{self, DataKey, DataKeyId, Keyring};
+use crate::core::idempotency::FingerprintKey;
+use crate::core::server_secret::ServerSecret;
 use crate::core::time::Timestamp;
 use crate::store::{DatabaseUrl, RegisteredKey, Store, StoreError};
 
@@ -63,6 +72,9 @@ pub enum MissingKeyFile {
 pub struct Encryption {
     key_file: PathBuf,
     keyring: RwLock<Arc<Keyring>>,
+    /// The server secret, checked against the database at startup; it never
+    /// changes while ticketd runs.
+    secret: ServerSecret,
     /// When the key file was last re-read; re-reads are one at a time and
     /// at most one a second.
     reloaded: tokio::sync::Mutex<Option<Instant>>,
@@ -83,6 +95,17 @@ impl Encryption {
             Ok(keyring) => Arc::clone(&keyring),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// The server secret: the same on every node of the database, and
+    /// across rotations.
+    pub fn server_secret(&self) -> &ServerSecret {
+        &self.secret
+    }
+
+    /// The key idempotency fingerprints are made with.
+    pub fn fingerprint_key(&self) -> FingerprintKey {
+        FingerprintKey::derive(&self.secret)
     }
 
     fn set_keyring(&self, keyring: Keyring) {
@@ -107,6 +130,18 @@ impl Encryption {
                 .ok_or_else(|| format!("{} no longer exists", self.key_file.display()))?;
             let registered = store.encryption_keys().await.map_err(|e| e.to_string())?;
             check(&self.key_file, &file.keyring, &registered)?;
+            // The secret in use was checked against the database; a file
+            // with another one (or none) is not this database's any more.
+            let check_value = self.secret.check_value();
+            if !file
+                .secret
+                .is_some_and(|secret| secret.verify_check_value(&check_value))
+            {
+                return Err(format!(
+                    "{} no longer holds the server secret in use",
+                    self.key_file.display()
+                ));
+            }
             Ok::<_, String>(file.keyring)
         };
         match checked.await {
@@ -203,7 +238,8 @@ pub async fn setup(
     missing: MissingKeyFile,
 ) -> Result<Arc<Encryption>, String> {
     let registered = store.encryption_keys().await.map_err(describe)?;
-    let keyring = match key_file::read(path)? {
+    let secret_check = store.server_secret_check().await.map_err(describe)?;
+    let (keyring, file_secret) = match key_file::read(path)? {
         Some(file) => {
             if file.loose_permissions {
                 tracing::warn!(
@@ -211,7 +247,7 @@ pub async fn setup(
                     "the encryption key file can be read by others than its owner; chmod 600 it"
                 );
             }
-            file.keyring
+            (file.keyring, file.secret)
         }
         None if !registered.is_empty() => {
             return Err(format!(
@@ -220,6 +256,13 @@ pub async fn setup(
                  encryption_key_file at it); without it encrypted messages cannot be read",
                 path.display(),
                 id_list(&registered)
+            ));
+        }
+        None if secret_check.is_some() => {
+            return Err(format!(
+                "the encryption key file {} does not exist, but this database has a server \
+                 secret it held: restore the file (or point encryption_key_file at it)",
+                path.display()
             ));
         }
         None if missing == MissingKeyFile::Refuse => {
@@ -231,23 +274,25 @@ pub async fn setup(
         None => {
             let key = DataKey::generate().map_err(|error| error.to_string())?;
             let keyring = Keyring::new(vec![key])?;
-            if key_file::create(path, &keyring)? {
+            let secret = ServerSecret::generate().map_err(|error| error.to_string())?;
+            if key_file::create(path, &keyring, &secret)? {
                 tracing::info!(
                     key_file = %path.display(),
                     key = %keyring.current().id(),
                     "generated an encryption key file for messages marked encrypted; \
                      back it up apart from the database"
                 );
-                keyring
+                (keyring, Some(secret))
             } else {
                 // Another process created it first: use that one.
-                key_file::read(path)?
-                    .ok_or_else(|| format!("{} vanished as it was created", path.display()))?
-                    .keyring
+                let file = key_file::read(path)?
+                    .ok_or_else(|| format!("{} vanished as it was created", path.display()))?;
+                (file.keyring, file.secret)
             }
         }
     };
     check(path, &keyring, &registered)?;
+    let secret = server_secret(store, path, file_secret, secret_check).await?;
     let registrations = keyring
         .keys()
         .iter()
@@ -272,6 +317,7 @@ pub async fn setup(
     let encryption = Arc::new(Encryption {
         key_file: path.to_owned(),
         keyring: RwLock::new(Arc::new(keyring)),
+        secret,
         reloaded: tokio::sync::Mutex::new(None),
     });
     if registered.is_empty() {
@@ -284,6 +330,87 @@ pub async fn setup(
         }
     }
     Ok(encryption)
+}
+
+/// The server secret of the key file at `path`, checked against the
+/// database's check value and registered if the database has none yet. A
+/// key file from before the server secret (`in_file` is `None`) on a
+/// database that has none either gets a new one, written to the file
+/// before it is registered (so a crash in between leaves a file whose
+/// secret the next start registers, never a database whose secret no file
+/// holds).
+///
+/// # Errors
+/// One message: the file's secret fails the database's check value, the
+/// file has none while the database has one, another node registered
+/// another secret first, or the file or the database cannot be written.
+async fn server_secret(
+    store: &dyn Store,
+    path: &Path,
+    in_file: Option<ServerSecret>,
+    registered: Option<String>,
+) -> Result<ServerSecret, String> {
+    let mismatch = || {
+        format!(
+            "the encryption key file {} does not match this database: its server secret fails \
+             its check (the file was altered, or comes from a node that added a server secret \
+             of its own); copy the key file from a node of this database that runs",
+            path.display()
+        )
+    };
+    // `added`: the lock and the keyring of a file this call added the
+    // secret to, held until the secret is registered.
+    let (secret, added) = match (in_file, registered) {
+        (Some(secret), Some(check)) if secret.verify_check_value(&check) => return Ok(secret),
+        (Some(_), Some(_)) => return Err(mismatch()),
+        (None, Some(_)) => {
+            return Err(format!(
+                "the encryption key file {} has no server secret, but this database has one \
+                 (added by the first node of this version to start): copy the key file from \
+                 that node here",
+                path.display()
+            ));
+        }
+        (Some(secret), None) => (secret, None),
+        (None, None) => {
+            // Nodes sharing this file may be starting too: one at a time,
+            // and whoever comes second uses the secret the first added.
+            let lock = key_file::lock(path)?;
+            let file = key_file::read(path)?
+                .ok_or_else(|| format!("{} vanished while it was read", path.display()))?;
+            match file.secret {
+                Some(secret) => (secret, None),
+                None => {
+                    let secret = ServerSecret::generate().map_err(|error| error.to_string())?;
+                    key_file::replace(path, &file.keyring, Some(&secret))?;
+                    (secret, Some((lock, file.keyring)))
+                }
+            }
+        }
+    };
+    let now_registered = store
+        .register_server_secret(secret.check_value(), Timestamp::now())
+        .await
+        .map_err(describe)?;
+    if secret.verify_check_value(&now_registered) {
+        if added.is_some() {
+            tracing::warn!(
+                key_file = %path.display(),
+                "added a server secret to the encryption key file (it keys idempotency \
+                 fingerprints); copy this key file to every other node of this database \
+                 before starting this version there"
+            );
+        }
+        return Ok(secret);
+    }
+    // Another node registered a secret of its own first: the one just
+    // added is nobody's, so the file is put back as it was (still locked).
+    if let Some((_lock, file_keyring)) = added
+        && let Err(error) = key_file::replace(path, &file_keyring, None)
+    {
+        tracing::warn!(%error, "the server secret just added could not be taken out again");
+    }
+    Err(mismatch())
 }
 
 /// The key that seals new bodies, for logs and reports.

@@ -255,6 +255,20 @@ pub trait Store: Send + Sync + 'static {
     /// a key that is not registered or is retiring.
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError>;
 
+    /// The check value of the server secret (see
+    /// [`crate::core::server_secret`]), if one is registered.
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError>;
+
+    /// Registers `check_value` as the server secret's check value, unless
+    /// one is registered already (by another node, say): then nothing
+    /// changes. Returns the check value registered afterwards, this one or
+    /// the earlier one.
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError>;
+
     // Idempotency keys ([`idempotency`]): a claim, then one of the writes
     // below completing it in the write's own transaction.
 

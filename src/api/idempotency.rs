@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on every POST of the support API.
 //!
 //! [`guard`] runs after authentication. A POST that carries a key is
-//! fingerprinted (method, path, body) and claims the key for its API key:
+//! fingerprinted (an HMAC of method, path and body under a key derived from
+//! the server secret, so the stored fingerprint reveals nothing of the body)
+//! and claims the key for its API key:
 //!
 //! - a completed record of the same request: its stored response is sent
 //!   again, with `Idempotent-Replayed: true`, and nothing runs;
@@ -98,7 +100,12 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let claim = ClaimRequest {
         api_key,
         key,
-        fingerprint: Fingerprint::of_request(parts.method.as_str(), parts.uri.path(), &body),
+        fingerprint: Fingerprint::of_request(
+            &state.fingerprint_key,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &body,
+        ),
         token: ClaimToken::generate(),
         now,
         lease_until: later(now, state.settings.request_timeout),

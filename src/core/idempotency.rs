@@ -6,11 +6,16 @@
 //! Field String) or bare, as many clients send it (`9f1c2b3a-reply-1`); both
 //! name the same key. The request it was first used with is remembered as
 //! a [`Fingerprint`], so that reusing a key for another request is caught.
+//! Fingerprints are keyed with a key derived from the server secret
+//! ([`crate::core::server_secret`]), which every node shares.
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
+use hmac::Mac;
+use subtle::ConstantTimeEq;
 use ulid::Ulid;
+
+use crate::core::server_secret::{DerivedKey, Purpose, ServerSecret};
 
 /// A client's idempotency key: 1 to 255 visible ASCII characters (`!` to
 /// `~`), compared exactly.
@@ -104,28 +109,51 @@ impl fmt::Debug for IdempotencyKey {
     }
 }
 
-/// What identifies a request for idempotency: the SHA-256 of its method,
-/// its path and its body in canonical form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// The key requests are fingerprinted under: derived from the server
+/// secret for [`Purpose::IdempotencyFingerprint`], so every node that
+/// shares the key file computes the same fingerprints, and nobody without
+/// it can compute any.
+#[derive(Clone, Debug)]
+pub struct FingerprintKey(DerivedKey);
+
+impl FingerprintKey {
+    /// The fingerprint key of `secret`.
+    pub fn derive(secret: &ServerSecret) -> Self {
+        Self(secret.derive(Purpose::IdempotencyFingerprint))
+    }
+}
+
+/// What identifies a request for idempotency: an HMAC-SHA256, under the
+/// [`FingerprintKey`], of its method, its path and its body in canonical
+/// form. Keyed, so that a stored fingerprint cannot be used to test guesses
+/// at the body it was made of (an encrypted reply's, say) without the key
+/// file. Compared in constant time.
+#[derive(Clone, Copy)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
-    /// The fingerprint of a request. A body that is JSON counts by its
-    /// value, not its spelling: whitespace and the order of object members
-    /// do not matter (members are compared sorted, and a repeated member
-    /// counts once, with its last value, as the handlers read it). Any
-    /// other body counts byte for byte.
-    pub fn of_request(method: &str, path: &str, body: &[u8]) -> Self {
+    /// What the stored fingerprint of a record from before fingerprints
+    /// were keyed was replaced with (an unkeyed SHA-256 of the request
+    /// would reveal guessable bodies): no request has it, so such a record
+    /// answers every request as another request's until it expires.
+    pub const ERASED: Fingerprint = Fingerprint([0; 32]);
+
+    /// The fingerprint of a request under `key`. A body that is JSON counts
+    /// by its value, not its spelling: whitespace and the order of object
+    /// members do not matter (members are compared sorted, and a repeated
+    /// member counts once, with its last value, as the handlers read it).
+    /// Any other body counts byte for byte.
+    pub fn of_request(key: &FingerprintKey, method: &str, path: &str, body: &[u8]) -> Self {
         let canonical = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|value| serde_json::to_vec(&value).ok());
-        let mut hasher = Sha256::new();
-        hasher.update(method.as_bytes());
-        hasher.update([0]);
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update(canonical.as_deref().unwrap_or(body));
-        Self(hasher.finalize().into())
+        let mut mac = key.0.mac();
+        mac.update(method.as_bytes());
+        mac.update(&[0]);
+        mac.update(path.as_bytes());
+        mac.update(&[0]);
+        mac.update(canonical.as_deref().unwrap_or(body));
+        Self(mac.finalize().into_bytes().into())
     }
 
     /// A fingerprint from stored bytes; `None` unless exactly 32 bytes.
@@ -133,11 +161,19 @@ impl Fingerprint {
         bytes.try_into().ok().map(Self)
     }
 
-    /// The digest's bytes, as stored.
+    /// The fingerprint's bytes, as stored.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }
+
+impl PartialEq for Fingerprint {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for Fingerprint {}
 
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,11 +265,17 @@ mod tests {
         }
     }
 
+    fn fingerprint_key(byte: u8) -> FingerprintKey {
+        FingerprintKey::derive(&ServerSecret::new([byte; 32]))
+    }
+
     #[test]
     fn json_bodies_are_fingerprinted_by_value() {
+        let key = fingerprint_key(1);
+        let of = |method, path, body: &[u8]| Fingerprint::of_request(&key, method, path, body);
         let path = "/api/v2/support/tickets/1/messages";
-        let one = Fingerprint::of_request("POST", path, br#"{"message":"hi","encrypted":false}"#);
-        let same = Fingerprint::of_request(
+        let one = of("POST", path, br#"{"message":"hi","encrypted":false}"#);
+        let same = of(
             "POST",
             path,
             b" {\n  \"encrypted\": false,\n  \"message\": \"hi\"\n}",
@@ -241,11 +283,11 @@ mod tests {
         assert_eq!(one, same);
         assert_ne!(
             one,
-            Fingerprint::of_request("POST", path, br#"{"message":"hi!","encrypted":false}"#)
+            of("POST", path, br#"{"message":"hi!","encrypted":false}"#)
         );
         assert_ne!(
             one,
-            Fingerprint::of_request(
+            of(
                 "POST",
                 "/api/v2/support/tickets/2/messages",
                 br#"{"message":"hi","encrypted":false}"#
@@ -253,20 +295,45 @@ mod tests {
         );
         assert_ne!(
             one,
-            Fingerprint::of_request("PUT", path, br#"{"message":"hi","encrypted":false}"#)
+            of("PUT", path, br#"{"message":"hi","encrypted":false}"#)
         );
         // Bodies that are not JSON count byte for byte.
-        assert_eq!(
-            Fingerprint::of_request("POST", path, b"not json"),
-            Fingerprint::of_request("POST", path, b"not json")
-        );
+        assert_eq!(of("POST", path, b"not json"), of("POST", path, b"not json"));
         assert_ne!(
-            Fingerprint::of_request("POST", path, b"not json"),
-            Fingerprint::of_request("POST", path, b"not  json")
+            of("POST", path, b"not json"),
+            of("POST", path, b"not  json")
         );
         let stored = Fingerprint::from_slice(one.as_bytes()).expect("32 bytes");
         assert_eq!(stored, one);
         assert_eq!(Fingerprint::from_slice(&[0; 31]), None);
+        assert_ne!(one, Fingerprint::ERASED);
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_by_the_server_secret() {
+        let (path, body) = (
+            "/api/v2/support/tickets/1/messages",
+            br#"{"message":"PIN 4821"}"#,
+        );
+        let under = |byte| Fingerprint::of_request(&fingerprint_key(byte), "POST", path, body);
+        // The same secret (as every node sharing a key file has it): the
+        // same fingerprint; another secret: another one.
+        assert_eq!(under(7), under(7));
+        assert_ne!(under(7), under(8));
+        // Neither is the unkeyed digest of the same input, which anyone
+        // could compute to test a guess at the body.
+        let mut unkeyed = sha2::Sha256::default();
+        sha2::Digest::update(&mut unkeyed, b"POST\0/api/v2/support/tickets/1/messages\0");
+        sha2::Digest::update(&mut unkeyed, body);
+        let unkeyed: [u8; 32] = sha2::Digest::finalize(unkeyed).into();
+        assert_ne!(under(7).as_bytes(), &unkeyed);
+        // It is HMAC-SHA256 under the derived key, of the documented input.
+        let mut mac = fingerprint_key(7).0.mac();
+        mac.update(b"POST\0/api/v2/support/tickets/1/messages\0");
+        mac.update(body);
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(under(7).as_bytes(), &expected);
+        assert!(!format!("{:?}", fingerprint_key(7)).contains("7, 7"));
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn add_key(store: &dyn Store, path: &Path) -> Result<DataKeyId, String
     let mut keys = encryption.keyring().keys().to_vec();
     keys.push(key.clone());
     let keyring = Keyring::new(keys)?;
-    key_file::replace(path, &keyring)?;
+    key_file::replace(path, &keyring, Some(encryption.server_secret()))?;
     let registrations = keyring
         .keys()
         .iter()
@@ -185,7 +185,9 @@ pub async fn rotate(store: &dyn Store, path: &Path, new_key: bool) -> Result<Rot
                 .filter(|key| !retired.contains(&key.id()))
                 .cloned()
                 .collect();
-            key_file::replace(path, &Keyring::new(kept)?)?;
+            // The server secret stays: fingerprints made before the
+            // rotation must match retries after it.
+            key_file::replace(path, &Keyring::new(kept)?, Some(encryption.server_secret()))?;
             return Ok(RotateReport {
                 current_key: current.to_string(),
                 resealed,

@@ -456,6 +456,18 @@ impl Store for EncryptedStore {
         self.inner.reseal_messages(reseals).await
     }
 
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        self.inner.server_secret_check().await
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        self.inner.register_server_secret(check_value, at).await
+    }
+
     async fn claim_idempotency_key(
         &self,
         request: ClaimRequest,

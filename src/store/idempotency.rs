@@ -150,12 +150,19 @@ impl ClaimRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::idempotency::FingerprintKey;
+    use crate::core::server_secret::ServerSecret;
+
+    fn fingerprint(body: &[u8]) -> Fingerprint {
+        let key = FingerprintKey::derive(&ServerSecret::new([3; 32]));
+        Fingerprint::of_request(&key, "POST", "/x", body)
+    }
 
     fn request(now: i64, body: &[u8]) -> ClaimRequest {
         ClaimRequest {
             api_key: KeyId::generate(),
             key: IdempotencyKey::parse("k").expect("a key"),
-            fingerprint: Fingerprint::of_request("POST", "/x", body),
+            fingerprint: fingerprint(body),
             token: ClaimToken::generate(),
             now: Timestamp::from_millis(now),
             lease_until: Timestamp::from_millis(now + 30),
@@ -165,7 +172,11 @@ mod tests {
 
     fn existing(body: &[u8], lease: Option<i64>, expires: i64) -> Existing {
         Existing {
-            fingerprint: Fingerprint::of_request("POST", "/x", body),
+            fingerprint: if body.is_empty() {
+                Fingerprint::ERASED
+            } else {
+                fingerprint(body)
+            },
             lease_until: lease.map(Timestamp::from_millis),
             expires_at: Timestamp::from_millis(expires),
             response: lease.is_none().then(|| StoredResponse {
@@ -195,8 +206,14 @@ mod tests {
             (Some(existing(b"a", Some(130), 500)), 100, in_progress),
             (Some(existing(b"a", Some(130), 500)), 130, Decision::Take),
             (Some(existing(b"b", Some(130), 500)), 100, mismatch.clone()),
-            (Some(existing(b"b", Some(130), 500)), 200, mismatch),
+            (Some(existing(b"b", Some(130), 500)), 200, mismatch.clone()),
             (Some(existing(b"b", Some(130), 500)), 500, Decision::Take),
+            // A record whose fingerprint was erased at the upgrade to keyed
+            // fingerprints answers as another request's until it expires,
+            // whether it was completed or left in progress.
+            (Some(existing(b"", None, 500)), 100, mismatch.clone()),
+            (Some(existing(b"", Some(130), 500)), 200, mismatch.clone()),
+            (Some(existing(b"", None, 500)), 500, Decision::Take),
         ];
         for (found, now, expected) in cases {
             assert_eq!(

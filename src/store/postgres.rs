@@ -386,6 +386,20 @@ impl Store for PostgresStore {
         encryption::reseal_messages(&mut client, &reseals).await
     }
 
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        encryption::server_secret_check(&client).await
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        encryption::register_server_secret(&client, &check_value, at).await
+    }
+
     async fn claim_idempotency_key(
         &self,
         request: ClaimRequest,

@@ -448,6 +448,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        self.readers.read(encryption::server_secret_check)
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        self.writer
+            .write(move |conn| encryption::register_server_secret(conn, &check_value, at))
+            .await
+    }
+
     async fn claim_idempotency_key(
         &self,
         request: ClaimRequest,

@@ -661,7 +661,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }

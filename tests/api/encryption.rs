@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use ticketd::core::access::{Actor, Role};
 use ticketd::core::crypto::ENVELOPE_PREFIX;
 use ticketd::core::id::{MessageId, TicketId};
+use ticketd::core::idempotency::{Fingerprint, FingerprintKey};
 use ticketd::core::ticket::TicketRef;
 use ticketd::store::Reseal;
 
@@ -48,9 +49,40 @@ async fn database_bytes(app: &TestApp) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
+    contains_bytes(haystack, needle.as_bytes())
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
+        .any(|window| window == needle)
+}
+
+/// Whether the database's bytes hold `digest`: as itself (a SQLite blob)
+/// or in hex (PostgreSQL's text form of `bytea`).
+fn holds_digest(bytes: &[u8], digest: &[u8; 32]) -> bool {
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    contains_bytes(bytes, digest) || contains(bytes, &hex)
+}
+
+/// The idempotency fingerprint of a request as ticketd stored it before
+/// fingerprints were keyed: SHA-256 of method, path and canonical body,
+/// which anyone can compute to test a guess at the body.
+fn unkeyed_fingerprint(method: &str, path: &str, body: &Value) -> [u8; 32] {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(method.as_bytes());
+    digest.update([0]);
+    digest.update(path.as_bytes());
+    digest.update([0]);
+    digest.update(serde_json::to_vec(body).unwrap());
+    digest.finalize().into()
+}
+
+/// The fingerprint key of the server secret in the key file at `path`.
+fn fingerprint_key_in(path: &std::path::Path) -> FingerprintKey {
+    let file = ticketd::encryption::key_file::read(path).unwrap().unwrap();
+    FingerprintKey::derive(&file.secret.expect("the key file has a server secret"))
 }
 
 fn staff_actor(app: &TestApp) -> Actor {
@@ -203,11 +235,30 @@ async fn a_keyed_encrypted_reply_is_replayed_but_stored_sealed() {
         "the plaintext is in the database"
     );
 
-    // A rotation keeps the key the record was sealed with, so a later retry
-    // still replays.
+    // A rotation keeps the key the record was sealed with, and the server
+    // secret the fingerprint was made with, so a later retry still replays
+    // and another request under the key is still told apart.
+    let secret_before = fingerprint_key_in(&app.key_file);
     ticketd::encryption::rotate(app.raw_store.as_ref(), &app.key_file, true)
         .await
         .unwrap();
+    let path = format!("{TICKETS}/{ticket}/messages");
+    let body = json!({"message": secret, "encrypted": true});
+    assert_eq!(
+        Fingerprint::of_request(
+            &fingerprint_key_in(&app.key_file),
+            "POST",
+            &path,
+            &serde_json::to_vec(&body).unwrap()
+        ),
+        Fingerprint::of_request(
+            &secret_before,
+            "POST",
+            &path,
+            &serde_json::to_vec(&body).unwrap()
+        ),
+        "the rotated key file has the same server secret"
+    );
     let after_rotation = send().await;
     assert_eq!(
         after_rotation.status,
@@ -215,7 +266,94 @@ async fn a_keyed_encrypted_reply_is_replayed_but_stored_sealed() {
         "{}",
         after_rotation.text
     );
+    assert_eq!(after_rotation.header("idempotent-replayed"), "true");
     assert_eq!(after_rotation.text, first.text);
+    let changed = app
+        .send(
+            app.client
+                .post(app.url(&path))
+                .bearer_auth(&app.customer.token)
+                .header("Idempotency-Key", "encrypted-reply-1")
+                .json(&json!({"message": "another text", "encrypted": true})),
+        )
+        .await;
+    changed.assert_problem(422, "idempotency_key_reused");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_record_of_a_keyed_encrypted_reply_holds_neither_its_text_nor_its_digest() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let ticket = app.open_ticket(&app.customer, "Card").await;
+    let path = format!("{TICKETS}/{}/messages", text(&ticket["id"]));
+    let body = json!({"message": "My card PIN is 4821", "encrypted": true});
+    let send = |body: &Value| {
+        app.send(
+            app.client
+                .post(app.url(&path))
+                .bearer_auth(&app.customer.token)
+                .header("Idempotency-Key", "pin-reply-1")
+                .json(body),
+        )
+    };
+    let first = send(&body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_eq!(first.body["body"], "My card PIN is 4821");
+
+    let bytes = database_bytes(&app).await;
+    assert!(
+        contains(&bytes, "pin-reply-1"),
+        "the record was not searched"
+    );
+    assert!(
+        !contains(&bytes, "4821"),
+        "the plaintext is in the database"
+    );
+    // The old, unkeyed fingerprint would let anyone with the database try
+    // all 10,000 PINs; it is not there. The keyed one is, exactly as the
+    // key file's server secret makes it (so the search could find a digest).
+    let unkeyed = unkeyed_fingerprint("POST", &path, &body);
+    assert!(
+        !holds_digest(&bytes, &unkeyed),
+        "the unkeyed fingerprint is in the database"
+    );
+    let keyed = Fingerprint::of_request(
+        &fingerprint_key_in(&app.key_file),
+        "POST",
+        &path,
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    assert!(
+        holds_digest(&bytes, keyed.as_bytes()),
+        "the keyed fingerprint is not in the database"
+    );
+    assert_eq!(
+        keyed,
+        Fingerprint::of_request(
+            &app.fingerprint_key,
+            "POST",
+            &path,
+            &serde_json::to_vec(&body).unwrap()
+        )
+    );
+
+    // Keyed, the fingerprint still does its work: the same request is
+    // replayed, another one under the same key refused.
+    let retry = send(&body).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    assert_eq!(retry.header("idempotent-replayed"), "true");
+    assert_eq!(retry.text, first.text);
+    let changed = send(&json!({"message": "My card PIN is 4822", "encrypted": true})).await;
+    changed.assert_problem(422, "idempotency_key_reused");
+    let thread = app.get(&path, &app.staff).await;
+    assert_eq!(
+        thread.body["data"].as_array().unwrap().len(),
+        2,
+        "{}",
+        thread.text
+    );
     app.stop().await;
 }
 
@@ -540,6 +678,24 @@ async fn a_missing_or_wrong_key_file_stops_ticketd_at_startup() {
     write_key_file(&key_file, "hello\n");
     let stderr = refused_to_serve(&scratch);
     assert!(stderr.contains("is not valid"), "{stderr}");
+    // The right keys with another server secret: its fingerprints would
+    // match no other node's.
+    let secret_line = original
+        .lines()
+        .find(|line| line.starts_with("secret "))
+        .unwrap();
+    let other_secret = format!("secret {other}");
+    write_key_file(&key_file, &original.replace(secret_line, &other_secret));
+    let stderr = refused_to_serve(&scratch);
+    assert!(stderr.contains("server secret fails its check"), "{stderr}");
+    assert!(!stderr.contains(&other), "key material in {stderr}");
+    // The right keys without the server secret (a copy from before this
+    // version), on a database that has one: not invented anew.
+    let without_secret = original.replace(&format!("{secret_line}\n"), "");
+    write_key_file(&key_file, &without_secret);
+    let stderr = refused_to_serve(&scratch);
+    assert!(stderr.contains("has no server secret"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), without_secret);
 
     write_key_file(&key_file, &original);
     let server = scratch.serve().await;
@@ -622,4 +778,99 @@ async fn exports_keep_bodies_sealed_unless_decrypt_is_asked_for() {
     let stderr = keyless.fails(&args);
     assert!(stderr.contains("lacks"), "{stderr}");
     assert!(!stderr.contains("7788"));
+}
+
+/// Forgets the server secret's check value, as a database of the version
+/// before server secrets is.
+async fn forget_server_secret(scratch: &Scratch) {
+    let url = scratch.db_url();
+    let sql = "DELETE FROM server_secret";
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute(sql, [])
+                .unwrap();
+        }
+        None => {
+            let client = test_postgres::connect(&url).await.unwrap();
+            client.execute(sql, &[]).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_file_from_before_the_server_secret_gets_one_that_other_nodes_must_copy() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let (jane, _) = provision(&scratch);
+    let mut server = scratch.serve().await;
+    let (status, ticket) = server
+        .call(
+            Method::POST,
+            TICKETS,
+            &jane,
+            Some(json!({"subject": "Access", "message": "secret", "encrypted": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // The key file and the database as the previous version left them.
+    let key_file = scratch.key_file();
+    let generated = std::fs::read_to_string(&key_file).unwrap();
+    let old: String = generated
+        .lines()
+        .filter(|line| !line.starts_with("secret "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_ne!(old, generated);
+    write_key_file(&key_file, &old);
+    forget_server_secret(&scratch).await;
+
+    // The first node to start adds a secret to its key file and says so.
+    let mut server = scratch.serve().await;
+    let thread = format!("{TICKETS}/{}/messages", text(&ticket["id"]));
+    let (status, read) = server.call(Method::GET, &thread, &jane, None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["data"][0]["body"], "secret");
+    assert_eq!(server.terminate().code(), Some(0));
+    assert!(
+        server.log().contains("added a server secret"),
+        "{}",
+        server.log()
+    );
+    let upgraded = std::fs::read_to_string(&key_file).unwrap();
+    let secret_line = upgraded
+        .lines()
+        .find(|line| line.starts_with("secret "))
+        .unwrap();
+    assert!(!generated.contains(secret_line), "a new secret");
+    assert!(
+        upgraded.contains(old.lines().last().unwrap()),
+        "the keys are kept"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Another node still holding the old copy is refused until it gets
+    // the new one; it does not add a secret of its own.
+    write_key_file(&key_file, &old);
+    let stderr = refused_to_serve(&scratch);
+    assert!(stderr.contains("has no server secret"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old);
+    write_key_file(&key_file, &upgraded);
+    let server = scratch.serve().await;
+    drop(server);
+    // Rotations keep the secret.
+    scratch.json(&["encryption", "rotate"]);
+    let rotated = std::fs::read_to_string(&key_file).unwrap();
+    assert!(rotated.contains(secret_line), "{rotated}");
+    let server = scratch.serve().await;
+    drop(server);
 }

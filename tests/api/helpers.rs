@@ -12,6 +12,7 @@ use ticketd::api::{ApiSettings, AppState};
 use ticketd::config::Config;
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
+use ticketd::core::idempotency::FingerprintKey;
 use ticketd::core::text::TextLimits;
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
@@ -131,6 +132,9 @@ pub struct TestApp {
     pub raw_store: Arc<dyn Store>,
     /// The key file of encrypted messages.
     pub key_file: std::path::PathBuf,
+    /// The key the server fingerprints keyed requests under (from the key
+    /// file's server secret).
+    pub fingerprint_key: FingerprintKey,
     pub workspace: WorkspaceId,
     /// Customer "Jane Example" of the main workspace.
     pub customer: TestUser,
@@ -317,6 +321,7 @@ impl TestApp {
         )
         .await
         .unwrap();
+        let fingerprint_key = encryption.fingerprint_key();
         let store = ticketd::encryption::EncryptedStore::wrap(
             Arc::clone(&raw_store),
             encryption,
@@ -353,7 +358,12 @@ impl TestApp {
         let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
             .await
             .unwrap();
-        let state = AppState::new(Arc::clone(&store), limiter, settings);
+        let state = AppState::new(
+            Arc::clone(&store),
+            limiter,
+            settings,
+            fingerprint_key.clone(),
+        );
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ticketd::serve(listener, state, async move {
             let _ = stop.await;
@@ -364,6 +374,7 @@ impl TestApp {
             store,
             raw_store,
             key_file,
+            fingerprint_key,
             workspace,
             customer,
             other_customer,

@@ -471,7 +471,12 @@ async fn abandoned_claim(app: &TestApp, ticket: &str, key: &str, message: &str, 
         .claim_idempotency_key(ClaimRequest {
             api_key: app.customer.key_id,
             key: IdempotencyKey::parse(key).unwrap(),
-            fingerprint: Fingerprint::of_request("POST", &messages_path(ticket), &body),
+            fingerprint: Fingerprint::of_request(
+                &app.fingerprint_key,
+                "POST",
+                &messages_path(ticket),
+                &body,
+            ),
             token: ClaimToken::generate(),
             now,
             lease_until: Timestamp::from_millis(now.millis() + lease_ms),

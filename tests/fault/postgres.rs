@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use ticketd::core::id::TicketId;
+use ticketd::core::idempotency::{Fingerprint, FingerprintKey};
 use ticketd::store::DatabaseUrl;
 use tokio::task::JoinSet;
 
@@ -417,7 +418,8 @@ async fn nodes_starting_together_migrate_once() {
 /// Two nodes on one database take the same keyed requests at once: for
 /// each key exactly one reply is written, and every answer, from either
 /// node, is that reply (an original or a replay) or a 409 telling the
-/// client to retry.
+/// client to retry. Both fingerprint requests under the server secret of
+/// the key file they share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_write_each_keyed_request_once() {
     let Some(database) = TestDatabase::create().await else {
@@ -486,16 +488,58 @@ async fn two_nodes_write_each_keyed_request_once() {
             "a replay is the original, byte for byte"
         );
     }
-    // Afterwards both nodes replay every key's original.
+    // Afterwards both nodes replay every key's original, and refuse another
+    // request under it: they fingerprint alike, under the server secret of
+    // the key file they share.
     for key in 0..KEYS {
         for base in &bases {
             let response = keyed(key, base).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::CREATED);
             assert_eq!(response.headers()["idempotent-replayed"], "true");
             assert_eq!(response.text().await.unwrap(), originals[&key]);
+            let ticket = fixture.tickets[key % fixture.tickets.len()];
+            let other = client
+                .post(format!("{base}/api/v2/support/tickets/{ticket}/messages"))
+                .bearer_auth(&fixture.customer_token)
+                .header("idempotency-key", format!("two-nodes-{key}"))
+                .json(&json!({ "message": "another reply" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(
+                other
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("idempotency_key_reused")
+            );
         }
     }
+    let key_file = ticketd::encryption::key_file::read(&logs.path().join("encryption.key"))
+        .unwrap()
+        .unwrap();
+    let fingerprint_key = FingerprintKey::derive(&key_file.secret.unwrap());
     let client = test_postgres::connect(database.url()).await.unwrap();
+    for key in 0..KEYS {
+        let ticket = fixture.tickets[key % fixture.tickets.len()];
+        let body = serde_json::to_vec(&json!({ "message": format!("keyed reply {key}") })).unwrap();
+        let expected = Fingerprint::of_request(
+            &fingerprint_key,
+            "POST",
+            &format!("/api/v2/support/tickets/{ticket}/messages"),
+            &body,
+        );
+        let stored: Vec<u8> = client
+            .query_one(
+                "SELECT fingerprint FROM idempotency_record WHERE key = $1",
+                &[&format!("two-nodes-{key}")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, expected.as_bytes(), "key {key}");
+    }
     let duplicates: i64 = client
         .query_one(
             "SELECT count(*) - count(DISTINCT body) FROM message WHERE body LIKE 'keyed reply %'",

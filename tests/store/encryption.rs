@@ -1,5 +1,5 @@
-//! The data key registry and re-sealing: the conformance tests of the
-//! storage side of encryption at rest (the sealing itself is the
+//! The data key registry, the server secret's check value and re-sealing:
+//! the conformance tests of the storage side of encryption at rest (the sealing itself is the
 //! encryption layer's, above the store).
 
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ticketd::core::access::Actor;
 use ticketd::core::crypto::{self, DataKey, DataKeyId};
 use ticketd::core::message::NewMessage;
+use ticketd::core::server_secret::ServerSecret;
 use ticketd::core::text::MessageBody;
 use ticketd::core::ticket::TicketRef;
 use ticketd::core::time::Timestamp;
@@ -257,4 +258,51 @@ pub async fn retiring_keys_are_deleted_only_once_nothing_is_sealed_with_them(
         !store.delete_encryption_key(a.id()).await.unwrap(),
         "gone already"
     );
+}
+
+pub async fn the_server_secret_registers_once(store: &Arc<dyn Store>) {
+    let (one, two) = (
+        ServerSecret::generate().unwrap(),
+        ServerSecret::generate().unwrap(),
+    );
+    assert_eq!(store.server_secret_check().await.unwrap(), None);
+    let at = Timestamp::from_millis(1_000);
+    // Nodes adding a secret at once: the first registration wins, and
+    // every one of them is told which.
+    let (a, b) = tokio::join!(
+        store.register_server_secret(one.check_value(), at),
+        store.register_server_secret(two.check_value(), at),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b);
+    assert!(
+        one.verify_check_value(&a) != two.verify_check_value(&a),
+        "exactly one of the two secrets is registered"
+    );
+    let winner = if one.verify_check_value(&a) {
+        &one
+    } else {
+        &two
+    };
+    let loser = if one.verify_check_value(&a) {
+        &two
+    } else {
+        &one
+    };
+    // Registering again, the same or another secret, changes nothing.
+    assert_eq!(
+        store
+            .register_server_secret(loser.check_value(), at)
+            .await
+            .unwrap(),
+        a
+    );
+    assert_eq!(
+        store
+            .register_server_secret(winner.check_value(), at)
+            .await
+            .unwrap(),
+        a
+    );
+    assert_eq!(store.server_secret_check().await.unwrap(), Some(a));
 }

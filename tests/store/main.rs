@@ -15,6 +15,7 @@ mod suite;
 mod test_database;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
+mod upgrade;
 
 /// Instantiates every suite function as a `#[tokio::test]` per backend, in
 /// a module named for the backend's constructor in `backends`.
@@ -67,6 +68,7 @@ conformance!(
     keys_register_once_and_a_foreign_key_file_is_refused,
     sealed_bodies_need_a_registered_key_that_is_not_retiring,
     retiring_keys_are_deleted_only_once_nothing_is_sealed_with_them,
+    the_server_secret_registers_once,
     idempotent_writes_complete_their_record_and_replay,
     idempotency_claims_are_taken_over_only_after_their_lease,
     failed_idempotent_writes_keep_nothing_and_release_their_claim,

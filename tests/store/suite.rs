@@ -9,10 +9,11 @@ use ticketd::core::dump::{
     WorkspaceRecord,
 };
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
-use ticketd::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey};
+use ticketd::core::idempotency::{ClaimToken, Fingerprint, FingerprintKey, IdempotencyKey};
 use ticketd::core::lifecycle::{LifecycleError, TicketAction};
 use ticketd::core::message::{BodyFormat, Message};
 use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
+use ticketd::core::server_secret::ServerSecret;
 use ticketd::core::ticket::{Priority, Ticket, TicketFilter, TicketRef, TicketStatus};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
@@ -1302,7 +1303,12 @@ fn claim_request(api_key: KeyId, key: &str, body: &str, now: Timestamp) -> Claim
     ClaimRequest {
         api_key,
         key: IdempotencyKey::parse(key).unwrap(),
-        fingerprint: Fingerprint::of_request("POST", "/test", body.as_bytes()),
+        fingerprint: Fingerprint::of_request(
+            &FingerprintKey::derive(&ServerSecret::new([7; 32])),
+            "POST",
+            "/test",
+            body.as_bytes(),
+        ),
         token: ClaimToken::generate(),
         now,
         lease_until: Timestamp::from_millis(now.millis() + 30_000),

@@ -1,5 +1,5 @@
-//! The registry of data keys and the re-sealing of encrypted bodies (see
-//! [`crate::encryption`]). Message writes check the registry in the
+//! The registry of data keys, the server secret's check value, and the
+//! re-sealing of encrypted bodies (see [`crate::encryption`]). Message writes check the registry in the
 //! `message_sealed_key_check` trigger, which share-locks the key's row
 //! until they commit; deleting a key locks it exclusively first, so the
 //! check that no message uses it sees every write that could.
@@ -75,6 +75,36 @@ pub(super) async fn register_encryption_keys(
     let registered = keys(&tx).await?;
     tx.commit().await.map_err(map_error)?;
     Ok(registered)
+}
+
+pub(super) async fn server_secret_check(client: &Object) -> Result<Option<String>, StoreError> {
+    query_opt(
+        client,
+        "SELECT check_value FROM server_secret WHERE id = 1",
+        &[],
+    )
+    .await?
+    .map(|row| get(&row, 0))
+    .transpose()
+}
+
+pub(super) async fn register_server_secret(
+    client: &Object,
+    check_value: &str,
+    at: Timestamp,
+) -> Result<String, StoreError> {
+    // A concurrent registration makes the insert wait for its commit and
+    // then do nothing; the next statement's snapshot sees that row.
+    execute(
+        client,
+        "INSERT INTO server_secret (id, check_value, created_at) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO NOTHING",
+        &[&check_value, &to_sql_time(at)],
+    )
+    .await?;
+    server_secret_check(client)
+        .await?
+        .ok_or_else(|| StoreError::Other("the server secret's check value vanished".into()))
 }
 
 pub(super) async fn retire_encryption_keys_except(

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_encryption.sql",
         include_str!("../../../migrations/postgres/0003_encryption.sql"),
     ),
+    (
+        "0004_server_secret.sql",
+        include_str!("../../../migrations/postgres/0004_server_secret.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -1,10 +1,10 @@
-//! The registry of data keys and the re-sealing of encrypted bodies (see
-//! [`crate::encryption`]). The single writer makes each write here atomic
+//! The registry of data keys, the server secret's check value, and the
+//! re-sealing of encrypted bodies (see [`crate::encryption`]). The single writer makes each write here atomic
 //! with respect to message writes, which the `message_sealed_key_*`
 //! triggers check against the registry.
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::core::crypto::{DataKeyId, ENVELOPE_PREFIX};
 use crate::core::id::{MessageId, TicketId};
@@ -62,6 +62,27 @@ pub(super) fn register_encryption_keys(
         .map_err(map_error)?;
     }
     encryption_keys(conn)
+}
+
+pub(super) fn server_secret_check(conn: &Connection) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT check_value FROM server_secret WHERE id = 1")
+        .and_then(|mut select| select.query_row([], |row| row.get(0)).optional())
+        .map_err(map_error)
+}
+
+pub(super) fn register_server_secret(
+    conn: &Connection,
+    check_value: &str,
+    at: Timestamp,
+) -> Result<String, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO server_secret (id, check_value, created_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .and_then(|mut insert| insert.execute(params![check_value, at.millis()]))
+    .map_err(map_error)?;
+    server_secret_check(conn)?
+        .ok_or_else(|| StoreError::Other("the server secret's check value vanished".into()))
 }
 
 pub(super) fn retire_encryption_keys_except(

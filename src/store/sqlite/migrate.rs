@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_encryption.sql",
         include_str!("../../../migrations/sqlite/0003_encryption.sql"),
     ),
+    (
+        "0004_server_secret.sql",
+        include_str!("../../../migrations/sqlite/0004_server_secret.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.
