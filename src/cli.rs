@@ -180,6 +180,19 @@ pub struct ServeArgs {
     /// for the client to read a response) before it is closed. Default: 75
     #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// The idle timeout for a connection on which no request has been
+    /// authenticated yet (at most --idle-timeout-secs). Default: 5
+    #[arg(
+        long,
+        env = "TICKETD_UNAUTHENTICATED_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub unauthenticated_idle_timeout_secs: Option<u64>,
+    /// Connections open at once from one client address (IPv6: one /64);
+    /// more are closed at once. 0 for no cap (behind a proxy).
+    /// Default: 64, or a quarter of --max-connections if less
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
     /// Longest ticket subject in characters, 1 to 200. Default: 200
     #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
     pub max_subject_chars: Option<usize>,
@@ -291,6 +304,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             max_header_bytes: args.max_header_bytes,
             header_read_timeout_secs: args.header_read_timeout_secs,
             idle_timeout_secs: args.idle_timeout_secs,
+            unauthenticated_idle_timeout_secs: args.unauthenticated_idle_timeout_secs,
+            max_connections_per_address: args.max_connections_per_address,
             max_subject_chars: args.max_subject_chars,
             max_message_chars: args.max_message_chars,
             database_pool_size: args.database_pool_size,

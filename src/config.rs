@@ -64,6 +64,12 @@ pub struct Settings {
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a kept-alive connection may sit idle between requests.
     pub idle_timeout_secs: Option<u64>,
+    /// `idle_timeout_secs` for a connection on which no request has been
+    /// authenticated yet.
+    pub unauthenticated_idle_timeout_secs: Option<u64>,
+    /// Connections open at once from one address (IPv6: one /64); 0 for
+    /// no cap.
+    pub max_connections_per_address: Option<usize>,
     /// Longest ticket subject, in characters.
     pub max_subject_chars: Option<usize>,
     /// Longest message body, in characters.
@@ -120,6 +126,12 @@ impl Settings {
                 .header_read_timeout_secs
                 .or(self.header_read_timeout_secs),
             idle_timeout_secs: over.idle_timeout_secs.or(self.idle_timeout_secs),
+            unauthenticated_idle_timeout_secs: over
+                .unauthenticated_idle_timeout_secs
+                .or(self.unauthenticated_idle_timeout_secs),
+            max_connections_per_address: over
+                .max_connections_per_address
+                .or(self.max_connections_per_address),
             max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
@@ -343,6 +355,30 @@ fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
             ))
         }
     };
+    let idle_timeout = seconds(
+        settings.idle_timeout_secs,
+        defaults.idle_timeout,
+        "idle_timeout_secs",
+    )?;
+    let unauthenticated_idle_timeout = match settings.unauthenticated_idle_timeout_secs {
+        None => defaults.unauthenticated_idle_timeout.min(idle_timeout),
+        Some(secs) if (1..=idle_timeout.as_secs()).contains(&secs) => Duration::from_secs(secs),
+        Some(_) => {
+            return Err(format!(
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs ({})",
+                idle_timeout.as_secs()
+            ));
+        }
+    };
+    let max_connections_per_address = settings
+        .max_connections_per_address
+        .unwrap_or_else(|| server::default_max_connections_per_address(max_connections));
+    if max_connections_per_address > ConnectionLimits::MAX_CONNECTIONS {
+        return Err(format!(
+            "max_connections_per_address must be between 0 (no cap) and {}",
+            ConnectionLimits::MAX_CONNECTIONS
+        ));
+    }
     Ok(ConnectionLimits {
         max_connections,
         max_header_bytes,
@@ -351,11 +387,9 @@ fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
             defaults.header_read_timeout,
             "header_read_timeout_secs",
         )?,
-        idle_timeout: seconds(
-            settings.idle_timeout_secs,
-            defaults.idle_timeout,
-            "idle_timeout_secs",
-        )?,
+        idle_timeout,
+        unauthenticated_idle_timeout,
+        max_connections_per_address,
     })
 }
 
@@ -441,6 +475,73 @@ mod tests {
         );
         assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
         assert_eq!(config.api_key_cache, Duration::from_secs(2));
+        assert_eq!(
+            config.connections.unauthenticated_idle_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.connections.max_connections_per_address,
+            server::default_max_connections_per_address(config.connections.max_connections)
+        );
+    }
+
+    #[test]
+    fn the_hostile_client_limits_are_configurable_and_validated() {
+        let file: Settings = toml::from_str(
+            "max_connections = 1000\nmax_connections_per_address = 10\n\
+             unauthenticated_idle_timeout_secs = 2",
+        )
+        .expect("valid TOML");
+        let flags = Settings {
+            max_connections_per_address: Some(0),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.clone()).expect("valid");
+        assert_eq!(config.connections.max_connections_per_address, 10);
+        assert_eq!(
+            config.connections.unauthenticated_idle_timeout,
+            Duration::from_secs(2)
+        );
+        let off = Config::from_settings(file.overridden_by(flags)).expect("valid");
+        assert_eq!(
+            off.connections.max_connections_per_address, 0,
+            "0 is no cap"
+        );
+        // The default per-address cap follows a lowered max_connections.
+        let small = Config::from_settings(Settings {
+            max_connections: Some(20),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(small.connections.max_connections_per_address, 5);
+
+        let bad = |settings: Settings| Config::from_settings(settings).err().unwrap_or_default();
+        for (settings, message) in [
+            (
+                Settings {
+                    unauthenticated_idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs (75)",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(30),
+                    unauthenticated_idle_timeout_secs: Some(31),
+                    ..Settings::default()
+                },
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs (30)",
+            ),
+            (
+                Settings {
+                    max_connections_per_address: Some(1_000_001),
+                    ..Settings::default()
+                },
+                "max_connections_per_address must be between 0 (no cap) and 1000000",
+            ),
+        ] {
+            assert_eq!(bad(settings), message);
+        }
     }
 
     #[test]
@@ -462,6 +563,10 @@ mod tests {
                 max_header_bytes: 8192,
                 header_read_timeout: Duration::from_secs(2),
                 idle_timeout: Duration::from_secs(3),
+                // Defaults within the settings above: at most the idle
+                // timeout, and a quarter of a small server.
+                unauthenticated_idle_timeout: Duration::from_secs(3),
+                max_connections_per_address: 1,
             }
         );
         assert_eq!(

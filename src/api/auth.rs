@@ -25,6 +25,7 @@ use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
 use crate::rate_limit::RateDecision;
+use crate::server::Authenticated;
 use crate::store::{KeyCredentials, StoreError};
 
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -61,8 +62,10 @@ pub async fn authenticate(
             .into_response()
     };
     stamp_rate_limit(response.headers_mut(), &decision);
-    // For the request's log line.
+    // For the request's log line, and for the listener: the connection
+    // belongs to a key holder now.
     response.extensions_mut().insert(key_id);
+    response.extensions_mut().insert(Authenticated);
     response
 }
 

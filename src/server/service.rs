@@ -1,6 +1,6 @@
 //! The application as a hyper service for one connection, telling the
-//! connection's [`Activity`] when each request starts, is answered and is
-//! done.
+//! connection's [`Activity`] when each request starts, is authenticated, is
+//! answered and is done.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,6 +15,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
+use super::Authenticated;
 use super::activity::Activity;
 
 /// The router, serving one connection.
@@ -44,6 +45,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         let router = self.router.clone();
         Box::pin(async move {
             let response = router.oneshot(request.map(Body::new)).await?;
+            if response.extensions().get::<Authenticated>().is_some() {
+                done.activity.authenticated();
+            }
             done.activity.responding(done.request);
             Ok(response.map(|inner| TrackedBody { inner, _done: done }))
         })

@@ -513,6 +513,25 @@ impl RawConnection {
         }
     }
 
+    /// Connects to `app` from the loopback address `local` (Linux routes
+    /// all of 127.0.0.0/8 to the loopback interface, so any of them is a
+    /// distinct client address on the same machine).
+    pub async fn open_from(app: &TestApp, local: std::net::Ipv4Addr) -> Self {
+        Self::open_to(&app.base_url, local).await
+    }
+
+    /// Connects to the server at `base_url` from the loopback address
+    /// `local` (see [`RawConnection::open_from`]).
+    pub async fn open_to(base_url: &str, local: std::net::Ipv4Addr) -> Self {
+        let address: std::net::SocketAddr = base_url.trim_start_matches("http://").parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((local, 0))).unwrap();
+        Self {
+            stream: socket.connect(address).await.unwrap(),
+            pending: Vec::new(),
+        }
+    }
+
     /// Writes `bytes`.
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt;
