@@ -193,6 +193,18 @@ pub struct ServeArgs {
     /// Default: 64, or a quarter of --max-connections if less
     #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's body before it is answered
+    /// with 408. Default: 10
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Requests one API key may have in progress at once; more are answered
+    /// with 429. Default: 64
+    #[arg(
+        long,
+        env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        value_name = "N"
+    )]
+    pub max_concurrent_requests_per_key: Option<usize>,
     /// Longest ticket subject in characters, 1 to 200. Default: 200
     #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
     pub max_subject_chars: Option<usize>,
@@ -306,6 +318,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             idle_timeout_secs: args.idle_timeout_secs,
             unauthenticated_idle_timeout_secs: args.unauthenticated_idle_timeout_secs,
             max_connections_per_address: args.max_connections_per_address,
+            body_read_timeout_secs: args.body_read_timeout_secs,
+            max_concurrent_requests_per_key: args.max_concurrent_requests_per_key,
             max_subject_chars: args.max_subject_chars,
             max_message_chars: args.max_message_chars,
             database_pool_size: args.database_pool_size,
@@ -730,8 +744,10 @@ async fn serve(config: Config) -> Result<(), String> {
             .clone()
             .unwrap_or_else(|| derived_public_url(bound)),
         request_timeout: config.request_timeout,
+        body_read_timeout: config.body_read_timeout,
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        max_concurrent_requests_per_key: config.max_concurrent_requests_per_key,
         text_limits: config.text_limits,
         connections: config.connections,
         idempotency_ttl: config.idempotency_ttl,

@@ -70,6 +70,10 @@ pub struct Settings {
     /// Connections open at once from one address (IPv6: one /64); 0 for
     /// no cap.
     pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's body.
+    pub body_read_timeout_secs: Option<u64>,
+    /// Requests one API key may have in progress at once.
+    pub max_concurrent_requests_per_key: Option<usize>,
     /// Longest ticket subject, in characters.
     pub max_subject_chars: Option<usize>,
     /// Longest message body, in characters.
@@ -132,6 +136,10 @@ impl Settings {
             max_connections_per_address: over
                 .max_connections_per_address
                 .or(self.max_connections_per_address),
+            body_read_timeout_secs: over.body_read_timeout_secs.or(self.body_read_timeout_secs),
+            max_concurrent_requests_per_key: over
+                .max_concurrent_requests_per_key
+                .or(self.max_concurrent_requests_per_key),
             max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
@@ -160,10 +168,14 @@ pub struct Config {
     pub rate_limit_store: RateLimitStore,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_read_timeout: Duration,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Requests handled concurrently.
     pub max_concurrent_requests: usize,
+    /// Requests one API key may have in progress at once.
+    pub max_concurrent_requests_per_key: usize,
     /// What the listener allows each connection, and how many at once.
     pub connections: ConnectionLimits,
     /// The longest subject and message accepted.
@@ -196,6 +208,14 @@ impl Config {
     /// The longest API key credentials may be used once read: a revoked
     /// key must stop working within a minute.
     pub const MAX_API_KEY_CACHE_SECS: u64 = 60;
+
+    /// Seconds a client has to send a request body, unless configured.
+    pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+
+    /// Requests one API key may have in progress at once, unless
+    /// configured: a sixteenth of the default `max_concurrent_requests`, so
+    /// that a single key cannot occupy the node.
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY: usize = 64;
 
     /// Validates settings, filling in defaults.
     ///
@@ -250,6 +270,21 @@ impl Config {
         let max_concurrent_requests = settings.max_concurrent_requests.unwrap_or(1024);
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
+        }
+        let max_concurrent_requests_per_key = settings
+            .max_concurrent_requests_per_key
+            .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY);
+        if max_concurrent_requests_per_key == 0 {
+            return Err("max_concurrent_requests_per_key must be at least 1".into());
+        }
+        let body_read_timeout = settings
+            .body_read_timeout_secs
+            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS);
+        if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
+            return Err(format!(
+                "body_read_timeout_secs must be between 1 and {}",
+                ConnectionLimits::MAX_TIMEOUT_SECS
+            ));
         }
         let connections = connection_limits(&settings)?;
         let text_limits = TextLimits::new(
@@ -309,8 +344,10 @@ impl Config {
             rate_limit,
             rate_limit_store,
             request_timeout: Duration::from_secs(timeout),
+            body_read_timeout: Duration::from_secs(body_read_timeout),
             max_body_bytes,
             max_concurrent_requests,
+            max_concurrent_requests_per_key,
             connections,
             text_limits,
             log_format: settings.log_format.unwrap_or_default(),
@@ -428,8 +465,13 @@ impl fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_store", &self.rate_limit_store)
             .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field(
+                "max_concurrent_requests_per_key",
+                &self.max_concurrent_requests_per_key,
+            )
             .field("connections", &self.connections)
             .field("text_limits", &self.text_limits)
             .field("database_pool", &self.database_pool)
@@ -483,13 +525,16 @@ mod tests {
             config.connections.max_connections_per_address,
             server::default_max_connections_per_address(config.connections.max_connections)
         );
+        assert_eq!(config.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_concurrent_requests_per_key, 64);
     }
 
     #[test]
     fn the_hostile_client_limits_are_configurable_and_validated() {
         let file: Settings = toml::from_str(
             "max_connections = 1000\nmax_connections_per_address = 10\n\
-             unauthenticated_idle_timeout_secs = 2",
+             unauthenticated_idle_timeout_secs = 2\nbody_read_timeout_secs = 20\n\
+             max_concurrent_requests_per_key = 8",
         )
         .expect("valid TOML");
         let flags = Settings {
@@ -502,6 +547,8 @@ mod tests {
             config.connections.unauthenticated_idle_timeout,
             Duration::from_secs(2)
         );
+        assert_eq!(config.body_read_timeout, Duration::from_secs(20));
+        assert_eq!(config.max_concurrent_requests_per_key, 8);
         let off = Config::from_settings(file.overridden_by(flags)).expect("valid");
         assert_eq!(
             off.connections.max_connections_per_address, 0,
@@ -538,6 +585,20 @@ mod tests {
                     ..Settings::default()
                 },
                 "max_connections_per_address must be between 0 (no cap) and 1000000",
+            ),
+            (
+                Settings {
+                    body_read_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "body_read_timeout_secs must be between 1 and 3600",
+            ),
+            (
+                Settings {
+                    max_concurrent_requests_per_key: Some(0),
+                    ..Settings::default()
+                },
+                "max_concurrent_requests_per_key must be at least 1",
             ),
         ] {
             assert_eq!(bad(settings), message);

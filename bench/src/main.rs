@@ -455,6 +455,8 @@ impl Nodes {
                 // may be more than one address is allowed by default.
                 "--max-connections-per-address",
                 "0",
+                "--max-concurrent-requests-per-key",
+                "4096",
                 // Every node of the run shares one key file.
                 "--encryption-key-file",
                 &data_dir.join("encryption.key").to_string_lossy(),

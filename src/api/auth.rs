@@ -5,9 +5,12 @@
 //! credentials come from the [`KeyCache`](crate::api::key_cache) when it
 //! has them), charges the key's rate
 //! limit (429 over it; 503 with `Retry-After` when a shared limiter cannot
-//! decide) and stamps the `X-RateLimit-*` headers on whatever the handler
-//! answers. Handlers then state the scope they need in their
-//! signature with [`Authed`], which answers 403 when the key lacks it.
+//! decide), takes the request's place among the key's requests in progress
+//! (429 `concurrency_limit_exceeded` past the cap, see
+//! [`admission`](crate::api::admission)) and stamps the `X-RateLimit-*`
+//! headers on whatever the handler answers. Handlers then state the scope
+//! they need in their signature with [`Authed`], which answers 403 when
+//! the key lacks it.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
+use crate::api::admission::{self, over_key_concurrency};
 use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
@@ -32,7 +36,8 @@ const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Middleware: authenticate the bearer token and apply the key's rate limit.
+/// Middleware: authenticate the bearer token, apply the key's rate limit
+/// and its cap on requests in progress.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
@@ -50,16 +55,18 @@ pub async fn authenticate(
         // shared limiter must not switch the limit off on every node.
         Err(error) => return ApiError::unavailable(error.to_string()).into_response(),
     };
-    let mut response = if decision.allowed {
-        request.extensions_mut().insert(principal);
-        next.run(request).await
-    } else {
+    let mut response = if !decision.allowed {
         let retry_after = decision
             .retry_after
             .map_or(1, |wait| ceil_secs(wait).max(1));
         ApiError::new(ErrorCode::RateLimitExceeded)
             .with_retry_after(retry_after)
             .into_response()
+    } else if let Some(_place) = state.key_concurrency.enter(key_id) {
+        request.extensions_mut().insert(principal);
+        admission::run(&state, request, next).await
+    } else {
+        over_key_concurrency(state.settings.max_concurrent_requests_per_key).into_response()
     };
     stamp_rate_limit(response.headers_mut(), &decision);
     // For the request's log line, and for the listener: the connection

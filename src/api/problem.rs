@@ -37,6 +37,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many requests for this key.
     RateLimitExceeded,
+    /// This key already has as many requests in progress as it may.
+    ConcurrencyLimitExceeded,
+    /// The request body did not arrive in time.
+    RequestBodyTimeout,
     /// A bug or an unexpected failure; details are in the server log.
     InternalError,
     /// The database is unreachable or the server is shutting down.
@@ -53,7 +57,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedJson,
         ErrorCode::TicketClosed,
@@ -64,6 +68,8 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimitExceeded,
+        ErrorCode::ConcurrencyLimitExceeded,
+        ErrorCode::RequestBodyTimeout,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RequestTimeout,
@@ -85,6 +91,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
+            ErrorCode::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
+            ErrorCode::RequestBodyTimeout => "request_body_timeout",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -112,7 +120,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimitExceeded | ErrorCode::ConcurrencyLimitExceeded => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ErrorCode::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ServiceUnavailable | ErrorCode::RequestTimeout => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -135,6 +146,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "Payload too large",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::RateLimitExceeded => "Too many requests",
+            ErrorCode::ConcurrencyLimitExceeded => "Too many concurrent requests",
+            ErrorCode::RequestBodyTimeout => "Request body timeout",
             ErrorCode::InternalError => "Internal server error",
             ErrorCode::ServiceUnavailable => "Service unavailable",
             ErrorCode::RequestTimeout => "Request timeout",
@@ -161,6 +174,10 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "The request body is too large.",
             ErrorCode::UnsupportedMediaType => "The request body must be sent as application/json.",
             ErrorCode::RateLimitExceeded => "Too many requests. Retry after the limit resets.",
+            ErrorCode::ConcurrencyLimitExceeded => {
+                "This API key has too many requests in progress. Retry when one has been answered."
+            }
+            ErrorCode::RequestBodyTimeout => "The request body did not arrive in time.",
             ErrorCode::InternalError => {
                 "An unexpected error occurred. Retry later or contact support if the issue persists."
             }
@@ -206,6 +223,12 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
             ErrorCode::RateLimitExceeded => {
                 "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
+            }
+            ErrorCode::ConcurrencyLimitExceeded => {
+                "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key, 64 unless its operator changed it). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
+            }
+            ErrorCode::RequestBodyTimeout => {
+                "The server stopped waiting for the request body after its configured body timeout (body_read_timeout_secs, 10 s unless its operator changed it) and closed the connection. Nothing was written. Send the body promptly after the request head, then retry."
             }
             ErrorCode::InternalError => {
                 "Something failed inside the server. The requestId identifies the failure in the server's log; retry later, or report the requestId."
