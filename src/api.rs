@@ -35,7 +35,8 @@ use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::text::TextLimits;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::auth_failures::AuthFailures;
+use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::store::Store;
 
@@ -80,6 +81,8 @@ pub struct SharedState {
     pub store: Arc<dyn Store>,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Failed authentications per client address; `None` when unlimited.
+    pub auth_failures: Option<AuthFailures>,
     /// HTTP settings.
     pub settings: ApiSettings,
     /// Turns among the requests handled at once.
@@ -102,11 +105,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Bundles the parts of a running API.
-    pub fn new(
-        store: Arc<dyn Store>,
-        limiter: Arc<dyn RateLimiter>,
-        settings: ApiSettings,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, limiters: Limiters, settings: ApiSettings) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let key_concurrency =
             admission::KeyConcurrency::new(settings.max_concurrent_requests_per_key);
@@ -114,7 +113,8 @@ impl AppState {
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         Self(Arc::new(SharedState {
             store,
-            limiter,
+            limiter: limiters.keys,
+            auth_failures: limiters.auth_failures,
             settings,
             in_flight,
             key_concurrency,

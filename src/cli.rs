@@ -205,6 +205,10 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub max_concurrent_requests_per_key: Option<usize>,
+    /// Failed authentications per minute (and at once) per client address;
+    /// more are answered with 429. 0 for no limit. Default: 60
+    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub auth_failure_limit_per_minute: Option<u32>,
     /// Longest ticket subject in characters, 1 to 200. Default: 200
     #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
     pub max_subject_chars: Option<usize>,
@@ -320,6 +324,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             max_connections_per_address: args.max_connections_per_address,
             body_read_timeout_secs: args.body_read_timeout_secs,
             max_concurrent_requests_per_key: args.max_concurrent_requests_per_key,
+            auth_failure_limit_per_minute: args.auth_failure_limit_per_minute,
             max_subject_chars: args.max_subject_chars,
             max_message_chars: args.max_message_chars,
             database_pool_size: args.database_pool_size,
@@ -753,8 +758,13 @@ async fn serve(config: Config) -> Result<(), String> {
         idempotency_ttl: config.idempotency_ttl,
         api_key_cache: config.api_key_cache,
     };
-    let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
-    let state = AppState::new(store, limiter, settings);
+    let limiters = rate_limit::open(
+        &config.rate_limit_store,
+        config.rate_limit,
+        config.auth_failure_limit,
+    )
+    .await?;
+    let state = AppState::new(store, limiters, settings);
     let rate_limiter = match &config.rate_limit_store {
         RateLimitStore::Memory => "memory",
         RateLimitStore::Redis { url, .. } => url.redacted(),

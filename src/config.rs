@@ -74,6 +74,8 @@ pub struct Settings {
     pub body_read_timeout_secs: Option<u64>,
     /// Requests one API key may have in progress at once.
     pub max_concurrent_requests_per_key: Option<usize>,
+    /// Failed authentications per minute per client address; 0 for no limit.
+    pub auth_failure_limit_per_minute: Option<u32>,
     /// Longest ticket subject, in characters.
     pub max_subject_chars: Option<usize>,
     /// Longest message body, in characters.
@@ -140,6 +142,9 @@ impl Settings {
             max_concurrent_requests_per_key: over
                 .max_concurrent_requests_per_key
                 .or(self.max_concurrent_requests_per_key),
+            auth_failure_limit_per_minute: over
+                .auth_failure_limit_per_minute
+                .or(self.auth_failure_limit_per_minute),
             max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
@@ -166,6 +171,10 @@ pub struct Config {
     pub rate_limit: RatePolicy,
     /// Where the rate limiter keeps its state.
     pub rate_limit_store: RateLimitStore,
+    /// Failed authentications allowed per client address (one bucket per
+    /// address, kept where the rate limiter keeps its state); `None` for
+    /// no limit.
+    pub auth_failure_limit: Option<RatePolicy>,
     /// Longest a request may take.
     pub request_timeout: Duration,
     /// Longest a client may take to send a request's body.
@@ -216,6 +225,10 @@ impl Config {
     /// configured: a sixteenth of the default `max_concurrent_requests`, so
     /// that a single key cannot occupy the node.
     pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY: usize = 64;
+
+    /// Failed authentications per minute per client address, unless
+    /// configured (also the burst).
+    pub const DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE: u32 = 60;
 
     /// Validates settings, filling in defaults.
     ///
@@ -286,6 +299,22 @@ impl Config {
                 ConnectionLimits::MAX_TIMEOUT_SECS
             ));
         }
+        let auth_failure_limit = match settings
+            .auth_failure_limit_per_minute
+            .unwrap_or(Self::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE)
+        {
+            0 => None,
+            per_minute => Some(RatePolicy {
+                per_minute,
+                burst: per_minute,
+            }),
+        };
+        if let (Some(policy), RateLimitStore::Redis { .. }) =
+            (auth_failure_limit, &rate_limit_store)
+        {
+            check_policy(policy)
+                .map_err(|error| format!("auth_failure_limit_per_minute: {error}"))?;
+        }
         let connections = connection_limits(&settings)?;
         let text_limits = TextLimits::new(
             settings
@@ -343,6 +372,7 @@ impl Config {
                 .map(|url| url.trim_end_matches('/').to_owned()),
             rate_limit,
             rate_limit_store,
+            auth_failure_limit,
             request_timeout: Duration::from_secs(timeout),
             body_read_timeout: Duration::from_secs(body_read_timeout),
             max_body_bytes,
@@ -464,6 +494,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_store", &self.rate_limit_store)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .field("request_timeout", &self.request_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -527,6 +558,13 @@ mod tests {
         );
         assert_eq!(config.body_read_timeout, Duration::from_secs(10));
         assert_eq!(config.max_concurrent_requests_per_key, 64);
+        assert_eq!(
+            config.auth_failure_limit,
+            Some(RatePolicy {
+                per_minute: 60,
+                burst: 60
+            })
+        );
     }
 
     #[test]
@@ -534,11 +572,12 @@ mod tests {
         let file: Settings = toml::from_str(
             "max_connections = 1000\nmax_connections_per_address = 10\n\
              unauthenticated_idle_timeout_secs = 2\nbody_read_timeout_secs = 20\n\
-             max_concurrent_requests_per_key = 8",
+             max_concurrent_requests_per_key = 8\nauth_failure_limit_per_minute = 30",
         )
         .expect("valid TOML");
         let flags = Settings {
             max_connections_per_address: Some(0),
+            auth_failure_limit_per_minute: Some(0),
             ..Settings::default()
         };
         let config = Config::from_settings(file.clone()).expect("valid");
@@ -549,11 +588,19 @@ mod tests {
         );
         assert_eq!(config.body_read_timeout, Duration::from_secs(20));
         assert_eq!(config.max_concurrent_requests_per_key, 8);
+        assert_eq!(
+            config.auth_failure_limit,
+            Some(RatePolicy {
+                per_minute: 30,
+                burst: 30
+            })
+        );
         let off = Config::from_settings(file.overridden_by(flags)).expect("valid");
         assert_eq!(
             off.connections.max_connections_per_address, 0,
             "0 is no cap"
         );
+        assert_eq!(off.auth_failure_limit, None, "0 is no limit");
         // The default per-address cap follows a lowered max_connections.
         let small = Config::from_settings(Settings {
             max_connections: Some(20),

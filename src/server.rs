@@ -211,6 +211,7 @@ pub async fn serve(
                 };
                 tokio::spawn(serve_connection(
                     stream,
+                    peer,
                     router.clone(),
                     limits,
                     stopping.clone(),
@@ -268,11 +269,12 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// Serves one connection until it closes, times out, or drains after
-/// shutdown; holds `_slots` (its place under the cap and under its
-/// address's cap) meanwhile.
+/// Serves one connection from `peer` until it closes, times out, or
+/// drains after shutdown; holds `_slots` (its place under the cap and
+/// under its address's cap) meanwhile.
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
@@ -282,7 +284,7 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));
-    let service = ConnectionService::new(router, Arc::clone(&activity));
+    let service = ConnectionService::new(router, Arc::clone(&activity), peer);
     let connection = http1::Builder::new()
         .keep_alive(true)
         .max_header_size(limits.max_header_bytes)

@@ -176,9 +176,10 @@ impl Modify for CommonResponses {
                         operation,
                         "429",
                         "Rate limited: over the key's rate limit (`rate_limit_exceeded`, with \
-                         `X-RateLimit-*` headers), or too many of the key's requests in \
-                         progress (`concurrency_limit_exceeded`). Retry after `Retry-After` \
-                         seconds.",
+                         `X-RateLimit-*` headers), too many of the key's requests in progress \
+                         (`concurrency_limit_exceeded`), or too many failed authentications \
+                         from the client's address (`auth_rate_limit_exceeded`). Retry after \
+                         `Retry-After` seconds.",
                     );
                 }
                 add_if_missing(

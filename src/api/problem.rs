@@ -39,6 +39,8 @@ pub enum ErrorCode {
     RateLimitExceeded,
     /// This key already has as many requests in progress as it may.
     ConcurrencyLimitExceeded,
+    /// Too many failed authentications from this client address.
+    AuthRateLimitExceeded,
     /// The request body did not arrive in time.
     RequestBodyTimeout,
     /// A bug or an unexpected failure; details are in the server log.
@@ -57,7 +59,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedJson,
         ErrorCode::TicketClosed,
@@ -69,6 +71,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimitExceeded,
         ErrorCode::ConcurrencyLimitExceeded,
+        ErrorCode::AuthRateLimitExceeded,
         ErrorCode::RequestBodyTimeout,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
@@ -92,6 +95,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
             ErrorCode::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
+            ErrorCode::AuthRateLimitExceeded => "auth_rate_limit_exceeded",
             ErrorCode::RequestBodyTimeout => "request_body_timeout",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
@@ -120,9 +124,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::RateLimitExceeded | ErrorCode::ConcurrencyLimitExceeded => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ErrorCode::RateLimitExceeded
+            | ErrorCode::ConcurrencyLimitExceeded
+            | ErrorCode::AuthRateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ServiceUnavailable | ErrorCode::RequestTimeout => {
@@ -147,6 +151,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::RateLimitExceeded => "Too many requests",
             ErrorCode::ConcurrencyLimitExceeded => "Too many concurrent requests",
+            ErrorCode::AuthRateLimitExceeded => "Too many failed authentications",
             ErrorCode::RequestBodyTimeout => "Request body timeout",
             ErrorCode::InternalError => "Internal server error",
             ErrorCode::ServiceUnavailable => "Service unavailable",
@@ -176,6 +181,9 @@ impl ErrorCode {
             ErrorCode::RateLimitExceeded => "Too many requests. Retry after the limit resets.",
             ErrorCode::ConcurrencyLimitExceeded => {
                 "This API key has too many requests in progress. Retry when one has been answered."
+            }
+            ErrorCode::AuthRateLimitExceeded => {
+                "Too many requests from this address failed authentication. Retry after the number of seconds in Retry-After."
             }
             ErrorCode::RequestBodyTimeout => "The request body did not arrive in time.",
             ErrorCode::InternalError => {
@@ -226,6 +234,9 @@ impl ErrorCode {
             }
             ErrorCode::ConcurrencyLimitExceeded => {
                 "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key, 64 unless its operator changed it). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
+            }
+            ErrorCode::AuthRateLimitExceeded => {
+                "Too many requests from this client address failed authentication (a missing, malformed, unknown or revoked API key) within a short time, so the server stopped looking keys up for it. Nothing was done. Fix the Authorization header, then retry after the number of seconds in Retry-After. Keys this server has already seen, sent with their right secret, keep working meanwhile."
             }
             ErrorCode::RequestBodyTimeout => {
                 "The server stopped waiting for the request body after its configured body timeout (body_read_timeout_secs, 10 s unless its operator changed it) and closed the connection. Nothing was written. Send the body promptly after the request head, then retry."

@@ -393,6 +393,7 @@ async fn problem_types_resolve_to_pages_describing_the_code() {
         ("unsupported_media_type", 415),
         ("rate_limit_exceeded", 429),
         ("concurrency_limit_exceeded", 429),
+        ("auth_rate_limit_exceeded", 429),
         ("request_body_timeout", 408),
         ("internal_error", 500),
         ("service_unavailable", 503),

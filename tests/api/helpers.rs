@@ -96,6 +96,8 @@ pub struct TestOptions {
     pub max_concurrent_requests: usize,
     /// Requests one API key may have in progress at once.
     pub max_concurrent_requests_per_key: usize,
+    /// Failed authentications allowed per client address (`None`: no limit).
+    pub auth_failure_limit: Option<RatePolicy>,
     /// The longest subject and message accepted.
     pub text_limits: TextLimits,
     /// The listener's limits (connections, header size, timeouts).
@@ -119,6 +121,10 @@ impl Default for TestOptions {
             body_read_timeout: Duration::from_secs(Config::DEFAULT_BODY_READ_TIMEOUT_SECS),
             max_concurrent_requests: 1024,
             max_concurrent_requests_per_key: Config::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY,
+            auth_failure_limit: Some(RatePolicy {
+                per_minute: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
+                burst: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
+            }),
             text_limits: TextLimits::PUBLISHED,
             connections: ConnectionLimits::default(),
             idempotency_ttl: Duration::from_secs(86_400),
@@ -357,10 +363,14 @@ impl TestApp {
             idempotency_ttl: options.idempotency_ttl,
             api_key_cache: options.api_key_cache,
         };
-        let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
-            .await
-            .unwrap();
-        let state = AppState::new(Arc::clone(&store), limiter, settings);
+        let limiters = rate_limit::open(
+            &options.rate_limit_store,
+            options.rate_limit,
+            options.auth_failure_limit,
+        )
+        .await
+        .unwrap();
+        let state = AppState::new(Arc::clone(&store), limiters, settings);
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(ticketd::serve(listener, state, async move {
             let _ = stop.await;

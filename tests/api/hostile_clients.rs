@@ -1,6 +1,7 @@
 //! Clients that try to hold the server rather than use it: bodies sent a
 //! byte at a time, more requests in progress than a key may have, many
-//! connections from one address, and idle connections without a key.
+//! connections from one address, idle connections without a key, and
+//! guessed keys.
 //!
 //! Client addresses other than 127.0.0.1 are other loopback addresses
 //! (127.0.0.2 and up), which Linux routes to the loopback interface.
@@ -13,6 +14,7 @@ use serde_json::json;
 use ticketd::core::access::Scopes;
 use ticketd::core::id::KeyId;
 use ticketd::core::token::ApiToken;
+use ticketd::rate_limit::RatePolicy;
 use ticketd::server::ConnectionLimits;
 use tokio::task::JoinSet;
 
@@ -452,5 +454,98 @@ async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_tim
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let health = connection.exchange(&raw_get("/healthz")).await;
     let health = health.expect("an authenticated connection was closed after 2.5 s idle");
+    assert_eq!(health.status, 200, "{}", health.head);
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_address() {
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            // Three failures, then one a minute: nothing refills during the
+            // test.
+            auth_failure_limit: Some(RatePolicy {
+                per_minute: 1,
+                burst: 3,
+            }),
+            api_key_cache: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // Staff has used its key on this node before the guessing starts.
+    let staff = app.get(TICKETS, &app.staff).await;
+    assert_eq!(staff.status, StatusCode::OK, "{}", staff.text);
+
+    let mut guesser = RawConnection::open_from(&app, loopback(2)).await;
+    let unknown_key = ApiToken::generate(KeyId::generate()).unwrap().expose();
+    let wrong_secret = ApiToken::generate(app.customer.key_id).unwrap().expose();
+    let failures = [
+        raw_get(TICKETS),
+        raw_get_as(TICKETS, "not-a-key"),
+        raw_get_as(TICKETS, &unknown_key),
+    ];
+    for request in &failures {
+        let response = guesser.exchange(request).await.unwrap();
+        assert_eq!(response.status, 401, "{}", response.head);
+        assert_eq!(response.json()["code"], "unauthorized");
+    }
+    for request in [raw_get_as(TICKETS, &wrong_secret), raw_get(TICKETS)] {
+        let refused = guesser.exchange(&request).await.unwrap();
+        assert_eq!(refused.status, 429, "{}", refused.head);
+        let problem = refused.json();
+        assert_eq!(problem["code"], "auth_rate_limit_exceeded");
+        assert_eq!(problem["status"], 429);
+        assert_eq!(problem["title"], "Too many failed authentications");
+        assert_eq!(problem["instance"], TICKETS);
+        assert!(
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("/errors/auth_rate_limit_exceeded")
+        );
+        let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+        assert!((58..=60).contains(&retry_after), "{}", refused.head);
+        assert_eq!(header(&refused, "x-ratelimit-limit"), "");
+    }
+    // A key this node has not read before is not looked up for the
+    // address meanwhile, valid or not.
+    let refused = guesser
+        .exchange(&raw_get_as(TICKETS, &app.other_customer.token))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 429, "{}", refused.head);
+
+    // One it has accepted is, even once its cache entry is stale: its
+    // client proved its secret before (a colleague behind the same NAT).
+    let accepted = guesser
+        .exchange(&raw_get_as(TICKETS, &app.staff.token))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 200, "{}", accepted.head);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let accepted = guesser
+        .exchange(&raw_get_as(TICKETS, &app.staff.token))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 200, "{}", accepted.head);
+
+    // Other addresses have their own budget.
+    let mut neighbour = RawConnection::open_from(&app, loopback(3)).await;
+    let response = neighbour
+        .exchange(&raw_get_as(TICKETS, &unknown_key))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 401, "{}", response.head);
+    let response = neighbour
+        .exchange(&raw_get_as(TICKETS, &app.customer.token))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.head);
+    // Health checks are never counted nor refused.
+    let health = guesser.exchange(&raw_get("/healthz")).await.unwrap();
     assert_eq!(health.status, 200, "{}", health.head);
 }
