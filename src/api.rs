@@ -2,6 +2,7 @@
 //! `/api/v2` handlers. Handlers extract, convert to core input, call the
 //! store, and convert the result to a wire DTO.
 
+pub mod admission;
 pub mod auth;
 pub mod context;
 pub mod error_pages;
@@ -36,7 +37,8 @@ use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
 use crate::core::text::TextLimits;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::auth_failures::AuthFailures;
+use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::store::Store;
 
@@ -47,10 +49,17 @@ pub struct ApiSettings {
     pub public_url: String,
     /// Longest a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a write's body, from when the
+    /// server starts reading it; 408 after that.
+    pub body_read_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Requests handled at once; more wait their turn.
+    /// Requests handled at once; more wait their turn. Only authenticated
+    /// requests with their bodies in take a turn.
     pub max_concurrent_requests: usize,
+    /// Requests one API key may have in progress at once (from its
+    /// authentication on); more are answered 429.
+    pub max_concurrent_requests_per_key: usize,
     /// The longest subject and message accepted.
     pub text_limits: TextLimits,
     /// What the listener allows each connection, and how many at once.
@@ -77,11 +86,16 @@ pub struct SharedState {
     pub store: Arc<dyn Store>,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Failed authentications per client address; `None` when unlimited.
+    pub auth_failures: Option<AuthFailures>,
     /// HTTP settings.
     pub settings: ApiSettings,
     /// What requests with an `Idempotency-Key` are fingerprinted under.
     fingerprint_key: FingerprintKey,
+    /// Turns among the requests handled at once.
     in_flight: Semaphore,
+    /// Requests in progress per API key.
+    key_concurrency: admission::KeyConcurrency,
     /// API keys read recently.
     key_cache: key_cache::KeyCache,
     /// Messages rendered recently.
@@ -103,20 +117,24 @@ impl AppState {
     /// server secret (`Encryption::fingerprint_key`), the same on every node.
     pub fn new(
         store: Arc<dyn Store>,
-        limiter: Arc<dyn RateLimiter>,
+        limiters: Limiters,
         settings: ApiSettings,
         fingerprint_key: FingerprintKey,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
+        let key_concurrency =
+            admission::KeyConcurrency::new(settings.max_concurrent_requests_per_key);
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
             store,
-            limiter,
+            limiter: limiters.keys,
+            auth_failures: limiters.auth_failures,
             settings,
             fingerprint_key,
             in_flight,
+            key_concurrency,
             key_cache,
             html_cache,
             openapi,
@@ -190,9 +208,10 @@ async fn method_not_allowed() -> ApiError {
 /// Admits a request to the router: answers 413 at once when its declared
 /// `Content-Length` is over the limit (rather than reading the body, or
 /// waiting for one that never comes, before refusing it; chunked bodies are
-/// counted as they are read), waits for a slot among the requests handled
-/// at once, and answers 503 if the whole takes longer than the request
-/// timeout.
+/// counted as they are read), and answers 503 if the whole takes longer
+/// than the request timeout. The turn among the requests handled at once
+/// is taken later, by support API requests only, once they are
+/// authenticated and have their bodies ([`admission`]).
 pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
@@ -203,13 +222,7 @@ pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Res
     if declared.is_some_and(|length| length > limit) {
         return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
     }
-    let handled = async {
-        match state.in_flight.acquire().await {
-            Ok(_permit) => next.run(request).await,
-            Err(_) => ApiError::unavailable("the server is shutting down").into_response(),
-        }
-    };
-    match tokio::time::timeout(state.settings.request_timeout, handled).await {
+    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(ErrorCode::RequestTimeout)
             .with_retry_after(1)
@@ -224,8 +237,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let (support, operations, _) = documented_routes();
-    // Route layers run outermost last-added first: authentication, then
-    // idempotency keys (scoped to the authenticated API key).
+    // Route layers run outermost last-added first: authentication (with
+    // the key's rate limit, then admission: its place among the key's
+    // requests in progress, the body, a turn among the requests handled at
+    // once), then idempotency keys (scoped to the authenticated API key).
     let support = support
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

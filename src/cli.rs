@@ -182,6 +182,35 @@ pub struct ServeArgs {
     /// for the client to read a response) before it is closed. Default: 75
     #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// The idle timeout for a connection on which no request has been
+    /// authenticated yet (at most --idle-timeout-secs). Default: 5
+    #[arg(
+        long,
+        env = "TICKETD_UNAUTHENTICATED_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub unauthenticated_idle_timeout_secs: Option<u64>,
+    /// Connections open at once from one client address (IPv6: one /64);
+    /// more are closed at once. 0 for no cap (behind a proxy).
+    /// Default: 64, or a quarter of --max-connections if less
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's body before it is answered
+    /// with 408. Default: 10
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Requests one API key may have in progress at once; more are answered
+    /// with 429. Default: 64
+    #[arg(
+        long,
+        env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        value_name = "N"
+    )]
+    pub max_concurrent_requests_per_key: Option<usize>,
+    /// Failed authentications per minute (and at once) per client address;
+    /// more are answered with 429. 0 for no limit. Default: 60
+    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub auth_failure_limit_per_minute: Option<u32>,
     /// Longest ticket subject in characters, 1 to 200. Default: 200
     #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
     pub max_subject_chars: Option<usize>,
@@ -298,6 +327,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             max_header_bytes: args.max_header_bytes,
             header_read_timeout_secs: args.header_read_timeout_secs,
             idle_timeout_secs: args.idle_timeout_secs,
+            unauthenticated_idle_timeout_secs: args.unauthenticated_idle_timeout_secs,
+            max_connections_per_address: args.max_connections_per_address,
+            body_read_timeout_secs: args.body_read_timeout_secs,
+            max_concurrent_requests_per_key: args.max_concurrent_requests_per_key,
+            auth_failure_limit_per_minute: args.auth_failure_limit_per_minute,
             max_subject_chars: args.max_subject_chars,
             max_message_chars: args.max_message_chars,
             database_pool_size: args.database_pool_size,
@@ -750,16 +784,23 @@ async fn serve(config: Config) -> Result<(), String> {
             .clone()
             .unwrap_or_else(|| derived_public_url(bound)),
         request_timeout: config.request_timeout,
+        body_read_timeout: config.body_read_timeout,
         max_body_bytes: config.max_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
+        max_concurrent_requests_per_key: config.max_concurrent_requests_per_key,
         text_limits: config.text_limits,
         connections: config.connections,
         idempotency_ttl: config.idempotency_ttl,
         api_key_cache: config.api_key_cache,
         html_cache_bytes: config.html_cache_bytes,
     };
-    let limiter = rate_limit::open(&config.rate_limit_store, config.rate_limit).await?;
-    let state = AppState::new(store, limiter, settings, fingerprint_key);
+    let limiters = rate_limit::open(
+        &config.rate_limit_store,
+        config.rate_limit,
+        config.auth_failure_limit,
+    )
+    .await?;
+    let state = AppState::new(store, limiters, settings, fingerprint_key);
     let rate_limiter = match &config.rate_limit_store {
         RateLimitStore::Memory => "memory",
         RateLimitStore::Redis { url, .. } => url.redacted(),

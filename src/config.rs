@@ -64,6 +64,18 @@ pub struct Settings {
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a kept-alive connection may sit idle between requests.
     pub idle_timeout_secs: Option<u64>,
+    /// `idle_timeout_secs` for a connection on which no request has been
+    /// authenticated yet.
+    pub unauthenticated_idle_timeout_secs: Option<u64>,
+    /// Connections open at once from one address (IPv6: one /64); 0 for
+    /// no cap.
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's body.
+    pub body_read_timeout_secs: Option<u64>,
+    /// Requests one API key may have in progress at once.
+    pub max_concurrent_requests_per_key: Option<usize>,
+    /// Failed authentications per minute per client address; 0 for no limit.
+    pub auth_failure_limit_per_minute: Option<u32>,
     /// Longest ticket subject, in characters.
     pub max_subject_chars: Option<usize>,
     /// Longest message body, in characters.
@@ -122,6 +134,19 @@ impl Settings {
                 .header_read_timeout_secs
                 .or(self.header_read_timeout_secs),
             idle_timeout_secs: over.idle_timeout_secs.or(self.idle_timeout_secs),
+            unauthenticated_idle_timeout_secs: over
+                .unauthenticated_idle_timeout_secs
+                .or(self.unauthenticated_idle_timeout_secs),
+            max_connections_per_address: over
+                .max_connections_per_address
+                .or(self.max_connections_per_address),
+            body_read_timeout_secs: over.body_read_timeout_secs.or(self.body_read_timeout_secs),
+            max_concurrent_requests_per_key: over
+                .max_concurrent_requests_per_key
+                .or(self.max_concurrent_requests_per_key),
+            auth_failure_limit_per_minute: over
+                .auth_failure_limit_per_minute
+                .or(self.auth_failure_limit_per_minute),
             max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
             max_message_chars: over.max_message_chars.or(self.max_message_chars),
             log_format: over.log_format.or(self.log_format),
@@ -149,12 +174,20 @@ pub struct Config {
     pub rate_limit: RatePolicy,
     /// Where the rate limiter keeps its state.
     pub rate_limit_store: RateLimitStore,
+    /// Failed authentications allowed per client address (one bucket per
+    /// address, kept where the rate limiter keeps its state); `None` for
+    /// no limit.
+    pub auth_failure_limit: Option<RatePolicy>,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    pub body_read_timeout: Duration,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Requests handled concurrently.
     pub max_concurrent_requests: usize,
+    /// Requests one API key may have in progress at once.
+    pub max_concurrent_requests_per_key: usize,
     /// What the listener allows each connection, and how many at once.
     pub connections: ConnectionLimits,
     /// The longest subject and message accepted.
@@ -197,6 +230,18 @@ impl Config {
 
     /// The largest `html_cache_mib` accepted.
     pub const MAX_HTML_CACHE_MIB: u64 = 4096;
+
+    /// Seconds a client has to send a request body, unless configured.
+    pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+
+    /// Requests one API key may have in progress at once, unless
+    /// configured: a sixteenth of the default `max_concurrent_requests`, so
+    /// that a single key cannot occupy the node.
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY: usize = 64;
+
+    /// Failed authentications per minute per client address, unless
+    /// configured (also the burst).
+    pub const DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE: u32 = 60;
 
     /// Validates settings, filling in defaults.
     ///
@@ -251,6 +296,37 @@ impl Config {
         let max_concurrent_requests = settings.max_concurrent_requests.unwrap_or(1024);
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
+        }
+        let max_concurrent_requests_per_key = settings
+            .max_concurrent_requests_per_key
+            .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY);
+        if max_concurrent_requests_per_key == 0 {
+            return Err("max_concurrent_requests_per_key must be at least 1".into());
+        }
+        let body_read_timeout = settings
+            .body_read_timeout_secs
+            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS);
+        if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
+            return Err(format!(
+                "body_read_timeout_secs must be between 1 and {}",
+                ConnectionLimits::MAX_TIMEOUT_SECS
+            ));
+        }
+        let auth_failure_limit = match settings
+            .auth_failure_limit_per_minute
+            .unwrap_or(Self::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE)
+        {
+            0 => None,
+            per_minute => Some(RatePolicy {
+                per_minute,
+                burst: per_minute,
+            }),
+        };
+        if let (Some(policy), RateLimitStore::Redis { .. }) =
+            (auth_failure_limit, &rate_limit_store)
+        {
+            check_policy(policy)
+                .map_err(|error| format!("auth_failure_limit_per_minute: {error}"))?;
         }
         let connections = connection_limits(&settings)?;
         let text_limits = TextLimits::new(
@@ -318,9 +394,12 @@ impl Config {
                 .map(|url| url.trim_end_matches('/').to_owned()),
             rate_limit,
             rate_limit_store,
+            auth_failure_limit,
             request_timeout: Duration::from_secs(timeout),
+            body_read_timeout: Duration::from_secs(body_read_timeout),
             max_body_bytes,
             max_concurrent_requests,
+            max_concurrent_requests_per_key,
             connections,
             text_limits,
             log_format: settings.log_format.unwrap_or_default(),
@@ -368,6 +447,30 @@ fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
             ))
         }
     };
+    let idle_timeout = seconds(
+        settings.idle_timeout_secs,
+        defaults.idle_timeout,
+        "idle_timeout_secs",
+    )?;
+    let unauthenticated_idle_timeout = match settings.unauthenticated_idle_timeout_secs {
+        None => defaults.unauthenticated_idle_timeout.min(idle_timeout),
+        Some(secs) if (1..=idle_timeout.as_secs()).contains(&secs) => Duration::from_secs(secs),
+        Some(_) => {
+            return Err(format!(
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs ({})",
+                idle_timeout.as_secs()
+            ));
+        }
+    };
+    let max_connections_per_address = settings
+        .max_connections_per_address
+        .unwrap_or_else(|| server::default_max_connections_per_address(max_connections));
+    if max_connections_per_address > ConnectionLimits::MAX_CONNECTIONS {
+        return Err(format!(
+            "max_connections_per_address must be between 0 (no cap) and {}",
+            ConnectionLimits::MAX_CONNECTIONS
+        ));
+    }
     Ok(ConnectionLimits {
         max_connections,
         max_header_bytes,
@@ -376,11 +479,9 @@ fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
             defaults.header_read_timeout,
             "header_read_timeout_secs",
         )?,
-        idle_timeout: seconds(
-            settings.idle_timeout_secs,
-            defaults.idle_timeout,
-            "idle_timeout_secs",
-        )?,
+        idle_timeout,
+        unauthenticated_idle_timeout,
+        max_connections_per_address,
     })
 }
 
@@ -418,9 +519,15 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_store", &self.rate_limit_store)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field(
+                "max_concurrent_requests_per_key",
+                &self.max_concurrent_requests_per_key,
+            )
             .field("connections", &self.connections)
             .field("text_limits", &self.text_limits)
             .field("database_pool", &self.database_pool)
@@ -467,6 +574,108 @@ mod tests {
         );
         assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
         assert_eq!(config.api_key_cache, Duration::from_secs(2));
+        assert_eq!(
+            config.connections.unauthenticated_idle_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.connections.max_connections_per_address,
+            server::default_max_connections_per_address(config.connections.max_connections)
+        );
+        assert_eq!(config.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_concurrent_requests_per_key, 64);
+        assert_eq!(
+            config.auth_failure_limit,
+            Some(RatePolicy {
+                per_minute: 60,
+                burst: 60
+            })
+        );
+    }
+
+    #[test]
+    fn the_hostile_client_limits_are_configurable_and_validated() {
+        let file: Settings = toml::from_str(
+            "max_connections = 1000\nmax_connections_per_address = 10\n\
+             unauthenticated_idle_timeout_secs = 2\nbody_read_timeout_secs = 20\n\
+             max_concurrent_requests_per_key = 8\nauth_failure_limit_per_minute = 30",
+        )
+        .expect("valid TOML");
+        let flags = Settings {
+            max_connections_per_address: Some(0),
+            auth_failure_limit_per_minute: Some(0),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.clone()).expect("valid");
+        assert_eq!(config.connections.max_connections_per_address, 10);
+        assert_eq!(
+            config.connections.unauthenticated_idle_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(config.body_read_timeout, Duration::from_secs(20));
+        assert_eq!(config.max_concurrent_requests_per_key, 8);
+        assert_eq!(
+            config.auth_failure_limit,
+            Some(RatePolicy {
+                per_minute: 30,
+                burst: 30
+            })
+        );
+        let off = Config::from_settings(file.overridden_by(flags)).expect("valid");
+        assert_eq!(
+            off.connections.max_connections_per_address, 0,
+            "0 is no cap"
+        );
+        assert_eq!(off.auth_failure_limit, None, "0 is no limit");
+        // The default per-address cap follows a lowered max_connections.
+        let small = Config::from_settings(Settings {
+            max_connections: Some(20),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(small.connections.max_connections_per_address, 5);
+
+        let bad = |settings: Settings| Config::from_settings(settings).err().unwrap_or_default();
+        for (settings, message) in [
+            (
+                Settings {
+                    unauthenticated_idle_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs (75)",
+            ),
+            (
+                Settings {
+                    idle_timeout_secs: Some(30),
+                    unauthenticated_idle_timeout_secs: Some(31),
+                    ..Settings::default()
+                },
+                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs (30)",
+            ),
+            (
+                Settings {
+                    max_connections_per_address: Some(1_000_001),
+                    ..Settings::default()
+                },
+                "max_connections_per_address must be between 0 (no cap) and 1000000",
+            ),
+            (
+                Settings {
+                    body_read_timeout_secs: Some(0),
+                    ..Settings::default()
+                },
+                "body_read_timeout_secs must be between 1 and 3600",
+            ),
+            (
+                Settings {
+                    max_concurrent_requests_per_key: Some(0),
+                    ..Settings::default()
+                },
+                "max_concurrent_requests_per_key must be at least 1",
+            ),
+        ] {
+            assert_eq!(bad(settings), message);
+        }
     }
 
     #[test]
@@ -488,6 +697,10 @@ mod tests {
                 max_header_bytes: 8192,
                 header_read_timeout: Duration::from_secs(2),
                 idle_timeout: Duration::from_secs(3),
+                // Defaults within the settings above: at most the idle
+                // timeout, and a quarter of a small server.
+                unauthenticated_idle_timeout: Duration::from_secs(3),
+                max_connections_per_address: 1,
             }
         );
         assert_eq!(

@@ -1,22 +1,27 @@
 //! Per-key rate limiting with the generic cell rate algorithm (GCRA), a
-//! token bucket that keeps one timestamp per key.
+//! token bucket that keeps one timestamp per key, and the same for failed
+//! authentications per client address ([`auth_failures`]).
 //!
 //! A key may send `burst` requests at once and then one every
 //! `60 s / per_minute`. [`RateLimiter`] is a trait with two implementations:
 //! [`InProcessRateLimiter`] (the default, for one node) and
 //! [`redis::RedisRateLimiter`], whose state several nodes share. [`open`]
-//! picks one from the configured [`RateLimitStore`].
+//! picks one from the configured [`RateLimitStore`], for keys and for
+//! addresses alike.
 
+pub mod auth_failures;
 pub mod redis;
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::core::id::KeyId;
-use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl};
+use crate::rate_limit::auth_failures::{AuthFailures, InProcessFailureLimiter};
+use crate::rate_limit::redis::{RedisFailureLimiter, RedisRateLimiter, RedisUrl};
 
 /// How fast keys may send requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,19 +105,36 @@ pub enum RateLimitStore {
     },
 }
 
-/// The limiter `store` describes, enforcing `policy`. A Redis limiter
+/// The limiters of one node: per API key, and per client address for
+/// failed authentications.
+pub struct Limiters {
+    /// Requests per API key.
+    pub keys: Arc<dyn RateLimiter>,
+    /// Failed authentications per client address; `None` when unlimited.
+    pub auth_failures: Option<AuthFailures>,
+}
+
+/// The limiters `store` describes, enforcing `policy` per key and
+/// `auth_failure_policy` (if any) per client address. A Redis limiter
 /// connects lazily: an unreachable server is logged here, shows on
-/// `/readyz`, and is retried on every later request.
+/// `/readyz`, and is retried on every later request. Both limiters share
+/// the store (and, for Redis, one connection); addresses' buckets are
+/// named apart from keys' ([`redis::ADDRESS_KEY_INFIX`]).
 ///
 /// # Errors
-/// A message when the Redis limiter cannot be built (its URL or `policy` is
-/// not usable), never when the server is merely unreachable.
+/// A message when the Redis limiter cannot be built (its URL or a policy
+/// is not usable), never when the server is merely unreachable.
 pub async fn open(
     store: &RateLimitStore,
     policy: RatePolicy,
-) -> Result<Arc<dyn RateLimiter>, String> {
+    auth_failure_policy: Option<RatePolicy>,
+) -> Result<Limiters, String> {
     match store {
-        RateLimitStore::Memory => Ok(Arc::new(InProcessRateLimiter::new(policy))),
+        RateLimitStore::Memory => Ok(Limiters {
+            keys: Arc::new(InProcessRateLimiter::new(policy)),
+            auth_failures: auth_failure_policy
+                .map(|policy| AuthFailures::new(Arc::new(InProcessFailureLimiter::new(policy)))),
+        }),
         RateLimitStore::Redis { url, key_prefix } => {
             let limiter =
                 RedisRateLimiter::open(url, key_prefix, policy, RedisRateLimiter::DEFAULT_TIMEOUT)
@@ -124,7 +146,16 @@ pub async fn open(
                     "the shared rate limiter is unreachable; authenticated requests get 503 until it answers"
                 );
             }
-            Ok(Arc::new(limiter))
+            let auth_failures = match auth_failure_policy {
+                Some(policy) => Some(AuthFailures::new(Arc::new(RedisFailureLimiter::sharing(
+                    &limiter, policy,
+                )?))),
+                None => None,
+            };
+            Ok(Limiters {
+                keys: Arc::new(limiter),
+                auth_failures,
+            })
         }
     }
 }
@@ -160,20 +191,78 @@ pub fn gcra(policy: RatePolicy, tat: Option<Duration>, now: Duration) -> (RateDe
     }
 }
 
-/// The single-node limiter: state in this process's memory.
-pub struct InProcessRateLimiter {
+/// Entries a [`GcraTable`] holds before it first drops those at rest.
+const MIN_PRUNE_AT: usize = 1024;
+
+/// GCRA state for many subjects in this process's memory. A subject whose
+/// bucket is full again needs no entry (an absent one means the same), so
+/// such entries are dropped whenever the table has doubled since it last
+/// did so: its size follows the subjects active within one refill time,
+/// however many come and go.
+struct GcraTable<K> {
     policy: RatePolicy,
     epoch: Instant,
-    tats: Mutex<HashMap<KeyId, Duration>>,
+    table: Mutex<Table<K>>,
+}
+
+struct Table<K> {
+    tats: HashMap<K, Duration>,
+    prune_at: usize,
+}
+
+impl<K: Hash + Eq> GcraTable<K> {
+    fn new(policy: RatePolicy) -> Self {
+        Self {
+            policy,
+            epoch: Instant::now(),
+            table: Mutex::new(Table {
+                tats: HashMap::new(),
+                prune_at: MIN_PRUNE_AT,
+            }),
+        }
+    }
+
+    /// Counts one request by `key`.
+    fn check(&self, key: K) -> RateDecision {
+        self.check_at(key, self.epoch.elapsed())
+    }
+
+    /// Counts one request by `key` at `now` (since the table's epoch).
+    fn check_at(&self, key: K, now: Duration) -> RateDecision {
+        // Plain data, consistent after every update.
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let (decision, tat) = gcra(self.policy, table.tats.get(&key).copied(), now);
+        // A refusal leaves the state as it was.
+        if decision.allowed {
+            if table.tats.len() >= table.prune_at && !table.tats.contains_key(&key) {
+                table.tats.retain(|_, tat| *tat > now);
+                table.prune_at = (table.tats.len() * 2).max(MIN_PRUNE_AT);
+            }
+            table.tats.insert(key, tat);
+        }
+        decision
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tats
+            .len()
+    }
+}
+
+/// The single-node limiter: state in this process's memory.
+pub struct InProcessRateLimiter {
+    table: GcraTable<KeyId>,
 }
 
 impl InProcessRateLimiter {
     /// A limiter enforcing `policy` per key.
     pub fn new(policy: RatePolicy) -> Self {
         Self {
-            policy,
-            epoch: Instant::now(),
-            tats: Mutex::new(HashMap::new()),
+            table: GcraTable::new(policy),
         }
     }
 }
@@ -181,11 +270,7 @@ impl InProcessRateLimiter {
 #[async_trait]
 impl RateLimiter for InProcessRateLimiter {
     async fn check(&self, key: KeyId) -> Result<RateDecision, RateLimitUnavailable> {
-        let now = self.epoch.elapsed();
-        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
-        let (decision, tat) = gcra(self.policy, tats.get(&key).copied(), now);
-        tats.insert(key, tat);
-        Ok(decision)
+        Ok(self.table.check(key))
     }
 }
 
@@ -241,5 +326,37 @@ mod tests {
         assert!(limiter.check(a).await.is_ok_and(|d| d.allowed));
         assert!(limiter.check(a).await.is_ok_and(|d| !d.allowed));
         assert!(limiter.check(b).await.is_ok_and(|d| d.allowed));
+    }
+
+    #[test]
+    fn a_table_drops_subjects_at_rest_as_it_grows() {
+        // 6,000 a minute with a burst of 1: a subject is at rest 10 ms after
+        // its request.
+        let table = GcraTable::new(RatePolicy {
+            per_minute: 6000,
+            burst: 1,
+        });
+        let start = Duration::from_secs(1);
+        for subject in 0..MIN_PRUNE_AT {
+            assert!(table.check_at(subject, start).allowed);
+        }
+        assert_eq!(table.len(), MIN_PRUNE_AT);
+        let later = start + Duration::from_millis(20);
+        assert!(table.check_at(MIN_PRUNE_AT, later).allowed);
+        assert_eq!(table.len(), 1, "the entries at rest were kept");
+
+        // Busy subjects are kept, and so is their state.
+        let busy = GcraTable::new(RatePolicy {
+            per_minute: 1,
+            burst: 1,
+        });
+        for subject in 0..=MIN_PRUNE_AT {
+            assert!(busy.check_at(subject, start).allowed);
+        }
+        assert_eq!(busy.len(), MIN_PRUNE_AT + 1);
+        assert!(
+            !busy.check_at(0, later).allowed,
+            "a busy subject's state was lost"
+        );
     }
 }

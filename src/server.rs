@@ -1,14 +1,19 @@
-//! The HTTP/1.1 listener: accepts TCP connections up to a cap, serves each
-//! with hyper under a header size limit and the header-read and idle
-//! timeouts, and drains in-flight requests on shutdown.
+//! The HTTP/1.1 listener: accepts TCP connections up to a cap, and up to a
+//! cap per client address, serves each with hyper under a header size limit
+//! and the header-read and idle timeouts, and drains in-flight requests on
+//! shutdown.
 //!
 //! Past the cap, new connections are not accepted: they wait in the
 //! kernel's listen queue ([`LISTEN_BACKLOG`] deep when bound with [`bind`])
 //! and are served, in order, as soon as a connection closes. (A queue that
 //! overflows makes the kernel drop or refuse further attempts; clients see
-//! that as a slow or failed connect.)
+//! that as a slow or failed connect.) A connection from an address (an IPv6
+//! /64, see [`AddressGroup`]) that already has its share open is accepted
+//! and closed at once, so that one client cannot fill the cap, nor the
+//! queue behind it, for everyone else.
 
 mod activity;
+mod address;
 mod service;
 mod watched_io;
 
@@ -24,8 +29,11 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
 use self::activity::{Activity, Expiry, Timeouts};
+pub use self::address::AddressGroup;
+use self::address::{AddressCounts, AddressSlot};
 use self::service::ConnectionService;
 use self::watched_io::WatchedIo;
 
@@ -43,6 +51,15 @@ pub struct ConnectionLimits {
     /// Longest a kept-alive connection may wait for its next request, or a
     /// response wait for the client to read more of it.
     pub idle_timeout: Duration,
+    /// [`idle_timeout`](Self::idle_timeout) for a connection on which no
+    /// request has been authenticated yet (a new connection waits at most
+    /// this or the header-read timeout, whichever is shorter); at most
+    /// `idle_timeout`.
+    pub unauthenticated_idle_timeout: Duration,
+    /// Connections open at once from one address (an IPv6 /64); more are
+    /// closed as soon as they are accepted. 0: no cap (behind a proxy that
+    /// enforces its own, every client has the proxy's address).
+    pub max_connections_per_address: usize,
 }
 
 impl ConnectionLimits {
@@ -56,6 +73,11 @@ impl ConnectionLimits {
     pub const MAX_HEADER_BYTES: usize = 256 * 1024;
     /// The longest timeout accepted, in seconds.
     pub const MAX_TIMEOUT_SECS: u64 = 3600;
+    /// The default cap on connections per address, when `max_connections`
+    /// is large enough (see [`default_max_connections_per_address`]).
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+    /// The default idle timeout before a request was authenticated.
+    pub const DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
     /// File descriptors left for everything but client connections (the
     /// database, its pool, logs) when the default cap is derived.
     const RESERVED_FILES: u64 = 256;
@@ -68,9 +90,25 @@ impl Default for ConnectionLimits {
             max_header_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
+            unauthenticated_idle_timeout: Self::DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
+
+/// The default cap on connections per address for a server that holds
+/// `max_connections`: 64, or a quarter of `max_connections` if that is
+/// less, so that one address never takes more than a quarter of a small
+/// server.
+pub fn default_max_connections_per_address(max_connections: usize) -> usize {
+    (max_connections / 4).clamp(1, ConnectionLimits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
+}
+
+/// A response extension the application sets when it authenticated the
+/// request: from then on the connection gets the full idle timeout instead
+/// of [`ConnectionLimits::unauthenticated_idle_timeout`].
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
 
 /// The default cap on connections for a process that may open
 /// `open_files` files (unknown: `None`): 10,000, or fewer when the limit
@@ -146,6 +184,8 @@ pub async fn serve(
 ) -> io::Result<()> {
     let permits = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(permits as usize));
+    let per_address = AddressCounts::new(limits.max_connections_per_address);
+    let mut warned_at: Option<Instant> = None;
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     loop {
@@ -161,13 +201,21 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Some(address_slot) = per_address.take(peer.ip()) else {
+                    // Closed before a byte is read; its slot is free again
+                    // for the next connection in the queue.
+                    drop(stream);
+                    refused_past_address_cap(peer, limits, &mut warned_at);
+                    continue;
+                };
                 tokio::spawn(serve_connection(
                     stream,
+                    peer,
                     router.clone(),
                     limits,
                     stopping.clone(),
-                    permit,
+                    (permit, address_slot),
                 ));
             }
             Err(error) if is_connection_error(&error) => {}
@@ -190,6 +238,27 @@ pub async fn serve(
     Ok(())
 }
 
+/// Logs a connection closed for its address's cap: each at debug level, and
+/// a warning at most once a minute, since behind a proxy (where every
+/// client has the proxy's address) the cap must be raised or turned off.
+fn refused_past_address_cap(
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    warned_at: &mut Option<Instant>,
+) {
+    let address = AddressGroup::of(peer.ip());
+    tracing::debug!(%address, "closing a connection: its address has max_connections_per_address open");
+    if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        *warned_at = Some(Instant::now());
+        tracing::warn!(
+            %address,
+            max_connections_per_address = limits.max_connections_per_address,
+            "closing connections from an address that has max_connections_per_address open \
+             (behind a proxy, raise the cap or set it to 0); this warning repeats at most once a minute"
+        );
+    }
+}
+
 /// Errors that concern one connection attempt, not the listener.
 fn is_connection_error(error: &io::Error) -> bool {
     matches!(
@@ -200,20 +269,22 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-/// Serves one connection until it closes, times out, or drains after
-/// shutdown; holds `_slot` meanwhile.
+/// Serves one connection from `peer` until it closes, times out, or
+/// drains after shutdown; holds `_slots` (its place under the cap and
+/// under its address's cap) meanwhile.
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, AddressSlot),
 ) {
     // Responses are written whole; waiting to coalesce them only adds latency.
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));
-    let service = ConnectionService::new(router, Arc::clone(&activity));
+    let service = ConnectionService::new(router, Arc::clone(&activity), peer);
     let connection = http1::Builder::new()
         .keep_alive(true)
         .max_header_size(limits.max_header_bytes)
@@ -225,6 +296,7 @@ async fn serve_connection(
     let timeouts = Timeouts {
         header_read: limits.header_read_timeout,
         idle: limits.idle_timeout,
+        unauthenticated_idle: limits.unauthenticated_idle_timeout,
     };
     let mut expired = pin!(activity.expired(timeouts));
     let mut draining = false;
@@ -263,6 +335,16 @@ mod tests {
         assert_eq!(default_max_connections(Some(1024)), 768);
         assert_eq!(default_max_connections(Some(300)), 150);
         assert_eq!(default_max_connections(Some(1)), 1);
+    }
+
+    #[test]
+    fn the_default_per_address_cap_is_a_quarter_of_a_small_server() {
+        assert_eq!(default_max_connections_per_address(10_000), 64);
+        assert_eq!(default_max_connections_per_address(768), 64);
+        assert_eq!(default_max_connections_per_address(200), 50);
+        assert_eq!(default_max_connections_per_address(20), 5);
+        assert_eq!(default_max_connections_per_address(3), 1);
+        assert_eq!(default_max_connections_per_address(1), 1);
     }
 
     #[test]

@@ -456,6 +456,12 @@ impl Nodes {
                 "1000000000",
                 "--max-concurrent-requests",
                 "4096",
+                // Every client connects from 127.0.0.1, and --concurrency
+                // may be more than one address is allowed by default.
+                "--max-connections-per-address",
+                "0",
+                "--max-concurrent-requests-per-key",
+                "4096",
                 // Every node of the run shares one key file.
                 "--encryption-key-file",
                 &data_dir.join("encryption.key").to_string_lossy(),

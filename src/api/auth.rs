@@ -5,39 +5,61 @@
 //! credentials come from the [`KeyCache`](crate::api::key_cache) when it
 //! has them), charges the key's rate
 //! limit (429 over it; 503 with `Retry-After` when a shared limiter cannot
-//! decide) and stamps the `X-RateLimit-*` headers on whatever the handler
-//! answers. Handlers then state the scope they need in their
-//! signature with [`Authed`], which answers 403 when the key lacks it.
+//! decide), takes the request's place among the key's requests in progress
+//! (429 `concurrency_limit_exceeded` past the cap, see
+//! [`admission`](crate::api::admission)) and stamps the `X-RateLimit-*`
+//! headers on whatever the handler answers. Handlers then state the scope
+//! they need in their signature with [`Authed`], which answers 403 when
+//! the key lacks it.
+//!
+//! Every failed authentication costs the client's address one failure of
+//! its budget ([`AuthFailures`](crate::rate_limit::auth_failures)); past
+//! it the address gets `429 auth_rate_limit_exceeded` instead of 401, and
+//! its keys are not looked up in the database until it may try again.
+//! Only a key this node has read before (its credentials are still in the
+//! key cache, however old) is looked up meanwhile, and only when the
+//! request proves its secret against them: that client is not the one
+//! guessing, even behind the same NAT.
 
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
+use crate::api::admission::{self, over_key_concurrency};
 use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
 use crate::rate_limit::RateDecision;
+use crate::server::{AddressGroup, Authenticated};
 use crate::store::{KeyCredentials, StoreError};
 
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Middleware: authenticate the bearer token and apply the key's rate limit.
+/// Middleware: authenticate the bearer token, apply the key's rate limit
+/// and its cap on requests in progress.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = match resolve_principal(&state, request.headers()).await {
+    // Set by the listener; absent only where the router is driven without
+    // one, which then has no per-address limit.
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| AddressGroup::of(peer.ip()));
+    let principal = match resolve_principal(&state, request.headers(), address).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };
@@ -49,25 +71,75 @@ pub async fn authenticate(
         // shared limiter must not switch the limit off on every node.
         Err(error) => return ApiError::unavailable(error.to_string()).into_response(),
     };
-    let mut response = if decision.allowed {
-        request.extensions_mut().insert(principal);
-        next.run(request).await
-    } else {
+    let mut response = if !decision.allowed {
         let retry_after = decision
             .retry_after
             .map_or(1, |wait| ceil_secs(wait).max(1));
         ApiError::new(ErrorCode::RateLimitExceeded)
             .with_retry_after(retry_after)
             .into_response()
+    } else if let Some(_place) = state.key_concurrency.enter(key_id) {
+        request.extensions_mut().insert(principal);
+        admission::run(&state, request, next).await
+    } else {
+        over_key_concurrency(state.settings.max_concurrent_requests_per_key).into_response()
     };
     stamp_rate_limit(response.headers_mut(), &decision);
-    // For the request's log line.
+    // For the request's log line, and for the listener: the connection
+    // belongs to a key holder now.
     response.extensions_mut().insert(key_id);
+    response.extensions_mut().insert(Authenticated);
     response
 }
 
-async fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let unauthorized = |detail: &str| ApiError::new(ErrorCode::Unauthorized).with_detail(detail);
+/// Why a request was not authenticated.
+enum Failure {
+    /// The credentials are missing or wrong: a 401, counted against the
+    /// client's address.
+    Unauthorized(ApiError),
+    /// No decision could be made, or the address may not try now: answered
+    /// as it is, not counted.
+    Refused(ApiError),
+}
+
+async fn resolve_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: Option<AddressGroup>,
+) -> Result<Principal, ApiError> {
+    let failure = match verify(state, headers, address).await {
+        Ok(principal) => return Ok(principal),
+        Err(Failure::Refused(error)) => return Err(error),
+        Err(Failure::Unauthorized(error)) => error,
+    };
+    let (Some(failures), Some(address)) = (&state.auth_failures, address) else {
+        return Err(failure);
+    };
+    match failures.failed(address).await {
+        Ok(None) => Err(failure),
+        Ok(Some(wait)) => Err(too_many_failures(wait)),
+        // A shared limiter that cannot count the failure does not turn a
+        // 401 into a 503: the request is refused either way, and the
+        // address's earlier refusals still hold on this node.
+        Err(error) => {
+            tracing::debug!(%error, "a failed authentication could not be counted");
+            Err(failure)
+        }
+    }
+}
+
+fn too_many_failures(wait: Duration) -> ApiError {
+    ApiError::new(ErrorCode::AuthRateLimitExceeded).with_retry_after(ceil_secs(wait).max(1))
+}
+
+async fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: Option<AddressGroup>,
+) -> Result<Principal, Failure> {
+    let unauthorized = |detail: &str| {
+        Failure::Unauthorized(ApiError::new(ErrorCode::Unauthorized).with_detail(detail))
+    };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(
             "Authentication is required: send Authorization: Bearer <API key>.",
@@ -84,7 +156,26 @@ async fn resolve_principal(state: &AppState, headers: &HeaderMap) -> Result<Prin
     let token = ApiToken::parse(token).ok_or_else(|| unauthorized("The API key is not valid."))?;
     let credentials = match state.key_cache.get(token.key_id) {
         Some(credentials) => Some(credentials),
-        None => read_credentials(state, token.key_id).await?,
+        None => {
+            let blocked = address.and_then(|address| {
+                state
+                    .auth_failures
+                    .as_ref()
+                    .and_then(|failures| failures.blocked(address))
+            });
+            if let Some(wait) = blocked {
+                let proven_before = state
+                    .key_cache
+                    .get_stale(token.key_id)
+                    .is_some_and(|credentials| token.verify(&credentials.secret_hash));
+                if !proven_before {
+                    return Err(Failure::Refused(too_many_failures(wait)));
+                }
+            }
+            read_credentials(state, token.key_id)
+                .await
+                .map_err(Failure::Refused)?
+        }
     };
     match credentials {
         Some(credentials) if token.verify(&credentials.secret_hash) => {

@@ -55,6 +55,16 @@ impl KeyCache {
             .map(|entry| Arc::clone(&entry.credentials))
     }
 
+    /// The credentials of `key` as last read, however long ago (entries
+    /// stay until the cache is full): proof that the key existed and what
+    /// its secret was, but not that it is still valid.
+    pub fn get_stale(&self, key: KeyId) -> Option<Arc<KeyCredentials>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&key)
+            .map(|entry| Arc::clone(&entry.credentials))
+    }
+
     /// Keeps `credentials`, read from the database at `read_at`.
     pub fn insert(&self, key: KeyId, credentials: Arc<KeyCredentials>, read_at: Instant) {
         if self.lifetime.is_zero() {
@@ -115,6 +125,15 @@ mod tests {
             .expect("a minute ago");
         cache.insert(key, credentials(key), old);
         assert!(cache.get(key).is_none(), "a stale entry was used");
+        assert_eq!(
+            cache
+                .get_stale(key)
+                .expect("a stale entry")
+                .principal
+                .key_id,
+            key
+        );
+        assert!(cache.get_stale(KeyId::generate()).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Handlers declare their success and endpoint-specific error responses;
 //! [`CommonResponses`] adds the ones every authenticated endpoint shares
-//! (401, 403, 405 where relevant, 413/415 for bodies, 429, 500, 503), and
+//! (401, 403, 405 where relevant, 408/413/415 for bodies, 429, 500, 503), and
 //! to every write the `Idempotency-Key` header with its responses (409, 422
 //! and `Idempotent-Replayed`), so no operation can forget them.
 
@@ -153,6 +153,12 @@ impl Modify for CommonResponses {
                     add_if_missing(operation, "400", "The body must be empty or `{}`.");
                 }
                 if method == HttpMethod::Post && operation.security.is_some() {
+                    add_if_missing(
+                        operation,
+                        "408",
+                        "The body did not arrive within the server's body timeout \
+                         (`request_body_timeout`); the connection is closed.",
+                    );
                     add_idempotency(operation);
                 }
                 if operation.security.is_some() {
@@ -169,7 +175,11 @@ impl Modify for CommonResponses {
                     add_if_missing(
                         operation,
                         "429",
-                        "Rate limited. Retry after the limit resets; includes `Retry-After` and `X-RateLimit-*` headers.",
+                        "Rate limited: over the key's rate limit (`rate_limit_exceeded`, with \
+                         `X-RateLimit-*` headers), too many of the key's requests in progress \
+                         (`concurrency_limit_exceeded`), or too many failed authentications \
+                         from the client's address (`auth_rate_limit_exceeded`). Retry after \
+                         `Retry-After` seconds.",
                     );
                 }
                 add_if_missing(

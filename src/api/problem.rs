@@ -235,6 +235,12 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many requests for this key.
     RateLimitExceeded,
+    /// This key already has as many requests in progress as it may.
+    ConcurrencyLimitExceeded,
+    /// Too many failed authentications from this client address.
+    AuthRateLimitExceeded,
+    /// The request body did not arrive in time.
+    RequestBodyTimeout,
     /// A bug or an unexpected failure; details are in the server log.
     InternalError,
     /// The database is unreachable or the server is shutting down.
@@ -251,7 +257,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedJson,
         ErrorCode::TicketClosed,
@@ -262,6 +268,9 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimitExceeded,
+        ErrorCode::ConcurrencyLimitExceeded,
+        ErrorCode::AuthRateLimitExceeded,
+        ErrorCode::RequestBodyTimeout,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RequestTimeout,
@@ -283,6 +292,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
+            ErrorCode::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
+            ErrorCode::AuthRateLimitExceeded => "auth_rate_limit_exceeded",
+            ErrorCode::RequestBodyTimeout => "request_body_timeout",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -310,7 +322,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimitExceeded
+            | ErrorCode::ConcurrencyLimitExceeded
+            | ErrorCode::AuthRateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ServiceUnavailable | ErrorCode::RequestTimeout => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -333,6 +348,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "Payload too large",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::RateLimitExceeded => "Too many requests",
+            ErrorCode::ConcurrencyLimitExceeded => "Too many concurrent requests",
+            ErrorCode::AuthRateLimitExceeded => "Too many failed authentications",
+            ErrorCode::RequestBodyTimeout => "Request body timeout",
             ErrorCode::InternalError => "Internal server error",
             ErrorCode::ServiceUnavailable => "Service unavailable",
             ErrorCode::RequestTimeout => "Request timeout",
@@ -359,6 +377,13 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "The request body is too large.",
             ErrorCode::UnsupportedMediaType => "The request body must be sent as application/json.",
             ErrorCode::RateLimitExceeded => "Too many requests. Retry after the limit resets.",
+            ErrorCode::ConcurrencyLimitExceeded => {
+                "This API key has too many requests in progress. Retry when one has been answered."
+            }
+            ErrorCode::AuthRateLimitExceeded => {
+                "Too many requests from this address failed authentication. Retry after the number of seconds in Retry-After."
+            }
+            ErrorCode::RequestBodyTimeout => "The request body did not arrive in time.",
             ErrorCode::InternalError => {
                 "An unexpected error occurred. Retry later or contact support if the issue persists."
             }
@@ -404,6 +429,15 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
             ErrorCode::RateLimitExceeded => {
                 "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
+            }
+            ErrorCode::ConcurrencyLimitExceeded => {
+                "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key, 64 unless its operator changed it). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
+            }
+            ErrorCode::AuthRateLimitExceeded => {
+                "Too many requests from this client address failed authentication (a missing, malformed, unknown or revoked API key) within a short time, so the server stopped looking keys up for it. Nothing was done. Fix the Authorization header, then retry after the number of seconds in Retry-After. Keys this server has already seen, sent with their right secret, keep working meanwhile."
+            }
+            ErrorCode::RequestBodyTimeout => {
+                "The server stopped waiting for the request body after its configured body timeout (body_read_timeout_secs, 10 s unless its operator changed it) and closed the connection. Nothing was written. Send the body promptly after the request head, then retry."
             }
             ErrorCode::InternalError => {
                 "Something failed inside the server. The requestId identifies the failure in the server's log; retry later, or report the requestId."

@@ -12,6 +12,10 @@
 //! Redis being unreachable never blocks a request for long: every call is
 //! bounded by a timeout and fails with [`RateLimitUnavailable`]. The
 //! connection manager reconnects by itself once the server answers again.
+//!
+//! Failed authentications per client address ([`RedisFailureLimiter`]) are
+//! counted by the same script over the same connection, in keys of their
+//! own: the prefix, [`ADDRESS_KEY_INFIX`], then the address.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,7 +25,14 @@ use ::redis::{Client, Script};
 use async_trait::async_trait;
 
 use crate::core::id::KeyId;
+use crate::rate_limit::auth_failures::FailureLimiter;
 use crate::rate_limit::{RateDecision, RateLimitUnavailable, RateLimiter, RatePolicy, gcra};
+use crate::server::AddressGroup;
+
+/// What follows the key prefix in the Redis key of an address's failed
+/// authentications (`ticketd:rl:addr:192.0.2.1`, `ticketd:rl:addr:2001:db8::/64`);
+/// API key ids start with `key_`, so the two kinds never meet.
+pub const ADDRESS_KEY_INFIX: &str = "addr:";
 
 /// The largest capacity (time for an empty bucket to refill) the script
 /// computes exactly: Lua numbers are doubles, exact below 2^53, and the
@@ -153,36 +164,46 @@ impl RedisRateLimiter {
             .set_max_delay(timeout / 2);
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|error| format!("rate limiter: {error}"))?;
+        Ok(Self::on(connection, key_prefix.to_owned(), policy, timeout))
+    }
+
+    fn on(
+        connection: ConnectionManager,
+        key_prefix: String,
+        policy: RatePolicy,
+        timeout: Duration,
+    ) -> Self {
         let interval_nanos = u64::try_from(policy.interval().as_nanos()).unwrap_or(u64::MAX);
         let capacity_nanos = u64::try_from(policy.capacity().as_nanos()).unwrap_or(u64::MAX);
-        Ok(Self {
+        Self {
             connection,
             script: Script::new(include_str!("gcra.lua")),
-            key_prefix: key_prefix.to_owned(),
+            key_prefix,
             policy,
             interval_nanos,
             capacity_nanos,
             timeout,
-        })
+        }
     }
 
-    /// The Redis key holding `key`'s state.
-    fn redis_key(&self, key: KeyId) -> String {
-        format!("{}{key}", self.key_prefix)
+    /// The Redis key holding `subject`'s state.
+    fn redis_key(&self, subject: impl fmt::Display) -> String {
+        format!("{}{subject}", self.key_prefix)
     }
 
     fn unavailable(&self, error: impl fmt::Display) -> RateLimitUnavailable {
         RateLimitUnavailable(format!("redis: {error}"))
     }
 
-    /// One decision for `key`, at Redis's current time or at `now` (seconds
-    /// since the Unix epoch; tests use this to compare with [`gcra`]).
+    /// One decision for `subject`, at Redis's current time or at `now`
+    /// (seconds since the Unix epoch; tests use this to compare with
+    /// [`gcra`]).
     async fn decide(
         &self,
-        key: KeyId,
+        subject: impl fmt::Display,
         now: Option<Duration>,
     ) -> Result<RateDecision, RateLimitUnavailable> {
-        let mut invocation = self.script.key(self.redis_key(key));
+        let mut invocation = self.script.key(self.redis_key(subject));
         invocation.arg(self.interval_nanos).arg(self.capacity_nanos);
         if let Some(now) = now {
             invocation.arg(now.as_secs()).arg(now.subsec_nanos());
@@ -206,6 +227,35 @@ impl RedisRateLimiter {
             )));
         }
         Ok(decision)
+    }
+}
+
+/// A [`FailureLimiter`] whose state lives in Redis: every node using the
+/// same server and key prefix counts an address's failures in one bucket.
+pub struct RedisFailureLimiter(RedisRateLimiter);
+
+impl RedisFailureLimiter {
+    /// A limiter allowing `policy` failures per address, in the Redis of
+    /// `keys` and over its connection, under keys `keys`' prefix +
+    /// [`ADDRESS_KEY_INFIX`] + address.
+    ///
+    /// # Errors
+    /// A message if `policy` is out of range ([`check_policy`]).
+    pub fn sharing(keys: &RedisRateLimiter, policy: RatePolicy) -> Result<Self, String> {
+        check_policy(policy)?;
+        Ok(Self(RedisRateLimiter::on(
+            keys.connection.clone(),
+            format!("{}{ADDRESS_KEY_INFIX}", keys.key_prefix),
+            policy,
+            keys.timeout,
+        )))
+    }
+}
+
+#[async_trait]
+impl FailureLimiter for RedisFailureLimiter {
+    async fn charge(&self, address: AddressGroup) -> Result<RateDecision, RateLimitUnavailable> {
+        self.0.decide(address, None).await
     }
 }
 
@@ -498,6 +548,52 @@ mod tests {
             let fresh = node.check(other_key).await.expect("Redis answers");
             assert!(fresh.allowed, "{fresh:?}");
         }
+        delete_keys(&mut redis, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn nodes_share_one_failure_bucket_per_address_apart_from_the_keys() {
+        let test = "nodes_share_one_failure_bucket_per_address_apart_from_the_keys";
+        let Some((url, mut redis)) = redis_or_skip(test).await else {
+            return;
+        };
+        let prefix = unique_prefix();
+        let failures = RatePolicy {
+            per_minute: 1,
+            burst: 2,
+        };
+        let nodes = [
+            limiter(&url, &prefix, RatePolicy::DEFAULT).await,
+            limiter(&url, &prefix, RatePolicy::DEFAULT).await,
+        ];
+        let addresses = [
+            RedisFailureLimiter::sharing(&nodes[0], failures).expect("a valid policy"),
+            RedisFailureLimiter::sharing(&nodes[1], failures).expect("a valid policy"),
+        ];
+        let attacker = AddressGroup::of("2001:db8:1:2::7".parse().expect("an address"));
+        let mut allowed = Vec::new();
+        for turn in 0..4 {
+            let decision = addresses[turn % 2]
+                .charge(attacker)
+                .await
+                .expect("Redis answers");
+            allowed.push(decision.allowed);
+        }
+        assert_eq!(allowed, [true, true, false, false]);
+        let exists: bool = ::redis::cmd("EXISTS")
+            .arg(format!("{prefix}addr:2001:db8:1:2::/64"))
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "the address's bucket is not where the docs say");
+        // The keys' limiter is untouched by the address's failures.
+        let key = nodes[0]
+            .check(KeyId::generate())
+            .await
+            .expect("Redis answers");
+        assert_eq!((key.allowed, key.remaining), (true, 599));
+        let other = AddressGroup::of("192.0.2.1".parse().expect("an address"));
+        assert!(addresses[1].charge(other).await.is_ok_and(|d| d.allowed));
         delete_keys(&mut redis, &prefix).await;
     }
 

@@ -5,14 +5,22 @@
 //! request starts and when its response is done; [`Activity::deadline`] turns
 //! that into the instant after which the connection is closed:
 //!
-//! - waiting for the first request: the header-read timeout from accept;
+//! - waiting for the first request: the header-read timeout or the
+//!   unauthenticated idle timeout from accept, whichever is shorter;
 //! - waiting between requests (keep-alive): the idle timeout from the end of
-//!   the previous response;
+//!   the previous response, or the unauthenticated idle timeout while no
+//!   request on the connection has been authenticated;
 //! - reading a request head: the header-read timeout from its first byte
 //!   (however slowly the rest trickles in);
-//! - handling a request: none here (the request timeout answers it);
-//! - writing a response: the idle timeout from the last byte the client
-//!   accepted, so a client that stops reading does not hold the connection.
+//! - handling a request: none here (the request timeout answers it, and the
+//!   body deadline a body that trickles in);
+//! - writing a response: the idle timeout (or the unauthenticated one) from
+//!   the last byte the client accepted, so a client that stops reading does
+//!   not hold the connection.
+//!
+//! The shorter timeout for connections that have not authenticated a
+//! request keeps anyone without an API key from holding connections open
+//! cheaply: a `/healthz` every few seconds is all they buy.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -20,13 +28,16 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// The two timeouts a connection is held to.
+/// The timeouts a connection is held to.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Timeouts {
     /// Longest time to receive a request head.
     pub header_read: Duration,
     /// Longest pause between requests, or in reading a response.
     pub idle: Duration,
+    /// [`idle`](Self::idle) for a connection on which no request has been
+    /// authenticated yet (at most `idle`).
+    pub unauthenticated_idle: Duration,
 }
 
 /// Why a connection was closed by its watchdog.
@@ -58,6 +69,8 @@ enum Phase {
 struct State {
     phase: Phase,
     requests: u64,
+    /// Whether a request on the connection has been authenticated.
+    authenticated: bool,
 }
 
 /// One connection's activity, shared by its I/O, its service and its
@@ -80,6 +93,7 @@ impl Activity {
                     served: false,
                 },
                 requests: 0,
+                authenticated: false,
             }),
             changed: Notify::new(),
         }
@@ -123,6 +137,13 @@ impl Activity {
         request
     }
 
+    /// A request on the connection was authenticated: from now on it gets
+    /// the full idle timeout.
+    pub fn authenticated(&self) {
+        // The deadline can only move later; the watchdog finds it on waking.
+        self.state().authenticated = true;
+    }
+
     /// The handler answered `request`; its response is being written.
     pub fn responding(&self, request: u64) {
         let mut state = self.state();
@@ -157,7 +178,13 @@ impl Activity {
     /// When the connection must be closed if nothing changes, and why;
     /// `None` while a request is being handled.
     fn deadline(&self, timeouts: Timeouts) -> Option<(Instant, Expiry)> {
-        match self.state().phase {
+        let state = self.state();
+        let idle = if state.authenticated {
+            timeouts.idle
+        } else {
+            timeouts.unauthenticated_idle.min(timeouts.idle)
+        };
+        match state.phase {
             Phase::AwaitingHead {
                 first_byte: Some(first_byte),
                 ..
@@ -166,10 +193,12 @@ impl Activity {
                 since,
                 served: false,
                 ..
-            } => Some((since + timeouts.header_read, Expiry::HeaderRead)),
-            Phase::AwaitingHead { since, .. } => Some((since + timeouts.idle, Expiry::Idle)),
+            } if timeouts.header_read <= idle => {
+                Some((since + timeouts.header_read, Expiry::HeaderRead))
+            }
+            Phase::AwaitingHead { since, .. } => Some((since + idle, Expiry::Idle)),
             Phase::Handling { .. } => None,
-            Phase::Responding { progress, .. } => Some((progress + timeouts.idle, Expiry::Idle)),
+            Phase::Responding { progress, .. } => Some((progress + idle, Expiry::Idle)),
         }
     }
 
@@ -199,6 +228,7 @@ mod tests {
     const TIMEOUTS: Timeouts = Timeouts {
         header_read: Duration::from_secs(10),
         idle: Duration::from_secs(75),
+        unauthenticated_idle: Duration::from_secs(5),
     };
 
     fn due(activity: &Activity) -> Option<(Duration, Expiry)> {
@@ -213,7 +243,8 @@ mod tests {
         let activity = Activity::new();
         assert_eq!(
             due(&activity),
-            Some((Duration::from_secs(10), Expiry::HeaderRead))
+            Some((Duration::from_secs(5), Expiry::Idle)),
+            "a new connection waits the shorter of the header-read and unauthenticated timeouts"
         );
 
         tokio::time::advance(Duration::from_secs(4)).await;
@@ -228,6 +259,7 @@ mod tests {
 
         let request = activity.request_started();
         assert_eq!(due(&activity), None);
+        activity.authenticated();
         activity.responding(request);
         tokio::time::advance(Duration::from_secs(50)).await;
         activity.on_write();
@@ -251,8 +283,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_timeout() {
+        let activity = Activity::new();
+        let health = activity.request_started();
+        activity.responding(health);
+        assert_eq!(
+            due(&activity),
+            Some((Duration::from_secs(5), Expiry::Idle)),
+            "an unauthenticated client that stops reading"
+        );
+        activity.finished(health);
+        assert_eq!(
+            due(&activity),
+            Some((Duration::from_secs(5), Expiry::Idle)),
+            "keep-alive after an unauthenticated request"
+        );
+        tokio::time::advance(Duration::from_secs(4)).await;
+        activity.on_read();
+        assert_eq!(
+            due(&activity),
+            Some((Duration::from_secs(10), Expiry::HeaderRead)),
+            "a head in progress keeps the header-read timeout"
+        );
+        let authenticated = activity.request_started();
+        activity.authenticated();
+        activity.finished(authenticated);
+        assert_eq!(
+            due(&activity),
+            Some((Duration::from_secs(75), Expiry::Idle))
+        );
+
+        // A header-read timeout shorter than the unauthenticated one rules
+        // a new connection.
+        let quick = Timeouts {
+            header_read: Duration::from_secs(2),
+            ..TIMEOUTS
+        };
+        let fresh = Activity::new();
+        let (at, why) = fresh.deadline(quick).expect("a deadline");
+        assert_eq!(
+            (at.saturating_duration_since(Instant::now()), why),
+            (Duration::from_secs(2), Expiry::HeaderRead)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stale_request_does_not_disturb_the_next() {
         let activity = Activity::new();
+        activity.authenticated();
         let first = activity.request_started();
         activity.finished(first);
         let second = activity.request_started();
@@ -270,6 +348,7 @@ mod tests {
     async fn expiry_waits_for_the_deadline_and_is_woken_by_a_closer_one() {
         let activity = std::sync::Arc::new(Activity::new());
         let request = activity.request_started();
+        activity.authenticated();
         activity.finished(request);
         let started = Instant::now();
         let watcher = tokio::spawn({

@@ -1,20 +1,24 @@
 //! The application as a hyper service for one connection, telling the
-//! connection's [`Activity`] when each request starts, is answered and is
-//! done.
+//! connection's [`Activity`] when each request starts, is authenticated, is
+//! answered and is done, and telling the application who the client is
+//! ([`ConnectInfo`]).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
+use super::Authenticated;
 use super::activity::Activity;
 
 /// The router, serving one connection.
@@ -22,12 +26,18 @@ use super::activity::Activity;
 pub(super) struct ConnectionService {
     router: Router,
     activity: Arc<Activity>,
+    peer: SocketAddr,
 }
 
 impl ConnectionService {
-    /// Serves `router` on the connection whose activity is `activity`.
-    pub fn new(router: Router, activity: Arc<Activity>) -> Self {
-        Self { router, activity }
+    /// Serves `router` on the connection from `peer` whose activity is
+    /// `activity`.
+    pub fn new(router: Router, activity: Arc<Activity>, peer: SocketAddr) -> Self {
+        Self {
+            router,
+            activity,
+            peer,
+        }
     }
 }
 
@@ -42,8 +52,13 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             request: self.activity.request_started(),
         };
         let router = self.router.clone();
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         Box::pin(async move {
-            let response = router.oneshot(request.map(Body::new)).await?;
+            let response = router.oneshot(request).await?;
+            if response.extensions().get::<Authenticated>().is_some() {
+                done.activity.authenticated();
+            }
             done.activity.responding(done.request);
             Ok(response.map(|inner| TrackedBody { inner, _done: done }))
         })

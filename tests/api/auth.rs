@@ -243,8 +243,10 @@ async fn a_cached_key_is_refused_once_its_cache_entry_expires() {
         return;
     };
     let spare = with_key(&app, &app.customer, &Scope::ALL).await;
+    // The server reads the key between these two instants.
     let read_before = Instant::now();
     assert_eq!(app.get(TICKETS, &spare).await.status, StatusCode::OK);
+    let read_after = Instant::now();
     app.store
         .revoke_api_key(spare.key_id, Timestamp::now())
         .await
@@ -256,7 +258,7 @@ async fn a_cached_key_is_refused_once_its_cache_entry_expires() {
         assert_eq!(cached.status, StatusCode::OK, "{}", cached.text);
     }
     // ...and once the entry is older than that, the revocation is seen.
-    tokio::time::sleep(lifetime.saturating_sub(read_before.elapsed())).await;
+    tokio::time::sleep(lifetime.saturating_sub(read_after.elapsed())).await;
     assert_unauthorized(&app.get(TICKETS, &spare).await, TICKETS, "expired entry");
     // Other keys are unaffected: a new one works at once.
     let fresh = with_key(&app, &app.customer, &Scope::ALL).await;

@@ -91,6 +91,14 @@ pub struct TestOptions {
     pub rate_limit_store: RateLimitStore,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a write's body may take to arrive.
+    pub body_read_timeout: Duration,
+    /// Requests handled at once.
+    pub max_concurrent_requests: usize,
+    /// Requests one API key may have in progress at once.
+    pub max_concurrent_requests_per_key: usize,
+    /// Failed authentications allowed per client address (`None`: no limit).
+    pub auth_failure_limit: Option<RatePolicy>,
     /// The longest subject and message accepted.
     pub text_limits: TextLimits,
     /// The listener's limits (connections, header size, timeouts).
@@ -113,6 +121,13 @@ impl Default for TestOptions {
             rate_limit_store: RateLimitStore::Memory,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(Config::DEFAULT_BODY_READ_TIMEOUT_SECS),
+            max_concurrent_requests: 1024,
+            max_concurrent_requests_per_key: Config::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY,
+            auth_failure_limit: Some(RatePolicy {
+                per_minute: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
+                burst: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
+            }),
             text_limits: TextLimits::PUBLISHED,
             connections: ConnectionLimits::default(),
             idempotency_ttl: Duration::from_secs(86_400),
@@ -347,20 +362,26 @@ impl TestApp {
         let settings = ApiSettings {
             public_url: base_url.clone(),
             request_timeout: options.request_timeout,
+            body_read_timeout: options.body_read_timeout,
             max_body_bytes: options.max_body_bytes,
-            max_concurrent_requests: 1024,
+            max_concurrent_requests: options.max_concurrent_requests,
+            max_concurrent_requests_per_key: options.max_concurrent_requests_per_key,
             text_limits: options.text_limits,
             connections: options.connections,
             idempotency_ttl: options.idempotency_ttl,
             api_key_cache: options.api_key_cache,
             html_cache_bytes: options.html_cache_bytes,
         };
-        let limiter = rate_limit::open(&options.rate_limit_store, options.rate_limit)
-            .await
-            .unwrap();
+        let limiters = rate_limit::open(
+            &options.rate_limit_store,
+            options.rate_limit,
+            options.auth_failure_limit,
+        )
+        .await
+        .unwrap();
         let state = AppState::new(
             Arc::clone(&store),
-            limiter,
+            limiters,
             settings,
             fingerprint_key.clone(),
         );
@@ -526,6 +547,54 @@ impl RawConnection {
             stream: tokio::net::TcpStream::connect(address).await.unwrap(),
             pending: Vec::new(),
         }
+    }
+
+    /// Connects to `app` from the loopback address `local` (Linux routes
+    /// all of 127.0.0.0/8 to the loopback interface, so any of them is a
+    /// distinct client address on the same machine).
+    pub async fn open_from(app: &TestApp, local: std::net::Ipv4Addr) -> Self {
+        Self::open_to(&app.base_url, local).await
+    }
+
+    /// Connects to the server at `base_url` from the loopback address
+    /// `local` (see [`RawConnection::open_from`]).
+    pub async fn open_to(base_url: &str, local: std::net::Ipv4Addr) -> Self {
+        let address: std::net::SocketAddr = base_url.trim_start_matches("http://").parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((local, 0))).unwrap();
+        Self {
+            stream: socket.connect(address).await.unwrap(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Reads the interim `100 Continue` a server sends when it starts
+    /// reading a body sent with `Expect: 100-continue`; false if the
+    /// connection closes, or something else arrives, first.
+    pub async fn continued(&mut self) -> bool {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        while self.pending.len() < CONTINUE.len() {
+            if !self.fill().await {
+                return false;
+            }
+        }
+        if self.pending.starts_with(CONTINUE) {
+            self.pending.drain(..CONTINUE.len());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the server has sent nothing and not closed the connection,
+    /// without waiting.
+    pub fn is_quiet(&self) -> bool {
+        let mut byte = [0u8; 1];
+        self.pending.is_empty()
+            && matches!(
+                self.stream.try_read(&mut byte),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+            )
     }
 
     /// Writes `bytes`.

@@ -223,6 +223,8 @@ async fn a_request_head_over_max_header_bytes_is_refused_with_431() {
 async fn connections_past_the_cap_wait_until_one_closes() {
     let Some(app) = app_with(ConnectionLimits {
         max_connections: 4,
+        // The four stay open through the test, unauthenticated as they are.
+        unauthenticated_idle_timeout: Duration::from_secs(75),
         ..ConnectionLimits::default()
     })
     .await

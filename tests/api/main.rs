@@ -33,6 +33,7 @@ mod sqlite {
     mod encryption;
     mod errors;
     mod formatting;
+    mod hostile_clients;
     mod idempotency;
     mod lifecycle;
     mod limits;
@@ -56,6 +57,7 @@ mod postgres {
     mod encryption;
     mod errors;
     mod formatting;
+    mod hostile_clients;
     mod idempotency;
     mod lifecycle;
     mod limits;

@@ -273,7 +273,7 @@ async fn operations_with_a_body_document_body_errors() {
             .keys()
             .collect();
         assert_eq!(media_types, ["application/json"], "{method} {path}");
-        for status in ["400", "413", "415"] {
+        for status in ["400", "408", "413", "415"] {
             assert_problem_response(&method, &path, &operation, status);
         }
     }

@@ -1,6 +1,7 @@
 //! The rate limiter shared through Redis, over HTTP: the same limits and
-//! headers as the in-process one, one limit per key across two servers,
-//! and a 503 with `Retry-After` when Redis cannot be reached.
+//! headers as the in-process one, one limit per key (and one budget of
+//! failed authentications per client address) across two servers, and a
+//! 503 with `Retry-After` when Redis cannot be reached.
 //!
 //! Tests that need Redis use the one [`crate::test_redis`] names.
 
@@ -15,7 +16,7 @@ use ticketd::rate_limit::redis::RedisUrl;
 use ticketd::rate_limit::{RateLimitStore, RatePolicy};
 
 use super::BACKEND;
-use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
+use crate::helpers::{RawConnection, TestApp, TestOptions, TestResponse, TestUser};
 use crate::test_redis;
 
 const TICKETS: &str = "/api/v2/support/tickets";
@@ -192,6 +193,81 @@ async fn two_servers_sharing_redis_enforce_one_limit_per_key() {
             (1, 429, "0".to_owned()),
         ]
     );
+
+    for node in nodes {
+        node.stop().await;
+    }
+    delete_keys(&mut redis, &store).await;
+}
+
+#[tokio::test]
+async fn two_servers_sharing_redis_count_an_address_s_failed_authentications_together() {
+    let test = "two_servers_sharing_redis_count_an_address_s_failed_authentications_together";
+    let Some(mut redis) = test_redis::connect_or_skip(test).await else {
+        return;
+    };
+    let store = redis_store(&test_redis::url());
+    let spawn_node = || {
+        TestApp::spawn_with(
+            BACKEND,
+            TestOptions {
+                rate_limit_store: store.clone(),
+                // Two failures per address, then one a minute.
+                auth_failure_limit: Some(RatePolicy {
+                    per_minute: 1,
+                    burst: 2,
+                }),
+                ..Default::default()
+            },
+        )
+    };
+    let (Some(first), Some(second)) = (spawn_node().await, spawn_node().await) else {
+        return;
+    };
+    let nodes = [first, second];
+    let guess = ApiToken::generate(KeyId::generate()).unwrap().expose();
+    let request = format!(
+        "GET {TICKETS} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {guess}\r\n\r\n"
+    );
+    // The guesses come from 127.0.0.2 (a loopback address like 127.0.0.1).
+    let guesser = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut connections = [
+        RawConnection::open_from(&nodes[0], guesser).await,
+        RawConnection::open_from(&nodes[1], guesser).await,
+    ];
+
+    let mut answers = Vec::new();
+    for turn in 0..4 {
+        let response = connections[turn % 2]
+            .exchange(request.as_bytes())
+            .await
+            .unwrap();
+        answers.push((
+            turn % 2,
+            response.json()["code"].as_str().unwrap().to_owned(),
+        ));
+        if response.status == 429 {
+            assert!(
+                response.head.contains("\r\nretry-after: 60\r\n")
+                    || response.head.contains("\r\nretry-after: 59\r\n"),
+                "{}",
+                response.head
+            );
+        }
+    }
+    let code = |node: usize, code: &str| (node, code.to_owned());
+    assert_eq!(
+        answers,
+        [
+            code(0, "unauthorized"),
+            code(1, "unauthorized"),
+            code(0, "auth_rate_limit_exceeded"),
+            code(1, "auth_rate_limit_exceeded"),
+        ]
+    );
+    // Other addresses, and keys, are unaffected.
+    let allowed = nodes[1].get(TICKETS, &nodes[1].customer).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text);
 
     for node in nodes {
         node.stop().await;

@@ -428,7 +428,17 @@ async fn two_nodes_write_each_keyed_request_once() {
     let fixture = provision_at(database.url()).await;
     let fixture = Arc::new(fixture);
     let logs = tempfile::tempdir().unwrap();
-    let args = ["--rate-limit-per-minute", "100000000"];
+    // All 144 requests go out at once, 72 to each node, from one address
+    // with one API key: past the default caps per address (64 connections)
+    // and per key (64 requests in progress), which this test is not about.
+    let args = [
+        "--rate-limit-per-minute",
+        "100000000",
+        "--max-connections-per-address",
+        "0",
+        "--max-concurrent-requests-per-key",
+        "1000",
+    ];
     let nodes = two_nodes(database.url(), logs.path(), &args).await;
     let bases: Vec<String> = nodes.iter().map(|node| node.base_url.clone()).collect();
     let client = reqwest::Client::new();
