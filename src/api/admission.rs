@@ -31,6 +31,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::api::AppState;
+use crate::api::extract::UNREADABLE_BODY;
 use crate::api::problem::{ApiError, ErrorCode};
 use crate::core::id::KeyId;
 
@@ -148,8 +149,9 @@ async fn read_whole_body(state: &AppState, request: Request) -> Result<Request, 
                 ApiError::new(ErrorCode::PayloadTooLarge).into_response()
             } else {
                 // The client went away or sent a broken chunked body.
+                tracing::debug!(%error, "a request body could not be read");
                 ApiError::new(ErrorCode::MalformedJson)
-                    .with_detail(format!("The request body could not be read: {error}"))
+                    .with_detail(UNREADABLE_BODY)
                     .into_response()
             })
         }

@@ -76,7 +76,7 @@ fn is_json_media_type(value: &str) -> bool {
 
 /// The detail of a body that could not be read whole. The HTTP library's
 /// own message names its internals, not what the client did wrong.
-const UNREADABLE_BODY: &str = "The request body could not be read: the connection ended \
+pub(crate) const UNREADABLE_BODY: &str = "The request body could not be read: the connection ended \
      early or the body's framing (Content-Length or chunked encoding) is broken.";
 
 /// Reads a whole body within the configured limit: 413 beyond it, and
