@@ -103,17 +103,26 @@ impl MessageResponse {
 /// the other requests sharing an async worker.
 const INLINE_RENDER_BYTES: usize = 16 * 1024;
 
+/// The most bytes of `body` and `html` that one page of messages carries.
+/// A page of 100 of the longest ordinary messages carries about 5 MiB;
+/// messages whose HTML is near its bound could make a page of 100 several
+/// times that, so a page stops after the message that reaches this, and its
+/// `nextCursor` continues from there.
+const MAX_PAGE_TEXT_BYTES: usize = 8 << 20;
+
 /// Converts messages to their responses, with each body's `html` from the
-/// cache or rendered now (and cached). Rendered on the blocking pool when
-/// the bodies not cached are long (see [`INLINE_RENDER_BYTES`]); if the
-/// request is answered meanwhile (it timed out), rendering stops at the
-/// next message.
+/// cache or rendered now (and cached), in order until their `body` and
+/// `html` reach `max_bytes` (the message that reaches it included, so at
+/// least one). Rendered on the blocking pool when the bodies not cached are
+/// long (see [`INLINE_RENDER_BYTES`]); if the request is answered meanwhile
+/// (it timed out), rendering stops at the next message.
 ///
 /// # Errors
 /// `internal_error` if rendering on the blocking pool failed to complete.
 async fn message_responses(
     cache: &Arc<HtmlCache>,
     messages: Vec<Message>,
+    max_bytes: usize,
 ) -> Result<Vec<MessageResponse>, ApiError> {
     let mut html: Vec<Option<Arc<str>>> = messages.iter().map(|m| cache.get(m.id)).collect();
     let uncached_bytes: usize = messages
@@ -122,25 +131,32 @@ async fn message_responses(
         .filter(|(_, html)| html.is_none())
         .map(|(message, _)| message.body.len())
         .sum();
-    let messages = if uncached_bytes <= INLINE_RENDER_BYTES {
-        render_uncached(cache, &messages, &mut html, &AtomicBool::new(false));
-        messages
+    let (messages, included) = if uncached_bytes <= INLINE_RENDER_BYTES {
+        let included = render_uncached(
+            cache,
+            &messages,
+            &mut html,
+            max_bytes,
+            &AtomicBool::new(false),
+        );
+        (messages, included)
     } else {
         let abandoned = AbandonOnDrop::default();
         let flag = Arc::clone(&abandoned.0);
         let cache = Arc::clone(cache);
-        let (messages, rendered) = tokio::task::spawn_blocking(move || {
-            render_uncached(&cache, &messages, &mut html, &flag);
-            (messages, html)
+        let (messages, rendered, included) = tokio::task::spawn_blocking(move || {
+            let included = render_uncached(&cache, &messages, &mut html, max_bytes, &flag);
+            (messages, html, included)
         })
         .await
         .map_err(|error| ApiError::internal(format!("rendering messages: {error}")))?;
         html = rendered;
-        messages
+        (messages, included)
     };
     messages
         .into_iter()
         .zip(html)
+        .take(included)
         .map(|(message, html)| {
             let html = html.ok_or_else(|| ApiError::internal("a message was not rendered"))?;
             Ok(MessageResponse::with_html(message, html))
@@ -148,22 +164,33 @@ async fn message_responses(
         .collect()
 }
 
-/// Fills in the `html` of each message that has none, unless `abandoned`
-/// is set, which stops it at the next message.
+/// Fills in the `html` of each message that has none, in order, until the
+/// messages' `body` and `html` reach `max_bytes`; returns how many
+/// messages that covers. Stops at the next message once `abandoned` is set.
 fn render_uncached(
     cache: &HtmlCache,
     messages: &[Message],
     html: &mut [Option<Arc<str>>],
+    max_bytes: usize,
     abandoned: &AtomicBool,
-) {
-    for (message, html) in messages.iter().zip(html) {
-        if html.is_none() {
-            if abandoned.load(Ordering::Relaxed) {
-                return;
-            }
-            *html = Some(cache.html(message));
+) -> usize {
+    let mut bytes = 0usize;
+    for (index, (message, html)) in messages.iter().zip(html).enumerate() {
+        if index > 0 && bytes >= max_bytes {
+            return index;
         }
+        let rendered = match html {
+            Some(rendered) => rendered,
+            None => {
+                if abandoned.load(Ordering::Relaxed) {
+                    return index;
+                }
+                html.insert(cache.html(message))
+            }
+        };
+        bytes = bytes.saturating_add(message.body.len() + rendered.len());
     }
+    messages.len()
 }
 
 /// Set when the request rendering on the blocking pool is dropped (it was
@@ -200,7 +227,7 @@ async fn message_response(
     cache: &Arc<HtmlCache>,
     message: Message,
 ) -> Result<MessageResponse, ApiError> {
-    message_responses(cache, vec![message])
+    message_responses(cache, vec![message], usize::MAX)
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("rendering a message returned nothing"))
@@ -344,7 +371,7 @@ pub async fn reply_to_ticket(
     tag = "Support tickets",
     params(
         ("id" = String, Path, description = "A `tkt_` id, or the ticket's number in your workspace."),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 25)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 25). A page stops early, with a `nextCursor`, after the message that brings its `body` and `html` to 8 MiB."),
         ("cursor" = Option<String>, Query, description = "`nextCursor` from the previous page."),
     ),
     responses(
@@ -367,9 +394,20 @@ pub async fn list_messages(
         .store
         .list_messages(&authed.principal.actor, ticket, PageRequest { size, after })
         .await?;
+    let positions: Vec<i64> = page.items.iter().map(|message| message.seq).collect();
+    let data = message_responses(&state.html_cache, page.items, MAX_PAGE_TEXT_BYTES).await?;
+    let next = match data
+        .len()
+        .checked_sub(1)
+        .and_then(|last| positions.get(last))
+    {
+        // Cut short by its size: the next page starts after its last message.
+        Some(&seq) if data.len() < positions.len() => Some(MessageCursor { seq }),
+        _ => page.next,
+    };
     let body = MessageListResponse {
-        data: message_responses(&state.html_cache, page.items).await?,
-        next_cursor: page.next.map(|cursor| cursor.encode()),
+        data,
+        next_cursor: next.map(|cursor| cursor.encode()),
     };
     respond::json(StatusCode::OK, &body)
 }
@@ -448,12 +486,18 @@ mod tests {
         let cache = HtmlCache::new(1 << 20);
         let messages = [message("*a*"), message("*b*")];
         let mut html = vec![None, None];
-        render_uncached(&cache, &messages, &mut html, &AtomicBool::new(true));
+        render_uncached(
+            &cache,
+            &messages,
+            &mut html,
+            usize::MAX,
+            &AtomicBool::new(true),
+        );
         assert_eq!(html, vec![None, None]);
         assert!(cache.get(messages[0].id).is_none());
         let abandoned = AbandonOnDrop::default();
         let flag = Arc::clone(&abandoned.0);
-        render_uncached(&cache, &messages, &mut html, &flag);
+        render_uncached(&cache, &messages, &mut html, usize::MAX, &flag);
         assert_eq!(html[1].as_deref(), Some("<p><em>b</em></p>\n"));
         drop(abandoned);
         assert!(flag.load(Ordering::Relaxed));
@@ -466,11 +510,28 @@ mod tests {
         cache.insert(cached.id, "<p>from the cache</p>".into());
         let fresh = message("*b*");
         let fresh_id = fresh.id;
-        let responses = message_responses(&cache, vec![cached, fresh])
+        let responses = message_responses(&cache, vec![cached, fresh], usize::MAX)
             .await
             .expect("rendered");
         assert_eq!(responses[0].html.as_deref(), Some("<p>from the cache</p>"));
         assert_eq!(responses[1].html.as_deref(), Some("<p><em>b</em></p>\n"));
         assert_eq!(cache.get(fresh_id).as_deref(), Some("<p><em>b</em></p>\n"));
+    }
+
+    #[test]
+    fn a_page_stops_after_the_message_that_reaches_its_size() {
+        let cache = HtmlCache::new(1 << 20);
+        let messages: Vec<Message> = (0..4).map(|_| message("abcd")).collect();
+        // Each message carries 4 bytes of body and 12 of html.
+        let mut html = vec![None; 4];
+        let never = AtomicBool::new(false);
+        assert_eq!(render_uncached(&cache, &messages, &mut html, 32, &never), 2);
+        assert_eq!(render_uncached(&cache, &messages, &mut html, 33, &never), 3);
+        assert_eq!(render_uncached(&cache, &messages, &mut html, 1, &never), 1);
+        assert_eq!(render_uncached(&cache, &messages, &mut html, 0, &never), 1);
+        assert_eq!(
+            render_uncached(&cache, &messages, &mut html, usize::MAX, &never),
+            4
+        );
     }
 }

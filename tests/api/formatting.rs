@@ -410,3 +410,52 @@ async fn hostile_markdown_answers_responses_of_bounded_size() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_of_long_html_stops_at_its_size_and_continues_from_there() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let ticket = customer_ticket(&app).await;
+    let path = format!("/api/v2/support/tickets/{ticket}/messages");
+    // About 177 KB of body and html each: 70 of them pass the 8 MiB a page
+    // carries.
+    let body = "<http://a> ".repeat(2_272);
+    for _ in 0..70 {
+        reply(
+            &app,
+            &ticket,
+            &app.customer,
+            &json!({"message": body, "bodyFormat": "markdown"}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(cursor) => format!("{path}?limit=100&cursor={cursor}"),
+            None => format!("{path}?limit=100"),
+        };
+        let page = app.get(&query, &app.customer).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        // 8 MiB of text, one message past it, and the quotes JSON escapes.
+        assert!(page.text.len() < 10 << 20, "{} bytes", page.text.len());
+        pages += 1;
+        for message in page.body["data"].as_array().unwrap() {
+            seen.push(message["id"].as_str().unwrap().to_owned());
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2, "{} messages", seen.len());
+    assert_eq!(seen.len(), 71, "the first message and 70 replies");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 71, "no message twice");
+    app.stop().await;
+}
