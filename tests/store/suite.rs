@@ -1215,30 +1215,50 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
             );
         }
     }
-    let reference = TicketRef::Id(ticket.id);
+    // Neither reaches its thread nor writes to it: the thread and the
+    // writes locate the ticket by the rule that finds and lists it.
     let thread = PageRequest {
         size: size(10),
         after: None,
     };
+    for viewer in [&alice, &bob] {
+        for reference in [TicketRef::Id(ticket.id), TicketRef::Number(1)] {
+            let who = format!("{:?} {reference:?}", viewer.role);
+            assert_eq!(
+                store.list_messages(viewer, reference, thread).await,
+                Err(StoreError::NotFound),
+                "{who}"
+            );
+            assert_eq!(
+                store.find_message(viewer, reference, message.id).await,
+                Err(StoreError::NotFound),
+                "{who}"
+            );
+            assert_eq!(
+                store
+                    .append_message(viewer, reference, fixtures::message("hi", Timestamp::now()))
+                    .await,
+                Err(StoreError::NotFound),
+                "{who}"
+            );
+            for action in [TicketAction::Resolve, TicketAction::Close] {
+                assert_eq!(
+                    store
+                        .apply_action(viewer, reference, action, Timestamp::now())
+                        .await,
+                    Err(StoreError::NotFound),
+                    "{who} {action:?}"
+                );
+            }
+        }
+    }
     assert_eq!(
-        store.list_messages(&alice, reference, thread).await,
-        Err(StoreError::NotFound)
+        export_all(store, RecordKind::Ticket, 10).await,
+        [Record::Ticket(ticket)]
     );
     assert_eq!(
-        store.find_message(&alice, reference, message.id).await,
-        Err(StoreError::NotFound)
-    );
-    assert_eq!(
-        store
-            .append_message(&alice, reference, fixtures::message("hi", Timestamp::now()))
-            .await,
-        Err(StoreError::NotFound)
-    );
-    assert_eq!(
-        store
-            .apply_action(&alice, reference, TicketAction::Close, Timestamp::now())
-            .await,
-        Err(StoreError::NotFound)
+        export_all(store, RecordKind::Message, 10).await,
+        [Record::Message(message)]
     );
 }
 

@@ -83,15 +83,19 @@ async fn locate<C: GenericClient>(
     lock: Lock,
 ) -> Result<Located, StoreError> {
     let reference = Reference::new(reference);
+    // The rule `find_ticket` applies, through the same join: a ticket that
+    // neither finds nor lists (one naming a customer of another workspace)
+    // is not located for a thread or a write. Only the ticket is locked.
     let for_update = if lock == Lock::ForUpdate {
-        " FOR UPDATE"
+        " FOR UPDATE OF t"
     } else {
         ""
     };
     let sql = format!(
-        "SELECT id, status, resolved_at, closed_at, message_count, last_message_at
-         FROM ticket WHERE {} AND workspace_id = $2 AND ($3::text IS NULL OR customer_id = $3){for_update}",
-        reference.condition("")
+        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at
+         FROM {TICKET_JOIN}
+         WHERE {} AND t.workspace_id = $2 AND ($3::text IS NULL OR t.customer_id = $3){for_update}",
+        reference.condition("t.")
     );
     let row = query_opt(
         client,

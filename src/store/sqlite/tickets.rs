@@ -30,18 +30,26 @@ fn restricted_to(actor: &Actor) -> Option<String> {
     actor.visible_customer().map(|customer| customer.key())
 }
 
+/// The query [`locate`] runs: the rule [`find_ticket`] applies, through the
+/// same [`TICKET_JOIN`], so a ticket that neither finds nor lists (one naming
+/// a customer of another workspace) is not located for a thread or a write.
+fn locate_sql(reference: TicketRef) -> String {
+    let by = match reference {
+        TicketRef::Id(_) => "t.id = ?1",
+        TicketRef::Number(_) => "t.number = ?1",
+    };
+    format!(
+        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at
+         FROM {TICKET_JOIN}
+         WHERE {by} AND t.workspace_id = ?2 AND (?3 IS NULL OR t.customer_id = ?3)"
+    )
+}
+
 /// The ticket `reference` names in the actor's workspace, if the actor can
 /// see it. Customers' lookups of other customers' tickets are `NotFound`,
 /// exactly like lookups of tickets that do not exist.
 fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Located, StoreError> {
-    let by = match reference {
-        TicketRef::Id(_) => "id = ?1",
-        TicketRef::Number(_) => "number = ?1",
-    };
-    let sql = format!(
-        "SELECT id, status, resolved_at, closed_at, message_count, last_message_at
-         FROM ticket WHERE {by} AND workspace_id = ?2 AND (?3 IS NULL OR customer_id = ?3)"
-    );
+    let sql = locate_sql(reference);
     let key = reference_value(reference);
     conn.prepare_cached(&sql)
         .and_then(|mut select| {
@@ -491,5 +499,40 @@ mod tests {
             "{messages}"
         );
         assert!(!messages.contains("TEMP B-TREE"), "{messages}");
+    }
+
+    /// Locating a ticket for a thread or a write, with the customer join,
+    /// seeks the ticket by its key and its customer by theirs: no scan.
+    #[test]
+    fn locating_a_ticket_seeks_it_and_its_customer() {
+        let conn = migrated();
+        for (reference, index) in [
+            (
+                TicketRef::Id(TicketId::generate()),
+                "SEARCH t USING INDEX sqlite_autoindex_ticket_1 (id=?)",
+            ),
+            (
+                TicketRef::Number(1),
+                "SEARCH t USING INDEX sqlite_autoindex_ticket_2 (workspace_id=? AND number=?)",
+            ),
+        ] {
+            for customer in [Value::Null, Value::Text("c".into())] {
+                let plan = plan(
+                    &conn,
+                    &locate_sql(reference),
+                    vec![
+                        reference_value(reference),
+                        Value::Text("w".into()),
+                        customer,
+                    ],
+                );
+                assert!(plan.contains(index), "{reference:?}: {plan}");
+                assert!(
+                    plan.contains("SEARCH c USING INDEX sqlite_autoindex_principal_1 (id=?)"),
+                    "{reference:?}: {plan}"
+                );
+                assert!(!plan.contains("SCAN"), "{reference:?} scans: {plan}");
+            }
+        }
     }
 }
