@@ -54,6 +54,8 @@ pub struct Settings {
     pub request_timeout_secs: Option<u64>,
     /// Largest request body in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held in memory at once.
+    pub max_buffered_body_bytes: Option<usize>,
     /// Requests handled concurrently.
     pub max_concurrent_requests: Option<usize>,
     /// Open connections at most; more wait in the listen queue.
@@ -125,6 +127,9 @@ impl Settings {
             rate_limit_key_prefix: over.rate_limit_key_prefix.or(self.rate_limit_key_prefix),
             request_timeout_secs: over.request_timeout_secs.or(self.request_timeout_secs),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            max_buffered_body_bytes: over
+                .max_buffered_body_bytes
+                .or(self.max_buffered_body_bytes),
             max_concurrent_requests: over
                 .max_concurrent_requests
                 .or(self.max_concurrent_requests),
@@ -184,6 +189,9 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once (read, or waiting
+    /// for a turn); at least `max_body_bytes`.
+    pub max_buffered_body_bytes: usize,
     /// Requests handled concurrently.
     pub max_concurrent_requests: usize,
     /// Requests one API key may have in progress at once.
@@ -297,6 +305,17 @@ impl Config {
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
         }
+        // As much as the requests handled at once can hold: the bound
+        // before bodies were read ahead of their turn.
+        let max_buffered_body_bytes = settings
+            .max_buffered_body_bytes
+            .unwrap_or(max_concurrent_requests.saturating_mul(max_body_bytes));
+        if max_buffered_body_bytes < max_body_bytes {
+            return Err(format!(
+                "max_buffered_body_bytes ({max_buffered_body_bytes}) must be at least \
+                 max_body_bytes ({max_body_bytes})"
+            ));
+        }
         let max_concurrent_requests_per_key = settings
             .max_concurrent_requests_per_key
             .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY);
@@ -398,6 +417,7 @@ impl Config {
             request_timeout: Duration::from_secs(timeout),
             body_read_timeout: Duration::from_secs(body_read_timeout),
             max_body_bytes,
+            max_buffered_body_bytes,
             max_concurrent_requests,
             max_concurrent_requests_per_key,
             connections,
@@ -523,6 +543,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_buffered_body_bytes", &self.max_buffered_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field(
                 "max_concurrent_requests_per_key",
@@ -676,6 +697,33 @@ mod tests {
         ] {
             assert_eq!(bad(settings), message);
         }
+    }
+
+    #[test]
+    fn the_body_budget_defaults_to_what_the_requests_handled_at_once_hold() {
+        let default = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(default.max_buffered_body_bytes, 1 << 30);
+        let derived = Config::from_settings(Settings {
+            max_concurrent_requests: Some(10),
+            max_body_bytes: Some(2048),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(derived.max_buffered_body_bytes, 20_480);
+        let file: Settings =
+            toml::from_str("max_buffered_body_bytes = 268435456").expect("valid TOML");
+        let set = Config::from_settings(file).expect("valid");
+        assert_eq!(set.max_buffered_body_bytes, 256 << 20);
+        assert_eq!(
+            Config::from_settings(Settings {
+                max_buffered_body_bytes: Some(4096),
+                max_body_bytes: Some(4097),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "max_buffered_body_bytes (4096) must be at least max_body_bytes (4097)"
+        );
     }
 
     #[test]
