@@ -201,7 +201,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Seconds a client has to send a request's body before it is answered
-    /// with 408. Default: 10
+    /// with 408; at most --request-timeout-secs. Default: 10, or
+    /// --request-timeout-secs if less
     #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub body_read_timeout_secs: Option<u64>,
     /// Requests one API key may have in progress at once; more are answered

@@ -239,7 +239,8 @@ impl Config {
     /// The largest `html_cache_mib` accepted.
     pub const MAX_HTML_CACHE_MIB: u64 = 4096;
 
-    /// Seconds a client has to send a request body, unless configured.
+    /// Seconds a client has to send a request body, unless configured (or
+    /// `request_timeout_secs` if that is less).
     pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 
     /// Requests one API key may have in progress at once, unless
@@ -322,13 +323,23 @@ impl Config {
         if max_concurrent_requests_per_key == 0 {
             return Err("max_concurrent_requests_per_key must be at least 1".into());
         }
+        // Within the request timeout: a body still arriving when the
+        // request times out is answered 503 request_timeout, not the 408
+        // the body deadline promises.
         let body_read_timeout = settings
             .body_read_timeout_secs
-            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS);
+            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS.min(timeout));
         if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
             return Err(format!(
                 "body_read_timeout_secs must be between 1 and {}",
                 ConnectionLimits::MAX_TIMEOUT_SECS
+            ));
+        }
+        if body_read_timeout > timeout {
+            return Err(format!(
+                "body_read_timeout_secs ({body_read_timeout}) must be at most \
+                 request_timeout_secs ({timeout}), or a slow body would be answered 503 \
+                 request_timeout rather than 408 request_body_timeout"
             ));
         }
         let auth_failure_limit = match settings
@@ -697,6 +708,35 @@ mod tests {
         ] {
             assert_eq!(bad(settings), message);
         }
+    }
+
+    #[test]
+    fn the_body_deadline_falls_within_the_request_timeout() {
+        let short = Config::from_settings(Settings {
+            request_timeout_secs: Some(5),
+            idempotency_ttl_secs: Some(3600),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(short.body_read_timeout, Duration::from_secs(5), "derived");
+        let equal = Config::from_settings(Settings {
+            request_timeout_secs: Some(20),
+            body_read_timeout_secs: Some(20),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(equal.body_read_timeout, Duration::from_secs(20));
+        assert_eq!(
+            Config::from_settings(Settings {
+                request_timeout_secs: Some(20),
+                body_read_timeout_secs: Some(21),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "body_read_timeout_secs (21) must be at most request_timeout_secs (20), or a slow \
+             body would be answered 503 request_timeout rather than 408 request_body_timeout"
+        );
     }
 
     #[test]
