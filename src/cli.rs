@@ -206,7 +206,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub body_read_timeout_secs: Option<u64>,
     /// Requests one API key may have in progress at once; more are answered
-    /// with 429. Default: 64
+    /// with 429. Default: a sixteenth of --max-concurrent-requests (64), at
+    /// least 1
     #[arg(
         long,
         env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",

@@ -244,9 +244,12 @@ impl Config {
     pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 
     /// Requests one API key may have in progress at once, unless
-    /// configured: a sixteenth of the default `max_concurrent_requests`, so
-    /// that a single key cannot occupy the node.
-    pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY: usize = 64;
+    /// configured, on a node handling `max_concurrent_requests` at once: a
+    /// sixteenth of them (64 of the default 1,024), at least one, so that a
+    /// single key cannot occupy the node.
+    pub fn default_max_concurrent_requests_per_key(max_concurrent_requests: usize) -> usize {
+        (max_concurrent_requests / 16).max(1)
+    }
 
     /// Failed authentications per minute per client address, unless
     /// configured (also the burst).
@@ -317,9 +320,10 @@ impl Config {
                  max_body_bytes ({max_body_bytes})"
             ));
         }
-        let max_concurrent_requests_per_key = settings
-            .max_concurrent_requests_per_key
-            .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY);
+        let max_concurrent_requests_per_key =
+            settings.max_concurrent_requests_per_key.unwrap_or_else(|| {
+                Self::default_max_concurrent_requests_per_key(max_concurrent_requests)
+            });
         if max_concurrent_requests_per_key == 0 {
             return Err("max_concurrent_requests_per_key must be at least 1".into());
         }
@@ -708,6 +712,30 @@ mod tests {
         ] {
             assert_eq!(bad(settings), message);
         }
+    }
+
+    #[test]
+    fn the_per_key_cap_defaults_to_a_sixteenth_of_the_requests_handled_at_once() {
+        let per_key = |max_concurrent_requests: Option<usize>| {
+            Config::from_settings(Settings {
+                max_concurrent_requests,
+                ..Settings::default()
+            })
+            .expect("valid")
+            .max_concurrent_requests_per_key
+        };
+        assert_eq!(per_key(None), 64);
+        assert_eq!(per_key(Some(4096)), 256);
+        assert_eq!(per_key(Some(100)), 6);
+        assert_eq!(per_key(Some(15)), 1, "at least one");
+        assert_eq!(per_key(Some(1)), 1);
+        let set = Config::from_settings(Settings {
+            max_concurrent_requests: Some(4096),
+            max_concurrent_requests_per_key: Some(8),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(set.max_concurrent_requests_per_key, 8, "a setting wins");
     }
 
     #[test]

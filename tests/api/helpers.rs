@@ -126,7 +126,7 @@ impl Default for TestOptions {
             request_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(Config::DEFAULT_BODY_READ_TIMEOUT_SECS),
             max_concurrent_requests: 1024,
-            max_concurrent_requests_per_key: Config::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY,
+            max_concurrent_requests_per_key: Config::default_max_concurrent_requests_per_key(1024),
             auth_failure_limit: Some(RatePolicy {
                 per_minute: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
                 burst: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
