@@ -220,6 +220,10 @@ impl Config {
     /// The default listening address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 
+    /// The longest `public_url` accepted, in bytes (without trailing
+    /// slashes): what [`crate::api::problem::MAX_PROBLEM_BYTES`] allows for.
+    pub const MAX_PUBLIC_URL_BYTES: usize = 1024;
+
     /// How long idempotency records are kept unless configured: a day.
     pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 
@@ -286,6 +290,17 @@ impl Config {
         {
             return Err(format!(
                 "public_url: {url:?} must start with http:// or https://"
+            ));
+        }
+        // Problem documents' `type` URIs start with it, and their bound
+        // (`MAX_PROBLEM_BYTES`) counts on this.
+        if let Some(url) = &settings.public_url
+            && url.trim_end_matches('/').len() > Self::MAX_PUBLIC_URL_BYTES
+        {
+            return Err(format!(
+                "public_url must be at most {} bytes (it has {})",
+                Self::MAX_PUBLIC_URL_BYTES,
+                url.trim_end_matches('/').len()
             ));
         }
         let per_minute = settings
@@ -712,6 +727,26 @@ mod tests {
         ] {
             assert_eq!(bad(settings), message);
         }
+    }
+
+    #[test]
+    fn the_public_url_takes_at_most_1_kib() {
+        let url = |length: usize| format!("https://{}", "a".repeat(length - "https://".len()));
+        let longest = Config::from_settings(Settings {
+            public_url: Some(format!("{}/", url(1024))),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(longest.public_url, Some(url(1024)));
+        assert_eq!(
+            Config::from_settings(Settings {
+                public_url: Some(url(1025)),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "public_url must be at most 1024 bytes (it has 1025)"
+        );
     }
 
     #[test]

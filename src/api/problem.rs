@@ -54,8 +54,9 @@ pub const MAX_DETAIL_BYTES: usize = 512;
 pub const MAX_INSTANCE_BYTES: usize = 512;
 
 /// The most bytes of a whole problem document, whatever the request, given
-/// a `public_url` of at most 1 KiB: the limits above add up to under
-/// 15 KiB with it.
+/// a `public_url` of at most 1 KiB (which the configuration enforces,
+/// [`crate::config::Config::MAX_PUBLIC_URL_BYTES`]): the limits above add
+/// up to under 15 KiB with it.
 pub const MAX_PROBLEM_BYTES: usize = 16 * 1024;
 
 /// What ends text that was cut short: `…` (U+2026), three bytes.
