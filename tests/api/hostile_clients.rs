@@ -461,6 +461,11 @@ async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_tim
     let Some(app) = TestApp::spawn_with(
         BACKEND,
         TestOptions {
+            // One request per key: a key's second is refused.
+            rate_limit: RatePolicy {
+                per_minute: 1,
+                burst: 1,
+            },
             connections: ConnectionLimits {
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(30),
@@ -475,9 +480,13 @@ async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_tim
         return;
     };
     let unknown_key = ApiToken::generate(KeyId::generate()).unwrap().expose();
+    let spent = app.get(TICKETS, &app.staff).await;
+    assert_eq!(spent.status, StatusCode::OK, "{}", spent.text);
     for (request, status) in [
         (raw_get("/healthz"), 200),
         (raw_get_as(TICKETS, &unknown_key), 401),
+        // Authenticated, but refused by the key's rate limit.
+        (raw_get_as(TICKETS, &app.staff.token), 429),
     ] {
         let mut connection = RawConnection::open(&app).await;
         let response = connection.exchange(&request).await.unwrap();
