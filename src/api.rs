@@ -54,6 +54,9 @@ pub struct ApiSettings {
     pub body_read_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once, read or waiting for
+    /// a turn; further writes wait for room before their body is read.
+    pub max_buffered_body_bytes: usize,
     /// Requests handled at once; more wait their turn. Only authenticated
     /// requests with their bodies in take a turn.
     pub max_concurrent_requests: usize,
@@ -96,6 +99,8 @@ pub struct SharedState {
     in_flight: Semaphore,
     /// Requests in progress per API key.
     key_concurrency: admission::KeyConcurrency,
+    /// Room for the request bodies held in memory.
+    body_budget: admission::BodyBudget,
     /// API keys read recently.
     key_cache: key_cache::KeyCache,
     /// Messages rendered recently.
@@ -124,6 +129,7 @@ impl AppState {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let key_concurrency =
             admission::KeyConcurrency::new(settings.max_concurrent_requests_per_key);
+        let body_budget = admission::BodyBudget::new(settings.max_buffered_body_bytes);
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
@@ -135,6 +141,7 @@ impl AppState {
             fingerprint_key,
             in_flight,
             key_concurrency,
+            body_budget,
             key_cache,
             html_cache,
             openapi,

@@ -163,6 +163,11 @@ pub struct ServeArgs {
     /// Largest request body in bytes. Default: 1048576
     #[arg(long, env = "TICKETD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held in memory at once; more writes wait
+    /// before their body is read. Default: --max-concurrent-requests times
+    /// --max-body-bytes (1 GiB)
+    #[arg(long, env = "TICKETD_MAX_BUFFERED_BODY_BYTES", value_name = "BYTES")]
+    pub max_buffered_body_bytes: Option<usize>,
     /// Requests handled at once; more wait. Default: 1024
     #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
@@ -196,11 +201,13 @@ pub struct ServeArgs {
     #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Seconds a client has to send a request's body before it is answered
-    /// with 408. Default: 10
+    /// with 408; at most --request-timeout-secs. Default: 10, or
+    /// --request-timeout-secs if less
     #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub body_read_timeout_secs: Option<u64>,
     /// Requests one API key may have in progress at once; more are answered
-    /// with 429. Default: 64
+    /// with 429. Default: a sixteenth of --max-concurrent-requests (64), at
+    /// least 1
     #[arg(
         long,
         env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
@@ -322,6 +329,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             rate_limit_key_prefix: args.rate_limit_key_prefix.clone(),
             request_timeout_secs: args.request_timeout_secs,
             max_body_bytes: args.max_body_bytes,
+            max_buffered_body_bytes: args.max_buffered_body_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
             max_connections: args.max_connections,
             max_header_bytes: args.max_header_bytes,
@@ -786,6 +794,7 @@ async fn serve(config: Config) -> Result<(), String> {
         request_timeout: config.request_timeout,
         body_read_timeout: config.body_read_timeout,
         max_body_bytes: config.max_body_bytes,
+        max_buffered_body_bytes: config.max_buffered_body_bytes,
         max_concurrent_requests: config.max_concurrent_requests,
         max_concurrent_requests_per_key: config.max_concurrent_requests_per_key,
         text_limits: config.text_limits,

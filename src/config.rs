@@ -54,6 +54,8 @@ pub struct Settings {
     pub request_timeout_secs: Option<u64>,
     /// Largest request body in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held in memory at once.
+    pub max_buffered_body_bytes: Option<usize>,
     /// Requests handled concurrently.
     pub max_concurrent_requests: Option<usize>,
     /// Open connections at most; more wait in the listen queue.
@@ -125,6 +127,9 @@ impl Settings {
             rate_limit_key_prefix: over.rate_limit_key_prefix.or(self.rate_limit_key_prefix),
             request_timeout_secs: over.request_timeout_secs.or(self.request_timeout_secs),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            max_buffered_body_bytes: over
+                .max_buffered_body_bytes
+                .or(self.max_buffered_body_bytes),
             max_concurrent_requests: over
                 .max_concurrent_requests
                 .or(self.max_concurrent_requests),
@@ -184,6 +189,9 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once (read, or waiting
+    /// for a turn); at least `max_body_bytes`.
+    pub max_buffered_body_bytes: usize,
     /// Requests handled concurrently.
     pub max_concurrent_requests: usize,
     /// Requests one API key may have in progress at once.
@@ -212,6 +220,10 @@ impl Config {
     /// The default listening address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 
+    /// The longest `public_url` accepted, in bytes (without trailing
+    /// slashes): what [`crate::api::problem::MAX_PROBLEM_BYTES`] allows for.
+    pub const MAX_PUBLIC_URL_BYTES: usize = 1024;
+
     /// How long idempotency records are kept unless configured: a day.
     pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 
@@ -231,13 +243,17 @@ impl Config {
     /// The largest `html_cache_mib` accepted.
     pub const MAX_HTML_CACHE_MIB: u64 = 4096;
 
-    /// Seconds a client has to send a request body, unless configured.
+    /// Seconds a client has to send a request body, unless configured (or
+    /// `request_timeout_secs` if that is less).
     pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 
     /// Requests one API key may have in progress at once, unless
-    /// configured: a sixteenth of the default `max_concurrent_requests`, so
-    /// that a single key cannot occupy the node.
-    pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY: usize = 64;
+    /// configured, on a node handling `max_concurrent_requests` at once: a
+    /// sixteenth of them (64 of the default 1,024), at least one, so that a
+    /// single key cannot occupy the node.
+    pub fn default_max_concurrent_requests_per_key(max_concurrent_requests: usize) -> usize {
+        (max_concurrent_requests / 16).max(1)
+    }
 
     /// Failed authentications per minute per client address, unless
     /// configured (also the burst).
@@ -276,6 +292,17 @@ impl Config {
                 "public_url: {url:?} must start with http:// or https://"
             ));
         }
+        // Problem documents' `type` URIs start with it, and their bound
+        // (`MAX_PROBLEM_BYTES`) counts on this.
+        if let Some(url) = &settings.public_url
+            && url.trim_end_matches('/').len() > Self::MAX_PUBLIC_URL_BYTES
+        {
+            return Err(format!(
+                "public_url must be at most {} bytes (it has {})",
+                Self::MAX_PUBLIC_URL_BYTES,
+                url.trim_end_matches('/').len()
+            ));
+        }
         let per_minute = settings
             .rate_limit_per_minute
             .unwrap_or(RatePolicy::DEFAULT.per_minute);
@@ -297,19 +324,41 @@ impl Config {
         if max_concurrent_requests == 0 {
             return Err("max_concurrent_requests must be at least 1".into());
         }
-        let max_concurrent_requests_per_key = settings
-            .max_concurrent_requests_per_key
-            .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY);
+        // As much as the requests handled at once can hold: the bound
+        // before bodies were read ahead of their turn.
+        let max_buffered_body_bytes = settings
+            .max_buffered_body_bytes
+            .unwrap_or(max_concurrent_requests.saturating_mul(max_body_bytes));
+        if max_buffered_body_bytes < max_body_bytes {
+            return Err(format!(
+                "max_buffered_body_bytes ({max_buffered_body_bytes}) must be at least \
+                 max_body_bytes ({max_body_bytes})"
+            ));
+        }
+        let max_concurrent_requests_per_key =
+            settings.max_concurrent_requests_per_key.unwrap_or_else(|| {
+                Self::default_max_concurrent_requests_per_key(max_concurrent_requests)
+            });
         if max_concurrent_requests_per_key == 0 {
             return Err("max_concurrent_requests_per_key must be at least 1".into());
         }
+        // Within the request timeout: a body still arriving when the
+        // request times out is answered 503 request_timeout, not the 408
+        // the body deadline promises.
         let body_read_timeout = settings
             .body_read_timeout_secs
-            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS);
+            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS.min(timeout));
         if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
             return Err(format!(
                 "body_read_timeout_secs must be between 1 and {}",
                 ConnectionLimits::MAX_TIMEOUT_SECS
+            ));
+        }
+        if body_read_timeout > timeout {
+            return Err(format!(
+                "body_read_timeout_secs ({body_read_timeout}) must be at most \
+                 request_timeout_secs ({timeout}), or a slow body would be answered 503 \
+                 request_timeout rather than 408 request_body_timeout"
             ));
         }
         let auth_failure_limit = match settings
@@ -398,6 +447,7 @@ impl Config {
             request_timeout: Duration::from_secs(timeout),
             body_read_timeout: Duration::from_secs(body_read_timeout),
             max_body_bytes,
+            max_buffered_body_bytes,
             max_concurrent_requests,
             max_concurrent_requests_per_key,
             connections,
@@ -523,6 +573,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_buffered_body_bytes", &self.max_buffered_body_bytes)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field(
                 "max_concurrent_requests_per_key",
@@ -676,6 +727,106 @@ mod tests {
         ] {
             assert_eq!(bad(settings), message);
         }
+    }
+
+    #[test]
+    fn the_public_url_takes_at_most_1_kib() {
+        let url = |length: usize| format!("https://{}", "a".repeat(length - "https://".len()));
+        let longest = Config::from_settings(Settings {
+            public_url: Some(format!("{}/", url(1024))),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(longest.public_url, Some(url(1024)));
+        assert_eq!(
+            Config::from_settings(Settings {
+                public_url: Some(url(1025)),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "public_url must be at most 1024 bytes (it has 1025)"
+        );
+    }
+
+    #[test]
+    fn the_per_key_cap_defaults_to_a_sixteenth_of_the_requests_handled_at_once() {
+        let per_key = |max_concurrent_requests: Option<usize>| {
+            Config::from_settings(Settings {
+                max_concurrent_requests,
+                ..Settings::default()
+            })
+            .expect("valid")
+            .max_concurrent_requests_per_key
+        };
+        assert_eq!(per_key(None), 64);
+        assert_eq!(per_key(Some(4096)), 256);
+        assert_eq!(per_key(Some(100)), 6);
+        assert_eq!(per_key(Some(15)), 1, "at least one");
+        assert_eq!(per_key(Some(1)), 1);
+        let set = Config::from_settings(Settings {
+            max_concurrent_requests: Some(4096),
+            max_concurrent_requests_per_key: Some(8),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(set.max_concurrent_requests_per_key, 8, "a setting wins");
+    }
+
+    #[test]
+    fn the_body_deadline_falls_within_the_request_timeout() {
+        let short = Config::from_settings(Settings {
+            request_timeout_secs: Some(5),
+            idempotency_ttl_secs: Some(3600),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(short.body_read_timeout, Duration::from_secs(5), "derived");
+        let equal = Config::from_settings(Settings {
+            request_timeout_secs: Some(20),
+            body_read_timeout_secs: Some(20),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(equal.body_read_timeout, Duration::from_secs(20));
+        assert_eq!(
+            Config::from_settings(Settings {
+                request_timeout_secs: Some(20),
+                body_read_timeout_secs: Some(21),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "body_read_timeout_secs (21) must be at most request_timeout_secs (20), or a slow \
+             body would be answered 503 request_timeout rather than 408 request_body_timeout"
+        );
+    }
+
+    #[test]
+    fn the_body_budget_defaults_to_what_the_requests_handled_at_once_hold() {
+        let default = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(default.max_buffered_body_bytes, 1 << 30);
+        let derived = Config::from_settings(Settings {
+            max_concurrent_requests: Some(10),
+            max_body_bytes: Some(2048),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(derived.max_buffered_body_bytes, 20_480);
+        let file: Settings =
+            toml::from_str("max_buffered_body_bytes = 268435456").expect("valid TOML");
+        let set = Config::from_settings(file).expect("valid");
+        assert_eq!(set.max_buffered_body_bytes, 256 << 20);
+        assert_eq!(
+            Config::from_settings(Settings {
+                max_buffered_body_bytes: Some(4096),
+                max_body_bytes: Some(4097),
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default(),
+            "max_buffered_body_bytes (4096) must be at least max_body_bytes (4097)"
+        );
     }
 
     #[test]

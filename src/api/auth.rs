@@ -80,15 +80,18 @@ pub async fn authenticate(
             .into_response()
     } else if let Some(_place) = state.key_concurrency.enter(key_id) {
         request.extensions_mut().insert(principal);
-        admission::run(&state, request, next).await
+        let mut response = admission::run(&state, request, next).await;
+        // For the listener: the connection carried an admitted request,
+        // and earns the full idle timeout. A refused one earns nothing, or
+        // a key past its limits could hold idle connections as long.
+        response.extensions_mut().insert(Authenticated);
+        response
     } else {
         over_key_concurrency(state.settings.max_concurrent_requests_per_key).into_response()
     };
     stamp_rate_limit(response.headers_mut(), &decision);
-    // For the request's log line, and for the listener: the connection
-    // belongs to a key holder now.
+    // For the request's log line.
     response.extensions_mut().insert(key_id);
-    response.extensions_mut().insert(Authenticated);
     response
 }
 

@@ -54,8 +54,9 @@ pub const MAX_DETAIL_BYTES: usize = 512;
 pub const MAX_INSTANCE_BYTES: usize = 512;
 
 /// The most bytes of a whole problem document, whatever the request, given
-/// a `public_url` of at most 1 KiB: the limits above add up to under
-/// 15 KiB with it.
+/// a `public_url` of at most 1 KiB (which the configuration enforces,
+/// [`crate::config::Config::MAX_PUBLIC_URL_BYTES`]): the limits above add
+/// up to under 15 KiB with it.
 pub const MAX_PROBLEM_BYTES: usize = 16 * 1024;
 
 /// What ends text that was cut short: `…` (U+2026), three bytes.
@@ -431,7 +432,7 @@ impl ErrorCode {
                 "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
             }
             ErrorCode::ConcurrencyLimitExceeded => {
-                "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key, 64 unless its operator changed it). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
+                "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key: unless its operator changed it, a sixteenth of max_concurrent_requests, which makes 64). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
             }
             ErrorCode::AuthRateLimitExceeded => {
                 "Too many requests from this client address failed authentication (a missing, malformed, unknown or revoked API key) within a short time, so the server stopped looking keys up for it. Nothing was done. Fix the Authorization header, then retry after the number of seconds in Retry-After. Keys this server has already seen, sent with their right secret, keep working meanwhile."

@@ -90,6 +90,8 @@ pub struct TestOptions {
     /// Where the limiter keeps its state (in memory unless a test says).
     pub rate_limit_store: RateLimitStore,
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once.
+    pub max_buffered_body_bytes: usize,
     pub request_timeout: Duration,
     /// How long a write's body may take to arrive.
     pub body_read_timeout: Duration,
@@ -120,10 +122,11 @@ impl Default for TestOptions {
             },
             rate_limit_store: RateLimitStore::Memory,
             max_body_bytes: 1024 * 1024,
+            max_buffered_body_bytes: 1024 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(Config::DEFAULT_BODY_READ_TIMEOUT_SECS),
             max_concurrent_requests: 1024,
-            max_concurrent_requests_per_key: Config::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_KEY,
+            max_concurrent_requests_per_key: Config::default_max_concurrent_requests_per_key(1024),
             auth_failure_limit: Some(RatePolicy {
                 per_minute: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
                 burst: Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE,
@@ -364,6 +367,7 @@ impl TestApp {
             request_timeout: options.request_timeout,
             body_read_timeout: options.body_read_timeout,
             max_body_bytes: options.max_body_bytes,
+            max_buffered_body_bytes: options.max_buffered_body_bytes,
             max_concurrent_requests: options.max_concurrent_requests,
             max_concurrent_requests_per_key: options.max_concurrent_requests_per_key,
             text_limits: options.text_limits,

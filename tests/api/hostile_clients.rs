@@ -101,6 +101,10 @@ async fn slow_bodies_hold_no_turn_so_health_and_reads_are_answered_within_a_seco
             // on its own below.
             body_read_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(600),
+            // Room for all 1,100 declared bodies (the default 1 GiB holds
+            // 1,073 of them; the rest would wait, unasked for their body):
+            // the budget is tested on its own below.
+            max_buffered_body_bytes: 2 << 30,
             ..Default::default()
         },
     )
@@ -280,6 +284,65 @@ async fn a_key_may_have_only_its_cap_of_requests_in_progress() {
     assert_eq!(held[1].response().await.unwrap().status, 201);
 }
 
+/// Whether the server asked for `connection`'s body within 10 s.
+async fn asked(connection: &mut RawConnection) -> Result<bool, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(10), connection.continued()).await
+}
+
+#[tokio::test]
+async fn a_write_past_the_body_budget_is_not_asked_for_its_body_until_there_is_room() {
+    // Room for two bodies of 4,000 bytes (4 KiB each).
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            max_body_bytes: 4096,
+            max_buffered_body_bytes: 8 * 1024,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let json = json!({"subject": "Large", "message": "Padded."}).to_string();
+    let body = format!("{json}{}", " ".repeat(4000 - json.len()));
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let mut connection = RawConnection::open(&app).await;
+        connection
+            .send(&slow_post(Some(&app.customer.token), body.len()))
+            .await
+            .unwrap();
+        assert!(asked(&mut connection).await.expect("asked for its body"));
+        holding.push(connection);
+    }
+    let mut waiting = RawConnection::open(&app).await;
+    waiting
+        .send(&slow_post(Some(&app.other_customer.token), body.len()))
+        .await
+        .unwrap();
+    // Reads take no room, and are answered meanwhile.
+    let read = app.get(TICKETS, &app.staff).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert!(waiting.is_quiet(), "a write past the budget was answered");
+
+    // An answered write gives its room back.
+    holding[0].send(body.as_bytes()).await.unwrap();
+    let created = holding[0].response().await.unwrap();
+    assert_eq!(created.status, 201, "{}", created.head);
+    assert!(
+        asked(&mut waiting).await.expect("never asked for its body"),
+        "the waiting write was not asked for its body"
+    );
+    for connection in [&mut waiting, &mut holding[1]] {
+        connection.send(body.as_bytes()).await.unwrap();
+        let created = connection.response().await.unwrap();
+        assert_eq!(created.status, 201, "{}", created.head);
+    }
+    let listed = app.get(TICKETS, &app.staff).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 3);
+}
+
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_refused_with_408() {
     let Some(app) = TestApp::spawn_with(
@@ -398,6 +461,11 @@ async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_tim
     let Some(app) = TestApp::spawn_with(
         BACKEND,
         TestOptions {
+            // One request per key: a key's second is refused.
+            rate_limit: RatePolicy {
+                per_minute: 1,
+                burst: 1,
+            },
             connections: ConnectionLimits {
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(30),
@@ -412,9 +480,13 @@ async fn a_connection_without_an_authenticated_request_gets_the_shorter_idle_tim
         return;
     };
     let unknown_key = ApiToken::generate(KeyId::generate()).unwrap().expose();
+    let spent = app.get(TICKETS, &app.staff).await;
+    assert_eq!(spent.status, StatusCode::OK, "{}", spent.text);
     for (request, status) in [
         (raw_get("/healthz"), 200),
         (raw_get_as(TICKETS, &unknown_key), 401),
+        // Authenticated, but refused by the key's rate limit.
+        (raw_get_as(TICKETS, &app.staff.token), 429),
     ] {
         let mut connection = RawConnection::open(&app).await;
         let response = connection.exchange(&request).await.unwrap();
