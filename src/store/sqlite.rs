@@ -145,10 +145,14 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 /// `./PATH`, which never starts with `file:` (and an absolute one starts
 /// with `/`). [`crate::store::DatabaseUrl::parse`] refuses such names up
 /// front; this keeps every other way in plain too.
+///
+/// The file itself may not be a symbolic link (`SQLITE_OPEN_NOFOLLOW`): a
+/// link placed at the database's name, dangling or not, would have SQLite
+/// create or open its target, with whatever permissions it has.
 fn open_file(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     Connection::open_with_flags(
         plain_file_name(path),
-        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(map_error)
 }
@@ -586,6 +590,22 @@ mod tests {
             ]
         );
         drop(store);
+    }
+
+    /// A link at the database's name, dangling or not, is refused rather
+    /// than followed: its target is neither created nor opened.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_link_at_the_database_name_is_not_followed() {
+        let scratch = tempfile::tempdir().expect("a temporary directory");
+        let target = scratch.path().join("elsewhere.db");
+        let path = scratch.path().join("ticketd.db");
+        std::os::unix::fs::symlink(&target, &path).expect("a link");
+        assert!(SqliteStore::open(path.clone()).await.is_err(), "dangling");
+        assert!(!target.exists(), "the link's target was created");
+        std::fs::write(&target, b"").expect("a target");
+        assert!(SqliteStore::open(path).await.is_err(), "to a file");
+        assert_eq!(std::fs::read(&target).expect("readable"), b"");
     }
 
     #[test]
