@@ -34,12 +34,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode};
+use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
 use crate::core::text::TextLimits;
 use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
+use crate::server::capped_counts::CappedCounts;
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -98,7 +100,7 @@ pub struct SharedState {
     /// Turns among the requests handled at once.
     in_flight: Semaphore,
     /// Requests in progress per API key.
-    key_concurrency: admission::KeyConcurrency,
+    key_concurrency: Arc<CappedCounts<KeyId>>,
     /// Room for the request bodies held in memory.
     body_budget: admission::BodyBudget,
     /// API keys read recently.
@@ -127,8 +129,7 @@ impl AppState {
         fingerprint_key: FingerprintKey,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
-        let key_concurrency =
-            admission::KeyConcurrency::new(settings.max_concurrent_requests_per_key);
+        let key_concurrency = CappedCounts::new(settings.max_concurrent_requests_per_key.max(1));
         let body_budget = admission::BodyBudget::new(settings.max_buffered_body_bytes);
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);

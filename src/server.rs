@@ -14,6 +14,7 @@
 
 mod activity;
 mod address;
+pub mod capped_counts;
 mod service;
 mod watched_io;
 
@@ -33,7 +34,7 @@ use tokio::time::Instant;
 
 use self::activity::{Activity, Expiry, Timeouts};
 pub use self::address::AddressGroup;
-use self::address::{AddressCounts, AddressSlot};
+use self::capped_counts::{CappedCounts, CountedSlot};
 use self::service::ConnectionService;
 use self::watched_io::WatchedIo;
 
@@ -184,7 +185,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let permits = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(permits as usize));
-    let per_address = AddressCounts::new(limits.max_connections_per_address);
+    let per_address = CappedCounts::new(limits.max_connections_per_address);
     let mut warned_at: Option<Instant> = None;
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
@@ -202,7 +203,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(address_slot) = per_address.take(peer.ip()) else {
+                let Some(address_slot) = per_address.take(AddressGroup::of(peer.ip())) else {
                     // Closed before a byte is read; its slot is free again
                     // for the next connection in the queue.
                     drop(stream);
@@ -278,7 +279,7 @@ async fn serve_connection(
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
-    _slots: (OwnedSemaphorePermit, AddressSlot),
+    _slots: (OwnedSemaphorePermit, CountedSlot<AddressGroup>),
 ) {
     // Responses are written whole; waiting to coalesce them only adds latency.
     let _ = stream.set_nodelay(true);

@@ -1,7 +1,8 @@
 //! What an authenticated support API request goes through before its
 //! handler runs, in this order:
 //!
-//! 1. a place among its API key's requests in progress ([`KeyConcurrency`]):
+//! 1. a place among its API key's requests in progress
+//!    ([`crate::server::capped_counts::CappedCounts`]):
 //!    at most
 //!    `max_concurrent_requests_per_key`, more are answered `429
 //!    concurrency_limit_exceeded`;
@@ -26,10 +27,6 @@
 //! a connection (bounded by the listener's caps and the deadlines) but no
 //! turn, and health checks take no turn at all.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Mutex, PoisonError};
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
@@ -42,73 +39,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::api::AppState;
 use crate::api::extract::UNREADABLE_BODY;
 use crate::api::problem::{ApiError, ErrorCode};
-use crate::core::id::KeyId;
-
-/// Shards of [`KeyConcurrency`]: requests of different keys rarely wait
-/// for the same lock.
-const SHARDS: usize = 16;
-
-/// How many requests each API key has in progress, each at most `cap`.
-pub struct KeyConcurrency {
-    cap: usize,
-    hasher: RandomState,
-    shards: [Mutex<HashMap<KeyId, usize>>; SHARDS],
-}
-
-impl KeyConcurrency {
-    /// Counts allowing `cap` requests in progress per key.
-    pub fn new(cap: usize) -> Self {
-        Self {
-            cap: cap.max(1),
-            hasher: RandomState::new(),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
-        }
-    }
-
-    fn shard(&self, key: KeyId) -> std::sync::MutexGuard<'_, HashMap<KeyId, usize>> {
-        let index = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        // Plain counts, consistent after every update.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A place for one more request of `key`; `None` when it already has
-    /// `cap` in progress.
-    pub fn enter(&self, key: KeyId) -> Option<KeyPlace<'_>> {
-        let mut shard = self.shard(key);
-        let count = shard.entry(key).or_insert(0);
-        if *count >= self.cap {
-            return None;
-        }
-        *count += 1;
-        Some(KeyPlace { counts: self, key })
-    }
-
-    #[cfg(test)]
-    fn in_progress(&self, key: KeyId) -> usize {
-        self.shard(key).get(&key).copied().unwrap_or(0)
-    }
-}
-
-/// One request's place among its key's requests in progress, given back
-/// when dropped.
-pub struct KeyPlace<'a> {
-    counts: &'a KeyConcurrency,
-    key: KeyId,
-}
-
-impl Drop for KeyPlace<'_> {
-    fn drop(&mut self) {
-        let mut shard = self.counts.shard(self.key);
-        if let Some(count) = shard.get_mut(&self.key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                shard.remove(&self.key);
-            }
-        }
-    }
-}
 
 /// The bytes of request bodies that may be held in memory at once (read,
 /// being read, or waiting for a turn), counted in KiB.
@@ -297,27 +227,5 @@ mod tests {
         drop(huge);
         assert_eq!(BodyBudget::new(0).available_kib(), 1, "at least one KiB");
         assert_eq!(BodyBudget::new(1025).available_kib(), 2, "whole KiB");
-    }
-
-    #[test]
-    fn a_key_gets_its_cap_and_places_come_back() {
-        let counts = KeyConcurrency::new(2);
-        let (key, other) = (KeyId::generate(), KeyId::generate());
-        let first = counts.enter(key).expect("a place");
-        let second = counts.enter(key).expect("a place");
-        assert!(counts.enter(key).is_none(), "a third request in progress");
-        let others = counts.enter(other).expect("another key has its own cap");
-        drop(first);
-        assert_eq!(counts.in_progress(key), 1);
-        let third = counts.enter(key).expect("a place given back");
-        drop((second, third, others));
-        assert_eq!(counts.in_progress(key), 0);
-        assert!(
-            counts
-                .shards
-                .iter()
-                .all(|shard| shard.lock().expect("not poisoned").is_empty()),
-            "keys with nothing in progress are forgotten"
-        );
     }
 }

@@ -78,7 +78,7 @@ pub async fn authenticate(
         ApiError::new(ErrorCode::RateLimitExceeded)
             .with_retry_after(retry_after)
             .into_response()
-    } else if let Some(_place) = state.key_concurrency.enter(key_id) {
+    } else if let Some(_place) = state.key_concurrency.take(key_id) {
         request.extensions_mut().insert(principal);
         let mut response = admission::run(&state, request, next).await;
         // For the listener: the connection carried an admitted request,

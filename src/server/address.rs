@@ -1,5 +1,5 @@
-//! Client addresses as the per-address limits count them, and the count of
-//! open connections per address behind `max_connections_per_address`.
+//! Client addresses as the per-address limits count them (the listener's
+//! `max_connections_per_address`, and failed authentications).
 //!
 //! An IPv4 address is one client. An IPv6 client usually holds a whole /64
 //! (the unit a network hands out to one LAN or one host), so the /64 is the
@@ -7,10 +7,8 @@
 //! addresses. An IPv4 address mapped into IPv6 (`::ffff:192.0.2.1`, as a
 //! dual-stack listener reports it) counts as the IPv4 address.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The unit per-address limits count by: an IPv4 address, or the /64
 /// network of an IPv6 address.
@@ -44,74 +42,10 @@ impl fmt::Display for AddressGroup {
     }
 }
 
-/// Open connections per address group, at most `cap` each (0: no cap).
-#[derive(Debug)]
-pub(super) struct AddressCounts {
-    cap: usize,
-    open: Mutex<HashMap<AddressGroup, usize>>,
-}
-
-impl AddressCounts {
-    /// Counts for a cap of `cap` connections per group; 0 counts nothing.
-    pub fn new(cap: usize) -> Arc<Self> {
-        Arc::new(Self {
-            cap,
-            open: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn open(&self) -> MutexGuard<'_, HashMap<AddressGroup, usize>> {
-        // Plain counts, consistent after every update.
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A slot for one more connection from `address`; `None` when its
-    /// group already has `cap` open.
-    pub fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
-        if self.cap == 0 {
-            return Some(AddressSlot(None));
-        }
-        let group = AddressGroup::of(address);
-        let mut open = self.open();
-        let count = open.entry(group).or_insert(0);
-        if *count >= self.cap {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot(Some((Arc::clone(self), group))))
-    }
-
-    #[cfg(test)]
-    fn count(&self, address: IpAddr) -> usize {
-        self.open()
-            .get(&AddressGroup::of(address))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-/// One open connection's place in its group's count, given back on drop.
-#[derive(Debug)]
-pub(super) struct AddressSlot(Option<(Arc<AddressCounts>, AddressGroup)>);
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let Some((counts, group)) = self.0.take() else {
-            return;
-        };
-        let mut open = counts.open();
-        if let Some(count) = open.get_mut(&group) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&group);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::capped_counts::CappedCounts;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("an address")
@@ -133,38 +67,16 @@ mod tests {
     }
 
     #[test]
-    fn a_group_gets_its_cap_and_slots_come_back_on_drop() {
-        let counts = AddressCounts::new(2);
-        let (a, b) = (ip("192.0.2.1"), ip("2001:db8::1"));
-        let first = counts.take(a).expect("a slot");
-        let second = counts.take(a).expect("a slot");
-        assert!(
-            counts.take(a).is_none(),
-            "a third connection from one address"
-        );
-        let other = counts.take(b).expect("another address has its own cap");
-        let same_network = counts
-            .take(ip("2001:db8::2"))
-            .expect("the second of its /64");
-        assert!(
-            counts.take(ip("2001:db8::3")).is_none(),
-            "a third connection from one /64"
-        );
-        drop(first);
-        assert_eq!(counts.count(a), 1);
-        let again = counts.take(a).expect("a slot given back");
-        drop((second, again, other, same_network));
-        assert_eq!(counts.count(a), 0);
-        assert!(counts.open().is_empty(), "empty groups are forgotten");
-    }
-
-    #[test]
-    fn a_zero_cap_counts_nothing() {
-        let counts = AddressCounts::new(0);
-        let slots: Vec<AddressSlot> = (0..1000)
-            .map(|_| counts.take(ip("192.0.2.1")).expect("no cap"))
-            .collect();
-        assert!(counts.open().is_empty());
-        drop(slots);
+    fn a_group_is_counted_as_one_address() {
+        let counts = CappedCounts::new(2);
+        let take = |text| counts.take(AddressGroup::of(ip(text)));
+        let first = take("2001:db8::1").expect("a slot");
+        let second = take("2001:db8::2").expect("the second of its /64");
+        assert!(take("2001:db8::3").is_none(), "a third from one /64");
+        let mapped = take("::ffff:192.0.2.1").expect("a slot");
+        let same = take("192.0.2.1").expect("the second of one IPv4 address");
+        assert!(take("192.0.2.1").is_none(), "a third from one address");
+        drop((first, second, mapped, same));
+        assert!(counts.is_empty());
     }
 }
