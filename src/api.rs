@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod percent;
 pub mod problem;
 pub mod respond;
+pub mod service_errors;
 pub mod tickets;
 pub mod utf8;
 pub mod wire;
@@ -42,6 +43,7 @@ use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::server::capped_counts::CappedCounts;
+use crate::service::Support;
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -89,6 +91,8 @@ pub struct AppState(Arc<SharedState>);
 pub struct SharedState {
     /// The database.
     pub store: Arc<dyn Store>,
+    /// The ticket use cases, over `store`.
+    pub support: Support,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
     /// Failed authentications per client address; `None` when unlimited.
@@ -135,6 +139,7 @@ impl AppState {
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
+            support: Support::new(Arc::clone(&store)),
             store,
             limiter: limiters.keys,
             auth_failures: limiters.auth_failures,

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod message;
 pub mod page;
+pub mod plan;
 pub mod render;
 pub mod server_secret;
 pub mod text;

@@ -11,6 +11,7 @@ pub mod encryption;
 pub mod private_file;
 pub mod rate_limit;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

@@ -3,8 +3,8 @@
 //! Each method is one intention and one transaction. Backends own their SQL
 //! and migrations, map their own constraint violations to
 //! [`StoreError::Conflict`] and lost connections to
-//! [`StoreError::Unavailable`], and apply the core's visibility and lifecycle
-//! rules inside the transaction that writes.
+//! [`StoreError::Unavailable`], and apply the core's visibility rules and
+//! write plans ([`crate::core::plan`]) inside the transaction that writes.
 
 pub mod idempotency;
 pub mod postgres;
@@ -55,6 +55,25 @@ pub enum StoreError {
     /// nothing was written.
     #[error("the idempotency claim is no longer held")]
     ClaimLost,
+}
+
+/// What a write returns: what it wrote and, for a write that completed an
+/// idempotency record ([`idempotency::Completion`]), the response stored
+/// in that record, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<T> {
+    /// What was written, as stored.
+    pub value: T,
+    /// The response the completed record holds, as its client gets it;
+    /// `None` for a write without a completion.
+    pub response: Option<StoredResponse>,
+}
+
+impl<T> Written<T> {
+    /// What was written.
+    pub fn into_value(self) -> T {
+        self.value
+    }
 }
 
 /// An API key's credentials and the user it acts as, for authentication.
@@ -131,7 +150,12 @@ pub trait Store: Send + Sync + 'static {
     /// Opens a ticket with its first message, numbering it within the
     /// workspace. `CustomerNotFound` if `on_behalf_of` names no customer of
     /// the actor's workspace.
-    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError>;
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError>;
 
     /// One ticket the actor can see; `NotFound` otherwise.
     async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError>;
@@ -152,7 +176,8 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
         ticket: TicketRef,
         new: NewMessage,
-    ) -> Result<Message, StoreError>;
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError>;
 
     /// The messages of a ticket the actor can see, oldest first.
     async fn list_messages(
@@ -179,7 +204,8 @@ pub trait Store: Send + Sync + 'static {
         ticket: TicketRef,
         action: TicketAction,
         at: Timestamp,
-    ) -> Result<Ticket, StoreError>;
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError>;
 
     /// Whether the database holds no workspaces, users, API keys, tickets or
     /// messages (a database that may be the target of an import).
@@ -269,8 +295,9 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<String, StoreError>;
 
-    // Idempotency keys ([`idempotency`]): a claim, then one of the writes
-    // below completing it in the write's own transaction.
+    // Idempotency keys ([`idempotency`]): a claim, then the write it
+    // protects completing it in the write's own transaction (the writes
+    // above, given a `Completion`).
 
     /// Claims an idempotency key for one request, in a transaction of its
     /// own ([`idempotency::Decision`] is the rule). Concurrent claims of one
@@ -284,38 +311,6 @@ pub trait Store: Send + Sync + 'static {
     /// retry starts afresh. A no-op unless the record is still in progress
     /// under this claim's token.
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError>;
-
-    /// [`Store::create_ticket`], completing the claim's record with the
-    /// rendered response in the same transaction; returns that response.
-    /// `ClaimLost` (and nothing written) if the record no longer carries the
-    /// claim's token; the write's own errors leave the claim as it was.
-    async fn create_ticket_once(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError>;
-
-    /// [`Store::append_message`], completing a claim as
-    /// [`Store::create_ticket_once`] does.
-    async fn append_message_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Completion<Message>,
-    ) -> Result<StoredResponse, StoreError>;
-
-    /// [`Store::apply_action`], completing a claim as
-    /// [`Store::create_ticket_once`] does.
-    async fn apply_action_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError>;
 
     /// Deletes up to `limit` idempotency records that expired by `now`
     /// (claims already ignore them); returns how many it deleted.

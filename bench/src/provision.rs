@@ -11,6 +11,7 @@ use ticketd::core::ticket::{NewTicket, Priority, TicketRef};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::Written;
 use ticketd::store::postgres::PoolOptions;
 use ticketd::store::{DatabaseUrl, Store};
 
@@ -132,7 +133,11 @@ pub async fn provision(
                 sent_at: Timestamp::now(),
             },
         };
-        let ticket = store.create_ticket(&owner, new).await.map_err(err)?;
+        let ticket = store
+            .create_ticket(&owner, new, None)
+            .await
+            .map(Written::into_value)
+            .map_err(err)?;
         opened.push(BenchTicket {
             id: ticket.id,
             owner,
@@ -215,8 +220,9 @@ pub async fn grow_to(
                 sent_at: Timestamp::now(),
             };
             store
-                .append_message(&ticket.owner, TicketRef::Id(ticket.id), new)
+                .append_message(&ticket.owner, TicketRef::Id(ticket.id), new, None)
                 .await
+                .map(Written::into_value)
                 .map(|_| ())
                 .map_err(err)
         });

@@ -19,12 +19,12 @@ use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
 use crate::api::wire::{WireBodyFormat, WireRole};
 use crate::core::id::{MessageId, TicketId};
-use crate::core::message::{BodyFormat, Message, NewMessage};
+use crate::core::message::{BodyFormat, Message};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
 use crate::core::render::{self, HtmlCache};
 use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
-use crate::core::time::Timestamp;
+use crate::service::Draft;
 use crate::store::idempotency::StoredResponse;
 
 /// A message in a ticket's thread: the seed's schema plus `bodyFormat`.
@@ -269,18 +269,16 @@ pub struct ReplyRequest {
 ///
 /// # Errors
 /// `invalid_request` with one entry per problem.
-pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<NewMessage, ApiError> {
+pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<Draft, ApiError> {
     Fields::read(body, |fields| {
         let message = fields.required_text("message", |text| limits.message(text));
         let encrypted = fields.optional_bool("encrypted");
         let body_format =
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
-        Some(NewMessage {
-            id: MessageId::generate(),
+        Some(Draft {
             body: message?,
             body_format: body_format.ok()?.unwrap_or_default(),
             encrypted: encrypted.ok()?.unwrap_or(false),
-            sent_at: Timestamp::now(),
         })
     })
     .map_err(ApiError::invalid)
@@ -327,41 +325,39 @@ pub async fn reply_to_ticket(
     keyed: Keyed,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let new = read_reply(body, state.settings.text_limits)?;
+    let draft = read_reply(body, state.settings.text_limits)?;
     let actor = &authed.principal.actor;
     // A keyed reply's response is serialised inside the write's
     // transaction; its html is rendered here, beforehand, so the
     // transaction never waits on a long Markdown body.
-    let completion = if keyed.is_keyed() {
-        let html = render_html(new.body.as_str().to_owned(), new.body_format).await?;
-        let rendered = Arc::clone(&html);
-        let completion = keyed.completion(Box::new(move |message: &Message| {
-            reply_created(message, Arc::clone(&rendered))
-        }));
-        completion.map(|completion| (completion, html))
+    let html = if keyed.is_keyed() {
+        Some(render_html(draft.body.as_str().to_owned(), draft.body_format).await?)
     } else {
         None
     };
-    match completion {
-        Some((completion, html)) => {
-            let id = new.id;
-            let stored = state
-                .store
-                .append_message_once(actor, ticket, new, completion)
-                .await?;
-            state.html_cache.insert(id, html);
-            idempotency::completed(stored)
+    let completion = html.as_ref().and_then(|html| {
+        let rendered = Arc::clone(html);
+        keyed.completion(Box::new(move |message: &Message| {
+            reply_created(message, Arc::clone(&rendered))
+        }))
+    });
+    let written = state
+        .support
+        .reply(actor, ticket, draft, completion)
+        .await?;
+    let message = written.value;
+    if let Some(stored) = written.response {
+        if let Some(html) = html {
+            state.html_cache.insert(message.id, html);
         }
-        None => {
-            let message = state.store.append_message(actor, ticket, new).await?;
-            let location = message_location(message.ticket_id, message.id);
-            let response = message_response(&state.html_cache, message).await?;
-            respond::from_stored(
-                respond::stored(StatusCode::CREATED, Some(location), &response)
-                    .map_err(ApiError::internal)?,
-            )
-        }
+        return idempotency::completed(stored);
     }
+    let location = message_location(message.ticket_id, message.id);
+    let response = message_response(&state.html_cache, message).await?;
+    respond::from_stored(
+        respond::stored(StatusCode::CREATED, Some(location), &response)
+            .map_err(ApiError::internal)?,
+    )
 }
 
 /// List a ticket's messages, oldest first.
@@ -391,7 +387,7 @@ pub async fn list_messages(
     let after = query.cursor::<MessageCursor>();
     query.finish()?;
     let page = state
-        .store
+        .support
         .list_messages(&authed.principal.actor, ticket, PageRequest { size, after })
         .await?;
     let positions: Vec<i64> = page.items.iter().map(|message| message.seq).collect();
@@ -451,7 +447,7 @@ pub async fn get_message(
     MessagePath(ticket, message): MessagePath,
 ) -> Result<Response, ApiError> {
     let message = state
-        .store
+        .support
         .find_message(&authed.principal.actor, ticket, message)
         .await?;
     respond::json(
@@ -465,6 +461,7 @@ mod tests {
     use super::*;
     use crate::core::access::Role;
     use crate::core::id::UserId;
+    use crate::core::time::Timestamp;
 
     fn message(body: &str) -> Message {
         Message {

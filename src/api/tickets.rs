@@ -9,19 +9,19 @@ use utoipa::ToSchema;
 use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{EmptyBody, JsonBody, QueryParams, TicketPath};
-use crate::api::fields::{Fields, field_error};
+use crate::api::fields::Fields;
 use crate::api::idempotency::{self, Keyed};
-use crate::api::problem::{ApiError, ErrorCode, FieldCode, Problem};
+use crate::api::problem::{ApiError, Problem};
 use crate::api::respond;
 use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
-use crate::core::access::Role;
-use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::id::{TicketId, UserId};
 use crate::core::lifecycle::TicketAction;
-use crate::core::message::{BodyFormat, NewMessage};
+use crate::core::message::BodyFormat;
 use crate::core::page::{Cursor, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject, TextLimits};
-use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketStatus};
-use crate::core::time::Timestamp;
+use crate::core::ticket::{Priority, Ticket, TicketFilter, TicketStatus};
+use crate::service::{Draft, OpenTicket};
+use crate::store::Written;
 use crate::store::idempotency::StoredResponse;
 
 /// The customer who owns a ticket.
@@ -231,48 +231,39 @@ pub async fn create_ticket(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let input = read_create_ticket(body, state.settings.text_limits)?;
-    let actor = &authed.principal.actor;
-    let on_behalf_of = match (actor.role, input.customer_id) {
-        (Role::Customer, None) => None,
-        (Role::Customer, Some(_)) => {
-            return Err(ApiError::new(ErrorCode::Forbidden).with_detail(
-                "Only staff and automation users can open a ticket on a customer's behalf.",
-            ));
-        }
-        (_, Some(customer)) => Some(customer),
-        (_, None) => {
-            return Err(ApiError::invalid(vec![field_error(
-                "customerId",
-                FieldCode::MissingRequired,
-                "`customerId` is required when staff or automation open a ticket.",
-            )]));
-        }
-    };
-    let new = NewTicket {
-        id: TicketId::generate(),
+    let command = OpenTicket {
         subject: input.subject,
         priority: input.priority,
-        on_behalf_of,
-        first_message: NewMessage {
-            id: MessageId::generate(),
+        customer: input.customer_id,
+        first_message: Draft {
             body: input.message,
             body_format: input.body_format,
             encrypted: input.encrypted,
-            sent_at: Timestamp::now(),
         },
     };
-    match keyed.completion(Box::new(ticket_created)) {
-        Some(completion) => {
-            let stored = state
-                .store
-                .create_ticket_once(actor, new, completion)
-                .await?;
-            idempotency::completed(stored)
-        }
-        None => {
-            let ticket = state.store.create_ticket(actor, new).await?;
-            respond::from_stored(ticket_created(&ticket).map_err(ApiError::internal)?)
-        }
+    let written = state
+        .support
+        .open_ticket(
+            &authed.principal.actor,
+            command,
+            keyed.completion(Box::new(ticket_created)),
+        )
+        .await?;
+    written_response(written, ticket_created)
+}
+
+/// The response to a write: the one its idempotency record stored, or, for
+/// a write without a key, `render`'s.
+///
+/// # Errors
+/// `internal_error` if the response cannot be rendered.
+pub fn written_response<T>(
+    written: Written<T>,
+    render: fn(&T) -> Result<StoredResponse, String>,
+) -> Result<Response, ApiError> {
+    match written.response {
+        Some(stored) => idempotency::completed(stored),
+        None => respond::from_stored(render(&written.value).map_err(ApiError::internal)?),
     }
 }
 
@@ -302,7 +293,7 @@ pub async fn list_tickets(
     let status = query.choice("status", &TicketStatus::ALL, TicketStatus::as_str);
     query.finish()?;
     let page = state
-        .store
+        .support
         .list_tickets(
             &authed.principal.actor,
             TicketFilter { status },
@@ -334,7 +325,7 @@ pub async fn get_ticket(
     TicketPath(ticket): TicketPath,
 ) -> Result<Response, ApiError> {
     let ticket = state
-        .store
+        .support
         .find_ticket(&authed.principal.actor, ticket)
         .await?;
     respond::json(StatusCode::OK, &TicketResponse::from(ticket))
@@ -347,25 +338,16 @@ async fn act(
     keyed: Keyed,
     action: TicketAction,
 ) -> Result<Response, ApiError> {
-    let actor = &authed.principal.actor;
-    if !action.permitted_for(actor.role) {
-        return Err(ApiError::new(ErrorCode::Forbidden)
-            .with_detail("Only staff and automation users can take this action."));
-    }
-    let at = Timestamp::now();
-    match keyed.completion(Box::new(ticket_acted_on)) {
-        Some(completion) => {
-            let stored = state
-                .store
-                .apply_action_once(actor, path.0, action, at, completion)
-                .await?;
-            idempotency::completed(stored)
-        }
-        None => {
-            let ticket = state.store.apply_action(actor, path.0, action, at).await?;
-            respond::from_stored(ticket_acted_on(&ticket).map_err(ApiError::internal)?)
-        }
-    }
+    let written = state
+        .support
+        .act(
+            &authed.principal.actor,
+            path.0,
+            action,
+            keyed.completion(Box::new(ticket_acted_on)),
+        )
+        .await?;
+    written_response(written, ticket_acted_on)
 }
 
 /// Close a support ticket (the owner or staff). Closing a closed ticket

@@ -141,6 +141,41 @@ impl Actor {
     }
 }
 
+/// Why the actor may not open a ticket for the customer it named (or did
+/// not name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OnBehalfOfError {
+    /// A customer named a customer: only staff and automation open tickets
+    /// on a customer's behalf.
+    #[error("only staff and automation users can open a ticket on a customer's behalf")]
+    CustomerMayNotName,
+    /// Staff or automation named nobody: their tickets belong to a customer.
+    #[error("staff and automation must name the customer a ticket is for")]
+    CustomerRequired,
+}
+
+/// Who a ticket opened by a user with `role` is for, given the customer the
+/// request names:
+///
+/// | role                | names nobody        | names a customer      |
+/// |---------------------|---------------------|-----------------------|
+/// | customer            | themselves (`None`) | `CustomerMayNotName`  |
+/// | staff or automation | `CustomerRequired`  | that customer         |
+///
+/// Whether the named user is a customer of the workspace is the store's
+/// check, in the transaction that writes.
+///
+/// # Errors
+/// As the table says.
+pub fn on_behalf_of(role: Role, named: Option<UserId>) -> Result<Option<UserId>, OnBehalfOfError> {
+    match (role.is_agent(), named) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(OnBehalfOfError::CustomerMayNotName),
+        (true, Some(customer)) => Ok(Some(customer)),
+        (true, None) => Err(OnBehalfOfError::CustomerRequired),
+    }
+}
+
 /// An authenticated API key and the user behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -155,6 +190,34 @@ pub struct Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_a_ticket_is_for() {
+        let named = UserId::generate();
+        let cases = [
+            (Role::Customer, None, Ok(None)),
+            (
+                Role::Customer,
+                Some(named),
+                Err(OnBehalfOfError::CustomerMayNotName),
+            ),
+            (Role::Staff, Some(named), Ok(Some(named))),
+            (Role::Automation, Some(named), Ok(Some(named))),
+            (Role::Staff, None, Err(OnBehalfOfError::CustomerRequired)),
+            (
+                Role::Automation,
+                None,
+                Err(OnBehalfOfError::CustomerRequired),
+            ),
+        ];
+        for (role, requested, expected) in cases {
+            assert_eq!(
+                on_behalf_of(role, requested),
+                expected,
+                "{role:?} {requested:?}"
+            );
+        }
+    }
 
     #[test]
     fn scopes_parse_and_print() {

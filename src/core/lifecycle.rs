@@ -111,6 +111,16 @@ pub enum Transition {
     Unchanged,
 }
 
+impl Transition {
+    /// The state a ticket in `state` is in after the transition.
+    pub fn applied_to(self, state: LifecycleState) -> LifecycleState {
+        match self {
+            Transition::To(next) => next,
+            Transition::Unchanged => state,
+        }
+    }
+}
+
 /// Applies `event` at `now` to a ticket in `state`.
 ///
 /// # Errors

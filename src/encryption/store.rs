@@ -20,7 +20,7 @@ use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::encryption::Encryption;
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
 
 /// The constraint the database names when a body is sealed with a key it
 /// does not accept (unregistered or retiring).
@@ -302,19 +302,40 @@ impl Store for EncryptedStore {
         self.inner.find_key_credentials(id).await
     }
 
-    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
         if !new.first_message.encrypted {
-            return self.inner.create_ticket(actor, new).await;
+            return self.inner.create_ticket(actor, new, completion).await;
         }
-        self.write_sealed(|| {
-            let first_message = self.seal(new.id, &new.first_message)?;
-            let sealed = NewTicket {
-                first_message,
-                ..new.clone()
-            };
-            Ok(self.inner.create_ticket(actor, sealed))
-        })
-        .await
+        let Some(completion) = completion else {
+            return self
+                .write_sealed(|| {
+                    let first_message = self.seal(new.id, &new.first_message)?;
+                    let sealed = NewTicket {
+                        first_message,
+                        ..new.clone()
+                    };
+                    Ok(self.inner.create_ticket(actor, sealed, None))
+                })
+                .await;
+        };
+        // A ticket's response holds no message body: only the first message
+        // is sealed. A completion cannot be retried, so a refused key is a
+        // 503 after the key file is re-read (the client's retry succeeds).
+        let first_message = self.seal(new.id, &new.first_message)?;
+        let sealed = NewTicket {
+            first_message,
+            ..new
+        };
+        let written = self
+            .inner
+            .create_ticket(actor, sealed, Some(completion))
+            .await;
+        self.refused_key_is_unavailable(written).await
     }
 
     async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
@@ -335,21 +356,62 @@ impl Store for EncryptedStore {
         actor: &Actor,
         ticket: TicketRef,
         new: NewMessage,
-    ) -> Result<Message, StoreError> {
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError> {
         if !new.encrypted {
-            return self.inner.append_message(actor, ticket, new).await;
+            return self
+                .inner
+                .append_message(actor, ticket, new, completion)
+                .await;
         }
         let ticket_id = self.ticket_id(actor, ticket).await?;
-        let mut message = self
-            .write_sealed(|| {
-                let sealed = self.seal(ticket_id, &new)?;
-                Ok(self
-                    .inner
-                    .append_message(actor, TicketRef::Id(ticket_id), sealed))
-            })
-            .await?;
-        message.body = new.body.into_string();
-        Ok(message)
+        let Some(completion) = completion else {
+            let mut written = self
+                .write_sealed(|| {
+                    let sealed = self.seal(ticket_id, &new)?;
+                    Ok(self
+                        .inner
+                        .append_message(actor, TicketRef::Id(ticket_id), sealed, None))
+                })
+                .await?;
+            written.value.body = new.body.into_string();
+            return Ok(written);
+        };
+        let sealed = self.seal(ticket_id, &new)?;
+        let plaintext = new.body.into_string();
+        let Completion {
+            claim,
+            expires_at,
+            render,
+        } = completion;
+        let render = Arc::new(render);
+        let encryption = Arc::clone(&self.encryption);
+        // The record stores the response sealed, rendered from the
+        // plaintext as its client gets it; the client gets it unsealed.
+        let sealing = {
+            let render = Arc::clone(&render);
+            let plaintext = plaintext.clone();
+            move |written: &Message| {
+                let opened = Message {
+                    body: plaintext.clone(),
+                    ..written.clone()
+                };
+                Self::seal_response(&encryption, written, render(&opened)?)
+            }
+        };
+        let completion = Completion {
+            claim,
+            expires_at,
+            render: Box::new(sealing),
+        };
+        let written = self
+            .inner
+            .append_message(actor, TicketRef::Id(ticket_id), sealed, Some(completion))
+            .await;
+        let mut written = self.refused_key_is_unavailable(written).await?;
+        written.value.body = plaintext;
+        written.response = Some(render(&written.value).map_err(StoreError::Other)?);
+        Ok(written)
     }
 
     async fn list_messages(
@@ -385,8 +447,11 @@ impl Store for EncryptedStore {
         ticket: TicketRef,
         action: TicketAction,
         at: Timestamp,
-    ) -> Result<Ticket, StoreError> {
-        self.inner.apply_action(actor, ticket, action, at).await
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
+        self.inner
+            .apply_action(actor, ticket, action, at, completion)
+            .await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
@@ -482,93 +547,6 @@ impl Store for EncryptedStore {
 
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
         self.inner.release_idempotency_key(claim).await
-    }
-
-    async fn create_ticket_once(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        // A ticket's response holds no message body: only the first message
-        // is sealed. A completion cannot be retried, so a refused key is a
-        // 503 after the key file is re-read (the client's retry succeeds).
-        let first_message = self.seal(new.id, &new.first_message)?;
-        let sealed = NewTicket {
-            first_message,
-            ..new
-        };
-        let written = self
-            .inner
-            .create_ticket_once(actor, sealed, completion)
-            .await;
-        self.refused_key_is_unavailable(written).await
-    }
-
-    async fn append_message_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Completion<Message>,
-    ) -> Result<StoredResponse, StoreError> {
-        if !new.encrypted {
-            return self
-                .inner
-                .append_message_once(actor, ticket, new, completion)
-                .await;
-        }
-        let ticket_id = self.ticket_id(actor, ticket).await?;
-        let sealed = self.seal(ticket_id, &new)?;
-        let plaintext = new.body.into_string();
-        let Completion {
-            claim,
-            expires_at,
-            render,
-        } = completion;
-        let encryption = Arc::clone(&self.encryption);
-        // The response is rendered from the plaintext, as its client gets
-        // it, and stored sealed; the client gets the plaintext one.
-        let answer = Arc::new(std::sync::Mutex::new(None));
-        let answer_slot = Arc::clone(&answer);
-        let completion = Completion {
-            claim,
-            expires_at,
-            render: Box::new(move |written: &Message| {
-                let opened = Message {
-                    body: plaintext.clone(),
-                    ..written.clone()
-                };
-                let response = render(&opened)?;
-                if let Ok(mut slot) = answer_slot.lock() {
-                    *slot = Some(response.clone());
-                }
-                Self::seal_response(&encryption, written, response)
-            }),
-        };
-        let written = self
-            .inner
-            .append_message_once(actor, TicketRef::Id(ticket_id), sealed, completion)
-            .await;
-        let stored = self.refused_key_is_unavailable(written).await?;
-        let rendered = answer.lock().ok().and_then(|mut slot| slot.take());
-        match rendered {
-            Some(response) => Ok(response),
-            None => self.open_response(stored).await,
-        }
-    }
-
-    async fn apply_action_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        self.inner
-            .apply_action_once(actor, ticket, action, at, completion)
-            .await
     }
 
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

@@ -73,7 +73,7 @@ pub struct StoredResponse {
 /// Renders the response of a write from what it wrote, inside the write's
 /// transaction. An error aborts the write. A write that is retried within
 /// its transaction renders again, so it may be called more than once.
-pub type Render<T> = Box<dyn Fn(&T) -> Result<StoredResponse, String> + Send>;
+pub type Render<T> = Box<dyn Fn(&T) -> Result<StoredResponse, String> + Send + Sync>;
 
 /// How a write completes the record of the claim it runs under.
 pub struct Completion<T> {

@@ -37,8 +37,8 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
 
 pub use migrate::MIGRATIONS;
 
@@ -266,9 +266,14 @@ impl Store for PostgresStore {
         provisioning::find_key_credentials(&client, id).await
     }
 
-    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
         let mut client = self.client().await?;
-        tickets::create_ticket(&mut client, actor, new).await
+        tickets::create_ticket(&mut client, actor, new, completion).await
     }
 
     async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
@@ -291,9 +296,10 @@ impl Store for PostgresStore {
         actor: &Actor,
         ticket: TicketRef,
         new: NewMessage,
-    ) -> Result<Message, StoreError> {
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError> {
         let mut client = self.client().await?;
-        tickets::append_message(&mut client, actor, ticket, new).await
+        tickets::append_message(&mut client, actor, ticket, new, completion).await
     }
 
     async fn list_messages(
@@ -322,9 +328,10 @@ impl Store for PostgresStore {
         ticket: TicketRef,
         action: TicketAction,
         at: Timestamp,
-    ) -> Result<Ticket, StoreError> {
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
         let mut client = self.client().await?;
-        tickets::apply_action(&mut client, actor, ticket, action, at).await
+        tickets::apply_action(&mut client, actor, ticket, action, at, completion).await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
@@ -411,39 +418,6 @@ impl Store for PostgresStore {
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
         let client = self.client().await?;
         idempotency::release(&client, claim).await
-    }
-
-    async fn create_ticket_once(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        let mut client = self.client().await?;
-        idempotency::create_ticket_once(&mut client, actor, new, completion).await
-    }
-
-    async fn append_message_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Completion<Message>,
-    ) -> Result<StoredResponse, StoreError> {
-        let mut client = self.client().await?;
-        idempotency::append_message_once(&mut client, actor, ticket, new, completion).await
-    }
-
-    async fn apply_action_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        let mut client = self.client().await?;
-        idempotency::apply_action_once(&mut client, actor, ticket, action, at, completion).await
     }
 
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

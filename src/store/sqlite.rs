@@ -36,8 +36,8 @@ use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::private_file;
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody};
+use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
+use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
 
 pub use migrate::MIGRATIONS;
 
@@ -323,10 +323,19 @@ impl Store for SqliteStore {
             .read(|conn| provisioning::find_key_credentials(conn, id))
     }
 
-    async fn create_ticket(&self, actor: &Actor, new: NewTicket) -> Result<Ticket, StoreError> {
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| tickets::create_ticket(conn, &actor, &new))
+            .write(move |conn| {
+                idempotency::completing(conn, completion.as_ref(), |conn| {
+                    tickets::create_ticket(conn, &actor, &new)
+                })
+            })
             .await
     }
 
@@ -350,10 +359,15 @@ impl Store for SqliteStore {
         actor: &Actor,
         ticket: TicketRef,
         new: NewMessage,
-    ) -> Result<Message, StoreError> {
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| tickets::append_message(conn, &actor, ticket, &new))
+            .write(move |conn| {
+                idempotency::completing(conn, completion.as_ref(), |conn| {
+                    tickets::append_message(conn, &actor, ticket, &new)
+                })
+            })
             .await
     }
 
@@ -383,10 +397,15 @@ impl Store for SqliteStore {
         ticket: TicketRef,
         action: TicketAction,
         at: Timestamp,
-    ) -> Result<Ticket, StoreError> {
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
         let actor = actor.clone();
         self.writer
-            .write(move |conn| tickets::apply_action(conn, &actor, ticket, action, at))
+            .write(move |conn| {
+                idempotency::completing(conn, completion.as_ref(), |conn| {
+                    tickets::apply_action(conn, &actor, ticket, action, at)
+                })
+            })
             .await
     }
 
@@ -479,57 +498,6 @@ impl Store for SqliteStore {
         let claim = claim.clone();
         self.writer
             .write(move |conn| idempotency::release(conn, &claim))
-            .await
-    }
-
-    async fn create_ticket_once(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, &completion, |conn| {
-                    tickets::create_ticket(conn, &actor, &new)
-                })
-            })
-            .await
-    }
-
-    async fn append_message_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Completion<Message>,
-    ) -> Result<StoredResponse, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, &completion, |conn| {
-                    tickets::append_message(conn, &actor, ticket, &new)
-                })
-            })
-            .await
-    }
-
-    async fn apply_action_once(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Completion<Ticket>,
-    ) -> Result<StoredResponse, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, &completion, |conn| {
-                    tickets::apply_action(conn, &actor, ticket, action, at)
-                })
-            })
             .await
     }
 

@@ -16,6 +16,7 @@ use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority};
 use ticketd::core::time::Timestamp;
+use ticketd::store::Written;
 
 use super::BACKEND;
 use crate::helpers::{Backend, FreshDatabase};
@@ -882,7 +883,11 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
             sent_at: Timestamp::now(),
         },
     };
-    let ticket = store.create_ticket(&actor, new).await.unwrap();
+    let ticket = store
+        .create_ticket(&actor, new, None)
+        .await
+        .map(Written::into_value)
+        .unwrap();
     assert_eq!(ticket.id.to_string(), SEED_TICKET);
 }
 

@@ -13,6 +13,7 @@ use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority};
 use ticketd::core::time::Timestamp;
+use ticketd::store::Written;
 
 use super::BACKEND;
 use super::tickets::{
@@ -216,8 +217,9 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
         };
         created.push(
             app.store
-                .create_ticket(&actor, new)
+                .create_ticket(&actor, new, None)
                 .await
+                .map(Written::into_value)
                 .unwrap()
                 .id
                 .to_string(),

@@ -18,6 +18,7 @@ use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority, TicketRef};
 use ticketd::core::time::Timestamp;
 use ticketd::core::workspace::{NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::Written;
 use ticketd::store::{DatabaseUrl, Store};
 use ticketd::transfer::{self, Batching, EXPORT_PAGE_SIZE};
 
@@ -881,8 +882,10 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
                     on_behalf_of: None,
                     first_message: message("First".into()),
                 },
+                None,
             )
             .await
+            .map(Written::into_value)
             .unwrap();
         for i in 0..700 {
             let store = Arc::clone(&store);
@@ -890,8 +893,9 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
             let new = message(format!("Reply {i} to {number}"));
             replies.push(tokio::spawn(async move {
                 store
-                    .append_message(&actor, TicketRef::Id(ticket.id), new)
+                    .append_message(&actor, TicketRef::Id(ticket.id), new, None)
                     .await
+                    .map(Written::into_value)
             }));
         }
     }

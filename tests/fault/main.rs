@@ -33,6 +33,7 @@ use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::Store;
+use ticketd::store::Written;
 use ticketd::store::sqlite::SqliteStore;
 
 use crate::process::Server;
@@ -111,7 +112,14 @@ async fn provision(store: &dyn Store) -> Fixture {
                 sent_at: Timestamp::now(),
             },
         };
-        tickets.push(store.create_ticket(&actors[0], new).await.unwrap().id);
+        tickets.push(
+            store
+                .create_ticket(&actors[0], new, None)
+                .await
+                .map(Written::into_value)
+                .unwrap()
+                .id,
+        );
     }
     let staff_token = tokens.pop().unwrap();
     Fixture {

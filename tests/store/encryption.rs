@@ -11,6 +11,7 @@ use ticketd::core::server_secret::ServerSecret;
 use ticketd::core::text::MessageBody;
 use ticketd::core::ticket::TicketRef;
 use ticketd::core::time::Timestamp;
+use ticketd::store::Written;
 use ticketd::store::{RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
 use crate::fixtures::{actor, message, ticket, workspace};
@@ -46,8 +47,9 @@ async fn append(
     new: NewMessage,
 ) -> Result<String, StoreError> {
     store
-        .append_message(actor, TicketRef::Id(ticket.id), new)
+        .append_message(actor, TicketRef::Id(ticket.id), new, None)
         .await
+        .map(Written::into_value)
         .map(|message| message.body)
 }
 

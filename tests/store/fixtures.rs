@@ -12,6 +12,7 @@ use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::Store;
+use ticketd::store::Written;
 
 pub async fn workspace(store: &Arc<dyn Store>, code: &str) -> WorkspaceId {
     store
@@ -94,8 +95,9 @@ pub async fn ticket_at(
     at: Timestamp,
 ) -> Ticket {
     store
-        .create_ticket(customer, new_ticket(subject, None, at))
+        .create_ticket(customer, new_ticket(subject, None, at), None)
         .await
+        .map(Written::into_value)
         .unwrap()
 }
 

@@ -18,6 +18,7 @@ use ticketd::core::ticket::{Priority, Ticket, TicketFilter, TicketRef, TicketSta
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::Written;
 use ticketd::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use ticketd::store::{Store, StoreError};
 
@@ -166,8 +167,13 @@ pub async fn concurrent_creation_never_reuses_a_number(store: &Arc<dyn Store>) {
             let jane = jane.clone();
             tokio::spawn(async move {
                 store
-                    .create_ticket(&jane, new_ticket(&format!("t{i}"), None, Timestamp::now()))
+                    .create_ticket(
+                        &jane,
+                        new_ticket(&format!("t{i}"), None, Timestamp::now()),
+                        None,
+                    )
                     .await
+                    .map(Written::into_value)
             })
         })
         .collect();
@@ -191,8 +197,10 @@ pub async fn only_customers_own_tickets(store: &Arc<dyn Store>) {
         .create_ticket(
             &sam,
             new_ticket("On behalf", Some(jane.user_id), Timestamp::now()),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(for_jane.customer.id, jane.user_id);
     assert_eq!(for_jane.customer.name, "Jane Example");
@@ -201,8 +209,10 @@ pub async fn only_customers_own_tickets(store: &Arc<dyn Store>) {
         .create_ticket(
             &bot,
             new_ticket("Bot", Some(jane.user_id), Timestamp::now()),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(by_bot.status, TicketStatus::AwaitingResponse);
 
@@ -213,8 +223,9 @@ pub async fn only_customers_own_tickets(store: &Arc<dyn Store>) {
         Some(UserId::generate()),
     ] {
         let refused = store
-            .create_ticket(&sam, new_ticket("x", on_behalf_of, Timestamp::now()))
-            .await;
+            .create_ticket(&sam, new_ticket("x", on_behalf_of, Timestamp::now()), None)
+            .await
+            .map(Written::into_value);
         assert_eq!(
             refused,
             Err(StoreError::CustomerNotFound),
@@ -250,8 +261,9 @@ pub async fn visibility_follows_roles(store: &Arc<dyn Store>) {
             );
             assert_eq!(
                 store
-                    .append_message(outsider, reference, message("hi", Timestamp::now()))
-                    .await,
+                    .append_message(outsider, reference, message("hi", Timestamp::now()), None)
+                    .await
+                    .map(Written::into_value),
                 Err(StoreError::NotFound)
             );
             let page = PageRequest {
@@ -264,8 +276,15 @@ pub async fn visibility_follows_roles(store: &Arc<dyn Store>) {
             );
             assert_eq!(
                 store
-                    .apply_action(outsider, reference, TicketAction::Close, Timestamp::now())
-                    .await,
+                    .apply_action(
+                        outsider,
+                        reference,
+                        TicketAction::Close,
+                        Timestamp::now(),
+                        None
+                    )
+                    .await
+                    .map(Written::into_value),
                 Err(StoreError::NotFound)
             );
         }
@@ -309,8 +328,10 @@ pub async fn replies_extend_the_thread_and_move_the_status(store: &Arc<dyn Store
             &sam,
             reference,
             message("We're on it", Timestamp::from_millis(2_000)),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(staff_reply.seq, 2);
     assert_eq!(staff_reply.ticket_id, opened.id);
@@ -333,16 +354,20 @@ pub async fn replies_extend_the_thread_and_move_the_status(store: &Arc<dyn Store
             reference,
             TicketAction::Resolve,
             Timestamp::from_millis(3_000),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     let customer_reply = store
         .append_message(
             &jane,
             reference,
             message("Still broken", Timestamp::from_millis(4_000)),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(customer_reply.seq, 3);
     let after_customer = store.find_ticket(&sam, reference).await.unwrap();
@@ -371,8 +396,10 @@ pub async fn concurrent_replies_are_all_kept_in_order(store: &Arc<dyn Store>) {
                         &jane,
                         TicketRef::Id(opened.id),
                         message(&format!("reply {i}"), Timestamp::now()),
+                        None,
                     )
                     .await
+                    .map(Written::into_value)
             })
         })
         .collect();
@@ -422,14 +449,22 @@ pub async fn closed_tickets_refuse_replies_and_keep_nothing(store: &Arc<dyn Stor
     let opened = ticket(store, &jane, "Done").await;
     let reference = TicketRef::Id(opened.id);
     let closed = store
-        .apply_action(&jane, reference, TicketAction::Close, Timestamp::now())
+        .apply_action(
+            &jane,
+            reference,
+            TicketAction::Close,
+            Timestamp::now(),
+            None,
+        )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(closed.status, TicketStatus::Closed);
     for who in [&jane, &sam] {
         let refused = store
-            .append_message(who, reference, message("hello?", Timestamp::now()))
-            .await;
+            .append_message(who, reference, message("hello?", Timestamp::now()), None)
+            .await
+            .map(Written::into_value);
         assert_eq!(
             refused,
             Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
@@ -437,8 +472,9 @@ pub async fn closed_tickets_refuse_replies_and_keep_nothing(store: &Arc<dyn Stor
     }
     for action in [TicketAction::Resolve, TicketAction::MarkInProgress] {
         let refused = store
-            .apply_action(&sam, reference, action, Timestamp::now())
-            .await;
+            .apply_action(&sam, reference, action, Timestamp::now(), None)
+            .await
+            .map(Written::into_value);
         assert_eq!(
             refused,
             Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
@@ -472,8 +508,10 @@ pub async fn thread_times_never_run_backwards(store: &Arc<dyn Store>) {
             &jane,
             TicketRef::Id(opened.id),
             message("from a slow clock", Timestamp::from_millis(4_000)),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(late.sent_at, Timestamp::from_millis(5_000));
     let ticket = store
@@ -490,8 +528,10 @@ pub async fn thread_times_never_run_backwards(store: &Arc<dyn Store>) {
             TicketRef::Id(opened.id),
             TicketAction::Close,
             Timestamp::from_millis(4_500),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(closed.closed_at, Some(Timestamp::from_millis(5_000)));
     assert_eq!(closed.updated_at, Timestamp::from_millis(5_000));
@@ -508,8 +548,9 @@ pub async fn actions_follow_the_lifecycle(store: &Arc<dyn Store>) {
         let sam = sam.clone();
         async move {
             store
-                .apply_action(&sam, reference, action, Timestamp::from_millis(at))
+                .apply_action(&sam, reference, action, Timestamp::from_millis(at), None)
                 .await
+                .map(Written::into_value)
                 .unwrap()
         }
     };
@@ -569,8 +610,10 @@ pub async fn ticket_lists_page_by_recent_activity(store: &Arc<dyn Store>) {
             &sam,
             TicketRef::Id(opened[0].id),
             message("bump", Timestamp::from_millis(9_000)),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
 
     let mut expected: Vec<_> = opened
@@ -622,8 +665,10 @@ pub async fn ticket_lists_filter_by_status(store: &Arc<dyn Store>) {
                 TicketRef::Id(id),
                 TicketAction::Close,
                 Timestamp::now(),
+                None,
             )
             .await
+            .map(Written::into_value)
             .unwrap();
     }
     let closed = TicketFilter {
@@ -674,8 +719,10 @@ pub async fn message_lists_page_oldest_first(store: &Arc<dyn Store>) {
                 &jane,
                 TicketRef::Id(opened.id),
                 message(&format!("m{i}"), Timestamp::now()),
+                None,
             )
             .await
+            .map(Written::into_value)
             .unwrap();
     }
     let first = store
@@ -718,8 +765,10 @@ pub async fn messages_are_found_only_through_their_ticket(store: &Arc<dyn Store>
             &jane,
             TicketRef::Id(one.id),
             message("in one", Timestamp::now()),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(
         store
@@ -784,8 +833,9 @@ pub async fn export_pages_list_every_row_in_dump_order(store: &Arc<dyn Store>) {
     sensitive.body_format = BodyFormat::Markdown;
     sensitive.encrypted = true;
     let reply = store
-        .append_message(&sam, TicketRef::Id(first.id), sensitive)
+        .append_message(&sam, TicketRef::Id(first.id), sensitive, None)
         .await
+        .map(Written::into_value)
         .unwrap();
     let second = ticket_at(store, &jane, "Second", Timestamp::from_millis(3_000)).await;
     store
@@ -794,8 +844,10 @@ pub async fn export_pages_list_every_row_in_dump_order(store: &Arc<dyn Store>) {
             TicketRef::Id(second.id),
             TicketAction::Close,
             Timestamp::from_millis(4_000),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     let foreign = ticket_at(store, &fran, "Foreign", Timestamp::from_millis(5_000)).await;
 
@@ -1061,8 +1113,10 @@ pub async fn imported_records_read_back_exactly(store: &Arc<dyn Store>) {
             &ida,
             TicketRef::Number(40),
             message("Again", Timestamp::now()),
+            None,
         )
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(reply.seq, 3);
     let created = store
@@ -1236,16 +1290,23 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
             );
             assert_eq!(
                 store
-                    .append_message(viewer, reference, fixtures::message("hi", Timestamp::now()))
-                    .await,
+                    .append_message(
+                        viewer,
+                        reference,
+                        fixtures::message("hi", Timestamp::now()),
+                        None
+                    )
+                    .await
+                    .map(Written::into_value),
                 Err(StoreError::NotFound),
                 "{who}"
             );
             for action in [TicketAction::Resolve, TicketAction::Close] {
                 assert_eq!(
                     store
-                        .apply_action(viewer, reference, action, Timestamp::now())
-                        .await,
+                        .apply_action(viewer, reference, action, Timestamp::now(), None)
+                        .await
+                        .map(Written::into_value),
                     Err(StoreError::NotFound),
                     "{who} {action:?}"
                 );
@@ -1394,13 +1455,14 @@ pub async fn idempotent_writes_complete_their_record_and_replay(store: &Arc<dyn 
     let claim = claimed(store.claim_idempotency_key(request.clone()).await.unwrap());
     assert_eq!(claim, request.claim());
     let response = store
-        .append_message_once(
+        .append_message(
             &jane,
             TicketRef::Id(opened.id),
             message("hello", now),
-            reply_completion(claim, day),
+            Some(reply_completion(claim, day)),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     assert_eq!(response.status, 201);
     assert_eq!(response.body, b"2 hello");
@@ -1433,12 +1495,13 @@ pub async fn idempotent_writes_complete_their_record_and_replay(store: &Arc<dyn 
             .unwrap(),
     );
     let created = store
-        .create_ticket_once(
+        .create_ticket(
             &jane,
             new_ticket("Opened once", None, now),
-            ticket_completion(create),
+            Some(ticket_completion(create)),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     assert_eq!(created.body, b"2 open");
     let close = claimed(
@@ -1448,20 +1511,22 @@ pub async fn idempotent_writes_complete_their_record_and_replay(store: &Arc<dyn 
             .unwrap(),
     );
     let closed = store
-        .apply_action_once(
+        .apply_action(
             &jane,
             TicketRef::Number(2),
             TicketAction::Close,
             now,
-            ticket_completion(close),
+            Some(ticket_completion(close)),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     assert_eq!(closed.body, b"2 closed");
     // Reopened since; the replay still says what the close answered.
     store
-        .apply_action(&jane, TicketRef::Number(2), TicketAction::Reopen, now)
+        .apply_action(&jane, TicketRef::Number(2), TicketAction::Reopen, now, None)
         .await
+        .map(Written::into_value)
         .unwrap();
     assert_eq!(
         store
@@ -1515,26 +1580,28 @@ pub async fn idempotency_claims_are_taken_over_only_after_their_lease(store: &Ar
     // The first holder comes back: its write is refused and leaves nothing.
     assert_eq!(
         store
-            .append_message_once(
+            .append_message(
                 &jane,
                 reference,
                 message("hi", t0),
-                reply_completion(first.clone(), day)
+                Some(reply_completion(first.clone(), day))
             )
-            .await,
+            .await
+            .map(|written| written.response.expect("a completed write")),
         Err(StoreError::ClaimLost)
     );
     assert_eq!(message_count(store, &jane, opened.id).await, 1);
     // Its release does not disturb the retry's claim.
     store.release_idempotency_key(&first).await.unwrap();
     let response = store
-        .append_message_once(
+        .append_message(
             &jane,
             reference,
             message("hi", at(30_000)),
-            reply_completion(retry.clone(), day),
+            Some(reply_completion(retry.clone(), day)),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     assert_eq!(response.body, b"2 hi");
     assert_eq!(message_count(store, &jane, opened.id).await, 2);
@@ -1549,13 +1616,14 @@ pub async fn idempotency_claims_are_taken_over_only_after_their_lease(store: &Ar
     // Nor completed twice.
     assert_eq!(
         store
-            .append_message_once(
+            .append_message(
                 &jane,
                 reference,
                 message("hi", t0),
-                reply_completion(retry, day)
+                Some(reply_completion(retry, day))
             )
-            .await,
+            .await
+            .map(|written| written.response.expect("a completed write")),
         Err(StoreError::ClaimLost)
     );
     assert_eq!(message_count(store, &jane, opened.id).await, 2);
@@ -1568,8 +1636,15 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
     let opened = ticket(store, &jane, "Closed").await;
     let reference = TicketRef::Id(opened.id);
     store
-        .apply_action(&jane, reference, TicketAction::Close, Timestamp::now())
+        .apply_action(
+            &jane,
+            reference,
+            TicketAction::Close,
+            Timestamp::now(),
+            None,
+        )
         .await
+        .map(Written::into_value)
         .unwrap();
     let now = Timestamp::now();
     let day = Timestamp::from_millis(now.millis() + 86_400_000);
@@ -1582,13 +1657,14 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
     );
     assert_eq!(
         store
-            .append_message_once(
+            .append_message(
                 &jane,
                 reference,
                 message("hi", now),
-                reply_completion(claim.clone(), day)
+                Some(reply_completion(claim.clone(), day))
             )
-            .await,
+            .await
+            .map(|written| written.response.expect("a completed write")),
         Err(StoreError::Lifecycle(LifecycleError::TicketClosed))
     );
     assert_eq!(message_count(store, &jane, opened.id).await, 1);
@@ -1617,8 +1693,9 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
 
     // Released, the key is free again: the retry (after a reopen) writes.
     store
-        .apply_action(&jane, reference, TicketAction::Reopen, now)
+        .apply_action(&jane, reference, TicketAction::Reopen, now, None)
         .await
+        .map(Written::into_value)
         .unwrap();
     let retry = claimed(
         store
@@ -1627,13 +1704,14 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
             .unwrap(),
     );
     let response = store
-        .append_message_once(
+        .append_message(
             &jane,
             reference,
             message("hi", now),
-            reply_completion(retry, day),
+            Some(reply_completion(retry, day)),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     assert_eq!(response.body, b"2 hi");
     // Releasing a completed record changes nothing.
@@ -1670,13 +1748,14 @@ pub async fn expired_idempotency_records_are_ignored_and_swept(store: &Arc<dyn S
                 .unwrap(),
         );
         store
-            .append_message_once(
+            .append_message(
                 &jane,
                 reference,
                 message(name, t0),
-                reply_completion(claim, at(lifetime)),
+                Some(reply_completion(claim, at(lifetime))),
             )
             .await
+            .map(|written| written.response.expect("a completed write"))
             .unwrap();
     }
     assert_eq!(store.sweep_idempotency_keys(at(999), 10).await.unwrap(), 0);

@@ -76,11 +76,11 @@ async fn upgrade_erases_unkeyed_fingerprints(
         panic!("not claimed");
     };
     store
-        .append_message_once(
+        .append_message(
             &jane,
             TicketRef::Id(thread.id),
             message("My card PIN is 4821", now),
-            Completion {
+            Some(Completion {
                 claim,
                 expires_at: Timestamp::from_millis(now.millis() + 86_400_000),
                 render: Box::new(|_| {
@@ -90,9 +90,10 @@ async fn upgrade_erases_unkeyed_fingerprints(
                         body: b"{}".to_vec(),
                     })
                 }),
-            },
+            }),
         )
         .await
+        .map(|written| written.response.expect("a completed write"))
         .unwrap();
     let pending = store
         .claim_idempotency_key(request(api_key, "pending", legacy, now))

@@ -8,21 +8,17 @@
 //! Writes lock the record before the ticket or workspace rows, and claims
 //! lock nothing else, so the two never wait on each other in a cycle.
 
-use deadpool_postgres::{GenericClient, Object};
+use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::Row;
 
-use crate::core::access::Actor;
 use crate::core::idempotency::Fingerprint;
-use crate::core::lifecycle::TicketAction;
-use crate::core::message::{Message, NewMessage};
-use crate::core::ticket::{NewTicket, Ticket, TicketRef};
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
 use crate::store::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
 };
 use crate::store::postgres::rows::{get, optional_timestamp, timestamp, to_sql_time};
-use crate::store::postgres::{execute, map_error, query_opt, tickets};
+use crate::store::postgres::{execute, map_error, query_opt};
+use crate::store::{StoreError, Written};
 
 /// How often a claim re-reads a record that changed between its upsert and
 /// its read (released, swept or expired meanwhile) before answering "in
@@ -176,49 +172,38 @@ async fn complete<C: GenericClient, T>(
     }
 }
 
-pub(super) async fn create_ticket_once(
-    client: &mut Object,
-    actor: &Actor,
-    new: NewTicket,
-    completion: Completion<Ticket>,
-) -> Result<StoredResponse, StoreError> {
+/// Starts a write's transaction and, for a write under a claim, locks the
+/// claim's record, checking that it still carries the claim's token.
+///
+/// # Errors
+/// `ClaimLost` if the record no longer carries the token.
+pub(super) async fn begin<'c, T>(
+    client: &'c mut Object,
+    completion: Option<&Completion<T>>,
+) -> Result<Transaction<'c>, StoreError> {
     let tx = client.transaction().await.map_err(map_error)?;
-    hold(&tx, &completion.claim).await?;
-    let ticket = tickets::create_ticket_in(&tx, actor, new).await?;
-    let response = complete(&tx, completion, &ticket).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(response)
+    if let Some(completion) = completion {
+        hold(&tx, &completion.claim).await?;
+    }
+    Ok(tx)
 }
 
-pub(super) async fn append_message_once(
-    client: &mut Object,
-    actor: &Actor,
-    reference: TicketRef,
-    new: NewMessage,
-    completion: Completion<Message>,
-) -> Result<StoredResponse, StoreError> {
-    let tx = client.transaction().await.map_err(map_error)?;
-    hold(&tx, &completion.claim).await?;
-    let message = tickets::append_message_in(&tx, actor, reference, new).await?;
-    let response = complete(&tx, completion, &message).await?;
+/// Completes the claim's record, if the write runs under one, with the
+/// response rendered from `written`, and commits the write's transaction.
+pub(super) async fn commit<T>(
+    tx: Transaction<'_>,
+    completion: Option<Completion<T>>,
+    written: T,
+) -> Result<Written<T>, StoreError> {
+    let response = match completion {
+        Some(completion) => Some(complete(&tx, completion, &written).await?),
+        None => None,
+    };
     tx.commit().await.map_err(map_error)?;
-    Ok(response)
-}
-
-pub(super) async fn apply_action_once(
-    client: &mut Object,
-    actor: &Actor,
-    reference: TicketRef,
-    action: TicketAction,
-    at: Timestamp,
-    completion: Completion<Ticket>,
-) -> Result<StoredResponse, StoreError> {
-    let tx = client.transaction().await.map_err(map_error)?;
-    hold(&tx, &completion.claim).await?;
-    let ticket = tickets::apply_action_in(&tx, actor, reference, action, at).await?;
-    let response = complete(&tx, completion, &ticket).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(response)
+    Ok(Written {
+        value: written,
+        response,
+    })
 }
 
 pub(super) async fn sweep(client: &Object, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

@@ -8,27 +8,22 @@
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
-use crate::core::access::{Actor, Role};
+use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId};
-use crate::core::lifecycle::{self, LifecycleState, TicketAction, TicketEvent, Transition};
+use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
+use crate::store::idempotency::Completion;
+use crate::store::postgres::idempotency;
 use crate::store::postgres::rows::{
     self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, get, optional_timestamp, parsed, timestamp,
     to_sql_time,
 };
-use crate::store::postgres::{execute, map_error, query, query_opt};
-
-/// A ticket found for a write: what the lifecycle and the thread need.
-struct Located {
-    id: TicketId,
-    state: LifecycleState,
-    message_count: i64,
-    last_message_at: Timestamp,
-}
+use crate::store::postgres::{execute, query, query_opt};
+use crate::store::{StoreError, Written};
 
 /// Whether a lookup only reads, or locks the ticket for the transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,7 +76,7 @@ async fn locate<C: GenericClient>(
     actor: &Actor,
     reference: TicketRef,
     lock: Lock,
-) -> Result<Located, StoreError> {
+) -> Result<Thread, StoreError> {
     let reference = Reference::new(reference);
     // The rule `find_ticket` applies, through the same join: a ticket that
     // neither finds nor lists (one naming a customer of another workspace)
@@ -108,7 +103,7 @@ async fn locate<C: GenericClient>(
     )
     .await?
     .ok_or(StoreError::NotFound)?;
-    Ok(Located {
+    Ok(Thread {
         id: parsed(&row, 0, TicketId::from_key)?,
         state: LifecycleState {
             status: parsed(&row, 1, TicketStatus::parse)?,
@@ -235,32 +230,20 @@ pub(super) async fn list_tickets(
     }))
 }
 
+/// Opens a ticket, completing `completion`'s record if there is one, in
+/// one transaction.
 pub(super) async fn create_ticket(
     client: &mut Object,
     actor: &Actor,
     new: NewTicket,
-) -> Result<Ticket, StoreError> {
-    let tx = client.transaction().await.map_err(map_error)?;
-    let written = create_ticket_in(&tx, actor, new).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(written)
-}
-
-/// [`create_ticket`] inside the caller's transaction `tx`.
-pub(super) async fn create_ticket_in<C: GenericClient>(
-    tx: &C,
-    actor: &Actor,
-    new: NewTicket,
-) -> Result<Ticket, StoreError> {
-    let customer = match new.on_behalf_of {
-        None if actor.role == Role::Customer => UserSummary {
-            id: actor.user_id,
-            name: actor.name.clone(),
-        },
-        None => return Err(StoreError::CustomerNotFound),
-        Some(customer_id) => {
+    completion: Option<Completion<Ticket>>,
+) -> Result<Written<Ticket>, StoreError> {
+    let tx = idempotency::begin(client, completion.as_ref()).await?;
+    let customer = match plan::customer_of_new_ticket(actor, &new) {
+        Some(NewTicketCustomer::Actor(customer)) => customer,
+        Some(NewTicketCustomer::Named(customer_id)) => {
             let row = query_opt(
-                tx,
+                &tx,
                 "SELECT name FROM principal WHERE id = $1 AND workspace_id = $2 AND role = 'customer'",
                 &[&customer_id.key(), &actor.workspace_id.key()],
             )
@@ -271,11 +254,12 @@ pub(super) async fn create_ticket_in<C: GenericClient>(
                 name: get(&row, 0)?,
             }
         }
+        None => return Err(StoreError::CustomerNotFound),
     };
     // The counter's row lock is held to commit: concurrent creations in one
     // workspace, on any node, take consecutive numbers in turn.
     let number: i64 = query_opt(
-        tx,
+        &tx,
         "UPDATE workspace SET last_ticket_number = last_ticket_number + 1
          WHERE id = $1 RETURNING last_ticket_number",
         &[&actor.workspace_id.key()],
@@ -283,129 +267,84 @@ pub(super) async fn create_ticket_in<C: GenericClient>(
     .await?
     .ok_or(StoreError::NotFound)
     .and_then(|row| get(&row, 0))?;
-    let state = LifecycleState::opened_by(actor.role);
-    let at = new.first_message.sent_at;
+    let OpenPlan {
+        ticket,
+        first_message,
+    } = plan::plan_open(actor, &new, customer, number);
     execute(
-        tx,
+        &tx,
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                              created_at, updated_at, last_message_at, message_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, 1)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9)",
         &[
-            &new.id.key(),
-            &actor.workspace_id.key(),
-            &number,
-            &customer.id.key(),
-            &new.subject.as_str(),
-            &state.status.as_str(),
-            &new.priority.as_str(),
-            &to_sql_time(at),
+            &ticket.id.key(),
+            &ticket.workspace_id.key(),
+            &ticket.number,
+            &ticket.customer.id.key(),
+            &ticket.subject,
+            &ticket.status.as_str(),
+            &ticket.priority.as_str(),
+            &to_sql_time(ticket.created_at),
+            &ticket.message_count,
         ],
     )
     .await?;
-    insert_message(tx, actor, new.id, 1, &new.first_message, at).await?;
-    Ok(Ticket {
-        id: new.id,
-        workspace_id: actor.workspace_id,
-        number,
-        subject: new.subject.into_string(),
-        status: state.status,
-        priority: new.priority,
-        customer,
-        created_at: at,
-        updated_at: at,
-        last_message_at: at,
-        message_count: 1,
-        resolved_at: None,
-        closed_at: None,
-    })
+    insert_message(&tx, &first_message).await?;
+    idempotency::commit(tx, completion, ticket).await
 }
 
-async fn insert_message<C: GenericClient>(
-    client: &C,
-    actor: &Actor,
-    ticket_id: TicketId,
-    seq: i64,
-    new: &NewMessage,
-    sent_at: Timestamp,
-) -> Result<Message, StoreError> {
+async fn insert_message<C: GenericClient>(client: &C, message: &Message) -> Result<(), StoreError> {
     execute(
         client,
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
                               body, body_format, encrypted, sent_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
-            &new.id.key(),
-            &ticket_id.key(),
-            &seq,
-            &actor.user_id.key(),
-            &actor.role.as_str(),
-            &actor.name,
-            &new.body.as_str(),
-            &new.body_format.as_str(),
-            &new.encrypted,
-            &to_sql_time(sent_at),
+            &message.id.key(),
+            &message.ticket_id.key(),
+            &message.seq,
+            &message.sender_id.key(),
+            &message.sender_role.as_str(),
+            &message.sender_name,
+            &message.body,
+            &message.body_format.as_str(),
+            &message.encrypted,
+            &to_sql_time(message.sent_at),
         ],
     )
     .await?;
-    Ok(Message {
-        id: new.id,
-        ticket_id,
-        seq,
-        sent_at,
-        body: new.body.as_str().to_owned(),
-        body_format: new.body_format,
-        encrypted: new.encrypted,
-        sender_id: actor.user_id,
-        sender_role: actor.role,
-        sender_name: actor.name.clone(),
-    })
+    Ok(())
 }
 
+/// Appends a message, completing `completion`'s record if there is one, in
+/// one transaction.
 pub(super) async fn append_message(
     client: &mut Object,
     actor: &Actor,
     reference: TicketRef,
     new: NewMessage,
-) -> Result<Message, StoreError> {
-    let tx = client.transaction().await.map_err(map_error)?;
-    let written = append_message_in(&tx, actor, reference, new).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(written)
-}
-
-/// [`append_message`] inside the caller's transaction `tx`.
-pub(super) async fn append_message_in<C: GenericClient>(
-    tx: &C,
-    actor: &Actor,
-    reference: TicketRef,
-    new: NewMessage,
-) -> Result<Message, StoreError> {
-    let ticket = locate(tx, actor, reference, Lock::ForUpdate).await?;
-    // A thread's times never run backwards, even if clocks do.
-    let sent_at = new.sent_at.max(ticket.last_message_at);
-    let next = match lifecycle::transition(ticket.state, TicketEvent::Replied(actor.role), sent_at)?
-    {
-        Transition::To(next) => next,
-        Transition::Unchanged => ticket.state,
-    };
-    let seq = ticket.message_count + 1;
-    let message = insert_message(tx, actor, ticket.id, seq, &new, sent_at).await?;
+    completion: Option<Completion<Message>>,
+) -> Result<Written<Message>, StoreError> {
+    let tx = idempotency::begin(client, completion.as_ref()).await?;
+    let thread = locate(&tx, actor, reference, Lock::ForUpdate).await?;
+    let ReplyPlan { message, next } = plan::plan_reply(&thread, actor, &new)?;
+    insert_message(&tx, &message).await?;
     execute(
-        tx,
+        &tx,
         "UPDATE ticket SET status = $2, resolved_at = $3, closed_at = $4,
                 updated_at = greatest(updated_at, $5), last_message_at = $5, message_count = $6
          WHERE id = $1",
         &[
-            &ticket.id.key(),
+            &thread.id.key(),
             &next.status.as_str(),
             &next.resolved_at.map(to_sql_time),
             &next.closed_at.map(to_sql_time),
-            &to_sql_time(sent_at),
-            &seq,
+            &to_sql_time(message.sent_at),
+            &message.seq,
         ],
     )
     .await?;
-    Ok(message)
+    idempotency::commit(tx, completion, message).await
 }
 
 /// A page of a thread. The ticket was located in the actor's workspace;
@@ -461,38 +400,27 @@ pub(super) async fn find_message(
     rows::message(&row)
 }
 
+/// Applies an action, completing `completion`'s record if there is one, in
+/// one transaction.
 pub(super) async fn apply_action(
     client: &mut Object,
     actor: &Actor,
     reference: TicketRef,
     action: TicketAction,
     at: Timestamp,
-) -> Result<Ticket, StoreError> {
-    let tx = client.transaction().await.map_err(map_error)?;
-    let written = apply_action_in(&tx, actor, reference, action, at).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(written)
-}
-
-/// [`apply_action`] inside the caller's transaction `tx`.
-pub(super) async fn apply_action_in<C: GenericClient>(
-    tx: &C,
-    actor: &Actor,
-    reference: TicketRef,
-    action: TicketAction,
-    at: Timestamp,
-) -> Result<Ticket, StoreError> {
-    let ticket = locate(tx, actor, reference, Lock::ForUpdate).await?;
-    // Like a reply, an action never predates the thread's last message.
-    let at = at.max(ticket.last_message_at);
-    if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
+    completion: Option<Completion<Ticket>>,
+) -> Result<Written<Ticket>, StoreError> {
+    let tx = idempotency::begin(client, completion.as_ref()).await?;
+    let thread = locate(&tx, actor, reference, Lock::ForUpdate).await?;
+    let ActionPlan { at, next } = plan::plan_action(&thread, action, at)?;
+    if let Some(next) = next {
         execute(
-            tx,
+            &tx,
             "UPDATE ticket SET status = $2, resolved_at = $3, closed_at = $4,
                     updated_at = greatest(updated_at, $5)
              WHERE id = $1",
             &[
-                &ticket.id.key(),
+                &thread.id.key(),
                 &next.status.as_str(),
                 &next.resolved_at.map(to_sql_time),
                 &next.closed_at.map(to_sql_time),
@@ -501,5 +429,6 @@ pub(super) async fn apply_action_in<C: GenericClient>(
         )
         .await?;
     }
-    ticket_by_id(tx, actor, ticket.id).await
+    let ticket = ticket_by_id(&tx, actor, thread.id).await?;
+    idempotency::commit(tx, completion, ticket).await
 }

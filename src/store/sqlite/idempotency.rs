@@ -9,12 +9,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::core::idempotency::Fingerprint;
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
 use crate::store::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
 };
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, timestamp};
+use crate::store::{StoreError, Written};
 
 /// A record by its key, as [`existing`] reads it.
 const SELECT_RECORD: &str = "SELECT fingerprint, lease_expires_at, expires_at,
@@ -122,19 +122,26 @@ pub(super) fn release(conn: &Connection, claim: &Claim) -> Result<(), StoreError
     Ok(())
 }
 
-/// Runs `write` only while the record still carries the claim's token, then
-/// completes the record with the rendered response; all in the caller's
-/// savepoint, so a failure anywhere leaves neither.
+/// Runs `write`; under a claim (`completion` given), only while the record
+/// still carries the claim's token, and then completes the record with the
+/// rendered response. All in the caller's savepoint, so a failure anywhere
+/// leaves neither.
 pub(super) fn completing<T>(
     conn: &Connection,
-    completion: &Completion<T>,
+    completion: Option<&Completion<T>>,
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<StoredResponse, StoreError> {
-    let Completion {
+) -> Result<Written<T>, StoreError> {
+    let Some(Completion {
         claim,
         expires_at,
         render,
-    } = completion;
+    }) = completion
+    else {
+        return Ok(Written {
+            value: write(conn)?,
+            response: None,
+        });
+    };
     let held: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM idempotency_record
@@ -171,7 +178,10 @@ pub(super) fn completing<T>(
         ])
     })
     .map_err(map_error)?;
-    Ok(response)
+    Ok(Written {
+        value: written,
+        response: Some(response),
+    })
 }
 
 pub(super) fn sweep(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

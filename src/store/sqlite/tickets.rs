@@ -3,11 +3,12 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use crate::core::access::{Actor, Role};
+use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId};
-use crate::core::lifecycle::{self, LifecycleState, TicketAction, TicketEvent, Transition};
+use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
 use crate::store::StoreError;
@@ -15,14 +16,6 @@ use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{
     self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, optional_timestamp, parsed, timestamp,
 };
-
-/// A ticket found for a write: what the lifecycle and the thread need.
-struct Located {
-    id: TicketId,
-    state: LifecycleState,
-    message_count: i64,
-    last_message_at: Timestamp,
-}
 
 /// The customer a visibility check is restricted to, as stored
 /// ([`Actor::visible_customer`]).
@@ -48,7 +41,7 @@ fn locate_sql(reference: TicketRef) -> String {
 /// The ticket `reference` names in the actor's workspace, if the actor can
 /// see it. Customers' lookups of other customers' tickets are `NotFound`,
 /// exactly like lookups of tickets that do not exist.
-fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Located, StoreError> {
+fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Thread, StoreError> {
     let sql = locate_sql(reference);
     let key = reference_value(reference);
     conn.prepare_cached(&sql)
@@ -56,7 +49,7 @@ fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Loca
             select.query_row(
                 params![key, actor.workspace_id.key(), restricted_to(actor)],
                 |row| {
-                    Ok(Located {
+                    Ok(Thread {
                         id: parsed(row, 0, TicketId::from_key)?,
                         state: LifecycleState {
                             status: parsed(row, 1, TicketStatus::parse)?,
@@ -178,13 +171,9 @@ pub(super) fn create_ticket(
     actor: &Actor,
     new: &NewTicket,
 ) -> Result<Ticket, StoreError> {
-    let customer = match new.on_behalf_of {
-        None if actor.role == Role::Customer => UserSummary {
-            id: actor.user_id,
-            name: actor.name.clone(),
-        },
-        None => return Err(StoreError::CustomerNotFound),
-        Some(customer_id) => {
+    let customer = match plan::customer_of_new_ticket(actor, new) {
+        Some(NewTicketCustomer::Actor(customer)) => customer,
+        Some(NewTicketCustomer::Named(customer_id)) => {
             let name: Option<String> = conn
                 .prepare_cached(
                     "SELECT name FROM principal WHERE id = ?1 AND workspace_id = ?2 AND role = 'customer'",
@@ -200,6 +189,7 @@ pub(super) fn create_ticket(
                 name: name.ok_or(StoreError::CustomerNotFound)?,
             }
         }
+        None => return Err(StoreError::CustomerNotFound),
     };
     let number: i64 = conn
         .prepare_cached(
@@ -208,52 +198,34 @@ pub(super) fn create_ticket(
         )
         .and_then(|mut update| update.query_row([actor.workspace_id.key()], |row| row.get(0)))
         .map_err(map_error)?;
-    let state = LifecycleState::opened_by(actor.role);
-    let at = new.first_message.sent_at;
+    let OpenPlan {
+        ticket,
+        first_message,
+    } = plan::plan_open(actor, new, customer, number);
     conn.prepare_cached(
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                              created_at, updated_at, last_message_at, message_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, 1)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
-            new.id.key(),
-            actor.workspace_id.key(),
-            number,
-            customer.id.key(),
-            new.subject.as_str(),
-            state.status.as_str(),
-            new.priority.as_str(),
-            at.millis(),
+            ticket.id.key(),
+            ticket.workspace_id.key(),
+            ticket.number,
+            ticket.customer.id.key(),
+            ticket.subject,
+            ticket.status.as_str(),
+            ticket.priority.as_str(),
+            ticket.created_at.millis(),
+            ticket.message_count,
         ])
     })
     .map_err(map_error)?;
-    insert_message(conn, actor, new.id, 1, &new.first_message, at)?;
-    Ok(Ticket {
-        id: new.id,
-        workspace_id: actor.workspace_id,
-        number,
-        subject: new.subject.as_str().to_owned(),
-        status: state.status,
-        priority: new.priority,
-        customer,
-        created_at: at,
-        updated_at: at,
-        last_message_at: at,
-        message_count: 1,
-        resolved_at: None,
-        closed_at: None,
-    })
+    insert_message(conn, &first_message)?;
+    Ok(ticket)
 }
 
-fn insert_message(
-    conn: &Connection,
-    actor: &Actor,
-    ticket_id: TicketId,
-    seq: i64,
-    new: &NewMessage,
-    sent_at: Timestamp,
-) -> Result<Message, StoreError> {
+fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
                               body, body_format, encrypted, sent_at)
@@ -261,31 +233,20 @@ fn insert_message(
     )
     .and_then(|mut insert| {
         insert.execute(params![
-            new.id.key(),
-            ticket_id.key(),
-            seq,
-            actor.user_id.key(),
-            actor.role.as_str(),
-            actor.name,
-            new.body.as_str(),
-            new.body_format.as_str(),
-            new.encrypted,
-            sent_at.millis(),
+            message.id.key(),
+            message.ticket_id.key(),
+            message.seq,
+            message.sender_id.key(),
+            message.sender_role.as_str(),
+            message.sender_name,
+            message.body,
+            message.body_format.as_str(),
+            message.encrypted,
+            message.sent_at.millis(),
         ])
     })
     .map_err(map_error)?;
-    Ok(Message {
-        id: new.id,
-        ticket_id,
-        seq,
-        sent_at,
-        body: new.body.as_str().to_owned(),
-        body_format: new.body_format,
-        encrypted: new.encrypted,
-        sender_id: actor.user_id,
-        sender_role: actor.role,
-        sender_name: actor.name.clone(),
-    })
+    Ok(())
 }
 
 pub(super) fn append_message(
@@ -294,16 +255,9 @@ pub(super) fn append_message(
     reference: TicketRef,
     new: &NewMessage,
 ) -> Result<Message, StoreError> {
-    let ticket = locate(conn, actor, reference)?;
-    // A thread's times never run backwards, even if clocks do.
-    let sent_at = new.sent_at.max(ticket.last_message_at);
-    let next = match lifecycle::transition(ticket.state, TicketEvent::Replied(actor.role), sent_at)?
-    {
-        Transition::To(next) => next,
-        Transition::Unchanged => ticket.state,
-    };
-    let seq = ticket.message_count + 1;
-    let message = insert_message(conn, actor, ticket.id, seq, new, sent_at)?;
+    let thread = locate(conn, actor, reference)?;
+    let ReplyPlan { message, next } = plan::plan_reply(&thread, actor, new)?;
+    insert_message(conn, &message)?;
     conn.prepare_cached(
         "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
                 updated_at = max(updated_at, ?5), last_message_at = ?5, message_count = ?6
@@ -311,12 +265,12 @@ pub(super) fn append_message(
     )
     .and_then(|mut update| {
         update.execute(params![
-            ticket.id.key(),
+            thread.id.key(),
             next.status.as_str(),
             next.resolved_at.map(Timestamp::millis),
             next.closed_at.map(Timestamp::millis),
-            sent_at.millis(),
-            seq,
+            message.sent_at.millis(),
+            message.seq,
         ])
     })
     .map_err(map_error)?;
@@ -390,10 +344,9 @@ pub(super) fn apply_action(
     action: TicketAction,
     at: Timestamp,
 ) -> Result<Ticket, StoreError> {
-    let ticket = locate(conn, actor, reference)?;
-    // Like a reply, an action never predates the thread's last message.
-    let at = at.max(ticket.last_message_at);
-    if let Transition::To(next) = lifecycle::transition(ticket.state, action.event(), at)? {
+    let thread = locate(conn, actor, reference)?;
+    let ActionPlan { at, next } = plan::plan_action(&thread, action, at)?;
+    if let Some(next) = next {
         conn.prepare_cached(
             "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
                     updated_at = max(updated_at, ?5)
@@ -401,7 +354,7 @@ pub(super) fn apply_action(
         )
         .and_then(|mut update| {
             update.execute(params![
-                ticket.id.key(),
+                thread.id.key(),
                 next.status.as_str(),
                 next.resolved_at.map(Timestamp::millis),
                 next.closed_at.map(Timestamp::millis),
@@ -410,12 +363,13 @@ pub(super) fn apply_action(
         })
         .map_err(map_error)?;
     }
-    ticket_by_id(conn, actor, ticket.id)
+    ticket_by_id(conn, actor, thread.id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::access::Role;
     use crate::core::id::{UserId, WorkspaceId};
     use crate::core::page::PageSize;
     use crate::store::sqlite::query_plans::{migrated, plan};

@@ -1,0 +1,42 @@
+//! How the canonical API words the service's refusals.
+
+use crate::api::fields::field_error;
+use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
+use crate::core::access::OnBehalfOfError;
+use crate::service::ServiceError;
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::NotFound => ApiError::new(ErrorCode::NotFound),
+            ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed).with_detail(
+                "This ticket is closed. Closed tickets must be reopened first: \
+                 POST /api/v2/support/tickets/{id}/actions/reopen, then retry.",
+            ),
+            ServiceError::OnBehalfOf(OnBehalfOfError::CustomerMayNotName) => {
+                ApiError::new(ErrorCode::Forbidden).with_detail(
+                    "Only staff and automation users can open a ticket on a customer's behalf.",
+                )
+            }
+            ServiceError::OnBehalfOf(OnBehalfOfError::CustomerRequired) => {
+                ApiError::invalid(vec![field_error(
+                    "customerId",
+                    FieldCode::MissingRequired,
+                    "`customerId` is required when staff or automation open a ticket.",
+                )])
+            }
+            ServiceError::CustomerNotFound => ApiError::invalid(vec![FieldError {
+                pointer: "/customerId".into(),
+                detail: "`customerId` must be the id of a customer in your workspace.".into(),
+                code: FieldCode::InvalidValue,
+            }]),
+            ServiceError::ActionNotPermitted(_) => ApiError::new(ErrorCode::Forbidden)
+                .with_detail("Only staff and automation users can take this action."),
+            ServiceError::ClaimLost => {
+                ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
+            }
+            ServiceError::Unavailable(cause) => ApiError::unavailable(cause),
+            ServiceError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}

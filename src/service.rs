@@ -1,0 +1,16 @@
+//! The use cases every API calls: open a ticket, reply, act on a ticket,
+//! find and list. The canonical API and each compatibility profile parse
+//! their own wire format into these commands, call [`Support`], and render
+//! what it returns (or its [`ServiceError`]) in their own format; the rules
+//! live here and in the core, once.
+//!
+//! [`Support`] owns the role rules (who may open a ticket for whom, who may
+//! take which action), gives new tickets and messages their ids and times
+//! (from a [`Clock`] and an [`IdSource`], so tests can fix them), and
+//! passes an idempotency completion to the one store write it protects.
+
+mod error;
+mod support;
+
+pub use error::ServiceError;
+pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};

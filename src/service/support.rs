@@ -1,0 +1,235 @@
+//! [`Support`]: the ticket use cases over a [`Store`].
+
+use std::sync::Arc;
+
+use crate::core::access::{self, Actor};
+use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::lifecycle::TicketAction;
+use crate::core::message::{BodyFormat, Message, NewMessage};
+use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
+use crate::core::text::{MessageBody, Subject};
+use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketRef};
+use crate::core::time::Timestamp;
+use crate::service::ServiceError;
+use crate::store::idempotency::Completion;
+use crate::store::{Store, Written};
+
+/// Where the current time comes from.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Where the ids of new tickets and messages come from.
+pub trait IdSource: Send + Sync {
+    /// An id for a new ticket.
+    fn ticket_id(&self) -> TicketId;
+    /// An id for a new message.
+    fn message_id(&self) -> MessageId;
+}
+
+/// Fresh random ULIDs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn ticket_id(&self) -> TicketId {
+        TicketId::generate()
+    }
+
+    fn message_id(&self) -> MessageId {
+        MessageId::generate()
+    }
+}
+
+/// A message as its sender wrote it, validated, before it has an id or a
+/// time.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The text.
+    pub body: MessageBody,
+    /// How the text is meant to be rendered.
+    pub body_format: BodyFormat,
+    /// Whether the sender marked it sensitive.
+    pub encrypted: bool,
+}
+
+/// A ticket to open, as a request asks for it.
+#[derive(Debug, Clone)]
+pub struct OpenTicket {
+    /// Subject line.
+    pub subject: Subject,
+    /// Priority.
+    pub priority: Priority,
+    /// The customer the ticket is for, as the request names one (staff and
+    /// automation only: see [`access::on_behalf_of`]).
+    pub customer: Option<UserId>,
+    /// The first message.
+    pub first_message: Draft,
+}
+
+/// The ticket use cases, shared by every API.
+#[derive(Clone)]
+pub struct Support {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl Support {
+    /// The use cases over `store`, with the system clock and random ids.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with(store, Arc::new(SystemClock), Arc::new(RandomIds))
+    }
+
+    /// The use cases over `store`, taking times from `clock` and ids from
+    /// `ids`.
+    pub fn with(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
+        Self { store, clock, ids }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn new_message(&self, draft: Draft) -> NewMessage {
+        NewMessage {
+            id: self.ids.message_id(),
+            body: draft.body,
+            body_format: draft.body_format,
+            encrypted: draft.encrypted,
+            sent_at: self.clock.now(),
+        }
+    }
+
+    /// Opens a ticket with its first message, for the actor (a customer) or
+    /// for the customer staff or automation name; completes `completion` in
+    /// the same transaction.
+    ///
+    /// # Errors
+    /// `OnBehalfOf` if the actor may not open a ticket for whom it named;
+    /// `CustomerNotFound` if the named customer is not one of the
+    /// workspace's; storage failures.
+    pub async fn open_ticket(
+        &self,
+        actor: &Actor,
+        command: OpenTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, ServiceError> {
+        let on_behalf_of = access::on_behalf_of(actor.role, command.customer)?;
+        let new = NewTicket {
+            id: self.ids.ticket_id(),
+            subject: command.subject,
+            priority: command.priority,
+            on_behalf_of,
+            first_message: self.new_message(command.first_message),
+        };
+        Ok(self.store.create_ticket(actor, new, completion).await?)
+    }
+
+    /// Appends the actor's reply to a ticket they can see, moving its
+    /// status; completes `completion` in the same transaction.
+    ///
+    /// # Errors
+    /// `NotFound` if the actor cannot see the ticket; `TicketClosed` if it
+    /// is closed; storage failures.
+    pub async fn reply(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        draft: Draft,
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, ServiceError> {
+        let new = self.new_message(draft);
+        Ok(self
+            .store
+            .append_message(actor, ticket, new, completion)
+            .await?)
+    }
+
+    /// Takes a lifecycle action on a ticket the actor can see; completes
+    /// `completion` in the same transaction.
+    ///
+    /// # Errors
+    /// `ActionNotPermitted` if the actor's role may not take it (checked
+    /// before the ticket is looked up); `NotFound`; `TicketClosed` for a
+    /// staff mark on a closed ticket; storage failures.
+    pub async fn act(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, ServiceError> {
+        if !action.permitted_for(actor.role) {
+            return Err(ServiceError::ActionNotPermitted(action));
+        }
+        let at = self.clock.now();
+        Ok(self
+            .store
+            .apply_action(actor, ticket, action, at, completion)
+            .await?)
+    }
+
+    /// One ticket the actor can see.
+    ///
+    /// # Errors
+    /// `NotFound` otherwise; storage failures.
+    pub async fn find_ticket(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+    ) -> Result<Ticket, ServiceError> {
+        Ok(self.store.find_ticket(actor, ticket).await?)
+    }
+
+    /// A page of the tickets the actor can see, most recent activity first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, ServiceError> {
+        Ok(self.store.list_tickets(actor, filter, page).await?)
+    }
+
+    /// A page of a visible ticket's messages, oldest first.
+    ///
+    /// # Errors
+    /// `NotFound` if the actor cannot see the ticket; storage failures.
+    pub async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, ServiceError> {
+        Ok(self.store.list_messages(actor, ticket, page).await?)
+    }
+
+    /// One message of a visible ticket.
+    ///
+    /// # Errors
+    /// `NotFound` otherwise; storage failures.
+    pub async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, ServiceError> {
+        Ok(self.store.find_message(actor, ticket, message).await?)
+    }
+}
