@@ -27,7 +27,7 @@ use crate::core::workspace::{
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::private_file;
 use crate::rate_limit::{self, RateLimitStore};
-use crate::store::{self, DatabaseUrl, Store, StoreError};
+use crate::store::{self, Constraint, DatabaseUrl, Store, StoreError};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
 
 /// ticketd: self-hosted support tickets over an HTTP JSON API.
@@ -440,7 +440,7 @@ async fn workspace(database: &DatabaseUrl, command: WorkspaceCommand) -> Result<
         .create_workspace(new)
         .await
         .map_err(|error| match error {
-            StoreError::Conflict(constraint) if constraint == "workspace_code_key" => {
+            StoreError::Conflict(Constraint::WorkspaceCode) => {
                 format!(
                     "the workspace code {} is taken; choose another with --code",
                     code.as_str()

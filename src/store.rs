@@ -34,9 +34,9 @@ pub enum StoreError {
     /// The thing does not exist, or the actor may not see it.
     #[error("not found")]
     NotFound,
-    /// A uniqueness or other constraint refused the write; names the constraint.
+    /// A uniqueness or other constraint refused the write.
     #[error("conflict on {0}")]
-    Conflict(String),
+    Conflict(Constraint),
     /// The lifecycle refused the change.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
@@ -55,6 +55,49 @@ pub enum StoreError {
     /// nothing was written.
     #[error("the idempotency claim is no longer held")]
     ClaimLost,
+}
+
+/// A constraint of the schema that refused a write, by the name the
+/// migrations declare (both backends report the same names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// `workspace_code_key`: the workspace code is taken.
+    WorkspaceCode,
+    /// `message_sealed_key_check`: a body is sealed with a data key the
+    /// database does not accept (not registered, or retiring).
+    SealedKey,
+    /// A foreign key: the row a record belongs to does not exist.
+    ForeignKey,
+    /// Any other constraint, by its declared name.
+    Named(String),
+}
+
+impl Constraint {
+    /// The constraint a backend reports by `name`.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "workspace_code_key" => Constraint::WorkspaceCode,
+            "message_sealed_key_check" => Constraint::SealedKey,
+            "foreign_key" => Constraint::ForeignKey,
+            other => Constraint::Named(other.to_owned()),
+        }
+    }
+
+    /// The declared name (`foreign_key` for any foreign key).
+    pub fn name(&self) -> &str {
+        match self {
+            Constraint::WorkspaceCode => "workspace_code_key",
+            Constraint::SealedKey => "message_sealed_key_check",
+            Constraint::ForeignKey => "foreign_key",
+            Constraint::Named(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What a write returns: what it wrote and, for a write that completed an
@@ -132,7 +175,7 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers a trivial query.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
-    /// Creates a workspace. `Conflict("workspace_code_key")` if its code is taken.
+    /// Creates a workspace. `Conflict(WorkspaceCode)` if its code is taken.
     async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
 
     /// Creates a user. `NotFound` if the workspace does not exist.
@@ -277,7 +320,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces message bodies in one transaction, each only if it still
     /// holds the body it was read with; returns how many were replaced.
-    /// `Conflict("message_sealed_key_check")` if a new body is sealed with
+    /// `Conflict(SealedKey)` if a new body is sealed with
     /// a key that is not registered or is retiring.
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError>;
 

@@ -20,11 +20,9 @@ use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::encryption::Encryption;
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
-
-/// The constraint the database names when a body is sealed with a key it
-/// does not accept (unregistered or retiring).
-const SEALED_KEY_CHECK: &str = "message_sealed_key_check";
+use crate::store::{
+    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
+};
 
 /// How the stored response of an idempotent reply that is encrypted
 /// begins: `tkdresp:v1:<ticket key>:<message key>:` and then the response
@@ -95,10 +93,10 @@ impl EncryptedStore {
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         match write()?.await {
-            Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+            Err(StoreError::Conflict(Constraint::SealedKey)) => {
                 self.encryption.reload(self.inner.as_ref()).await;
                 match write()?.await {
-                    Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+                    Err(StoreError::Conflict(Constraint::SealedKey)) => {
                         Err(StoreError::Unavailable(format!(
                             "the database refuses key {} for new encrypted messages (retired by \
                              a rotation): the encryption key file {} is out of date; copy it \
@@ -123,7 +121,7 @@ impl EncryptedStore {
         written: Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match written {
-            Err(StoreError::Conflict(constraint)) if constraint == SEALED_KEY_CHECK => {
+            Err(StoreError::Conflict(Constraint::SealedKey)) => {
                 self.encryption.reload(self.inner.as_ref()).await;
                 Err(StoreError::Unavailable(
                     "the encryption key changed during the write: retry it".into(),

@@ -38,7 +38,9 @@ use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
+use crate::store::{
+    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
+};
 
 pub use migrate::MIGRATIONS;
 
@@ -209,10 +211,12 @@ pub(crate) fn map_error(error: tokio_postgres::Error) -> StoreError {
     if let Some(db) = error.as_db_error() {
         let code = db.code();
         if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::CHECK_VIOLATION {
-            return StoreError::Conflict(db.constraint().unwrap_or_default().to_owned());
+            return StoreError::Conflict(Constraint::from_name(
+                db.constraint().unwrap_or_default(),
+            ));
         }
         if *code == SqlState::FOREIGN_KEY_VIOLATION {
-            return StoreError::Conflict("foreign_key".to_owned());
+            return StoreError::Conflict(Constraint::ForeignKey);
         }
         let class = code.code().get(..2).unwrap_or_default();
         // 08: connection exception; 53: insufficient resources; 57:

@@ -37,7 +37,9 @@ use crate::core::time::Timestamp;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::private_file;
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
-use crate::store::{KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written};
+use crate::store::{
+    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
+};
 
 pub use migrate::MIGRATIONS;
 
@@ -233,9 +235,9 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
     match &error {
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
         rusqlite::Error::SqliteFailure(failure, message) => match failure.code {
-            ErrorCode::ConstraintViolation => {
-                StoreError::Conflict(constraint_name(message.as_deref().unwrap_or_default()))
-            }
+            ErrorCode::ConstraintViolation => StoreError::Conflict(Constraint::from_name(
+                &constraint_name(message.as_deref().unwrap_or_default()),
+            )),
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
             | ErrorCode::CannotOpen

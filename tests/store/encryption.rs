@@ -11,6 +11,7 @@ use ticketd::core::server_secret::ServerSecret;
 use ticketd::core::text::MessageBody;
 use ticketd::core::ticket::TicketRef;
 use ticketd::core::time::Timestamp;
+use ticketd::store::Constraint;
 use ticketd::store::Written;
 use ticketd::store::{RegisteredKey, Reseal, Store, StoreError, StoredBody};
 
@@ -93,7 +94,7 @@ pub async fn sealed_bodies_need_a_registered_key_that_is_not_retiring(store: &Ar
     let unregistered = append(store, &jane, &thread, sealed(Some(&a), &thread, "x")).await;
     assert_eq!(
         unregistered,
-        Err(StoreError::Conflict("message_sealed_key_check".into()))
+        Err(StoreError::Conflict(Constraint::SealedKey))
     );
     store
         .register_encryption_keys(vec![registration(&a), registration(&b)], Timestamp::now())
@@ -117,10 +118,7 @@ pub async fn sealed_bodies_need_a_registered_key_that_is_not_retiring(store: &Ar
     expected.sort();
     assert_eq!(state, expected);
     let retiring = append(store, &jane, &thread, sealed(Some(&a), &thread, "late")).await;
-    assert_eq!(
-        retiring,
-        Err(StoreError::Conflict("message_sealed_key_check".into()))
-    );
+    assert_eq!(retiring, Err(StoreError::Conflict(Constraint::SealedKey)));
     append(store, &jane, &thread, sealed(Some(&b), &thread, "under b"))
         .await
         .unwrap();
@@ -246,10 +244,7 @@ pub async fn retiring_keys_are_deleted_only_once_nothing_is_sealed_with_them(
                 .into_string(),
         }])
         .await;
-    assert_eq!(
-        refused,
-        Err(StoreError::Conflict("message_sealed_key_check".into()))
-    );
+    assert_eq!(refused, Err(StoreError::Conflict(Constraint::SealedKey)));
 
     assert!(store.delete_encryption_key(a.id()).await.unwrap());
     assert_eq!(

@@ -18,6 +18,7 @@ use ticketd::core::ticket::{Priority, Ticket, TicketFilter, TicketRef, TicketSta
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::store::Constraint;
 use ticketd::store::Written;
 use ticketd::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 use ticketd::store::{Store, StoreError};
@@ -43,7 +44,7 @@ pub async fn workspace_codes_are_unique(store: &Arc<dyn Store>) {
         .await;
     assert_eq!(
         duplicate,
-        Err(StoreError::Conflict("workspace_code_key".into()))
+        Err(StoreError::Conflict(Constraint::WorkspaceCode))
     );
     let second = store
         .create_workspace(NewWorkspace {
@@ -1146,7 +1147,7 @@ pub async fn a_refused_import_batch_keeps_nothing(store: &Arc<dyn Store>) {
             Record::Ticket(dangling),
         ])
         .await;
-    assert_eq!(refused, Err(StoreError::Conflict("foreign_key".into())));
+    assert_eq!(refused, Err(StoreError::Conflict(Constraint::ForeignKey)));
     assert!(
         store.is_empty().await.unwrap(),
         "the refused batch left rows"
@@ -1163,7 +1164,12 @@ pub async fn a_refused_import_batch_keeps_nothing(store: &Arc<dyn Store>) {
         ])
         .await;
     // Both backends name the constraint the schema declares.
-    assert_eq!(twice, Err(StoreError::Conflict("workspace_pkey".into())));
+    assert_eq!(
+        twice,
+        Err(StoreError::Conflict(Constraint::from_name(
+            "workspace_pkey"
+        )))
+    );
     assert_eq!(export_all(store, RecordKind::Workspace, 10).await.len(), 1);
     assert_eq!(export_all(store, RecordKind::User, 10).await, []);
 }
