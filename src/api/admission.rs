@@ -38,7 +38,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::api::AppState;
 use crate::api::extract::UNREADABLE_BODY;
-use crate::api::problem::{ApiError, ErrorCode};
+use crate::api::refusal::{ErrorCode, Refusal};
 
 /// The bytes of request bodies that may be held in memory at once (read,
 /// being read, or waiting for a turn), counted in KiB.
@@ -79,8 +79,8 @@ impl BodyBudget {
 }
 
 /// The refusal of a request over its key's concurrency cap.
-pub fn over_key_concurrency(cap: usize) -> ApiError {
-    ApiError::new(ErrorCode::ConcurrencyLimitExceeded)
+pub fn over_key_concurrency(cap: usize) -> Refusal {
+    Refusal::new(ErrorCode::ConcurrencyLimitExceeded)
         .with_detail(format!(
             "This API key already has {cap} requests in progress, the most it may have at once. \
              Retry when one of them has been answered."
@@ -96,7 +96,7 @@ pub fn over_key_concurrency(cap: usize) -> ApiError {
 /// being a layer of its own, which would cost every request another boxed
 /// future.
 pub async fn run(state: &AppState, request: Request, next: Next) -> Response {
-    let shutting_down = || ApiError::unavailable("the server is shutting down").into_response();
+    let shutting_down = || Refusal::unavailable("the server is shutting down").into_response();
     let (request, _room) = if request.method() == Method::POST && !request.body().is_end_stream() {
         let Some(room) = state.body_budget.reserve(body_bytes(state, &request)).await else {
             return shutting_down();
@@ -142,18 +142,18 @@ async fn read_whole_body(state: &AppState, request: Request) -> Result<Request, 
         Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
         Ok(Err(error)) => {
             Err(if error.is::<LengthLimitError>() {
-                ApiError::new(ErrorCode::PayloadTooLarge).into_response()
+                Refusal::new(ErrorCode::PayloadTooLarge).into_response()
             } else {
                 // The client went away or sent a broken chunked body.
                 tracing::debug!(%error, "a request body could not be read");
-                ApiError::new(ErrorCode::MalformedJson)
+                Refusal::new(ErrorCode::MalformedJson)
                     .with_detail(UNREADABLE_BODY)
                     .into_response()
             })
         }
         Err(_) => {
             let seconds = state.settings.body_read_timeout.as_secs();
-            let mut response = ApiError::new(ErrorCode::RequestBodyTimeout)
+            let mut response = Refusal::new(ErrorCode::RequestBodyTimeout)
                 .with_detail(format!(
                     "The request body did not arrive within {seconds} s; send it faster, or \
                      ask the operator to raise body_read_timeout_secs."

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
 use crate::api::admission::{self, over_key_concurrency};
-use crate::api::problem::{ApiError, ErrorCode};
+use crate::api::refusal::{ErrorCode, Refusal};
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
@@ -69,13 +69,13 @@ pub async fn authenticate(
         Ok(decision) => decision,
         // Refuse rather than let the key through unlimited: an unreachable
         // shared limiter must not switch the limit off on every node.
-        Err(error) => return ApiError::unavailable(error.to_string()).into_response(),
+        Err(error) => return Refusal::unavailable(error.to_string()).into_response(),
     };
     let mut response = if !decision.allowed {
         let retry_after = decision
             .retry_after
             .map_or(1, |wait| ceil_secs(wait).max(1));
-        ApiError::new(ErrorCode::RateLimitExceeded)
+        Refusal::new(ErrorCode::RateLimitExceeded)
             .with_retry_after(retry_after)
             .into_response()
     } else if let Some(_place) = state.key_concurrency.take(key_id) {
@@ -99,17 +99,17 @@ pub async fn authenticate(
 enum Failure {
     /// The credentials are missing or wrong: a 401, counted against the
     /// client's address.
-    Unauthorized(ApiError),
+    Unauthorized(Refusal),
     /// No decision could be made, or the address may not try now: answered
     /// as it is, not counted.
-    Refused(ApiError),
+    Refused(Refusal),
 }
 
 async fn resolve_principal(
     state: &AppState,
     headers: &HeaderMap,
     address: Option<AddressGroup>,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, Refusal> {
     let failure = match verify(state, headers, address).await {
         Ok(principal) => return Ok(principal),
         Err(Failure::Refused(error)) => return Err(error),
@@ -131,8 +131,8 @@ async fn resolve_principal(
     }
 }
 
-fn too_many_failures(wait: Duration) -> ApiError {
-    ApiError::new(ErrorCode::AuthRateLimitExceeded).with_retry_after(ceil_secs(wait).max(1))
+fn too_many_failures(wait: Duration) -> Refusal {
+    Refusal::new(ErrorCode::AuthRateLimitExceeded).with_retry_after(ceil_secs(wait).max(1))
 }
 
 async fn verify(
@@ -141,7 +141,7 @@ async fn verify(
     address: Option<AddressGroup>,
 ) -> Result<Principal, Failure> {
     let unauthorized = |detail: &str| {
-        Failure::Unauthorized(ApiError::new(ErrorCode::Unauthorized).with_detail(detail))
+        Failure::Unauthorized(Refusal::new(ErrorCode::Unauthorized).with_detail(detail))
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(
@@ -197,7 +197,7 @@ async fn verify(
 async fn read_credentials(
     state: &AppState,
     key: KeyId,
-) -> Result<Option<Arc<KeyCredentials>>, ApiError> {
+) -> Result<Option<Arc<KeyCredentials>>, Refusal> {
     let read_at = Instant::now();
     match state.store.find_key_credentials(key).await {
         Ok(Some(credentials)) => {
@@ -208,8 +208,8 @@ async fn read_credentials(
             Ok(Some(credentials))
         }
         Ok(None) => Ok(None),
-        Err(StoreError::Unavailable(cause)) => Err(ApiError::unavailable(cause)),
-        Err(error) => Err(ApiError::internal(error.to_string())),
+        Err(StoreError::Unavailable(cause)) => Err(Refusal::unavailable(cause)),
+        Err(error) => Err(Refusal::internal(error.to_string())),
     }
 }
 
@@ -254,16 +254,16 @@ pub struct Authed<S> {
 }
 
 impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authed<S> {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Refusal> {
         let principal = parts
             .extensions
             .get::<Principal>()
             .cloned()
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized))?;
+            .ok_or_else(|| Refusal::new(ErrorCode::Unauthorized))?;
         if !principal.scopes.contains(S::SCOPE) {
-            return Err(ApiError::new(ErrorCode::Forbidden).with_detail(format!(
+            return Err(Refusal::new(ErrorCode::Forbidden).with_detail(format!(
                 "This API key lacks the `{}` scope this endpoint requires.",
                 S::SCOPE.as_str()
             )));

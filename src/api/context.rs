@@ -1,6 +1,6 @@
 //! The outermost middleware: gives each request its id and one log line,
 //! admits it to the router ([`crate::api::admit`]: body size, concurrency,
-//! timeout), and turns pending problems into finished documents.
+//! timeout), and has refusals rendered by their route group's renderer.
 //!
 //! The log line is written once the response is ready and carries everything
 //! about the request (id, method, matched route, status, latency, API key,
@@ -15,18 +15,18 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::AppState;
-use crate::api::problem::{MAX_INSTANCE_BYTES, PendingProblem, Problem, bounded};
+use crate::api::problem::Rfc9457;
+use crate::api::refusal::{PendingRefusal, RefusalRenderer, Renderer, RequestFacts};
 use crate::core::id::{KeyId, RequestId};
 use crate::core::time::Timestamp;
+
+pub use crate::api::problem::{PROBLEM_CONTENT_TYPE, problem_type_uri};
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Media type of problem documents.
-pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
-
-/// Assigns the request id, admits the request, finishes any problem
-/// document, and logs one line when the response is ready.
+/// Assigns the request id, admits the request, finishes any refusal with
+/// its route group's renderer, and logs one line when the response is ready.
 pub async fn track_request(
     State(state): State<AppState>,
     mut request: Request,
@@ -43,20 +43,12 @@ pub async fn track_request(
     let mut response = crate::api::admit(&state, request, next).await;
 
     let key_id = response.extensions().get::<KeyId>().copied();
-    let cause = response
-        .extensions_mut()
-        .remove::<PendingProblem>()
-        .and_then(|mut pending| {
-            let cause = pending.cause.take();
-            finish_problem(
-                &mut response,
-                pending,
-                &state.settings.public_url,
-                uri.path(),
-                request_id,
-            );
-            cause
-        });
+    let cause = finish_refusal(
+        &mut response,
+        &state.settings.public_url,
+        uri.path(),
+        request_id,
+    );
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -76,41 +68,37 @@ pub async fn track_request(
     response
 }
 
-/// The URI of the page that explains `code`.
-pub fn problem_type_uri(public_url: &str, code: &str) -> String {
-    format!("{}/errors/{code}", public_url.trim_end_matches('/'))
-}
-
-fn finish_problem(
+/// Finishes a refused response: takes its [`PendingRefusal`] out, has the
+/// renderer its route group selected ([`crate::api::refusal::select_renderer`];
+/// [`Rfc9457`] if none) write the body and `Content-Type`, and returns the
+/// refusal's cause for the log line. Leaves other responses alone.
+pub fn finish_refusal(
     response: &mut Response,
-    pending: PendingProblem,
     public_url: &str,
     path: &str,
     request_id: RequestId,
-) {
-    let status = response.status();
-    // The path is the client's, up to the request head's limit in length.
-    let instance = bounded(MAX_INSTANCE_BYTES, format_args!("{path}"));
-    let problem = Problem {
-        type_uri: problem_type_uri(public_url, pending.code.as_str()),
-        title: pending.code.title().to_owned(),
-        status: status.as_u16(),
-        detail: pending.detail,
-        code: pending.code.as_str().to_owned(),
-        instance,
-        request_id: request_id.to_string(),
-        timestamp: Timestamp::now().to_string(),
-        errors: pending.errors,
+) -> Option<String> {
+    let mut refusal = response.extensions_mut().remove::<PendingRefusal>()?;
+    let selected = response.extensions_mut().remove::<Renderer>();
+    let renderer: &dyn RefusalRenderer = match &selected {
+        Some(selected) => selected.get(),
+        None => &Rfc9457,
     };
-    // Serialising a struct of strings cannot fail; fall back to an empty
-    // object rather than panic if it ever did.
-    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+    let cause = refusal.cause.take();
+    let facts = RequestFacts {
+        public_url,
+        path,
+        request_id,
+        now: Timestamp::now(),
+        status: response.status(),
+    };
+    let (content_type, body) = renderer.render(refusal, &facts);
     *response.body_mut() = Body::from(body);
     response.headers_mut().remove(header::CONTENT_LENGTH);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    cause
 }
 
 #[cfg(test)]
@@ -121,6 +109,20 @@ mod tests {
 
     use super::*;
     use crate::api::problem::ApiError;
+    use crate::api::problem::MAX_INSTANCE_BYTES;
+    use crate::api::refusal::PendingRefusal as PendingProblem;
+
+    /// The finish step with the default renderer, as the tests below call it.
+    fn finish_problem(
+        response: &mut Response,
+        pending: PendingProblem,
+        public_url: &str,
+        path: &str,
+        request_id: RequestId,
+    ) {
+        response.extensions_mut().insert(pending);
+        finish_refusal(response, public_url, path, request_id);
+    }
 
     #[tokio::test]
     async fn internal_errors_render_the_seed_problem_without_their_cause() {
@@ -264,5 +266,125 @@ mod tests {
             .await
             .expect("a body");
         assert!(bytes.len() <= MAX_PROBLEM_BYTES, "{} bytes", bytes.len());
+    }
+    /// A profile's envelope, as a second renderer.
+    struct Toy;
+
+    impl RefusalRenderer for Toy {
+        fn render(
+            &self,
+            refusal: PendingRefusal,
+            facts: &RequestFacts<'_>,
+        ) -> (HeaderValue, Vec<u8>) {
+            let body = serde_json::json!({
+                "error": refusal.code.as_str(),
+                "message": refusal.detail,
+                "path": facts.path,
+            });
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            (HeaderValue::from_static("application/vnd.toy+json"), body)
+        }
+    }
+
+    #[tokio::test]
+    async fn each_route_group_renders_the_same_refusal_its_own_way() {
+        use std::sync::{Arc, Mutex};
+
+        use axum::Router;
+        use axum::middleware::{from_fn, map_response_with_state};
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        use crate::api::refusal::{Renderer, select_renderer};
+        use crate::core::lifecycle::LifecycleError;
+        use crate::store::StoreError;
+
+        async fn closed() -> ApiError {
+            ApiError::from(StoreError::Lifecycle(LifecycleError::TicketClosed))
+        }
+        async fn broken() -> ApiError {
+            ApiError::internal("disk on fire")
+        }
+        let causes = Arc::new(Mutex::new(Vec::new()));
+        let logged = Arc::clone(&causes);
+        let canonical = Router::new()
+            .route("/api/v2/closed", get(closed))
+            .route("/api/v2/broken", get(broken));
+        let toy = Router::new()
+            .route("/toy/closed", get(closed))
+            .route("/toy/broken", get(broken))
+            .route_layer(map_response_with_state(Renderer::new(Toy), select_renderer));
+        let app = canonical
+            .merge(toy)
+            .layer(from_fn(move |request: Request, next: Next| {
+                let logged = Arc::clone(&logged);
+                async move {
+                    let path = request.uri().path().to_owned();
+                    let mut response = next.run(request).await;
+                    let cause = finish_refusal(
+                        &mut response,
+                        "https://t.example",
+                        &path,
+                        RequestId::generate(),
+                    );
+                    logged.lock().expect("not poisoned").push(cause);
+                    response
+                }
+            }));
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let request = Request::get(path).body(Body::empty()).expect("a request");
+                let response = app.oneshot(request).await.expect("a response");
+                let status = response.status();
+                let content_type = response.headers()[header::CONTENT_TYPE].clone();
+                let bytes = to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .expect("a body");
+                let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+                (status, content_type, body)
+            }
+        };
+
+        let (status, content_type, problem) = call("/api/v2/closed").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, PROBLEM_CONTENT_TYPE);
+        assert_eq!(problem["code"], "ticket_closed");
+        assert_eq!(
+            problem["detail"],
+            "This ticket is closed. Closed tickets must be reopened first: \
+             POST /api/v2/support/tickets/{id}/actions/reopen, then retry."
+        );
+        let (status, content_type, toy) = call("/toy/closed").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, "application/vnd.toy+json");
+        assert_eq!(
+            toy,
+            serde_json::json!({
+                "error": "ticket_closed",
+                "message": "Closed tickets must be reopened first.",
+                "path": "/toy/closed",
+            })
+        );
+
+        let (status, _, problem) = call("/api/v2/broken").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem["title"], "Internal server error");
+        let (status, _, toy) = call("/toy/broken").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(toy["error"], "internal_error");
+        assert!(!toy.to_string().contains("disk on fire"), "{toy}");
+
+        // Both renderings leave the cause to the log line, and only to it.
+        let causes = causes.lock().expect("not poisoned").clone();
+        assert_eq!(
+            causes,
+            [
+                None,
+                None,
+                Some("disk on fire".to_owned()),
+                Some("disk on fire".to_owned())
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
 use crate::api::extract::PathParams;
-use crate::api::problem::{ApiError, ErrorCode, Problem};
+use crate::api::problem::{ApiError, ErrorCode, Problem, explanation, title};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -32,10 +32,10 @@ pub async fn error_page(params: PathParams) -> Result<Response, ApiError> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} ({code}) - ticketd</title></head>\n\
          <body><h1>{title}</h1>\n<p>HTTP status <strong>{status}</strong>, code <code>{code}</code>.</p>\n\
          <p>{explanation}</p>\n<p>Clients should branch on the problem's <code>code</code> member, not on its <code>detail</code>.</p></body></html>\n",
-        title = escape(code.title()),
+        title = escape(title(code)),
         code = code.as_str(),
         status = code.status().as_u16(),
-        explanation = escape(code.explanation()),
+        explanation = escape(explanation(code)),
     );
     let mut response = Response::new(Body::from(html));
     response.headers_mut().insert(

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::fields::{choose, field_error, not_one_of, unknown_members};
 use crate::api::percent::{self, Plus};
-use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError, FieldErrors, quoted};
+use crate::api::refusal::{ErrorCode, FieldCode, FieldError, FieldErrors, Refusal, quoted};
 use crate::api::utf8;
 use crate::core::page::{Cursor, PageSize};
 use crate::core::ticket::TicketRef;
@@ -20,16 +20,16 @@ use crate::core::ticket::TicketRef;
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
         let is_json = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(is_json_media_type);
         if !is_json {
-            return Err(ApiError::new(ErrorCode::UnsupportedMediaType));
+            return Err(Refusal::new(ErrorCode::UnsupportedMediaType));
         }
         let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(JsonBody)
@@ -40,9 +40,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 pub struct EmptyBody;
 
 impl<S: Send + Sync> FromRequest<S> for EmptyBody {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
         let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(EmptyBody);
@@ -52,9 +52,9 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
             Value::Object(members) => {
                 let mut errors = FieldErrors::new();
                 unknown_members(&members, &mut errors);
-                Err(ApiError::invalid(errors))
+                Err(Refusal::invalid(errors))
             }
-            _ => Err(ApiError::invalid(FieldError {
+            _ => Err(Refusal::invalid(FieldError {
                 pointer: String::new(),
                 detail: "This endpoint takes no body, or an empty JSON object.".into(),
                 code: FieldCode::InvalidType,
@@ -84,16 +84,16 @@ pub(crate) const UNREADABLE_BODY: &str = "The request body could not be read: th
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, Refusal> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| match rejection {
             BytesRejection::FailedToBufferBody(failure) if is_length_limit(&failure) => {
-                ApiError::new(ErrorCode::PayloadTooLarge)
+                Refusal::new(ErrorCode::PayloadTooLarge)
             }
             other => {
                 tracing::debug!(error = %other, "a request body could not be read");
-                ApiError::new(ErrorCode::MalformedJson).with_detail(UNREADABLE_BODY)
+                Refusal::new(ErrorCode::MalformedJson).with_detail(UNREADABLE_BODY)
             }
         })
 }
@@ -105,10 +105,10 @@ fn is_length_limit(failure: &axum::extract::rejection::FailedToBufferBody) -> bo
     )
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+fn parse_json(bytes: &[u8]) -> Result<Value, Refusal> {
     let text = utf8::check(bytes).map_err(|invalid| {
         let detail = format!("The request body is not valid UTF-8: {invalid}.");
-        ApiError::new(ErrorCode::MalformedJson)
+        Refusal::new(ErrorCode::MalformedJson)
             .with_detail(detail.clone())
             .with_errors(vec![FieldError {
                 pointer: invalid.pointer,
@@ -122,7 +122,7 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
         } else {
             format!("The request body is not valid JSON: {error}.")
         };
-        ApiError::new(ErrorCode::MalformedJson).with_detail(detail)
+        Refusal::new(ErrorCode::MalformedJson).with_detail(detail)
     })
 }
 
@@ -132,13 +132,13 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 pub struct PathParams(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathParams {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refusal> {
         let route = parts
             .extensions
             .get::<MatchedPath>()
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
+            .ok_or_else(|| Refusal::new(ErrorCode::NotFound))?;
         // Every parameter of this API's routes is one whole segment, so the
         // route's segments and the path's line up one for one.
         let mut params = Vec::new();
@@ -180,8 +180,8 @@ impl PathParams {
 }
 
 /// The 400 for parts of the URL that are not valid percent-encoded UTF-8.
-fn url_encoding_error(errors: FieldErrors) -> ApiError {
-    ApiError::invalid(errors).with_detail("The request URL is not valid percent-encoded UTF-8.")
+fn url_encoding_error(errors: FieldErrors) -> Refusal {
+    Refusal::invalid(errors).with_detail("The request URL is not valid percent-encoded UTF-8.")
 }
 
 /// The `{id}` path segment naming a ticket. Anything that decodes but cannot
@@ -190,13 +190,13 @@ fn url_encoding_error(errors: FieldErrors) -> ApiError {
 pub struct TicketPath(pub TicketRef);
 
 impl<S: Send + Sync> FromRequestParts<S> for TicketPath {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
         let params = PathParams::from_request_parts(parts, state).await?;
         TicketRef::parse(params.get("id"))
             .map(TicketPath)
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound))
+            .ok_or_else(|| Refusal::new(ErrorCode::NotFound))
     }
 }
 
@@ -207,9 +207,9 @@ pub struct QueryParams {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refusal> {
         let query = parts.uri.query().unwrap_or_default();
         let mut pairs = Vec::new();
         let mut errors = FieldErrors::new();
@@ -334,7 +334,7 @@ impl QueryParams {
 
     /// Fails with the errors found, including parameters nobody took (in
     /// sorted order, each once).
-    pub fn finish(mut self) -> Result<(), ApiError> {
+    pub fn finish(mut self) -> Result<(), Refusal> {
         // The names are the query string's, already in memory; sorting them
         // costs what reading them did. Only the errors listed are built.
         let mut unknown: Vec<String> = self.pairs.drain(..).map(|(key, _)| key).collect();
@@ -354,7 +354,7 @@ impl QueryParams {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(self.errors))
+            Err(Refusal::invalid(self.errors))
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 
 use serde_json::{Map, Value};
 
-use crate::api::problem::{
+use crate::api::refusal::{
     BoundedText, FieldCode, FieldError, FieldErrors, MAX_POINTER_BYTES, quoted,
 };
 use crate::core::text::TextError;

@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
 use crate::api::extract::read_body;
-use crate::api::problem::{ApiError, ErrorCode};
+use crate::api::refusal::{ErrorCode, Refusal};
 use crate::api::respond;
 use crate::core::access::{Principal, Scope};
 use crate::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey, KeyError};
@@ -116,9 +116,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         Ok(ClaimOutcome::Replay(stored)) => return replay(stored),
         Ok(ClaimOutcome::InProgress) => return in_progress().into_response(),
         Ok(ClaimOutcome::Mismatch) => {
-            return ApiError::new(ErrorCode::IdempotencyKeyReused).into_response();
+            return Refusal::new(ErrorCode::IdempotencyKeyReused).into_response();
         }
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(error) => return Refusal::from(error).into_response(),
     };
     let mut request = Request::from_parts(parts, body.into());
     request.extensions_mut().insert(Claimed {
@@ -190,10 +190,10 @@ async fn release(store: &dyn Store, claim: &Claim) {
 }
 
 /// The request's one `Idempotency-Key`, parsed.
-fn key_of(request: &Request) -> Result<IdempotencyKey, ApiError> {
+fn key_of(request: &Request) -> Result<IdempotencyKey, Refusal> {
     let mut values = request.headers().get_all(IDEMPOTENCY_KEY).iter();
     let invalid =
-        |detail: String| ApiError::new(ErrorCode::IdempotencyKeyInvalid).with_detail(detail);
+        |detail: String| Refusal::new(ErrorCode::IdempotencyKeyInvalid).with_detail(detail);
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(invalid(
             "Send one Idempotency-Key header, not several.".to_owned(),
@@ -214,8 +214,8 @@ fn capitalised(error: KeyError) -> String {
     }
 }
 
-fn in_progress() -> ApiError {
-    ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(RETRY_AFTER_SECS)
+fn in_progress() -> Refusal {
+    Refusal::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(RETRY_AFTER_SECS)
 }
 
 fn later(now: Timestamp, after: Duration) -> Timestamp {
@@ -271,7 +271,7 @@ impl Keyed {
 ///
 /// # Errors
 /// As [`respond::from_stored`].
-pub fn completed(stored: StoredResponse) -> Result<Response, ApiError> {
+pub fn completed(stored: StoredResponse) -> Result<Response, Refusal> {
     let mut response = respond::from_stored(stored)?;
     response.extensions_mut().insert(Completed);
     Ok(response)

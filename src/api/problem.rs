@@ -1,53 +1,26 @@
-//! Errors as RFC 9457 problem details (`application/problem+json`).
+//! The canonical API's refusals: RFC 9457 problem details
+//! (`application/problem+json`).
 //!
-//! Handlers, extractors and middleware return [`ApiError`]. Rendering the
-//! final document needs the request id and path, which only the outermost
-//! middleware knows, so an `ApiError` becomes a response carrying a
-//! [`PendingProblem`] extension; [`crate::api::context`] finishes it.
-//!
-//! Whatever the request, a problem document stays small: `errors[]` is a
-//! [`FieldErrors`], which stops listing entries at [`MAX_FIELD_ERRORS`] or
-//! [`MAX_FIELD_ERRORS_BYTES`] and ends with one `too_many_errors` entry
-//! counting the rest, and text taken from the request is cut short as it is
-//! built ([`BoundedText`], [`quoted`]), never built whole and truncated.
+//! Handlers return [`ApiError`], the protocol-neutral
+//! [`crate::api::refusal::Refusal`]; [`Rfc9457`] is the renderer that turns
+//! one into a problem document, for the `/api/v2` routes and every route
+//! whose group selects no other renderer. What is canonical lives here:
+//! each code's title, the `type` URI and its error page's explanation, and
+//! the wording that quotes canonical paths.
 
-use std::fmt;
-
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::core::lifecycle::LifecycleError;
-use crate::store::StoreError;
+pub use crate::api::refusal::{
+    BoundedText, ErrorCode, FieldCode, FieldError, FieldErrors, MAX_DETAIL_BYTES, MAX_FIELD_ERRORS,
+    MAX_FIELD_ERRORS_BYTES, MAX_POINTER_BYTES, MAX_QUOTED_BYTES, PendingRefusal, Quoted, Refusal,
+    RefusalRenderer, RequestFacts, TRUNCATION_MARKER, bounded, quoted, truncate,
+};
 
-/// The most entries a problem's `errors[]` holds, the final
-/// `too_many_errors` entry included: past it, the first 99 errors found are
-/// listed and the 100th entry says how many more there are. A client fixing
-/// a form needs far fewer; a request with 87,000 unknown members gets 100.
-pub const MAX_FIELD_ERRORS: usize = 100;
-
-/// The most bytes the entries of `errors[]` take as sent (JSON, escapes
-/// included), the final `too_many_errors` entry aside. 100 entries about
-/// short member names fit (about 9 KiB); long ones stop the list sooner,
-/// so that a problem document stays under [`MAX_PROBLEM_BYTES`].
-pub const MAX_FIELD_ERRORS_BYTES: usize = 12 * 1024;
-
-/// The most bytes of an entry's `pointer` as sent (JSON-escaped). The API's
-/// own members are a few dozen bytes deep at most; a longer pointer can
-/// only come from a body nobody would send on purpose, and is cut short
-/// with [`TRUNCATION_MARKER`] (so it no longer resolves).
-pub const MAX_POINTER_BYTES: usize = 256;
-
-/// The most bytes of text from the request (a member or parameter name)
-/// that a `detail` quotes, as sent; longer text is cut short with
-/// [`TRUNCATION_MARKER`]. Every name this API takes is under 20 bytes.
-pub const MAX_QUOTED_BYTES: usize = 128;
-
-/// The most bytes of a `detail`, the problem's or an entry's, as sent. The
-/// longest one ticketd writes, invalid UTF-8 with its pointer, takes about
-/// 400.
-pub const MAX_DETAIL_BYTES: usize = 512;
+/// Everything a canonical handler can fail with: a [`Refusal`], under the
+/// name the handlers know.
+pub type ApiError = Refusal;
 
 /// The most bytes of `instance` (the request path) as sent. This API's
 /// paths take at most about 100.
@@ -59,600 +32,89 @@ pub const MAX_INSTANCE_BYTES: usize = 512;
 /// up to under 15 KiB with it.
 pub const MAX_PROBLEM_BYTES: usize = 16 * 1024;
 
-/// What ends text that was cut short: `…` (U+2026), three bytes.
-pub const TRUNCATION_MARKER: &str = "\u{2026}";
-
-/// How many bytes `c` takes inside a JSON string as sent: serde_json's
-/// escapes take two bytes for a quote, a backslash and the control
-/// characters with a short escape (`\n`), six for the other control
-/// characters (`\u0001`); everything else takes its UTF-8 bytes.
-fn escaped_len(c: char) -> usize {
-    match c {
-        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
-        '\0'..='\u{1f}' => 6,
-        _ => c.len_utf8(),
-    }
-}
-
-/// How many bytes `text` takes inside a JSON string as sent.
-fn json_len(text: &str) -> usize {
-    text.chars().map(escaped_len).sum()
-}
-
-/// The byte length of the longest prefix of `text` (ending on a character
-/// boundary) that takes at most `max` bytes as sent, and whether that is
-/// all of `text`. Looks at no more of `text` than it needs.
-fn fitting_prefix(text: &str, max: usize) -> (usize, bool) {
-    let mut sent = 0;
-    for (at, c) in text.char_indices() {
-        sent += escaped_len(c);
-        if sent > max {
-            return (at, false);
-        }
-    }
-    (text.len(), true)
-}
-
-/// Where to cut `text` so that it and [`TRUNCATION_MARKER`] take at most
-/// `max` bytes as sent; `None` if all of it fits.
-fn cut_point(text: &str, max: usize) -> Option<usize> {
-    let (_, whole) = fitting_prefix(text, max);
-    (!whole).then(|| fitting_prefix(text, max.saturating_sub(TRUNCATION_MARKER.len())).0)
-}
-
-/// Cuts `text` on a character boundary so that it takes at most `max`
-/// bytes as sent in a JSON string, ending in [`TRUNCATION_MARKER`] if
-/// anything was cut. Costs at most `max` characters of work, however long
-/// `text` is.
-pub fn truncate(text: &mut String, max: usize) {
-    if let Some(keep) = cut_point(text, max) {
-        text.truncate(keep);
-        text.push_str(TRUNCATION_MARKER);
-    }
-}
-
-/// Text built piece by piece (with `write!` or [`BoundedText::push_str`])
-/// that takes at most a number of bytes as sent in a JSON string: once a
-/// piece passes the limit, the text is cut on a character boundary, ends
-/// in [`TRUNCATION_MARKER`], and everything written after is dropped
-/// unread. So quoting a megabyte costs as much as quoting the limit.
-#[derive(Debug, Clone)]
-pub struct BoundedText {
-    text: String,
-    max: usize,
-    /// The bytes `text` takes as sent.
-    sent: usize,
-    /// The length of the longest prefix of `text` that leaves room for the
-    /// marker.
-    keep: usize,
-    full: bool,
-}
-
-impl BoundedText {
-    /// Empty text that will take at most `max` bytes as sent.
-    pub fn new(max: usize) -> Self {
-        Self {
-            text: String::new(),
-            max,
-            sent: 0,
-            keep: 0,
-            full: false,
-        }
-    }
-
-    /// Appends as much of `piece` as fits.
-    pub fn push_str(&mut self, piece: &str) {
-        if self.full {
-            return;
-        }
-        let room = self.max.saturating_sub(TRUNCATION_MARKER.len());
-        for c in piece.chars() {
-            let len = escaped_len(c);
-            if self.sent + len > self.max {
-                self.text.truncate(self.keep);
-                self.text.push_str(TRUNCATION_MARKER);
-                self.full = true;
-                return;
-            }
-            self.text.push(c);
-            self.sent += len;
-            if self.sent <= room {
-                self.keep = self.text.len();
-            }
-        }
-    }
-
-    /// Whether the text was cut short: nothing more is taken.
-    pub fn is_full(&self) -> bool {
-        self.full
-    }
-
-    /// The text.
-    pub fn into_string(self) -> String {
-        self.text
-    }
-}
-
-impl fmt::Write for BoundedText {
-    fn write_str(&mut self, piece: &str) -> fmt::Result {
-        self.push_str(piece);
-        Ok(())
-    }
-}
-
-/// Formats `args` into text of at most `max` bytes as sent, cut short as
-/// it is built: `bounded(MAX_DETAIL_BYTES, format_args!(...))`.
-pub fn bounded(max: usize, args: fmt::Arguments<'_>) -> String {
-    let mut text = BoundedText::new(max);
-    // Writing to a BoundedText never fails.
-    let _ = fmt::Write::write_fmt(&mut text, args);
-    text.into_string()
-}
-
-/// Text from the request, for quoting in a detail: displays at most
-/// [`MAX_QUOTED_BYTES`] bytes of it (as sent), ending in
-/// [`TRUNCATION_MARKER`] if it was longer.
-pub fn quoted(text: &str) -> Quoted<'_> {
-    Quoted(text)
-}
-
-/// See [`quoted`].
-#[derive(Debug, Clone, Copy)]
-pub struct Quoted<'a>(&'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match cut_point(self.0, MAX_QUOTED_BYTES) {
-            None => f.write_str(self.0),
-            Some(keep) => {
-                f.write_str(&self.0[..keep])?;
-                f.write_str(TRUNCATION_MARKER)
-            }
+/// A short human title for `code`: the problem's `title`.
+pub fn title(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidRequest => "Invalid request",
+        ErrorCode::MalformedJson => "Malformed JSON",
+        ErrorCode::TicketClosed => "Ticket closed",
+        ErrorCode::Unauthorized => "Unauthorized",
+        ErrorCode::Forbidden => "Forbidden",
+        ErrorCode::NotFound => "Not found",
+        ErrorCode::MethodNotAllowed => "Method not allowed",
+        ErrorCode::PayloadTooLarge => "Payload too large",
+        ErrorCode::UnsupportedMediaType => "Unsupported media type",
+        ErrorCode::RateLimitExceeded => "Too many requests",
+        ErrorCode::ConcurrencyLimitExceeded => "Too many concurrent requests",
+        ErrorCode::AuthRateLimitExceeded => "Too many failed authentications",
+        ErrorCode::RequestBodyTimeout => "Request body timeout",
+        ErrorCode::InternalError => "Internal server error",
+        ErrorCode::ServiceUnavailable => "Service unavailable",
+        ErrorCode::RequestTimeout => "Request timeout",
+        ErrorCode::IdempotencyKeyInvalid => "Invalid Idempotency-Key",
+        ErrorCode::IdempotencyKeyReused => "Idempotency-Key is already used",
+        ErrorCode::IdempotencyRequestInProgress => {
+            "A request is outstanding for this Idempotency-Key"
         }
     }
 }
 
-/// The stable, machine-readable error codes of the canonical API. Clients
-/// branch on these; titles and details are for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The request failed validation; `errors[]` says where.
-    InvalidRequest,
-    /// The body is not well-formed JSON.
-    MalformedJson,
-    /// A reply or staff action on a closed ticket.
-    TicketClosed,
-    /// No, malformed, unknown or revoked credentials.
-    Unauthorized,
-    /// The key lacks a scope, or the user's role may not do this.
-    Forbidden,
-    /// No such resource, or not visible to the caller.
-    NotFound,
-    /// The path exists but not with this method.
-    MethodNotAllowed,
-    /// The body is larger than the configured limit.
-    PayloadTooLarge,
-    /// The body is not `application/json`.
-    UnsupportedMediaType,
-    /// Too many requests for this key.
-    RateLimitExceeded,
-    /// This key already has as many requests in progress as it may.
-    ConcurrencyLimitExceeded,
-    /// Too many failed authentications from this client address.
-    AuthRateLimitExceeded,
-    /// The request body did not arrive in time.
-    RequestBodyTimeout,
-    /// A bug or an unexpected failure; details are in the server log.
-    InternalError,
-    /// The database is unreachable or the server is shutting down.
-    ServiceUnavailable,
-    /// The request took longer than the configured timeout.
-    RequestTimeout,
-    /// The `Idempotency-Key` header is not a valid key.
-    IdempotencyKeyInvalid,
-    /// The `Idempotency-Key` was already used with a different request.
-    IdempotencyKeyReused,
-    /// A request with this `Idempotency-Key` is still being processed.
-    IdempotencyRequestInProgress,
-}
-
-impl ErrorCode {
-    /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 19] = [
-        ErrorCode::InvalidRequest,
-        ErrorCode::MalformedJson,
-        ErrorCode::TicketClosed,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::RateLimitExceeded,
-        ErrorCode::ConcurrencyLimitExceeded,
-        ErrorCode::AuthRateLimitExceeded,
-        ErrorCode::RequestBodyTimeout,
-        ErrorCode::InternalError,
-        ErrorCode::ServiceUnavailable,
-        ErrorCode::RequestTimeout,
-        ErrorCode::IdempotencyKeyInvalid,
-        ErrorCode::IdempotencyKeyReused,
-        ErrorCode::IdempotencyRequestInProgress,
-    ];
-
-    /// The code as sent in `code` and in the `type` URI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::MalformedJson => "malformed_json",
-            ErrorCode::TicketClosed => "ticket_closed",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
-            ErrorCode::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
-            ErrorCode::AuthRateLimitExceeded => "auth_rate_limit_exceeded",
-            ErrorCode::RequestBodyTimeout => "request_body_timeout",
-            ErrorCode::InternalError => "internal_error",
-            ErrorCode::ServiceUnavailable => "service_unavailable",
-            ErrorCode::RequestTimeout => "request_timeout",
-            ErrorCode::IdempotencyKeyInvalid => "idempotency_key_invalid",
-            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
-            ErrorCode::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+/// What `code` means and what a client should do, for its error page.
+pub fn explanation(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidRequest => {
+            "One or more fields or query parameters are missing, of the wrong type, out of range or not recognised. Each entry of errors[] names the field (a JSON pointer), what is wrong with it, and a field code: missing_required, invalid_type, too_short, too_long, invalid_value, unknown_field or invalid_encoding (a query or path parameter that is not valid percent-encoded UTF-8). errors[] holds at most 100 entries: when more errors were found, the last entry has the code too_many_errors and says how many more there are. Fix the request; retrying it unchanged will fail again."
         }
-    }
-
-    /// Parses a code.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|code| code.as_str() == text)
-    }
-
-    /// The HTTP status that goes with the code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidRequest
-            | ErrorCode::MalformedJson
-            | ErrorCode::TicketClosed
-            | ErrorCode::IdempotencyKeyInvalid => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::RateLimitExceeded
-            | ErrorCode::ConcurrencyLimitExceeded
-            | ErrorCode::AuthRateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::ServiceUnavailable | ErrorCode::RequestTimeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::IdempotencyRequestInProgress => StatusCode::CONFLICT,
+        ErrorCode::MalformedJson => {
+            "The body could not be read whole, could not be parsed as JSON, or is not UTF-8. The detail says where parsing stopped. For invalid UTF-8, the detail gives the byte offset of the first invalid byte and errors[] holds one entry (code invalid_encoding) whose pointer names the member or element where it is (an empty pointer: the body itself)."
         }
-    }
-
-    /// A short human title.
-    pub fn title(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "Invalid request",
-            ErrorCode::MalformedJson => "Malformed JSON",
-            ErrorCode::TicketClosed => "Ticket closed",
-            ErrorCode::Unauthorized => "Unauthorized",
-            ErrorCode::Forbidden => "Forbidden",
-            ErrorCode::NotFound => "Not found",
-            ErrorCode::MethodNotAllowed => "Method not allowed",
-            ErrorCode::PayloadTooLarge => "Payload too large",
-            ErrorCode::UnsupportedMediaType => "Unsupported media type",
-            ErrorCode::RateLimitExceeded => "Too many requests",
-            ErrorCode::ConcurrencyLimitExceeded => "Too many concurrent requests",
-            ErrorCode::AuthRateLimitExceeded => "Too many failed authentications",
-            ErrorCode::RequestBodyTimeout => "Request body timeout",
-            ErrorCode::InternalError => "Internal server error",
-            ErrorCode::ServiceUnavailable => "Service unavailable",
-            ErrorCode::RequestTimeout => "Request timeout",
-            ErrorCode::IdempotencyKeyInvalid => "Invalid Idempotency-Key",
-            ErrorCode::IdempotencyKeyReused => "Idempotency-Key is already used",
-            ErrorCode::IdempotencyRequestInProgress => {
-                "A request is outstanding for this Idempotency-Key"
-            }
+        ErrorCode::TicketClosed => {
+            "The ticket is closed. Reopen it with POST /api/v2/support/tickets/{id}/actions/reopen, then send the reply again."
         }
-    }
-
-    /// The default detail, used when nothing more specific applies.
-    pub fn default_detail(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "The request body failed validation.",
-            ErrorCode::MalformedJson => "The request body is not valid JSON.",
-            ErrorCode::TicketClosed => "Closed tickets must be reopened first.",
-            ErrorCode::Unauthorized => "Authentication is required.",
-            ErrorCode::Forbidden => {
-                "The caller lacks a required scope or does not own the resource."
-            }
-            ErrorCode::NotFound => "The requested resource could not be found.",
-            ErrorCode::MethodNotAllowed => "The resource does not support this method.",
-            ErrorCode::PayloadTooLarge => "The request body is too large.",
-            ErrorCode::UnsupportedMediaType => "The request body must be sent as application/json.",
-            ErrorCode::RateLimitExceeded => "Too many requests. Retry after the limit resets.",
-            ErrorCode::ConcurrencyLimitExceeded => {
-                "This API key has too many requests in progress. Retry when one has been answered."
-            }
-            ErrorCode::AuthRateLimitExceeded => {
-                "Too many requests from this address failed authentication. Retry after the number of seconds in Retry-After."
-            }
-            ErrorCode::RequestBodyTimeout => "The request body did not arrive in time.",
-            ErrorCode::InternalError => {
-                "An unexpected error occurred. Retry later or contact support if the issue persists."
-            }
-            ErrorCode::ServiceUnavailable => "The service is temporarily unavailable. Retry later.",
-            ErrorCode::RequestTimeout => "The request took too long to process. Retry later.",
-            ErrorCode::IdempotencyKeyInvalid => {
-                "The Idempotency-Key header must be one key of 1 to 255 visible ASCII characters."
-            }
-            ErrorCode::IdempotencyKeyReused => {
-                "This Idempotency-Key was already used with a different request. Use a new key for a new request."
-            }
-            ErrorCode::IdempotencyRequestInProgress => {
-                "A request with this Idempotency-Key is still being processed. Retry after the number of seconds in Retry-After."
-            }
+        ErrorCode::Unauthorized => {
+            "Send an API key as Authorization: Bearer <token>. The key may be missing, malformed, unknown or revoked."
         }
-    }
-
-    /// What the code means and what a client should do, for its error page.
-    pub fn explanation(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => {
-                "One or more fields or query parameters are missing, of the wrong type, out of range or not recognised. Each entry of errors[] names the field (a JSON pointer), what is wrong with it, and a field code: missing_required, invalid_type, too_short, too_long, invalid_value, unknown_field or invalid_encoding (a query or path parameter that is not valid percent-encoded UTF-8). errors[] holds at most 100 entries: when more errors were found, the last entry has the code too_many_errors and says how many more there are. Fix the request; retrying it unchanged will fail again."
-            }
-            ErrorCode::MalformedJson => {
-                "The body could not be read whole, could not be parsed as JSON, or is not UTF-8. The detail says where parsing stopped. For invalid UTF-8, the detail gives the byte offset of the first invalid byte and errors[] holds one entry (code invalid_encoding) whose pointer names the member or element where it is (an empty pointer: the body itself)."
-            }
-            ErrorCode::TicketClosed => {
-                "The ticket is closed. Reopen it with POST /api/v2/support/tickets/{id}/actions/reopen, then send the reply again."
-            }
-            ErrorCode::Unauthorized => {
-                "Send an API key as Authorization: Bearer <token>. The key may be missing, malformed, unknown or revoked."
-            }
-            ErrorCode::Forbidden => {
-                "The API key is valid but lacks the scope this endpoint needs (read:support for reads, write:support for writes), or the user's role may not take this action."
-            }
-            ErrorCode::NotFound => {
-                "Nothing exists at this address that the caller may see. Tickets of other customers are reported exactly like tickets that do not exist."
-            }
-            ErrorCode::MethodNotAllowed => "The Allow header lists the methods this path supports.",
-            ErrorCode::PayloadTooLarge => {
-                "Send a smaller body; the server's limit is configurable by its operator."
-            }
-            ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
-            ErrorCode::RateLimitExceeded => {
-                "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
-            }
-            ErrorCode::ConcurrencyLimitExceeded => {
-                "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key: unless its operator changed it, a sixteenth of max_concurrent_requests, which makes 64). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
-            }
-            ErrorCode::AuthRateLimitExceeded => {
-                "Too many requests from this client address failed authentication (a missing, malformed, unknown or revoked API key) within a short time, so the server stopped looking keys up for it. Nothing was done. Fix the Authorization header, then retry after the number of seconds in Retry-After. Keys this server has already seen, sent with their right secret, keep working meanwhile."
-            }
-            ErrorCode::RequestBodyTimeout => {
-                "The server stopped waiting for the request body after its configured body timeout (body_read_timeout_secs, 10 s unless its operator changed it) and closed the connection. Nothing was written. Send the body promptly after the request head, then retry."
-            }
-            ErrorCode::InternalError => {
-                "Something failed inside the server. The requestId identifies the failure in the server's log; retry later, or report the requestId."
-            }
-            ErrorCode::ServiceUnavailable => {
-                "The server cannot reach its database or is shutting down. Retry after the number of seconds in Retry-After."
-            }
-            ErrorCode::RequestTimeout => {
-                "The server gave up on the request after its configured timeout. A write may or may not have been applied; retry with care, ideally with an Idempotency-Key, which makes the retry safe."
-            }
-            ErrorCode::IdempotencyKeyInvalid => {
-                "Send at most one Idempotency-Key header, holding 1 to 255 visible ASCII characters (! to ~), bare (Idempotency-Key: 9f1c2b3a-reply-1) or as a quoted string (Idempotency-Key: \"9f1c2b3a-reply-1\"). Nothing was recorded or written."
-            }
-            ErrorCode::IdempotencyKeyReused => {
-                "An Idempotency-Key names one request: the same method, path and body (JSON compared by value). This key was first used for a different request within the server's retention window (24 hours unless its operator set idempotency_ttl_secs), so this one was refused and nothing was written. Use a fresh key for every new request, and the same key only to retry it unchanged."
-            }
-            ErrorCode::IdempotencyRequestInProgress => {
-                "The first request with this Idempotency-Key (from the same API key) has not finished yet, or was interrupted and its claim has not lapsed yet. Nothing was written for this one. Retry the same request with the same key after Retry-After seconds: once the first has completed, the retry gets its response, marked Idempotent-Replayed: true."
-            }
+        ErrorCode::Forbidden => {
+            "The API key is valid but lacks the scope this endpoint needs (read:support for reads, write:support for writes), or the user's role may not take this action."
         }
-    }
-}
-
-/// Why one field or parameter was refused; `too_many_errors` marks the
-/// final entry of an `errors[]` that lists only the first errors found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldCode {
-    /// A required member is absent.
-    MissingRequired,
-    /// The member has the wrong JSON type.
-    InvalidType,
-    /// The text is empty or blank.
-    TooShort,
-    /// The text is longer than allowed.
-    TooLong,
-    /// The value is of the right type but not acceptable.
-    InvalidValue,
-    /// The member is not part of this request.
-    UnknownField,
-    /// The text is not valid UTF-8, or (in the URL) not valid
-    /// percent-encoding of UTF-8.
-    InvalidEncoding,
-    /// Not an error of its own: the final entry of an `errors[]` that lists
-    /// only the first errors found, saying how many more there are.
-    TooManyErrors,
-}
-
-impl FieldCode {
-    /// Every code.
-    pub const ALL: [FieldCode; 8] = [
-        FieldCode::MissingRequired,
-        FieldCode::InvalidType,
-        FieldCode::TooShort,
-        FieldCode::TooLong,
-        FieldCode::InvalidValue,
-        FieldCode::UnknownField,
-        FieldCode::InvalidEncoding,
-        FieldCode::TooManyErrors,
-    ];
-
-    /// The code as sent in an entry's `code`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldCode::MissingRequired => "missing_required",
-            FieldCode::InvalidType => "invalid_type",
-            FieldCode::TooShort => "too_short",
-            FieldCode::TooLong => "too_long",
-            FieldCode::InvalidValue => "invalid_value",
-            FieldCode::UnknownField => "unknown_field",
-            FieldCode::InvalidEncoding => "invalid_encoding",
-            FieldCode::TooManyErrors => "too_many_errors",
+        ErrorCode::NotFound => {
+            "Nothing exists at this address that the caller may see. Tickets of other customers are reported exactly like tickets that do not exist."
         }
-    }
-}
-
-/// One entry of a problem's `errors[]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// JSON pointer (RFC 6901) to the member in the request body, or
-    /// `/name` for a query or path parameter; `""` for the final
-    /// `too_many_errors` entry. At most 256 bytes as sent: a longer one is
-    /// cut short and ends in `…` (U+2026).
-    #[schema(max_length = 256)]
-    pub pointer: String,
-    /// What is wrong, for people. At most 512 bytes as sent.
-    #[schema(max_length = 512)]
-    pub detail: String,
-    /// What is wrong, for programs.
-    pub code: FieldCode,
-}
-
-impl FieldError {
-    /// The bytes this entry adds to `errors[]` as sent, its comma included.
-    fn sent_len(&self) -> usize {
-        const MEMBERS: usize = r#",{"pointer":"","detail":"","code":""}"#.len();
-        MEMBERS + json_len(&self.pointer) + json_len(&self.detail) + self.code.as_str().len()
-    }
-}
-
-/// The entries of a problem's `errors[]`, bounded as they are collected:
-/// at most [`MAX_FIELD_ERRORS`] entries in [`MAX_FIELD_ERRORS_BYTES`]
-/// bytes, each pointer and detail cut short to [`MAX_POINTER_BYTES`] and
-/// [`MAX_DETAIL_BYTES`]. Errors past the limits are only counted, and
-/// [`FieldErrors::into_vec`] ends the list with a `too_many_errors` entry
-/// giving their number. Entries keep the order they were found in: once one
-/// is left out, all that follow are too.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors {
-    entries: Vec<FieldError>,
-    /// The bytes `entries` take as sent.
-    sent: usize,
-    /// Errors found but not listed.
-    omitted: usize,
-}
-
-impl FieldErrors {
-    /// No errors.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether no error was found.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.omitted == 0
-    }
-
-    /// Whether the list is closed: every error from now on is only counted.
-    pub fn is_full(&self) -> bool {
-        self.omitted > 0 || self.entries.len() >= MAX_FIELD_ERRORS
-    }
-
-    /// How many more entries may still be listed (fewer may fit, if long).
-    pub fn room(&self) -> usize {
-        if self.is_full() {
-            0
-        } else {
-            MAX_FIELD_ERRORS - self.entries.len()
+        ErrorCode::MethodNotAllowed => "The Allow header lists the methods this path supports.",
+        ErrorCode::PayloadTooLarge => {
+            "Send a smaller body; the server's limit is configurable by its operator."
         }
-    }
-
-    /// Records an error.
-    pub fn push(&mut self, error: FieldError) {
-        self.push_with(|| error);
-    }
-
-    /// Records the error `make` builds, calling it only if the error can
-    /// still be listed: a caller finding thousands of errors builds at most
-    /// [`MAX_FIELD_ERRORS`] of them.
-    pub fn push_with(&mut self, make: impl FnOnce() -> FieldError) {
-        if self.is_full() {
-            self.omitted += 1;
-            return;
+        ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
+        ErrorCode::RateLimitExceeded => {
+            "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
         }
-        let mut error = make();
-        truncate(&mut error.pointer, MAX_POINTER_BYTES);
-        truncate(&mut error.detail, MAX_DETAIL_BYTES);
-        let sent = error.sent_len();
-        if self.sent + sent > MAX_FIELD_ERRORS_BYTES {
-            self.omitted += 1;
-        } else {
-            self.sent += sent;
-            self.entries.push(error);
+        ErrorCode::ConcurrencyLimitExceeded => {
+            "This API key already has as many requests in progress as the server allows one key (max_concurrent_requests_per_key: unless its operator changed it, a sixteenth of max_concurrent_requests, which makes 64). Nothing was done. Wait for one of the key's requests to be answered, then retry; Retry-After says 1 second. Send fewer requests in parallel, or spread the work over several keys."
         }
-    }
-
-    /// Counts `count` more errors found but not built, because there is no
-    /// [`FieldErrors::room`] for them.
-    pub fn omit(&mut self, count: usize) {
-        self.omitted += count;
-    }
-
-    /// The entries to send: those listed and, if any were left out, a final
-    /// `too_many_errors` entry counting them, in at most
-    /// [`MAX_FIELD_ERRORS`] entries.
-    pub fn into_vec(mut self) -> Vec<FieldError> {
-        if self.omitted > 0 && self.entries.len() >= MAX_FIELD_ERRORS {
-            let extra = self.entries.len() + 1 - MAX_FIELD_ERRORS;
-            self.entries.truncate(MAX_FIELD_ERRORS - 1);
-            self.omitted += extra;
+        ErrorCode::AuthRateLimitExceeded => {
+            "Too many requests from this client address failed authentication (a missing, malformed, unknown or revoked API key) within a short time, so the server stopped looking keys up for it. Nothing was done. Fix the Authorization header, then retry after the number of seconds in Retry-After. Keys this server has already seen, sent with their right secret, keep working meanwhile."
         }
-        if self.omitted > 0 {
-            let more = match self.omitted {
-                1 => "1 more error was found but is not listed".to_owned(),
-                count => format!("{count} more errors were found but are not listed"),
-            };
-            self.entries.push(FieldError {
-                pointer: String::new(),
-                detail: format!(
-                    "{more} (errors[] holds at most {MAX_FIELD_ERRORS} entries and \
-                     {MAX_FIELD_ERRORS_BYTES} bytes)."
-                ),
-                code: FieldCode::TooManyErrors,
-            });
+        ErrorCode::RequestBodyTimeout => {
+            "The server stopped waiting for the request body after its configured body timeout (body_read_timeout_secs, 10 s unless its operator changed it) and closed the connection. Nothing was written. Send the body promptly after the request head, then retry."
         }
-        self.entries
-    }
-}
-
-impl From<Vec<FieldError>> for FieldErrors {
-    fn from(errors: Vec<FieldError>) -> Self {
-        let mut bounded = Self::new();
-        for error in errors {
-            bounded.push(error);
+        ErrorCode::InternalError => {
+            "Something failed inside the server. The requestId identifies the failure in the server's log; retry later, or report the requestId."
         }
-        bounded
-    }
-}
-
-impl From<FieldError> for FieldErrors {
-    fn from(error: FieldError) -> Self {
-        let mut bounded = Self::new();
-        bounded.push(error);
-        bounded
+        ErrorCode::ServiceUnavailable => {
+            "The server cannot reach its database or is shutting down. Retry after the number of seconds in Retry-After."
+        }
+        ErrorCode::RequestTimeout => {
+            "The server gave up on the request after its configured timeout. A write may or may not have been applied; retry with care, ideally with an Idempotency-Key, which makes the retry safe."
+        }
+        ErrorCode::IdempotencyKeyInvalid => {
+            "Send at most one Idempotency-Key header, holding 1 to 255 visible ASCII characters (! to ~), bare (Idempotency-Key: 9f1c2b3a-reply-1) or as a quoted string (Idempotency-Key: \"9f1c2b3a-reply-1\"). Nothing was recorded or written."
+        }
+        ErrorCode::IdempotencyKeyReused => {
+            "An Idempotency-Key names one request: the same method, path and body (JSON compared by value). This key was first used for a different request within the server's retention window (24 hours unless its operator set idempotency_ttl_secs), so this one was refused and nothing was written. Use a fresh key for every new request, and the same key only to retry it unchanged."
+        }
+        ErrorCode::IdempotencyRequestInProgress => {
+            "The first request with this Idempotency-Key (from the same API key) has not finished yet, or was interrupted and its claim has not lapsed yet. Nothing was written for this one. Retry the same request with the same key after Retry-After seconds: once the first has completed, the retry gets its response, marked Idempotent-Replayed: true."
+        }
     }
 }
 
@@ -699,315 +161,59 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-/// An error response before the request context is known.
-#[derive(Debug, Clone)]
-pub struct PendingProblem {
-    /// The error code.
-    pub code: ErrorCode,
-    /// The detail to send, at most [`MAX_DETAIL_BYTES`] as sent.
-    pub detail: String,
-    /// Field errors, if any, as [`FieldErrors::into_vec`] lists them.
-    pub errors: Vec<FieldError>,
-    /// For 5xx: what actually happened, for the request's log line only.
-    pub cause: Option<String>,
+/// Media type of problem documents.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The URI of the page that explains `code`.
+pub fn problem_type_uri(public_url: &str, code: &str) -> String {
+    format!("{}/errors/{code}", public_url.trim_end_matches('/'))
 }
 
-/// Everything a handler can fail with.
-#[derive(Debug)]
-pub struct ApiError {
-    code: ErrorCode,
-    detail: String,
-    errors: FieldErrors,
-    retry_after_secs: Option<u64>,
-    /// For 5xx: what actually happened, for the log only.
-    cause: Option<String>,
-}
-
-impl ApiError {
-    /// An error with the code's default detail.
-    pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            detail: code.default_detail().to_owned(),
-            errors: FieldErrors::new(),
-            retry_after_secs: None,
-            cause: None,
-        }
-    }
-
-    /// Replaces the detail, cut short to [`MAX_DETAIL_BYTES`]. A detail
-    /// quoting the request should be built with [`quoted`] or [`bounded`],
-    /// so that it is never long in the first place.
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
-        truncate(&mut self.detail, MAX_DETAIL_BYTES);
-        self
-    }
-
-    /// Replaces the entries of `errors[]`.
-    pub fn with_errors(mut self, errors: impl Into<FieldErrors>) -> Self {
-        self.errors = errors.into();
-        self
-    }
-
-    /// Adds a `Retry-After` header.
-    pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
-        self
-    }
-
-    /// A validation failure listing the field errors.
-    pub fn invalid(errors: impl Into<FieldErrors>) -> Self {
-        Self {
-            errors: errors.into(),
-            ..Self::new(ErrorCode::InvalidRequest)
-        }
-    }
-
-    /// An internal error; `cause` goes to the log, never to the client.
-    pub fn internal(cause: impl Into<String>) -> Self {
-        Self {
-            cause: Some(cause.into()),
-            ..Self::new(ErrorCode::InternalError)
-        }
-    }
-
-    /// The 503 for a backing service (the database, a shared rate limiter)
-    /// that cannot be reached; `cause` is logged.
-    pub fn unavailable(cause: impl Into<String>) -> Self {
-        Self {
-            cause: Some(cause.into()),
-            ..Self::new(ErrorCode::ServiceUnavailable).with_retry_after(1)
-        }
-    }
-
-    /// The error's code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
+/// The canonical detail for a refusal that kept its kind's default one,
+/// where the canonical API says more than the neutral default.
+fn canonical_detail(code: ErrorCode) -> Option<&'static str> {
+    match code {
+        ErrorCode::TicketClosed => Some(
+            "This ticket is closed. Closed tickets must be reopened first: \
+             POST /api/v2/support/tickets/{id}/actions/reopen, then retry.",
+        ),
+        _ => None,
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = self.code.status().into_response();
-        if self.code == ErrorCode::Unauthorized {
-            // RFC 9110: a 401 names the scheme that would be accepted.
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"ticketd\""),
-            );
-        }
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response.extensions_mut().insert(PendingProblem {
-            code: self.code,
-            detail: self.detail,
-            errors: self.errors.into_vec(),
-            cause: self.cause,
-        });
-        response
-    }
-}
+/// The canonical renderer: refusals as RFC 9457 problem documents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rfc9457;
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound => ApiError::new(ErrorCode::NotFound),
-            StoreError::Lifecycle(LifecycleError::TicketClosed) => {
-                ApiError::new(ErrorCode::TicketClosed).with_detail(
-                    "This ticket is closed. Closed tickets must be reopened first: \
-                     POST /api/v2/support/tickets/{id}/actions/reopen, then retry.",
-                )
-            }
-            StoreError::CustomerNotFound => ApiError::invalid(vec![FieldError {
-                pointer: "/customerId".into(),
-                detail: "`customerId` must be the id of a customer in your workspace.".into(),
-                code: FieldCode::InvalidValue,
-            }]),
-            StoreError::Unavailable(cause) => ApiError::unavailable(cause),
-            StoreError::Conflict(constraint) => {
-                ApiError::internal(format!("unexpected conflict on {constraint}"))
-            }
-            StoreError::Other(cause) => ApiError::internal(cause),
-            StoreError::ClaimLost => {
-                ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
-            }
-        }
+impl RefusalRenderer for Rfc9457 {
+    fn render(&self, refusal: PendingRefusal, facts: &RequestFacts<'_>) -> (HeaderValue, Vec<u8>) {
+        // The path is the client's, up to the request head's limit in length.
+        let instance = bounded(MAX_INSTANCE_BYTES, format_args!("{}", facts.path));
+        let detail = match canonical_detail(refusal.code) {
+            Some(canonical) if refusal.default_detail => canonical.to_owned(),
+            _ => refusal.detail,
+        };
+        let problem = Problem {
+            type_uri: problem_type_uri(facts.public_url, refusal.code.as_str()),
+            title: title(refusal.code).to_owned(),
+            status: facts.status.as_u16(),
+            detail,
+            code: refusal.code.as_str().to_owned(),
+            instance,
+            request_id: facts.request_id.to_string(),
+            timestamp: facts.now.to_string(),
+            errors: refusal.errors,
+        };
+        // Serialising a struct of strings cannot fail; fall back to an empty
+        // object rather than panic if it ever did.
+        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+        (HeaderValue::from_static(PROBLEM_CONTENT_TYPE), body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_round_trip_and_have_statuses() {
-        for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
-            assert!(code.status().is_client_error() || code.status().is_server_error());
-        }
-    }
-
-    #[test]
-    fn field_codes_are_sent_as_their_names() {
-        for code in FieldCode::ALL {
-            let sent = serde_json::to_string(&code).expect("a code serialises");
-            assert_eq!(sent, format!("\"{}\"", code.as_str()));
-        }
-    }
-
-    #[test]
-    fn truncation_cuts_on_a_char_boundary_and_marks_the_cut() {
-        // Within the limit: untouched, however close.
-        let mut fits = "é".repeat(8);
-        truncate(&mut fits, 16);
-        assert_eq!(fits, "é".repeat(8));
-
-        // "é" is two bytes: 16 bytes less the marker's 3 leave 13, which
-        // would split the seventh "é"; six are kept.
-        let mut text = "é".repeat(9);
-        truncate(&mut text, 16);
-        assert_eq!(text, format!("{}…", "é".repeat(6)));
-        assert_eq!(text.len(), 15);
-
-        // Four-byte characters, and a limit that falls inside one.
-        let mut emoji = "🎉".repeat(10);
-        truncate(&mut emoji, 12);
-        assert_eq!(emoji, "🎉🎉…");
-
-        // Sizes are as sent: a control character takes six bytes, a quote two.
-        let mut control = "\u{1}".repeat(10);
-        truncate(&mut control, 20);
-        assert_eq!(control, "\u{1}\u{1}…");
-        let mut quotes = "\"".repeat(10);
-        truncate(&mut quotes, 10);
-        assert_eq!(quotes, "\"\"\"…");
-        assert_eq!(json_len(&quotes), 9);
-        assert_eq!(
-            serde_json::to_string(&control).expect("a string").len() - 2,
-            json_len(&control)
-        );
-    }
-
-    #[test]
-    fn bounded_text_stops_taking_input_at_its_limit() {
-        let huge = "ü".repeat(1_000_000);
-        let detail = bounded(40, format_args!("`{huge}` is unknown, {}.", "really"));
-        // 40 bytes less the marker: 18 two-byte characters after the tick.
-        assert_eq!(detail, format!("`{}…", "ü".repeat(18)));
-        assert!(detail.len() <= 40);
-
-        let mut text = BoundedText::new(10);
-        text.push_str("/abc");
-        assert!(!text.is_full());
-        text.push_str("/defghij");
-        assert!(text.is_full());
-        text.push_str("/more");
-        assert_eq!(text.into_string(), "/abc/de…");
-
-        assert_eq!(quoted("mesage").to_string(), "mesage");
-        let long = quoted(&huge).to_string();
-        assert_eq!(long, format!("{}…", "ü".repeat(62)));
-        assert!(long.len() <= MAX_QUOTED_BYTES);
-    }
-
-    fn unknown(n: usize) -> FieldError {
-        FieldError {
-            pointer: format!("/m{n}"),
-            detail: format!("`m{n}` is unknown."),
-            code: FieldCode::UnknownField,
-        }
-    }
-
-    #[test]
-    fn errors_list_a_hundred_entries_and_count_the_rest() {
-        let exactly: FieldErrors = (0..MAX_FIELD_ERRORS)
-            .map(unknown)
-            .collect::<Vec<_>>()
-            .into();
-        assert_eq!(exactly.clone().into_vec().len(), MAX_FIELD_ERRORS);
-        assert!(exactly.is_full());
-
-        let mut built = 0;
-        let mut errors = FieldErrors::new();
-        for n in 0..87_000 {
-            errors.push_with(|| {
-                built += 1;
-                unknown(n)
-            });
-        }
-        assert_eq!(built, MAX_FIELD_ERRORS);
-        let listed = errors.into_vec();
-        assert_eq!(listed.len(), MAX_FIELD_ERRORS);
-        assert_eq!(listed[..99], (0..99).map(unknown).collect::<Vec<_>>()[..]);
-        assert_eq!(
-            listed[99],
-            FieldError {
-                pointer: String::new(),
-                detail: "86901 more errors were found but are not listed \
-                         (errors[] holds at most 100 entries and 12288 bytes)."
-                    .into(),
-                code: FieldCode::TooManyErrors,
-            }
-        );
-
-        let mut one_more = FieldErrors::from(unknown(0));
-        one_more.omit(1);
-        assert!(one_more.is_full() && one_more.room() == 0);
-        assert_eq!(
-            one_more.into_vec()[1].detail,
-            "1 more error was found but is not listed \
-             (errors[] holds at most 100 entries and 12288 bytes)."
-        );
-        assert!(FieldErrors::new().into_vec().is_empty());
-    }
-
-    #[test]
-    fn long_entries_are_cut_short_and_end_the_list_sooner() {
-        let long = |n: usize| FieldError {
-            pointer: format!("/{n:02}{}", "\u{1}".repeat(10_000)),
-            detail: format!("{n:02}{}", "\"".repeat(10_000)),
-            code: FieldCode::UnknownField,
-        };
-        let listed = FieldErrors::from((0..50).map(long).collect::<Vec<_>>()).into_vec();
-        let (last, entries) = listed.split_last().expect("entries");
-        assert_eq!(last.code, FieldCode::TooManyErrors);
-        let sent = serde_json::to_string(entries).expect("entries serialise");
-        assert!(sent.len() <= MAX_FIELD_ERRORS_BYTES, "{}", sent.len());
-        // Every entry is cut to the same size: as many as fit are listed.
-        let mut cut = long(0);
-        truncate(&mut cut.pointer, MAX_POINTER_BYTES);
-        truncate(&mut cut.detail, MAX_DETAIL_BYTES);
-        assert_eq!((json_len(&cut.pointer), json_len(&cut.detail)), (252, 511));
-        assert_eq!(entries.len(), MAX_FIELD_ERRORS_BYTES / cut.sent_len());
-        for (n, entry) in entries.iter().enumerate() {
-            assert!(json_len(&entry.pointer) <= MAX_POINTER_BYTES);
-            assert!(json_len(&entry.detail) <= MAX_DETAIL_BYTES);
-            assert!(entry.pointer.starts_with(&format!("/{n:02}\u{1}")));
-            assert!(entry.pointer.ends_with(TRUNCATION_MARKER));
-        }
-        assert_eq!(
-            last.detail,
-            format!(
-                "{} more errors were found but are not listed \
-                 (errors[] holds at most 100 entries and 12288 bytes).",
-                50 - entries.len()
-            )
-        );
-    }
-
-    #[test]
-    fn a_detail_is_cut_short() {
-        let response = ApiError::new(ErrorCode::MalformedJson)
-            .with_detail("x".repeat(100_000))
-            .into_response();
-        let pending = response.extensions().get::<PendingProblem>().cloned();
-        let detail = pending.expect("a problem").detail;
-        assert_eq!(detail, format!("{}…", "x".repeat(MAX_DETAIL_BYTES - 3)));
-    }
 
     #[test]
     fn the_openapi_document_states_the_limits() {
@@ -1026,13 +232,9 @@ mod tests {
     }
 
     #[test]
-    fn internal_errors_never_carry_their_cause_to_the_client() {
-        let response = ApiError::internal("disk on fire at /var/lib/secret").into_response();
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let pending = response.extensions().get::<PendingProblem>().cloned();
-        let pending = pending.expect("an ApiError response carries its problem");
-        assert_eq!(pending.code, ErrorCode::InternalError);
-        assert!(!pending.detail.contains("disk on fire"));
-        assert_eq!(pending.detail, ErrorCode::InternalError.default_detail());
+    fn every_code_has_a_title_and_an_explanation() {
+        for code in ErrorCode::ALL {
+            assert!(!title(code).is_empty() && !explanation(code).is_empty());
+        }
     }
 }

@@ -5,16 +5,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::api::problem::ApiError;
+use crate::api::refusal::Refusal;
 use crate::store::idempotency::StoredResponse;
 
 /// A JSON response with `status`.
 ///
 /// # Errors
 /// Only if `body` cannot be serialised, which for our DTOs means a bug.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response, ApiError> {
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response, Refusal> {
     let bytes = serde_json::to_vec(body)
-        .map_err(|error| ApiError::internal(format!("serialising a response: {error}")))?;
+        .map_err(|error| Refusal::internal(format!("serialising a response: {error}")))?;
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -48,9 +48,9 @@ pub fn stored<T: Serialize>(
 ///
 /// # Errors
 /// If the stored status or `Location` is not valid HTTP (a damaged record).
-pub fn from_stored(stored: StoredResponse) -> Result<Response, ApiError> {
+pub fn from_stored(stored: StoredResponse) -> Result<Response, Refusal> {
     let status = StatusCode::from_u16(stored.status)
-        .map_err(|error| ApiError::internal(format!("stored status: {error}")))?;
+        .map_err(|error| Refusal::internal(format!("stored status: {error}")))?;
     let mut response = Response::new(Body::from(stored.body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -59,7 +59,7 @@ pub fn from_stored(stored: StoredResponse) -> Result<Response, ApiError> {
     );
     if let Some(location) = stored.location {
         let location = HeaderValue::from_str(&location)
-            .map_err(|error| ApiError::internal(format!("Location header: {error}")))?;
+            .map_err(|error| Refusal::internal(format!("Location header: {error}")))?;
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)

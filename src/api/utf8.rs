@@ -9,7 +9,7 @@
 use std::fmt;
 
 use crate::api::fields::push_segment;
-use crate::api::problem::{BoundedText, MAX_POINTER_BYTES};
+use crate::api::refusal::{BoundedText, MAX_POINTER_BYTES};
 
 /// Where a body stops being UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
