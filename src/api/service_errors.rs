@@ -9,10 +9,8 @@ impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::NotFound => ApiError::new(ErrorCode::NotFound),
-            ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed).with_detail(
-                "This ticket is closed. Closed tickets must be reopened first: \
-                 POST /api/v2/support/tickets/{id}/actions/reopen, then retry.",
-            ),
+            // The canonical renderer words it, naming its reopen route.
+            ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed),
             ServiceError::OnBehalfOf(OnBehalfOfError::CustomerMayNotName) => {
                 ApiError::new(ErrorCode::Forbidden).with_detail(
                     "Only staff and automation users can open a ticket on a customer's behalf.",
