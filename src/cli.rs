@@ -7,13 +7,12 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::api::{ApiSettings, AppState};
+use crate::application::Application;
 use crate::config::{Config, LogFormat, Settings};
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::RecordCounts;
@@ -24,9 +23,8 @@ use crate::core::token::ApiToken;
 use crate::core::workspace::{
     ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode, is_email,
 };
-use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
+use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile, describe};
 use crate::private_file;
-use crate::rate_limit::{self, RateLimitStore};
 use crate::store::{self, DatabaseUrl, Store, StoreError};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
 
@@ -361,13 +359,6 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Export(args) => export(&config, &args).await,
         Command::Import(args) => import(&config, &args.input).await,
         Command::Encryption(command) => encryption_command(&config, command).await,
-    }
-}
-
-fn describe(error: StoreError) -> String {
-    match error {
-        StoreError::NotFound => "not found".into(),
-        other => other.to_string(),
     }
 }
 
@@ -759,80 +750,11 @@ async fn encryption_command(config: &Config, command: EncryptionCommand) -> Resu
     }
 }
 
-/// The URL clients use when none is configured: the bound address, with a
-/// wildcard address replaced by `localhost`.
-fn derived_public_url(bound: SocketAddr) -> String {
-    if bound.ip().is_unspecified() {
-        format!("http://localhost:{}", bound.port())
-    } else {
-        format!("http://{bound}")
-    }
-}
-
 async fn serve(config: Config) -> Result<(), String> {
     let _log = crate::telemetry::init(config.log_format);
-    let store = store::open_with(&config.database, config.database_pool)
-        .await
-        .map_err(describe)?;
-    let encryption = encryption::setup(
-        store.as_ref(),
-        &config.encryption_key_file,
-        MissingKeyFile::CreateForNewDatabase,
-    )
-    .await?;
-    let encryption_key = encryption::current_key(&encryption);
-    let fingerprint_key = encryption.fingerprint_key();
-    let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
-    let listener = crate::server::bind(config.listen)
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    let bound = listener.local_addr().map_err(|error| error.to_string())?;
-    let settings = ApiSettings {
-        public_url: config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| derived_public_url(bound)),
-        request_timeout: config.request_timeout,
-        body_read_timeout: config.body_read_timeout,
-        max_body_bytes: config.max_body_bytes,
-        max_buffered_body_bytes: config.max_buffered_body_bytes,
-        max_concurrent_requests: config.max_concurrent_requests,
-        max_concurrent_requests_per_key: config.max_concurrent_requests_per_key,
-        text_limits: config.text_limits,
-        connections: config.connections,
-        idempotency_ttl: config.idempotency_ttl,
-        api_key_cache: config.api_key_cache,
-        html_cache_bytes: config.html_cache_bytes,
-    };
-    let limiters = rate_limit::open(
-        &config.rate_limit_store,
-        config.rate_limit,
-        config.auth_failure_limit,
-    )
-    .await?;
-    let state = AppState::new(store, limiters, settings, fingerprint_key);
-    let rate_limiter = match &config.rate_limit_store {
-        RateLimitStore::Memory => "memory",
-        RateLimitStore::Redis { url, .. } => url.redacted(),
-    };
-    tracing::info!(
-        address = %bound,
-        database = %config.database.redacted(),
-        rate_limiter,
-        encryption_key_file = %config.encryption_key_file.display(),
-        %encryption_key,
-        "ticketd listening"
-    );
-    if let Some(limit) = crate::server::open_file_limit()
-        && config.connections.max_connections > crate::server::room_for_connections(limit)
-    {
-        tracing::warn!(
-            max_connections = config.connections.max_connections,
-            open_file_limit = limit,
-            "max_connections is more than the open-file limit leaves room for; \
-             raise the limit (ulimit -n) or lower max_connections"
-        );
-    }
-    crate::serve(listener, state, shutdown_signal())
+    let application = Application::build(config).await?;
+    application
+        .run_until(shutdown_signal())
         .await
         .map_err(|error| format!("server failed: {error}"))?;
     tracing::info!("ticketd stopped");
