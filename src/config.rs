@@ -26,6 +26,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// Declares [`Settings`] and its [`Settings::overridden_by`] from one list
+/// of fields, so that a setting added to the struct takes part in the
+/// precedence without a second list to keep in step.
+macro_rules! settings {
+    (
+        $(#[$outer:meta])*
+        pub struct $name:ident {
+            $( $(#[$meta:meta])* pub $field:ident: Option<$ty:ty>, )*
+        }
+    ) => {
+        $(#[$outer])*
+        pub struct $name {
+            $( $(#[$meta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $name {
+            /// These settings with every value `over` sets taking precedence.
+            pub fn overridden_by(self, over: Self) -> Self {
+                Self {
+                    $( $field: over.$field.or(self.$field), )*
+                }
+            }
+        }
+    };
+}
+
+settings! {
 /// Settings as read from `ticketd.toml`, or given as flags and environment
 /// variables; every one optional. Field names match the TOML keys.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -93,6 +120,7 @@ pub struct Settings {
     /// MiB of rendered message HTML kept in memory.
     pub html_cache_mib: Option<u64>,
 }
+}
 
 impl Settings {
     /// Reads a TOML file; a missing file is empty settings only when
@@ -109,57 +137,6 @@ impl Settings {
             Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
         };
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
-    }
-
-    /// These settings with every value `over` sets taking precedence.
-    pub fn overridden_by(self, over: Settings) -> Settings {
-        Settings {
-            database: over.database.or(self.database),
-            database_pool_size: over.database_pool_size.or(self.database_pool_size),
-            database_pool_timeout_ms: over
-                .database_pool_timeout_ms
-                .or(self.database_pool_timeout_ms),
-            listen: over.listen.or(self.listen),
-            public_url: over.public_url.or(self.public_url),
-            rate_limit_per_minute: over.rate_limit_per_minute.or(self.rate_limit_per_minute),
-            rate_limit_burst: over.rate_limit_burst.or(self.rate_limit_burst),
-            rate_limit_url: over.rate_limit_url.or(self.rate_limit_url),
-            rate_limit_key_prefix: over.rate_limit_key_prefix.or(self.rate_limit_key_prefix),
-            request_timeout_secs: over.request_timeout_secs.or(self.request_timeout_secs),
-            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
-            max_buffered_body_bytes: over
-                .max_buffered_body_bytes
-                .or(self.max_buffered_body_bytes),
-            max_concurrent_requests: over
-                .max_concurrent_requests
-                .or(self.max_concurrent_requests),
-            max_connections: over.max_connections.or(self.max_connections),
-            max_header_bytes: over.max_header_bytes.or(self.max_header_bytes),
-            header_read_timeout_secs: over
-                .header_read_timeout_secs
-                .or(self.header_read_timeout_secs),
-            idle_timeout_secs: over.idle_timeout_secs.or(self.idle_timeout_secs),
-            unauthenticated_idle_timeout_secs: over
-                .unauthenticated_idle_timeout_secs
-                .or(self.unauthenticated_idle_timeout_secs),
-            max_connections_per_address: over
-                .max_connections_per_address
-                .or(self.max_connections_per_address),
-            body_read_timeout_secs: over.body_read_timeout_secs.or(self.body_read_timeout_secs),
-            max_concurrent_requests_per_key: over
-                .max_concurrent_requests_per_key
-                .or(self.max_concurrent_requests_per_key),
-            auth_failure_limit_per_minute: over
-                .auth_failure_limit_per_minute
-                .or(self.auth_failure_limit_per_minute),
-            max_subject_chars: over.max_subject_chars.or(self.max_subject_chars),
-            max_message_chars: over.max_message_chars.or(self.max_message_chars),
-            log_format: over.log_format.or(self.log_format),
-            encryption_key_file: over.encryption_key_file.or(self.encryption_key_file),
-            idempotency_ttl_secs: over.idempotency_ttl_secs.or(self.idempotency_ttl_secs),
-            api_key_cache_secs: over.api_key_cache_secs.or(self.api_key_cache_secs),
-            html_cache_mib: over.html_cache_mib.or(self.html_cache_mib),
-        }
     }
 }
 

@@ -160,7 +160,9 @@ impl Encryption {
     }
 }
 
-fn describe(error: StoreError) -> String {
+/// A store error as the CLI and startup report it: `not found`, or the
+/// error's own message.
+pub(crate) fn describe(error: StoreError) -> String {
     match error {
         StoreError::NotFound => "not found".into(),
         other => other.to_string(),

@@ -4,6 +4,7 @@
 //! [`serve`] runs the API on a listener ([`server`]) until a shutdown signal.
 
 pub mod api;
+pub mod application;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -2,6 +2,7 @@
 
 use crate::core::access::{Role, Scopes};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::text::{TextError, check_name};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 
@@ -51,6 +52,50 @@ pub const EMAIL_MAX_BYTES: usize = 320;
 /// most [`EMAIL_MAX_BYTES`] long and holds no NUL.
 pub fn is_email(text: &str) -> bool {
     text.contains('@') && text.len() <= EMAIL_MAX_BYTES && !text.contains('\0')
+}
+
+/// A workspace's or user's display name, as provisioned: trimmed of
+/// surrounding whitespace, then 1 to 200 characters without NUL (see
+/// [`crate::core::text::check_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Trims `text` and validates what is left.
+    ///
+    /// # Errors
+    /// Blank, too long, or holding a NUL character.
+    pub fn parse(text: &str) -> Result<Self, TextError> {
+        let name = text.trim();
+        check_name(name)?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as the records store it.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A contact address that passes [`is_email`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates `text` as given (it is not trimmed).
+    pub fn parse(text: &str) -> Option<Self> {
+        is_email(text).then(|| Self(text.to_owned()))
+    }
+
+    /// The address, as the records store it.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A workspace as stored.
@@ -152,6 +197,29 @@ pub struct NewApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_checked() {
+        assert_eq!(DisplayName::parse("  Acme  ").unwrap().as_str(), "Acme");
+        assert_eq!(
+            DisplayName::parse(&"x".repeat(200)).unwrap().as_str().len(),
+            200
+        );
+        assert!(DisplayName::parse(&"x".repeat(201)).is_err());
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("").is_err());
+        assert!(DisplayName::parse("a\0b").is_err());
+    }
+
+    #[test]
+    fn emails_need_an_at_sign_and_no_nul_within_the_length() {
+        assert_eq!(Email::parse("a@b").unwrap().into_string(), "a@b");
+        assert!(Email::parse("ab").is_none());
+        assert!(Email::parse("a@\0").is_none());
+        let long = format!("a@{}", "b".repeat(EMAIL_MAX_BYTES - 2));
+        assert!(Email::parse(&long).is_some());
+        assert!(Email::parse(&format!("{long}b")).is_none());
+    }
 
     #[test]
     fn codes_are_validated() {

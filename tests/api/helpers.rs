@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
-use ticketd::api::{ApiSettings, AppState};
-use ticketd::config::Config;
+use ticketd::application::Application;
+use ticketd::config::{Config, Settings};
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
 use ticketd::core::idempotency::FingerprintKey;
@@ -17,7 +17,7 @@ use ticketd::core::text::TextLimits;
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
-use ticketd::rate_limit::{self, RateLimitStore, RatePolicy};
+use ticketd::rate_limit::{RateLimitStore, RatePolicy};
 use ticketd::server::ConnectionLimits;
 use ticketd::store::{DatabaseUrl, Store};
 use tokio::sync::oneshot;
@@ -332,19 +332,36 @@ impl TestApp {
         let raw_store = database.open().await;
         let key_dir = tempfile::tempdir().unwrap();
         let key_file = key_dir.path().join("encryption.key");
-        let encryption = ticketd::encryption::setup(
-            raw_store.as_ref(),
-            &key_file,
-            ticketd::encryption::MissingKeyFile::CreateForNewDatabase,
-        )
-        .await
+        // The production assembly, on a configuration of the test's own: a
+        // free port, the fresh database (through the handle the test keeps
+        // on it), a key file of its own and the options.
+        let mut config = Config::from_settings(Settings {
+            database: Some(database.url()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Settings::default()
+        })
         .unwrap();
-        let fingerprint_key = encryption.fingerprint_key();
-        let store = ticketd::encryption::EncryptedStore::wrap(
-            Arc::clone(&raw_store),
-            encryption,
-            ticketd::encryption::ExportBodies::Sealed,
-        );
+        config.encryption_key_file = key_file.clone();
+        config.rate_limit = options.rate_limit;
+        config.rate_limit_store = options.rate_limit_store;
+        config.auth_failure_limit = options.auth_failure_limit;
+        config.request_timeout = options.request_timeout;
+        config.body_read_timeout = options.body_read_timeout;
+        config.max_body_bytes = options.max_body_bytes;
+        config.max_buffered_body_bytes = options.max_buffered_body_bytes;
+        config.max_concurrent_requests = options.max_concurrent_requests;
+        config.max_concurrent_requests_per_key = options.max_concurrent_requests_per_key;
+        config.text_limits = options.text_limits;
+        config.connections = options.connections;
+        config.idempotency_ttl = options.idempotency_ttl;
+        config.api_key_cache = options.api_key_cache;
+        config.html_cache_bytes = options.html_cache_bytes;
+        let application = Application::build_with_store(config, Arc::clone(&raw_store))
+            .await
+            .unwrap();
+        let base_url = format!("http://{}", application.local_addr());
+        let store = Arc::clone(&application.state().store);
+        let fingerprint_key = application.fingerprint_key().clone();
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
@@ -360,37 +377,8 @@ impl TestApp {
         let foreign_staff =
             provision_user(&store, other_workspace, Role::Staff, "Fred Foreign", all).await;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let settings = ApiSettings {
-            public_url: base_url.clone(),
-            request_timeout: options.request_timeout,
-            body_read_timeout: options.body_read_timeout,
-            max_body_bytes: options.max_body_bytes,
-            max_buffered_body_bytes: options.max_buffered_body_bytes,
-            max_concurrent_requests: options.max_concurrent_requests,
-            max_concurrent_requests_per_key: options.max_concurrent_requests_per_key,
-            text_limits: options.text_limits,
-            connections: options.connections,
-            idempotency_ttl: options.idempotency_ttl,
-            api_key_cache: options.api_key_cache,
-            html_cache_bytes: options.html_cache_bytes,
-        };
-        let limiters = rate_limit::open(
-            &options.rate_limit_store,
-            options.rate_limit,
-            options.auth_failure_limit,
-        )
-        .await
-        .unwrap();
-        let state = AppState::new(
-            Arc::clone(&store),
-            limiters,
-            settings,
-            fingerprint_key.clone(),
-        );
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(ticketd::serve(listener, state, async move {
+        let server = tokio::spawn(application.run_until(async move {
             let _ = stop.await;
         }));
         Some(Self {

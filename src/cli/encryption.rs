@@ -1,0 +1,32 @@
+//! `ticketd encryption rotate|add-key|status`: the key file of encrypted
+//! messages.
+
+use super::{EncryptionCommand, print_json};
+use crate::config::Config;
+use crate::encryption::{self, describe};
+use crate::store::{self};
+
+pub(super) async fn encryption_command(
+    config: &Config,
+    command: EncryptionCommand,
+) -> Result<(), String> {
+    if !store::exists(&config.database).await.map_err(describe)? {
+        return Err(format!(
+            "no ticketd database at {}",
+            config.database.redacted()
+        ));
+    }
+    let store = store::open(&config.database).await.map_err(describe)?;
+    let store = store.as_ref();
+    let path = &config.encryption_key_file;
+    match command {
+        EncryptionCommand::Rotate { no_new_key } => {
+            print_json(&encryption::rotate(store, path, !no_new_key).await?)
+        }
+        EncryptionCommand::AddKey => {
+            let key = encryption::add_key(store, path).await?;
+            print_json(&serde_json::json!({ "addedKey": key.to_string() }))
+        }
+        EncryptionCommand::Status => print_json(&encryption::status(store, path).await?),
+    }
+}

@@ -1,0 +1,204 @@
+//! `ticketd workspace|user|key create ...`: provisioning, printed as one
+//! JSON line each.
+
+use serde::Serialize;
+
+use super::{KeyCommand, UserCommand, WorkspaceCommand, print_json};
+use crate::core::access::{Role, Scopes};
+use crate::core::id::{KeyId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::token::ApiToken;
+use crate::core::workspace::{
+    ApiKey, DisplayName, Email, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
+};
+use crate::encryption::describe;
+use crate::store::{self, Constraint, DatabaseUrl, StoreError};
+
+/// A workspace as printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkspaceOutput {
+    id: String,
+    numeric_id: i64,
+    name: String,
+    code: String,
+    plan: String,
+    created_at: String,
+}
+
+impl From<Workspace> for WorkspaceOutput {
+    fn from(workspace: Workspace) -> Self {
+        Self {
+            id: workspace.id.to_string(),
+            numeric_id: workspace.numeric_id,
+            name: workspace.name,
+            code: workspace.code,
+            plan: workspace.plan,
+            created_at: workspace.created_at.to_string(),
+        }
+    }
+}
+
+pub(super) async fn workspace(
+    database: &DatabaseUrl,
+    command: WorkspaceCommand,
+) -> Result<(), String> {
+    let WorkspaceCommand::Create { name, code } = command;
+    let name = DisplayName::parse(&name)
+        .map_err(|_| "--name must be 1 to 200 characters")?
+        .into_string();
+    let code = match code {
+        Some(code) => WorkspaceCode::parse(&code)
+            .ok_or("--code must be 2 to 32 characters of A-Z, 0-9, - and _, starting with a letter or digit")?,
+        None => WorkspaceCode::derive_from(&name),
+    };
+    let store = store::open(database).await.map_err(describe)?;
+    let new = NewWorkspace {
+        id: WorkspaceId::generate(),
+        name,
+        code: code.clone(),
+        created_at: Timestamp::now(),
+    };
+    let workspace = store
+        .create_workspace(new)
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(Constraint::WorkspaceCode) => {
+                format!(
+                    "the workspace code {} is taken; choose another with --code",
+                    code.as_str()
+                )
+            }
+            other => describe(other),
+        })?;
+    print_json(&WorkspaceOutput::from(workspace))
+}
+
+/// A user as printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserOutput {
+    id: String,
+    workspace_id: String,
+    role: &'static str,
+    name: String,
+    email: Option<String>,
+    created_at: String,
+}
+
+impl From<User> for UserOutput {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            workspace_id: user.workspace_id.to_string(),
+            role: user.role.as_str(),
+            name: user.name,
+            email: user.email,
+            created_at: user.created_at.to_string(),
+        }
+    }
+}
+
+pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), String> {
+    let UserCommand::Create {
+        workspace,
+        role,
+        name,
+        email,
+    } = command;
+    let workspace_id = WorkspaceId::parse(&workspace).ok_or("--workspace must be a ws_ id")?;
+    let role = Role::parse(&role).ok_or("--role must be customer, staff or automation")?;
+    let name = DisplayName::parse(&name)
+        .map_err(|_| "--name must be 1 to 200 characters")?
+        .into_string();
+    let email = email
+        .map(|email| Email::parse(&email).ok_or("--email must be an email address"))
+        .transpose()?
+        .map(Email::into_string);
+    let store = store::open(database).await.map_err(describe)?;
+    let new = NewUser {
+        id: UserId::generate(),
+        workspace_id,
+        role,
+        name,
+        email,
+        created_at: Timestamp::now(),
+    };
+    let user = store.create_user(new).await.map_err(|error| match error {
+        StoreError::NotFound => format!("no workspace {workspace_id}"),
+        other => describe(other),
+    })?;
+    print_json(&UserOutput::from(user))
+}
+
+/// An API key as printed; `token` only when it was just created.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyOutput {
+    id: String,
+    user_id: String,
+    workspace_id: String,
+    scopes: Vec<&'static str>,
+    created_at: String,
+    revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl KeyOutput {
+    fn new(key: ApiKey, token: Option<String>) -> Self {
+        Self {
+            id: key.id.to_string(),
+            user_id: key.user_id.to_string(),
+            workspace_id: key.workspace_id.to_string(),
+            scopes: key.scopes.iter().map(|scope| scope.as_str()).collect(),
+            created_at: key.created_at.to_string(),
+            revoked_at: key.revoked_at.map(|at| at.to_string()),
+            token,
+        }
+    }
+}
+
+pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), String> {
+    match command {
+        KeyCommand::Create { user, scopes } => {
+            let user_id = UserId::parse(&user).ok_or("--user must be a usr_ id")?;
+            let scopes = Scopes::parse_list(&scopes).map_err(|unknown| {
+                format!("unknown scope {unknown:?}: use read:support and/or write:support")
+            })?;
+            if scopes.is_empty() {
+                return Err("--scopes must name at least one scope".into());
+            }
+            let token = ApiToken::generate(KeyId::generate())
+                .map_err(|error| format!("no randomness for the key's secret: {error}"))?;
+            let store = store::open(database).await.map_err(describe)?;
+            let new = NewApiKey {
+                id: token.key_id,
+                user_id,
+                scopes,
+                secret_hash: token.secret_hash(),
+                created_at: Timestamp::now(),
+            };
+            let key = store
+                .create_api_key(new)
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => format!("no user {user_id}"),
+                    other => describe(other),
+                })?;
+            print_json(&KeyOutput::new(key, Some(token.expose())))
+        }
+        KeyCommand::Revoke { key } => {
+            let key_id = KeyId::parse(&key).ok_or("KEY_ID must be a key_ id")?;
+            let store = store::open(database).await.map_err(describe)?;
+            let key = store
+                .revoke_api_key(key_id, Timestamp::now())
+                .await
+                .map_err(|error| match error {
+                    StoreError::NotFound => format!("no key {key_id}"),
+                    other => describe(other),
+                })?;
+            print_json(&KeyOutput::new(key, None))
+        }
+    }
+}

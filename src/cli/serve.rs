@@ -1,0 +1,38 @@
+//! `ticketd serve`: run the API until SIGINT or SIGTERM.
+
+use crate::application::Application;
+use crate::config::Config;
+
+pub(super) async fn serve(config: Config) -> Result<(), String> {
+    let _log = crate::telemetry::init(config.log_format);
+    let application = Application::build(config).await?;
+    application
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|error| format!("server failed: {error}"))?;
+    tracing::info!("ticketd stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
