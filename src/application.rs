@@ -132,7 +132,10 @@ impl Application {
             RateLimitStore::Memory => "memory",
             RateLimitStore::Redis { url, .. } => url.redacted(),
         };
+        // Logged under the target it always had, so log filters and
+        // searches written for `ticketd::cli` keep matching.
         tracing::info!(
+            target: "ticketd::cli",
             address = %self.local_addr,
             database = %config.database.redacted(),
             rate_limiter,
@@ -144,6 +147,7 @@ impl Application {
             && config.connections.max_connections > crate::server::room_for_connections(limit)
         {
             tracing::warn!(
+                target: "ticketd::cli",
                 max_connections = config.connections.max_connections,
                 open_file_limit = limit,
                 "max_connections is more than the open-file limit leaves room for; \

@@ -10,7 +10,7 @@ pub(super) async fn serve(config: Config) -> Result<(), String> {
         .run_until(shutdown_signal())
         .await
         .map_err(|error| format!("server failed: {error}"))?;
-    tracing::info!("ticketd stopped");
+    tracing::info!(target: "ticketd::cli", "ticketd stopped");
     Ok(())
 }
 
@@ -34,5 +34,8 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    tracing::info!(
+        target: "ticketd::cli",
+        "shutdown signal received; finishing in-flight requests"
+    );
 }
