@@ -278,7 +278,7 @@ mod tests {
         ) -> (HeaderValue, Vec<u8>) {
             let body = serde_json::json!({
                 "error": refusal.code.as_str(),
-                "message": refusal.detail,
+                "message": refusal.detail(),
                 "path": facts.path,
             });
             let body = serde_json::to_vec(&body).unwrap_or_default();

@@ -189,9 +189,10 @@ impl RefusalRenderer for Rfc9457 {
     fn render(&self, refusal: PendingRefusal, facts: &RequestFacts<'_>) -> (HeaderValue, Vec<u8>) {
         // The path is the client's, up to the request head's limit in length.
         let instance = bounded(MAX_INSTANCE_BYTES, format_args!("{}", facts.path));
-        let detail = match canonical_detail(refusal.code) {
-            Some(canonical) if refusal.default_detail => canonical.to_owned(),
-            _ => refusal.detail,
+        let detail = match (refusal.detail, canonical_detail(refusal.code)) {
+            (Some(given), _) => given,
+            (None, Some(canonical)) => canonical.to_owned(),
+            (None, None) => refusal.code.default_detail().to_owned(),
         };
         let problem = Problem {
             type_uri: problem_type_uri(facts.public_url, refusal.code.as_str()),

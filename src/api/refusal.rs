@@ -576,12 +576,11 @@ impl From<FieldError> for FieldErrors {
 pub struct PendingRefusal {
     /// What went wrong.
     pub code: ErrorCode,
-    /// The detail to send, at most [`MAX_DETAIL_BYTES`] as sent.
-    pub detail: String,
-    /// Whether `detail` is the kind's [`ErrorCode::default_detail`], no
-    /// more specific text having been given: a renderer may then word it
-    /// its own way.
-    pub default_detail: bool,
+    /// The detail given, at most [`MAX_DETAIL_BYTES`] as sent; `None` when
+    /// none more specific than the kind's was given, so that a renderer
+    /// may word it its own way ([`PendingRefusal::detail`] is the neutral
+    /// wording).
+    pub detail: Option<String>,
     /// Field errors, if any, as [`FieldErrors::into_vec`] lists them.
     pub errors: Vec<FieldError>,
     /// The `Retry-After` seconds, also sent as that header.
@@ -590,13 +589,21 @@ pub struct PendingRefusal {
     pub cause: Option<String>,
 }
 
+impl PendingRefusal {
+    /// The detail given, or the kind's [`ErrorCode::default_detail`].
+    pub fn detail(&self) -> &str {
+        self.detail
+            .as_deref()
+            .unwrap_or_else(|| self.code.default_detail())
+    }
+}
+
 /// Everything a handler, extractor or middleware can refuse a request
 /// with, whatever the wire format its errors are rendered in.
 #[derive(Debug)]
 pub struct Refusal {
     code: ErrorCode,
-    detail: String,
-    default_detail: bool,
+    detail: Option<String>,
     errors: FieldErrors,
     retry_after_secs: Option<u64>,
     /// For 5xx: what actually happened, for the log only.
@@ -608,8 +615,7 @@ impl Refusal {
     pub fn new(code: ErrorCode) -> Self {
         Self {
             code,
-            detail: code.default_detail().to_owned(),
-            default_detail: true,
+            detail: None,
             errors: FieldErrors::new(),
             retry_after_secs: None,
             cause: None,
@@ -620,9 +626,9 @@ impl Refusal {
     /// quoting the request should be built with [`quoted`] or [`bounded`],
     /// so that it is never long in the first place.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
-        self.default_detail = false;
-        truncate(&mut self.detail, MAX_DETAIL_BYTES);
+        let mut detail = detail.into();
+        truncate(&mut detail, MAX_DETAIL_BYTES);
+        self.detail = Some(detail);
         self
     }
 
@@ -687,7 +693,6 @@ impl IntoResponse for Refusal {
         response.extensions_mut().insert(PendingRefusal {
             code: self.code,
             detail: self.detail,
-            default_detail: self.default_detail,
             errors: self.errors.into_vec(),
             retry_after_secs: self.retry_after_secs,
             cause: self.cause,
@@ -958,8 +963,11 @@ mod tests {
             .with_detail("x".repeat(100_000))
             .into_response();
         let pending = response.extensions().get::<PendingRefusal>().cloned();
-        let detail = pending.expect("a problem").detail;
-        assert_eq!(detail, format!("{}…", "x".repeat(MAX_DETAIL_BYTES - 3)));
+        let pending = pending.expect("a problem");
+        assert_eq!(
+            pending.detail(),
+            format!("{}…", "x".repeat(MAX_DETAIL_BYTES - 3))
+        );
     }
 
     #[test]
@@ -969,7 +977,7 @@ mod tests {
         let pending = response.extensions().get::<PendingRefusal>().cloned();
         let pending = pending.expect("an ApiError response carries its problem");
         assert_eq!(pending.code, ErrorCode::InternalError);
-        assert!(!pending.detail.contains("disk on fire"));
-        assert_eq!(pending.detail, ErrorCode::InternalError.default_detail());
+        assert!(!pending.detail().contains("disk on fire"));
+        assert_eq!(pending.detail(), ErrorCode::InternalError.default_detail());
     }
 }
