@@ -35,7 +35,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::problem::{ApiError, ErrorCode};
+use crate::api::problem::{ApiError, ErrorCode, Rfc9457};
+use crate::api::refusal::Renderers;
 use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
@@ -44,7 +45,7 @@ use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::server::capped_counts::CappedCounts;
-use crate::service::Support;
+use crate::service::{Idempotency, IdempotencyPolicy, Support};
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -94,6 +95,8 @@ pub struct SharedState {
     pub store: Arc<dyn Store>,
     /// The ticket use cases, over `store`.
     pub support: Support,
+    /// Claims on idempotency keys, over `store`.
+    pub idempotency: Idempotency,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
     /// Failed authentications per client address; `None` when unlimited.
@@ -114,6 +117,9 @@ pub struct SharedState {
     pub html_cache: Arc<HtmlCache>,
     /// This server's OpenAPI document (it states the configured limits).
     openapi: axum::body::Bytes,
+    /// Who writes the refusals under which path: RFC 9457 problems unless
+    /// an API mounted elsewhere has its own format.
+    pub renderers: Renderers,
 }
 
 impl std::ops::Deref for AppState {
@@ -141,6 +147,13 @@ impl AppState {
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
             support: Support::new(Arc::clone(&store)),
+            idempotency: Idempotency::new(
+                Arc::clone(&store),
+                IdempotencyPolicy {
+                    ttl: settings.idempotency_ttl,
+                    lease: settings.request_timeout,
+                },
+            ),
             store,
             limiter: limiters.keys,
             auth_failures: limiters.auth_failures,
@@ -152,6 +165,7 @@ impl AppState {
             key_cache,
             html_cache,
             openapi,
+            renderers: Renderers::new(Rfc9457),
         }))
     }
 }

@@ -36,9 +36,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.settings.connections;
-    let sweeper = tokio::spawn(api::idempotency::sweep_expired_records(
-        std::sync::Arc::clone(&state.store),
-    ));
+    let sweeper = tokio::spawn(state.idempotency.clone().sweep_expired_records());
     let served = server::serve(listener, app(state), limits, shutdown).await;
     sweeper.abort();
     served

@@ -8,9 +8,15 @@
 //! take which action), gives new tickets and messages their ids and times
 //! (from a [`Clock`] and an [`IdSource`], so tests can fix them), and
 //! passes an idempotency completion to the one store write it protects.
+//! [`Idempotency`] grants and gives back the claims those completions come
+//! from, for every API.
 
 mod error;
+mod idempotency;
 mod support;
 
 pub use error::ServiceError;
+pub use idempotency::{
+    ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy, KeyedRequest,
+};
 pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};

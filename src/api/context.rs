@@ -1,6 +1,7 @@
 //! The outermost middleware: gives each request its id and one log line,
 //! admits it to the router ([`crate::api::admit`]: body size, concurrency,
-//! timeout), and has refusals rendered by their route group's renderer.
+//! timeout), and has refusals rendered by the renderer of the API whose
+//! path they are under ([`Renderers`]).
 //!
 //! The log line is written once the response is ready and carries everything
 //! about the request (id, method, matched route, status, latency, API key,
@@ -15,8 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::AppState;
-use crate::api::problem::Rfc9457;
-use crate::api::refusal::{PendingRefusal, RefusalRenderer, Renderer, RequestFacts};
+use crate::api::refusal::{PendingRefusal, Renderers, RequestFacts};
 use crate::core::id::{KeyId, RequestId};
 use crate::core::time::Timestamp;
 
@@ -26,7 +26,7 @@ pub use crate::api::problem::{PROBLEM_CONTENT_TYPE, problem_type_uri};
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Assigns the request id, admits the request, finishes any refusal with
-/// its route group's renderer, and logs one line when the response is ready.
+/// its API's renderer, and logs one line when the response is ready.
 pub async fn track_request(
     State(state): State<AppState>,
     mut request: Request,
@@ -45,6 +45,7 @@ pub async fn track_request(
     let key_id = response.extensions().get::<KeyId>().copied();
     let cause = finish_refusal(
         &mut response,
+        &state.renderers,
         &state.settings.public_url,
         uri.path(),
         request_id,
@@ -69,21 +70,18 @@ pub async fn track_request(
 }
 
 /// Finishes a refused response: takes its [`PendingRefusal`] out, has the
-/// renderer its route group selected ([`crate::api::refusal::select_renderer`];
-/// [`Rfc9457`] if none) write the body and `Content-Type`, and returns the
-/// refusal's cause for the log line. Leaves other responses alone.
+/// renderer of the API `path` is under write the body and `Content-Type`,
+/// and returns the refusal's cause for the log line. Leaves other
+/// responses alone.
 pub fn finish_refusal(
     response: &mut Response,
+    renderers: &Renderers,
     public_url: &str,
     path: &str,
     request_id: RequestId,
 ) -> Option<String> {
     let mut refusal = response.extensions_mut().remove::<PendingRefusal>()?;
-    let selected = response.extensions_mut().remove::<Renderer>();
-    let renderer: &dyn RefusalRenderer = match &selected {
-        Some(selected) => selected.get(),
-        None => &Rfc9457,
-    };
+    let renderer = renderers.for_path(path);
     let cause = refusal.cause.take();
     let facts = RequestFacts {
         public_url,
@@ -108,9 +106,10 @@ mod tests {
     use axum::response::IntoResponse;
 
     use super::*;
-    use crate::api::problem::ApiError;
     use crate::api::problem::MAX_INSTANCE_BYTES;
+    use crate::api::problem::{ApiError, Rfc9457};
     use crate::api::refusal::PendingRefusal as PendingProblem;
+    use crate::api::refusal::RefusalRenderer;
 
     /// The finish step with the default renderer, as the tests below call it.
     fn finish_problem(
@@ -121,7 +120,13 @@ mod tests {
         request_id: RequestId,
     ) {
         response.extensions_mut().insert(pending);
-        finish_refusal(response, public_url, path, request_id);
+        finish_refusal(
+            response,
+            &Renderers::new(Rfc9457),
+            public_url,
+            path,
+            request_id,
+        );
     }
 
     #[tokio::test]
@@ -287,42 +292,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_route_group_renders_the_same_refusal_its_own_way() {
+    async fn each_api_renders_every_refusal_under_its_path_its_own_way() {
         use std::sync::{Arc, Mutex};
 
         use axum::Router;
-        use axum::middleware::{from_fn, map_response_with_state};
+        use axum::middleware::from_fn;
         use axum::routing::get;
         use tower::ServiceExt;
 
-        use crate::api::refusal::{Renderer, select_renderer};
-        use crate::core::lifecycle::LifecycleError;
-        use crate::store::StoreError;
+        use crate::api::problem::ErrorCode;
 
         async fn closed() -> ApiError {
-            ApiError::from(StoreError::Lifecycle(LifecycleError::TicketClosed))
+            ApiError::new(ErrorCode::TicketClosed)
         }
         async fn broken() -> ApiError {
             ApiError::internal("disk on fire")
         }
+        async fn not_found() -> ApiError {
+            ApiError::new(ErrorCode::NotFound)
+        }
         let causes = Arc::new(Mutex::new(Vec::new()));
         let logged = Arc::clone(&causes);
-        let canonical = Router::new()
+        let renderers = Renderers::new(Rfc9457).mount("/toy", Toy);
+        let app = Router::new()
             .route("/api/v2/closed", get(closed))
-            .route("/api/v2/broken", get(broken));
-        let toy = Router::new()
+            .route("/api/v2/broken", get(broken))
             .route("/toy/closed", get(closed))
             .route("/toy/broken", get(broken))
-            .route_layer(map_response_with_state(Renderer::new(Toy), select_renderer));
-        let app = canonical
-            .merge(toy)
+            .fallback(not_found)
+            // An outer layer's refusal, before any route is matched (as
+            // admission refuses a declared body too large).
+            .layer(from_fn(|request: Request, next: Next| async move {
+                if request.uri().path().ends_with("/outer") {
+                    return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
+                }
+                next.run(request).await
+            }))
             .layer(from_fn(move |request: Request, next: Next| {
                 let logged = Arc::clone(&logged);
+                let renderers = renderers.clone();
                 async move {
                     let path = request.uri().path().to_owned();
                     let mut response = next.run(request).await;
                     let cause = finish_refusal(
                         &mut response,
+                        &renderers,
                         "https://t.example",
                         &path,
                         RequestId::generate(),
@@ -375,10 +389,25 @@ mod tests {
         assert_eq!(toy["error"], "internal_error");
         assert!(!toy.to_string().contains("disk on fire"), "{toy}");
 
+        // The router's fallback and an outer layer's refusal are written
+        // by the API whose path they are under, too.
+        for (path, code) in [
+            ("/toy/nowhere", "not_found"),
+            ("/toy/outer", "payload_too_large"),
+        ] {
+            let (_, content_type, toy) = call(path).await;
+            assert_eq!(content_type, "application/vnd.toy+json", "{path}");
+            assert_eq!(toy["error"], code, "{path}");
+        }
+        for path in ["/api/v2/nowhere", "/toyland/nowhere", "/api/v2/outer"] {
+            let (_, content_type, _) = call(path).await;
+            assert_eq!(content_type, PROBLEM_CONTENT_TYPE, "{path}");
+        }
+
         // Both renderings leave the cause to the log line, and only to it.
         let causes = causes.lock().expect("not poisoned").clone();
         assert_eq!(
-            causes,
+            causes[..4],
             [
                 None,
                 None,

@@ -14,9 +14,10 @@ use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{JsonBody, PathParams, QueryParams, TicketPath};
 use crate::api::fields::Fields;
-use crate::api::idempotency::{self, Keyed};
+use crate::api::idempotency::{self, IdempotencyClaim};
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
+use crate::api::service_errors::canonical;
 use crate::api::wire::{WireBodyFormat, WireRole};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::message::{BodyFormat, Message};
@@ -322,7 +323,7 @@ pub async fn reply_to_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     TicketPath(ticket): TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let draft = read_reply(body, state.settings.text_limits)?;
@@ -330,21 +331,22 @@ pub async fn reply_to_ticket(
     // A keyed reply's response is serialised inside the write's
     // transaction; its html is rendered here, beforehand, so the
     // transaction never waits on a long Markdown body.
-    let html = if keyed.is_keyed() {
+    let html = if claim.is_keyed() {
         Some(render_html(draft.body.as_str().to_owned(), draft.body_format).await?)
     } else {
         None
     };
     let completion = html.as_ref().and_then(|html| {
         let rendered = Arc::clone(html);
-        keyed.completion(Box::new(move |message: &Message| {
+        claim.completion(Box::new(move |message: &Message| {
             reply_created(message, Arc::clone(&rendered))
         }))
     });
     let written = state
         .support
         .reply(actor, ticket, draft, completion)
-        .await?;
+        .await
+        .map_err(canonical)?;
     let message = written.value;
     if let Some(stored) = written.response {
         if let Some(html) = html {
@@ -389,7 +391,8 @@ pub async fn list_messages(
     let page = state
         .support
         .list_messages(&authed.principal.actor, ticket, PageRequest { size, after })
-        .await?;
+        .await
+        .map_err(canonical)?;
     let positions: Vec<i64> = page.items.iter().map(|message| message.seq).collect();
     let data = message_responses(&state.html_cache, page.items, MAX_PAGE_TEXT_BYTES).await?;
     let next = match data
@@ -449,7 +452,8 @@ pub async fn get_message(
     let message = state
         .support
         .find_message(&authed.principal.actor, ticket, message)
-        .await?;
+        .await
+        .map_err(canonical)?;
     respond::json(
         StatusCode::OK,
         &message_response(&state.html_cache, message).await?,

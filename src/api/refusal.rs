@@ -6,8 +6,8 @@
 //! needs the request id and path, which only the outermost middleware
 //! knows, so a `Refusal` becomes a response carrying a [`PendingRefusal`]
 //! extension; [`crate::api::context`] has it written by the
-//! [`RefusalRenderer`] its route group selected ([`select_renderer`]), by
-//! default the canonical RFC 9457 one.
+//! [`RefusalRenderer`] of the API whose path it is under ([`Renderers`]),
+//! by default the canonical RFC 9457 one.
 //!
 //! Whatever the request, a refusal stays small: its field errors are a
 //! [`FieldErrors`], which stops listing entries at [`MAX_FIELD_ERRORS`] or
@@ -18,16 +18,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::core::id::RequestId;
-use crate::core::lifecycle::LifecycleError;
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
+use crate::service::ServiceError;
 
 /// The most entries a problem's `errors[]` holds, the final
 /// `too_many_errors` entry included: past it, the first 99 errors found are
@@ -570,8 +568,8 @@ impl From<FieldError> for FieldErrors {
 }
 
 /// A refusal on its way out: the extension a refused response carries until
-/// the outermost middleware ([`crate::api::context`]) has it rendered by the
-/// route group's [`RefusalRenderer`] and logs its cause.
+/// the outermost middleware ([`crate::api::context`]) has it rendered by its
+/// API's [`RefusalRenderer`] and logs its cause.
 #[derive(Debug, Clone)]
 pub struct PendingRefusal {
     /// What went wrong.
@@ -701,29 +699,13 @@ impl IntoResponse for Refusal {
     }
 }
 
-impl From<StoreError> for Refusal {
-    /// The refusal for a storage failure. A closed ticket keeps the kind's
-    /// default detail: how to reopen it is each renderer's to say.
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound => Refusal::new(ErrorCode::NotFound),
-            StoreError::Lifecycle(LifecycleError::TicketClosed) => {
-                Refusal::new(ErrorCode::TicketClosed)
-            }
-            StoreError::CustomerNotFound => Refusal::invalid(vec![FieldError {
-                pointer: "/customerId".into(),
-                detail: "`customerId` must be the id of a customer in your workspace.".into(),
-                code: FieldCode::InvalidValue,
-            }]),
-            StoreError::Unavailable(cause) => Refusal::unavailable(cause),
-            StoreError::Conflict(constraint) => {
-                Refusal::internal(format!("unexpected conflict on {constraint}"))
-            }
-            StoreError::Other(cause) => Refusal::internal(cause),
-            StoreError::ClaimLost => {
-                Refusal::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
-            }
-        }
+/// The refusal for a use case that failed through no fault of the request
+/// (its storage is unreachable or broken), the same in every API. The
+/// refusals of a request itself are each API's to word.
+pub fn server_failure(error: ServiceError) -> Refusal {
+    match error {
+        ServiceError::Unavailable(cause) => Refusal::unavailable(cause),
+        other => Refusal::internal(other.to_string()),
     }
 }
 
@@ -752,49 +734,64 @@ pub trait RefusalRenderer: Send + Sync + 'static {
     fn render(&self, refusal: PendingRefusal, facts: &RequestFacts<'_>) -> (HeaderValue, Vec<u8>);
 }
 
-/// A shared [`RefusalRenderer`], as a route group selects it (see
-/// [`select_renderer`]).
+/// Which renderer writes the refusals under which path. Each API is
+/// mounted at a path prefix, and every refusal under it is written in its
+/// format: its routes', its router fallbacks' (404, 405) and the outer
+/// layers' (a declared body too large, a timeout, a panic), which run
+/// before or after any route is matched. Paths under no mount get the
+/// default renderer.
 #[derive(Clone)]
-pub struct Renderer(Arc<dyn RefusalRenderer>);
+pub struct Renderers {
+    default: Arc<dyn RefusalRenderer>,
+    /// Longest prefix first, so that a nested mount wins over its parent.
+    mounts: Vec<(String, Arc<dyn RefusalRenderer>)>,
+}
 
-impl Renderer {
-    /// Shares `renderer`.
-    pub fn new(renderer: impl RefusalRenderer) -> Self {
-        Self(Arc::new(renderer))
+impl Renderers {
+    /// `default` everywhere.
+    pub fn new(default: impl RefusalRenderer) -> Self {
+        Self {
+            default: Arc::new(default),
+            mounts: Vec::new(),
+        }
     }
 
-    /// The renderer.
-    pub fn get(&self) -> &dyn RefusalRenderer {
-        &*self.0
+    /// `renderer` for `prefix` (such as `/api/v1`) and every path below it.
+    pub fn mount(mut self, prefix: &str, renderer: impl RefusalRenderer) -> Self {
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        let at = self
+            .mounts
+            .iter()
+            .position(|(other, _)| other.len() < prefix.len())
+            .unwrap_or(self.mounts.len());
+        self.mounts.insert(at, (prefix, Arc::new(renderer)));
+        self
+    }
+
+    /// The renderer of the mount `path` is under (whole segments only:
+    /// `/api/v1` holds `/api/v1/tickets`, not `/api/v10`).
+    pub fn for_path(&self, path: &str) -> &dyn RefusalRenderer {
+        self.mounts
+            .iter()
+            .find(|(prefix, _)| {
+                path.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map_or(&*self.default, |(_, renderer)| &**renderer)
     }
 }
 
-impl fmt::Debug for Renderer {
+impl fmt::Debug for Renderers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Renderer")
+        let prefixes: Vec<&str> = self
+            .mounts
+            .iter()
+            .map(|(prefix, _)| prefix.as_str())
+            .collect();
+        f.debug_struct("Renderers")
+            .field("mounts", &prefixes)
+            .finish()
     }
-}
-
-/// Marks a refused response with the renderer of the route group it came
-/// from, for the finish step in [`crate::api::context`]; responses without
-/// a mark are rendered as RFC 9457 problems. Install it as a group's
-/// outermost route layer, so that it sees the refusals of the group's
-/// other layers (authentication, the idempotency guard, admission):
-///
-/// ```ignore
-/// router.route_layer(axum::middleware::map_response_with_state(
-///     Renderer::new(VendorErrors),
-///     refusal::select_renderer,
-/// ))
-/// ```
-///
-/// A mark already there (from a group nested inside) is kept.
-pub async fn select_renderer(State(renderer): State<Renderer>, mut response: Response) -> Response {
-    let extensions = response.extensions_mut();
-    if extensions.get::<PendingRefusal>().is_some() && extensions.get::<Renderer>().is_none() {
-        extensions.insert(renderer);
-    }
-    response
 }
 
 #[cfg(test)]

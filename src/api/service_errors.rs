@@ -1,40 +1,40 @@
-//! How the canonical API words the service's refusals.
+//! How the canonical API words the service's refusals. Each API has its own
+//! such function, so that none gets another's wording (field pointers,
+//! routes) by a conversion it did not choose.
 
 use crate::api::fields::field_error;
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
+use crate::api::refusal::server_failure;
 use crate::core::access::OnBehalfOfError;
 use crate::service::ServiceError;
 
-impl From<ServiceError> for ApiError {
-    fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::NotFound => ApiError::new(ErrorCode::NotFound),
-            // The canonical renderer words it, naming its reopen route.
-            ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed),
-            ServiceError::OnBehalfOf(OnBehalfOfError::CustomerMayNotName) => {
-                ApiError::new(ErrorCode::Forbidden).with_detail(
-                    "Only staff and automation users can open a ticket on a customer's behalf.",
-                )
-            }
-            ServiceError::OnBehalfOf(OnBehalfOfError::CustomerRequired) => {
-                ApiError::invalid(vec![field_error(
-                    "customerId",
-                    FieldCode::MissingRequired,
-                    "`customerId` is required when staff or automation open a ticket.",
-                )])
-            }
-            ServiceError::CustomerNotFound => ApiError::invalid(vec![FieldError {
-                pointer: "/customerId".into(),
-                detail: "`customerId` must be the id of a customer in your workspace.".into(),
-                code: FieldCode::InvalidValue,
-            }]),
-            ServiceError::ActionNotPermitted(_) => ApiError::new(ErrorCode::Forbidden)
-                .with_detail("Only staff and automation users can take this action."),
-            ServiceError::ClaimLost => {
-                ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
-            }
-            ServiceError::Unavailable(cause) => ApiError::unavailable(cause),
-            ServiceError::Internal(cause) => ApiError::internal(cause),
+/// The canonical API's refusal for `error`.
+pub fn canonical(error: ServiceError) -> ApiError {
+    match error {
+        ServiceError::NotFound => ApiError::new(ErrorCode::NotFound),
+        // The canonical renderer words it, naming its reopen route.
+        ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed),
+        ServiceError::OnBehalfOf(OnBehalfOfError::CustomerMayNotName) => ApiError::new(
+            ErrorCode::Forbidden,
+        )
+        .with_detail("Only staff and automation users can open a ticket on a customer's behalf."),
+        ServiceError::OnBehalfOf(OnBehalfOfError::CustomerRequired) => {
+            ApiError::invalid(vec![field_error(
+                "customerId",
+                FieldCode::MissingRequired,
+                "`customerId` is required when staff or automation open a ticket.",
+            )])
         }
+        ServiceError::CustomerNotFound => ApiError::invalid(vec![FieldError {
+            pointer: "/customerId".into(),
+            detail: "`customerId` must be the id of a customer in your workspace.".into(),
+            code: FieldCode::InvalidValue,
+        }]),
+        ServiceError::ActionNotPermitted(_) => ApiError::new(ErrorCode::Forbidden)
+            .with_detail("Only staff and automation users can take this action."),
+        ServiceError::ClaimLost => {
+            ApiError::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
+        }
+        error @ (ServiceError::Unavailable(_) | ServiceError::Internal(_)) => server_failure(error),
     }
 }

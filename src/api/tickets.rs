@@ -10,9 +10,10 @@ use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{EmptyBody, JsonBody, QueryParams, TicketPath};
 use crate::api::fields::Fields;
-use crate::api::idempotency::{self, Keyed};
+use crate::api::idempotency::{self, IdempotencyClaim};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::respond;
+use crate::api::service_errors::canonical;
 use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
 use crate::core::id::{TicketId, UserId};
 use crate::core::lifecycle::TicketAction;
@@ -227,7 +228,7 @@ fn ticket_acted_on(ticket: &Ticket) -> Result<StoredResponse, String> {
 pub async fn create_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let input = read_create_ticket(body, state.settings.text_limits)?;
@@ -246,9 +247,10 @@ pub async fn create_ticket(
         .open_ticket(
             &authed.principal.actor,
             command,
-            keyed.completion(Box::new(ticket_created)),
+            claim.completion(Box::new(ticket_created)),
         )
-        .await?;
+        .await
+        .map_err(canonical)?;
     written_response(written, ticket_created)
 }
 
@@ -299,7 +301,8 @@ pub async fn list_tickets(
             TicketFilter { status },
             PageRequest { size, after },
         )
-        .await?;
+        .await
+        .map_err(canonical)?;
     let body = TicketListResponse {
         data: page.items.into_iter().map(TicketResponse::from).collect(),
         next_cursor: page.next.map(|cursor| cursor.encode()),
@@ -327,15 +330,17 @@ pub async fn get_ticket(
     let ticket = state
         .support
         .find_ticket(&authed.principal.actor, ticket)
-        .await?;
+        .await
+        .map_err(canonical)?;
     respond::json(StatusCode::OK, &TicketResponse::from(ticket))
 }
 
-async fn act(
+/// Takes `action` on the ticket at `path`, as every action route does.
+async fn take_action(
     state: &AppState,
     authed: &Authed<WriteSupport>,
     path: TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     action: TicketAction,
 ) -> Result<Response, ApiError> {
     let written = state
@@ -344,9 +349,10 @@ async fn act(
             &authed.principal.actor,
             path.0,
             action,
-            keyed.completion(Box::new(ticket_acted_on)),
+            claim.completion(Box::new(ticket_acted_on)),
         )
-        .await?;
+        .await
+        .map_err(canonical)?;
     written_response(written, ticket_acted_on)
 }
 
@@ -367,10 +373,10 @@ pub async fn close_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, keyed, TicketAction::Close).await
+    take_action(&state, &authed, path, claim, TicketAction::Close).await
 }
 
 /// Reopen a resolved or closed support ticket (the owner or staff).
@@ -390,10 +396,10 @@ pub async fn reopen_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, keyed, TicketAction::Reopen).await
+    take_action(&state, &authed, path, claim, TicketAction::Reopen).await
 }
 
 /// Mark a support ticket resolved (staff and automation).
@@ -414,10 +420,10 @@ pub async fn resolve_ticket(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, keyed, TicketAction::Resolve).await
+    take_action(&state, &authed, path, claim, TicketAction::Resolve).await
 }
 
 /// Mark a support ticket as being worked on (staff and automation).
@@ -438,8 +444,8 @@ pub async fn mark_ticket_in_progress(
     State(state): State<AppState>,
     authed: Authed<WriteSupport>,
     path: TicketPath,
-    keyed: Keyed,
+    claim: IdempotencyClaim,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
-    act(&state, &authed, path, keyed, TicketAction::MarkInProgress).await
+    take_action(&state, &authed, path, claim, TicketAction::MarkInProgress).await
 }

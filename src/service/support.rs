@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::core::access::{self, Actor};
 use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::idempotency::ClaimToken;
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
@@ -30,12 +31,15 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where the ids of new tickets and messages come from.
+/// Where the ids of new tickets and messages, and the tokens of
+/// idempotency claims, come from.
 pub trait IdSource: Send + Sync {
     /// An id for a new ticket.
     fn ticket_id(&self) -> TicketId;
     /// An id for a new message.
     fn message_id(&self) -> MessageId;
+    /// A token for a new idempotency claim.
+    fn claim_token(&self) -> ClaimToken;
 }
 
 /// Fresh random ULIDs.
@@ -49,6 +53,10 @@ impl IdSource for RandomIds {
 
     fn message_id(&self) -> MessageId {
         MessageId::generate()
+    }
+
+    fn claim_token(&self) -> ClaimToken {
+        ClaimToken::generate()
     }
 }
 
