@@ -15,6 +15,7 @@ pub mod messages;
 pub mod openapi;
 pub mod percent;
 pub mod problem;
+pub mod range;
 pub mod refusal;
 pub mod respond;
 pub mod service_errors;

@@ -17,4 +17,5 @@ pub mod text;
 pub mod ticket;
 pub mod time;
 pub mod token;
+pub mod upload;
 pub mod workspace;

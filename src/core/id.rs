@@ -128,6 +128,11 @@ public_id!(
     "tmsg_"
 );
 public_id!(
+    /// A file a user uploaded, to attach to a message.
+    UploadId,
+    "upl_"
+);
+public_id!(
     /// One HTTP request, for correlating responses with logs.
     RequestId,
     "req_"

@@ -36,7 +36,7 @@ impl BodyFormat {
 /// A message as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// Public id.
+    /// Its `msg_` id, the same in every API and across export and import.
     pub id: MessageId,
     /// The ticket it belongs to.
     pub ticket_id: TicketId,
@@ -50,7 +50,7 @@ pub struct Message {
     pub body_format: BodyFormat,
     /// Whether the sender marked it sensitive.
     pub encrypted: bool,
-    /// The sending user.
+    /// The user whose key sent it.
     pub sender_id: UserId,
     /// The sender's role when they sent it.
     pub sender_role: Role,

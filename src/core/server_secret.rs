@@ -45,17 +45,25 @@ pub enum Purpose {
     /// Fingerprints of requests with an `Idempotency-Key`
     /// ([`crate::core::idempotency::Fingerprint`]).
     IdempotencyFingerprint,
+    /// Signatures of pre-signed upload URLs
+    /// ([`crate::core::upload::signed_url`]).
+    UploadUrl,
 }
 
 impl Purpose {
     /// Every purpose, for tests that they are told apart.
-    pub const ALL: [Purpose; 2] = [Purpose::SecretCheck, Purpose::IdempotencyFingerprint];
+    pub const ALL: [Purpose; 3] = [
+        Purpose::SecretCheck,
+        Purpose::IdempotencyFingerprint,
+        Purpose::UploadUrl,
+    ];
 
     /// The label the purpose's key is derived under.
     pub fn label(self) -> &'static str {
         match self {
             Purpose::SecretCheck => "ticketd server secret check v1",
             Purpose::IdempotencyFingerprint => "ticketd idempotency fingerprint v1",
+            Purpose::UploadUrl => "ticketd upload url v1",
         }
     }
 }

@@ -129,17 +129,17 @@ pub struct UserSummary {
 /// A ticket as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
-    /// Public id.
+    /// Its `tkt_` id, the same in every API and across export and import.
     pub id: TicketId,
     /// The workspace the ticket belongs to.
     pub workspace_id: WorkspaceId,
     /// Number within the workspace, from 1, never reused.
     pub number: i64,
-    /// Subject line.
+    /// What the ticket is about, as its opener wrote it.
     pub subject: String,
-    /// Lifecycle status.
+    /// Where it is in its lifecycle ([`crate::core::lifecycle`]).
     pub status: TicketStatus,
-    /// Priority.
+    /// How urgent its opener said it is.
     pub priority: Priority,
     /// The customer who owns the ticket.
     pub customer: UserSummary,
@@ -162,9 +162,9 @@ pub struct Ticket {
 pub struct NewTicket {
     /// The id to give it.
     pub id: TicketId,
-    /// Subject line.
+    /// What the ticket is about, validated.
     pub subject: Subject,
-    /// Priority.
+    /// How urgent its opener says it is.
     pub priority: Priority,
     /// The owning customer when staff or automation open it on a customer's
     /// behalf; `None` when a customer opens their own.

@@ -101,7 +101,7 @@ impl Email {
 /// A workspace as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
-    /// Public id.
+    /// Its `ws_` id.
     pub id: WorkspaceId,
     /// Numeric id (1, 2, ...), for clients that address workspaces by number.
     pub numeric_id: i64,
@@ -109,7 +109,8 @@ pub struct Workspace {
     pub name: String,
     /// Unique short code.
     pub code: String,
-    /// Plan name.
+    /// The plan it is on, as the operator named it (ticketd gives it no
+    /// meaning).
     pub plan: String,
     /// When it was created.
     pub created_at: Timestamp,
@@ -124,14 +125,14 @@ pub struct NewWorkspace {
     pub name: String,
     /// Unique short code.
     pub code: WorkspaceCode,
-    /// Creation time.
+    /// When it is created.
     pub created_at: Timestamp,
 }
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// Public id.
+    /// Its `usr_` id.
     pub id: UserId,
     /// The workspace the user belongs to.
     pub workspace_id: WorkspaceId,
@@ -158,7 +159,7 @@ pub struct NewUser {
     pub name: String,
     /// Contact address.
     pub email: Option<String>,
-    /// Creation time.
+    /// When it is created.
     pub created_at: Timestamp,
 }
 
@@ -190,7 +191,7 @@ pub struct NewApiKey {
     pub scopes: Scopes,
     /// Digest of the token's secret.
     pub secret_hash: SecretHash,
-    /// Creation time.
+    /// When it is created.
     pub created_at: Timestamp,
 }
 

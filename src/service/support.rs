@@ -64,7 +64,7 @@ impl IdSource for RandomIds {
 /// time.
 #[derive(Debug, Clone)]
 pub struct Draft {
-    /// The text.
+    /// The text, within the configured limits.
     pub body: MessageBody,
     /// How the text is meant to be rendered.
     pub body_format: BodyFormat,
@@ -75,9 +75,9 @@ pub struct Draft {
 /// A ticket to open, as a request asks for it.
 #[derive(Debug, Clone)]
 pub struct OpenTicket {
-    /// Subject line.
+    /// What the ticket is about.
     pub subject: Subject,
-    /// Priority.
+    /// How urgent the opener says it is.
     pub priority: Priority,
     /// The customer the ticket is for, as the request names one (staff and
     /// automation only: see [`access::on_behalf_of`]).
