@@ -9,6 +9,7 @@
 )]
 
 mod backends;
+mod blob;
 mod encryption;
 mod fixtures;
 mod suite;
