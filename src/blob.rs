@@ -9,6 +9,7 @@
 //! caller's, on the stream it hands over, so every backend gets the same
 //! checks.
 
+pub mod inspect;
 pub mod local;
 
 use std::io;
