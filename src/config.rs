@@ -53,71 +53,136 @@ macro_rules! settings {
 }
 
 settings! {
-/// Settings as read from `ticketd.toml`, or given as flags and environment
-/// variables; every one optional. Field names match the TOML keys.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// Settings as read from `ticketd.toml`, or given as `serve` flags and
+/// `TICKETD_*` environment variables; every one optional. Each field is
+/// declared once: its name is the TOML key and (in kebab case) the flag,
+/// its doc comment is the flag's help, and the field order is the order
+/// of `ticketd serve --help`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Database URL (`sqlite://PATH` or `postgres://...`).
+    /// Database URL (`sqlite://PATH` or `postgres://...`): the global
+    /// `--database` flag of [`crate::cli::Cli`].
+    #[arg(skip)]
     pub database: Option<String>,
-    /// PostgreSQL connections this node keeps at most.
-    pub database_pool_size: Option<usize>,
-    /// Milliseconds a request waits for a PostgreSQL connection (or for a
-    /// new one to be made) before it is answered with 503.
-    pub database_pool_timeout_ms: Option<u64>,
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// Base URL clients use to reach this server.
-    pub public_url: Option<String>,
-    /// Sustained requests per minute per API key.
-    pub rate_limit_per_minute: Option<u32>,
-    /// Requests per API key allowed at once.
-    pub rate_limit_burst: Option<u32>,
-    /// Where rate-limit state lives: `memory` or a `redis://` URL.
-    pub rate_limit_url: Option<String>,
-    /// Prefix of the rate limiter's Redis keys.
-    pub rate_limit_key_prefix: Option<String>,
-    /// Seconds a request may take.
-    pub request_timeout_secs: Option<u64>,
-    /// Largest request body in bytes.
-    pub max_body_bytes: Option<usize>,
-    /// Bytes of request bodies held in memory at once.
-    pub max_buffered_body_bytes: Option<usize>,
-    /// Requests handled concurrently.
-    pub max_concurrent_requests: Option<usize>,
-    /// Open connections at most; more wait in the listen queue.
-    pub max_connections: Option<usize>,
-    /// Largest request head (request line and headers) in bytes.
-    pub max_header_bytes: Option<usize>,
-    /// Seconds a client has to send a request's head.
-    pub header_read_timeout_secs: Option<u64>,
-    /// Seconds a kept-alive connection may sit idle between requests.
-    pub idle_timeout_secs: Option<u64>,
-    /// `idle_timeout_secs` for a connection on which no request has been
-    /// authenticated yet.
-    pub unauthenticated_idle_timeout_secs: Option<u64>,
-    /// Connections open at once from one address (IPv6: one /64); 0 for
-    /// no cap.
-    pub max_connections_per_address: Option<usize>,
-    /// Seconds a client has to send a request's body.
-    pub body_read_timeout_secs: Option<u64>,
-    /// Requests one API key may have in progress at once.
-    pub max_concurrent_requests_per_key: Option<usize>,
-    /// Failed authentications per minute per client address; 0 for no limit.
-    pub auth_failure_limit_per_minute: Option<u32>,
-    /// Longest ticket subject, in characters.
-    pub max_subject_chars: Option<usize>,
-    /// Longest message body, in characters.
-    pub max_message_chars: Option<usize>,
-    /// Log format.
-    pub log_format: Option<LogFormat>,
-    /// The key file of encrypted messages.
+    /// The key file of encrypted messages: the global
+    /// `--encryption-key-file` flag of [`crate::cli::Cli`].
+    #[arg(skip)]
     pub encryption_key_file: Option<String>,
-    /// Seconds the response of a request with an `Idempotency-Key` is kept.
+    /// Address to listen on. Default: 127.0.0.1:8080
+    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Base URL clients reach the server at (used in problem `type` URIs).
+    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Sustained requests per minute per API key. Default: 600
+    #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests an API key may send at once. Default: the per-minute rate
+    #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Where rate-limit state lives: `memory` (this process) or a
+    /// redis://HOST:PORT/DB URL shared by every node. Default: memory
+    #[arg(
+        long,
+        env = "TICKETD_RATE_LIMIT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub rate_limit_url: Option<String>,
+    /// Prefix of the rate limiter's Redis keys. Default: ticketd:rl:
+    #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", value_name = "PREFIX")]
+    pub rate_limit_key_prefix: Option<String>,
+    /// Seconds a request may take before it is answered with 503. Default: 30
+    #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request body in bytes. Default: 1048576
+    #[arg(long, env = "TICKETD_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held in memory at once; more writes wait
+    /// before their body is read. Default: --max-concurrent-requests times
+    /// --max-body-bytes (1 GiB)
+    #[arg(long, env = "TICKETD_MAX_BUFFERED_BODY_BYTES", value_name = "BYTES")]
+    pub max_buffered_body_bytes: Option<usize>,
+    /// Requests handled at once; more wait. Default: 1024
+    #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Connections served at once; more wait to be accepted.
+    /// Default: 10000 (less if the open-file limit is lower)
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request line plus headers in bytes; larger is answered 431.
+    /// Default: 16384
+    #[arg(long, env = "TICKETD_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Seconds a client has to send a request's line and headers before
+    /// its connection is closed. Default: 10
+    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request (or
+    /// for the client to read a response) before it is closed. Default: 75
+    #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// The idle timeout for a connection on which no request has been
+    /// authenticated yet (at most --idle-timeout-secs). Default: 5
+    #[arg(
+        long,
+        env = "TICKETD_UNAUTHENTICATED_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub unauthenticated_idle_timeout_secs: Option<u64>,
+    /// Connections open at once from one client address (IPv6: one /64);
+    /// more are closed at once. 0 for no cap (behind a proxy).
+    /// Default: 64, or a quarter of --max-connections if less
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's body before it is answered
+    /// with 408; at most --request-timeout-secs. Default: 10, or
+    /// --request-timeout-secs if less
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Requests one API key may have in progress at once; more are answered
+    /// with 429. Default: a sixteenth of --max-concurrent-requests (64), at
+    /// least 1
+    #[arg(
+        long,
+        env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        value_name = "N"
+    )]
+    pub max_concurrent_requests_per_key: Option<usize>,
+    /// Failed authentications per minute (and at once) per client address;
+    /// more are answered with 429. 0 for no limit. Default: 60
+    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub auth_failure_limit_per_minute: Option<u32>,
+    /// Longest ticket subject in characters, 1 to 200. Default: 200
+    #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
+    pub max_subject_chars: Option<usize>,
+    /// Longest message in characters, 1 to 25000. Default: 25000
+    #[arg(long, env = "TICKETD_MAX_MESSAGE_CHARS", value_name = "N")]
+    pub max_message_chars: Option<usize>,
+    /// Log format. Default: text
+    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// PostgreSQL connections this node keeps at most. Default: 16
+    #[arg(long, env = "TICKETD_DATABASE_POOL_SIZE", value_name = "N")]
+    pub database_pool_size: Option<usize>,
+    /// Milliseconds a request waits for a PostgreSQL connection before it
+    /// is answered with 503. Default: 2000
+    #[arg(long, env = "TICKETD_DATABASE_POOL_TIMEOUT_MS", value_name = "MS")]
+    pub database_pool_timeout_ms: Option<u64>,
+    /// Seconds the response of a request with an Idempotency-Key is kept
+    /// for its retries. Default: 86400 (a day)
+    #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
     pub idempotency_ttl_secs: Option<u64>,
-    /// Seconds an API key's credentials are used after they were read.
+    /// Seconds an API key, once read from the database, is trusted without
+    /// reading it again; a key revoked meanwhile works for up to this long.
+    /// 0 reads the key on every request. Default: 2
+    #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", value_name = "SECS")]
     pub api_key_cache_secs: Option<u64>,
-    /// MiB of rendered message HTML kept in memory.
+    /// MiB of rendered message HTML kept in memory, so that each message is
+    /// rendered once rather than on every read; 0 renders on every read.
+    /// Default: 16
+    #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
     pub html_cache_mib: Option<u64>,
 }
 }
