@@ -13,8 +13,13 @@ mod transfer;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use serde::Serialize;
+
+pub use encryption::EncryptionCommand;
+pub use provision::{KeyCommand, UserCommand, WorkspaceCommand};
+pub use serve::ServeArgs;
+pub use transfer::{ExportArgs, ImportArgs};
 
 use crate::config::{Config, Settings};
 
@@ -76,109 +81,6 @@ pub enum Command {
     /// Manage the keys of messages marked `encrypted`.
     #[command(subcommand)]
     Encryption(EncryptionCommand),
-}
-
-/// `encryption` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum EncryptionCommand {
-    /// Add a key, re-seal every encrypted message under it, and delete the
-    /// old keys from the database and the key file. Servers may keep
-    /// running.
-    Rotate {
-        /// Re-seal under the key file's newest key (one added with
-        /// `add-key` and copied to every node, or a rotation that was
-        /// interrupted) instead of adding one.
-        #[arg(long)]
-        no_new_key: bool,
-    },
-    /// Add a key to the key file; copy the file to every node, then run
-    /// `rotate --no-new-key`.
-    AddKey,
-    /// Show the keys and how many encrypted messages each one seals.
-    Status,
-}
-
-/// Flags of `export`.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Where to write the dump; `-` for stdout.
-    #[arg(long, value_name = "FILE", default_value = "-")]
-    pub output: PathBuf,
-    /// Write the plaintext of messages marked `encrypted` (needs the key
-    /// file). Without it they are written sealed, as stored.
-    #[arg(long)]
-    pub decrypt: bool,
-}
-
-/// Flags of `import`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The dump to read; `-` for stdin.
-    #[arg(long, value_name = "FILE", default_value = "-")]
-    pub input: PathBuf,
-}
-
-/// Flags of `serve`: every setting (see [`Settings`]) but the global
-/// `--database` and `--encryption-key-file`.
-#[derive(Debug, Args, Default)]
-pub struct ServeArgs {
-    /// The settings given as flags or `TICKETD_*` environment variables.
-    #[command(flatten)]
-    pub settings: Settings,
-}
-
-/// `workspace` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum WorkspaceCommand {
-    /// Create a workspace.
-    Create {
-        /// Display name.
-        #[arg(long)]
-        name: String,
-        /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
-        #[arg(long)]
-        code: Option<String>,
-    },
-}
-
-/// `user` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user in a workspace.
-    Create {
-        /// The workspace (`ws_...`).
-        #[arg(long, value_name = "WS_ID")]
-        workspace: String,
-        /// customer, staff or automation.
-        #[arg(long)]
-        role: String,
-        /// Display name.
-        #[arg(long)]
-        name: String,
-        /// Contact address.
-        #[arg(long)]
-        email: Option<String>,
-    },
-}
-
-/// `key` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Create an API key for a user; prints its token once.
-    Create {
-        /// The user the key acts as (`usr_...`).
-        #[arg(long, value_name = "USR_ID")]
-        user: String,
-        /// Comma-separated scopes. Default: read:support,write:support
-        #[arg(long, default_value = "read:support,write:support")]
-        scopes: String,
-    },
-    /// Revoke an API key.
-    Revoke {
-        /// The key (`key_...`).
-        #[arg(value_name = "KEY_ID")]
-        key: String,
-    },
 }
 
 /// Runs a parsed command line.

@@ -1,9 +1,10 @@
 //! `ticketd workspace|user|key create ...`: provisioning, printed as one
 //! JSON line each.
 
+use clap::Subcommand;
 use serde::Serialize;
 
-use super::{KeyCommand, UserCommand, WorkspaceCommand, print_json};
+use super::print_json;
 use crate::core::access::{Role, Scopes};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
@@ -13,6 +14,60 @@ use crate::core::workspace::{
 };
 use crate::encryption::describe;
 use crate::store::{self, Constraint, DatabaseUrl, StoreError};
+
+/// `workspace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
+        #[arg(long)]
+        code: Option<String>,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user in a workspace.
+    Create {
+        /// The workspace (`ws_...`).
+        #[arg(long, value_name = "WS_ID")]
+        workspace: String,
+        /// customer, staff or automation.
+        #[arg(long)]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Contact address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a user; prints its token once.
+    Create {
+        /// The user the key acts as (`usr_...`).
+        #[arg(long, value_name = "USR_ID")]
+        user: String,
+        /// Comma-separated scopes. Default: read:support,write:support
+        #[arg(long, default_value = "read:support,write:support")]
+        scopes: String,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key (`key_...`).
+        #[arg(value_name = "KEY_ID")]
+        key: String,
+    },
+}
 
 /// A workspace as printed.
 #[derive(Serialize)]

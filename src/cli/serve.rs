@@ -1,7 +1,18 @@
 //! `ticketd serve`: run the API until SIGINT or SIGTERM.
 
+use clap::Args;
+
 use crate::application::Application;
-use crate::config::Config;
+use crate::config::{Config, Settings};
+
+/// Flags of `serve`: every setting (see [`Settings`]) but the global
+/// `--database` and `--encryption-key-file`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// The settings given as flags or `TICKETD_*` environment variables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
 
 pub(super) async fn serve(config: Config) -> Result<(), String> {
     let _log = crate::telemetry::init(config.log_format);

@@ -2,15 +2,37 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{ExportArgs, print_json};
+use clap::Args;
+
+use super::print_json;
 use crate::config::Config;
 use crate::core::dump::RecordCounts;
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile, describe};
 use crate::private_file;
 use crate::store::{self, Store};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the dump; `-` for stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Write the plaintext of messages marked `encrypted` (needs the key
+    /// file). Without it they are written sealed, as stored.
+    #[arg(long)]
+    pub decrypt: bool,
+}
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dump to read; `-` for stdin.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
+}
 
 /// `-` for a standard stream.
 fn is_std_stream(path: &Path) -> bool {
