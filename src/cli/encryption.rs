@@ -3,9 +3,9 @@
 
 use clap::Subcommand;
 
-use super::print_json;
+use super::{CliError, print_json};
 use crate::config::Config;
-use crate::encryption::{self, describe};
+use crate::encryption;
 use crate::store::{self};
 
 /// `encryption` subcommands.
@@ -31,14 +31,19 @@ pub enum EncryptionCommand {
 pub(super) async fn encryption_command(
     config: &Config,
     command: EncryptionCommand,
-) -> Result<(), String> {
-    if !store::exists(&config.database).await.map_err(describe)? {
-        return Err(format!(
+) -> Result<(), CliError> {
+    if !store::exists(&config.database)
+        .await
+        .map_err(CliError::store)?
+    {
+        return Err(CliError::new(format!(
             "no ticketd database at {}",
             config.database.redacted()
-        ));
+        )));
     }
-    let store = store::open(&config.database).await.map_err(describe)?;
+    let store = store::open(&config.database)
+        .await
+        .map_err(CliError::store)?;
     let store = store.as_ref();
     let path = &config.encryption_key_file;
     match command {

@@ -6,6 +6,7 @@
 //! stderr with a non-zero exit status.
 
 mod encryption;
+mod error;
 mod migrate;
 mod provision;
 mod serve;
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 pub use encryption::EncryptionCommand;
+pub use error::CliError;
 pub use provision::{KeyCommand, UserCommand, WorkspaceCommand};
 pub use serve::ServeArgs;
 pub use transfer::{ExportArgs, ImportArgs};
@@ -86,8 +88,8 @@ pub enum Command {
 /// Runs a parsed command line.
 ///
 /// # Errors
-/// A message for stderr.
-pub async fn run(cli: Cli) -> Result<(), String> {
+/// Why the command failed; it displays as one line for stderr.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
     let (config_path, required) = match &cli.config {
         Some(path) => (path.clone(), true),
         None => (PathBuf::from("ticketd.toml"), false),
@@ -116,8 +118,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Prints `value` as one JSON line on stdout.
-fn print_json<T: Serialize>(value: &T) -> Result<(), String> {
-    let line = serde_json::to_string(value).map_err(|error| error.to_string())?;
+fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let line = serde_json::to_string(value).map_err(CliError::from_error)?;
     println!("{line}");
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::CliError;
 use crate::application::Application;
 use crate::config::{Config, Settings};
 
@@ -14,13 +15,13 @@ pub struct ServeArgs {
     pub settings: Settings,
 }
 
-pub(super) async fn serve(config: Config) -> Result<(), String> {
+pub(super) async fn serve(config: Config) -> Result<(), CliError> {
     let _log = crate::telemetry::init(config.log_format);
     let application = Application::build(config).await?;
     application
         .run_until(shutdown_signal())
         .await
-        .map_err(|error| format!("server failed: {error}"))?;
+        .map_err(|error| CliError::caused_by(format!("server failed: {error}"), error))?;
     tracing::info!(target: "ticketd::cli", "ticketd stopped");
     Ok(())
 }
