@@ -56,8 +56,15 @@ settings! {
 /// Settings as read from `ticketd.toml`, or given as `serve` flags and
 /// `TICKETD_*` environment variables; every one optional. Each field is
 /// declared once: its name is the TOML key and (in kebab case) the flag,
-/// its doc comment is the flag's help, and the field order is the order
-/// of `ticketd serve --help`.
+/// and its doc comment is the flag's help.
+///
+/// The field order is the list of keys a TOML error names ("expected one
+/// of ..."); `ticketd serve --help` lists the flags in the same order but
+/// for the database pool's, which follow --log-format. Flags sort by
+/// `display_order`, which each takes from its position (the global flags
+/// of [`crate::cli::Cli`] at 0 to 2 among them), then by name: --listen
+/// and --public-url keep the places 0 and 1 the pool flags before them
+/// would take, and the pool flags take 24, beside --idempotency-ttl-secs.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -65,15 +72,28 @@ pub struct Settings {
     /// `--database` flag of [`crate::cli::Cli`].
     #[arg(skip)]
     pub database: Option<String>,
-    /// The key file of encrypted messages: the global
-    /// `--encryption-key-file` flag of [`crate::cli::Cli`].
-    #[arg(skip)]
-    pub encryption_key_file: Option<String>,
+    /// PostgreSQL connections this node keeps at most. Default: 16
+    #[arg(
+        long,
+        env = "TICKETD_DATABASE_POOL_SIZE",
+        value_name = "N",
+        display_order = 24
+    )]
+    pub database_pool_size: Option<usize>,
+    /// Milliseconds a request waits for a PostgreSQL connection before it
+    /// is answered with 503. Default: 2000
+    #[arg(
+        long,
+        env = "TICKETD_DATABASE_POOL_TIMEOUT_MS",
+        value_name = "MS",
+        display_order = 24
+    )]
+    pub database_pool_timeout_ms: Option<u64>,
     /// Address to listen on. Default: 127.0.0.1:8080
-    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR", display_order = 0)]
     pub listen: Option<String>,
     /// Base URL clients reach the server at (used in problem `type` URIs).
-    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL")]
+    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL", display_order = 1)]
     pub public_url: Option<String>,
     /// Sustained requests per minute per API key. Default: 600
     #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", value_name = "N")]
@@ -163,13 +183,10 @@ pub struct Settings {
     /// Log format. Default: text
     #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
-    /// PostgreSQL connections this node keeps at most. Default: 16
-    #[arg(long, env = "TICKETD_DATABASE_POOL_SIZE", value_name = "N")]
-    pub database_pool_size: Option<usize>,
-    /// Milliseconds a request waits for a PostgreSQL connection before it
-    /// is answered with 503. Default: 2000
-    #[arg(long, env = "TICKETD_DATABASE_POOL_TIMEOUT_MS", value_name = "MS")]
-    pub database_pool_timeout_ms: Option<u64>,
+    /// The key file of encrypted messages: the global
+    /// `--encryption-key-file` flag of [`crate::cli::Cli`].
+    #[arg(skip)]
+    pub encryption_key_file: Option<String>,
     /// Seconds the response of a request with an Idempotency-Key is kept
     /// for its retries. Default: 86400 (a day)
     #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
@@ -1197,6 +1214,28 @@ mod tests {
         assert!(
             toml::from_str::<Settings>("listne = \"x\"").is_err(),
             "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_answered_with_every_key_in_declaration_order() {
+        let error = toml::from_str::<Settings>("listne = \"x\"")
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains(
+                "unknown field `listne`, expected one of `database`, `database_pool_size`, \
+                 `database_pool_timeout_ms`, `listen`, `public_url`,"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains(
+                "`max_message_chars`, `log_format`, `encryption_key_file`, \
+                 `idempotency_ttl_secs`, `api_key_cache_secs`, `html_cache_mib`"
+            ),
+            "{error}"
         );
     }
 
