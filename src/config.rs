@@ -53,71 +53,153 @@ macro_rules! settings {
 }
 
 settings! {
-/// Settings as read from `ticketd.toml`, or given as flags and environment
-/// variables; every one optional. Field names match the TOML keys.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// Settings as read from `ticketd.toml`, or given as `serve` flags and
+/// `TICKETD_*` environment variables; every one optional. Each field is
+/// declared once: its name is the TOML key and (in kebab case) the flag,
+/// and its doc comment is the flag's help.
+///
+/// The field order is the list of keys a TOML error names ("expected one
+/// of ..."); `ticketd serve --help` lists the flags in the same order but
+/// for the database pool's, which follow --log-format. Flags sort by
+/// `display_order`, which each takes from its position (the global flags
+/// of [`crate::cli::Cli`] at 0 to 2 among them), then by name: --listen
+/// and --public-url keep the places 0 and 1 the pool flags before them
+/// would take, and the pool flags take 24, beside --idempotency-ttl-secs.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Database URL (`sqlite://PATH` or `postgres://...`).
+    /// Database URL (`sqlite://PATH` or `postgres://...`): the global
+    /// `--database` flag of [`crate::cli::Cli`].
+    #[arg(skip)]
     pub database: Option<String>,
-    /// PostgreSQL connections this node keeps at most.
+    /// PostgreSQL connections this node keeps at most. Default: 16
+    #[arg(
+        long,
+        env = "TICKETD_DATABASE_POOL_SIZE",
+        value_name = "N",
+        display_order = 24
+    )]
     pub database_pool_size: Option<usize>,
-    /// Milliseconds a request waits for a PostgreSQL connection (or for a
-    /// new one to be made) before it is answered with 503.
+    /// Milliseconds a request waits for a PostgreSQL connection before it
+    /// is answered with 503. Default: 2000
+    #[arg(
+        long,
+        env = "TICKETD_DATABASE_POOL_TIMEOUT_MS",
+        value_name = "MS",
+        display_order = 24
+    )]
     pub database_pool_timeout_ms: Option<u64>,
-    /// Address to listen on.
+    /// Address to listen on. Default: 127.0.0.1:8080
+    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR", display_order = 0)]
     pub listen: Option<String>,
-    /// Base URL clients use to reach this server.
+    /// Base URL clients reach the server at (used in problem `type` URIs).
+    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL", display_order = 1)]
     pub public_url: Option<String>,
-    /// Sustained requests per minute per API key.
+    /// Sustained requests per minute per API key. Default: 600
+    #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub rate_limit_per_minute: Option<u32>,
-    /// Requests per API key allowed at once.
+    /// Requests an API key may send at once. Default: the per-minute rate
+    #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", value_name = "N")]
     pub rate_limit_burst: Option<u32>,
-    /// Where rate-limit state lives: `memory` or a `redis://` URL.
+    /// Where rate-limit state lives: `memory` (this process) or a
+    /// redis://HOST:PORT/DB URL shared by every node. Default: memory
+    #[arg(
+        long,
+        env = "TICKETD_RATE_LIMIT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub rate_limit_url: Option<String>,
-    /// Prefix of the rate limiter's Redis keys.
+    /// Prefix of the rate limiter's Redis keys. Default: ticketd:rl:
+    #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", value_name = "PREFIX")]
     pub rate_limit_key_prefix: Option<String>,
-    /// Seconds a request may take.
+    /// Seconds a request may take before it is answered with 503. Default: 30
+    #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
     pub request_timeout_secs: Option<u64>,
-    /// Largest request body in bytes.
+    /// Largest request body in bytes. Default: 1048576
+    #[arg(long, env = "TICKETD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Bytes of request bodies held in memory at once.
+    /// Bytes of request bodies held in memory at once; more writes wait
+    /// before their body is read. Default: --max-concurrent-requests times
+    /// --max-body-bytes (1 GiB)
+    #[arg(long, env = "TICKETD_MAX_BUFFERED_BODY_BYTES", value_name = "BYTES")]
     pub max_buffered_body_bytes: Option<usize>,
-    /// Requests handled concurrently.
+    /// Requests handled at once; more wait. Default: 1024
+    #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
-    /// Open connections at most; more wait in the listen queue.
+    /// Connections served at once; more wait to be accepted.
+    /// Default: 10000 (less if the open-file limit is lower)
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
-    /// Largest request head (request line and headers) in bytes.
+    /// Largest request line plus headers in bytes; larger is answered 431.
+    /// Default: 16384
+    #[arg(long, env = "TICKETD_MAX_HEADER_BYTES", value_name = "BYTES")]
     pub max_header_bytes: Option<usize>,
-    /// Seconds a client has to send a request's head.
+    /// Seconds a client has to send a request's line and headers before
+    /// its connection is closed. Default: 10
+    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub header_read_timeout_secs: Option<u64>,
-    /// Seconds a kept-alive connection may sit idle between requests.
+    /// Seconds a kept-alive connection may wait for its next request (or
+    /// for the client to read a response) before it is closed. Default: 75
+    #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
-    /// `idle_timeout_secs` for a connection on which no request has been
-    /// authenticated yet.
+    /// The idle timeout for a connection on which no request has been
+    /// authenticated yet (at most --idle-timeout-secs). Default: 5
+    #[arg(
+        long,
+        env = "TICKETD_UNAUTHENTICATED_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
     pub unauthenticated_idle_timeout_secs: Option<u64>,
-    /// Connections open at once from one address (IPv6: one /64); 0 for
-    /// no cap.
+    /// Connections open at once from one client address (IPv6: one /64);
+    /// more are closed at once. 0 for no cap (behind a proxy).
+    /// Default: 64, or a quarter of --max-connections if less
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
-    /// Seconds a client has to send a request's body.
+    /// Seconds a client has to send a request's body before it is answered
+    /// with 408; at most --request-timeout-secs. Default: 10, or
+    /// --request-timeout-secs if less
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
     pub body_read_timeout_secs: Option<u64>,
-    /// Requests one API key may have in progress at once.
+    /// Requests one API key may have in progress at once; more are answered
+    /// with 429. Default: a sixteenth of --max-concurrent-requests (64), at
+    /// least 1
+    #[arg(
+        long,
+        env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        value_name = "N"
+    )]
     pub max_concurrent_requests_per_key: Option<usize>,
-    /// Failed authentications per minute per client address; 0 for no limit.
+    /// Failed authentications per minute (and at once) per client address;
+    /// more are answered with 429. 0 for no limit. Default: 60
+    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", value_name = "N")]
     pub auth_failure_limit_per_minute: Option<u32>,
-    /// Longest ticket subject, in characters.
+    /// Longest ticket subject in characters, 1 to 200. Default: 200
+    #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
     pub max_subject_chars: Option<usize>,
-    /// Longest message body, in characters.
+    /// Longest message in characters, 1 to 25000. Default: 25000
+    #[arg(long, env = "TICKETD_MAX_MESSAGE_CHARS", value_name = "N")]
     pub max_message_chars: Option<usize>,
-    /// Log format.
+    /// Log format. Default: text
+    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
-    /// The key file of encrypted messages.
+    /// The key file of encrypted messages: the global
+    /// `--encryption-key-file` flag of [`crate::cli::Cli`].
+    #[arg(skip)]
     pub encryption_key_file: Option<String>,
-    /// Seconds the response of a request with an `Idempotency-Key` is kept.
+    /// Seconds the response of a request with an Idempotency-Key is kept
+    /// for its retries. Default: 86400 (a day)
+    #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
     pub idempotency_ttl_secs: Option<u64>,
-    /// Seconds an API key's credentials are used after they were read.
+    /// Seconds an API key, once read from the database, is trusted without
+    /// reading it again; a key revoked meanwhile works for up to this long.
+    /// 0 reads the key on every request. Default: 2
+    #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", value_name = "SECS")]
     pub api_key_cache_secs: Option<u64>,
-    /// MiB of rendered message HTML kept in memory.
+    /// MiB of rendered message HTML kept in memory, so that each message is
+    /// rendered once rather than on every read; 0 renders on every read.
+    /// Default: 16
+    #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
     pub html_cache_mib: Option<u64>,
 }
 }
@@ -140,13 +222,402 @@ impl Settings {
     }
 }
 
-/// The validated configuration.
+/// Each setting's default and validation, in the order of
+/// [`Config::from_settings`]; a setting whose default or bound depends on
+/// another takes that one's validated value. Messages name settings by
+/// their TOML keys.
+impl Settings {
+    /// `database`: SQLite in `ticketd-data/` unless set.
+    fn database_url(&self) -> Result<DatabaseUrl, String> {
+        match self.database.as_deref() {
+            Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("database: {error}")),
+            None => Ok(DatabaseUrl::default_sqlite()),
+        }
+    }
+
+    /// `database_pool_size` and `database_pool_timeout_ms`, each at least 1.
+    fn database_pool(&self) -> Result<PoolOptions, String> {
+        let defaults = PoolOptions::default();
+        let max_connections = self.database_pool_size.unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err("database_pool_size must be at least 1".into());
+        }
+        let acquire_timeout = self
+            .database_pool_timeout_ms
+            .map_or(defaults.acquire_timeout, Duration::from_millis);
+        if acquire_timeout.is_zero() {
+            return Err("database_pool_timeout_ms must be at least 1".into());
+        }
+        Ok(PoolOptions {
+            max_connections,
+            acquire_timeout,
+        })
+    }
+
+    /// `listen`: a socket address.
+    fn listen_address(&self) -> Result<SocketAddr, String> {
+        let text = self.listen.as_deref().unwrap_or(Config::DEFAULT_LISTEN);
+        text.parse()
+            .map_err(|_| format!("listen: {text:?} is not an address like 127.0.0.1:8080"))
+    }
+
+    /// `public_url`: an http(s) URL, without trailing slashes.
+    fn public_base_url(&self) -> Result<Option<String>, String> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "public_url: {url:?} must start with http:// or https://"
+            ));
+        }
+        // Problem documents' `type` URIs start with it, and their bound
+        // (`MAX_PROBLEM_BYTES`) counts on this.
+        let url = url.trim_end_matches('/');
+        if url.len() > Config::MAX_PUBLIC_URL_BYTES {
+            return Err(format!(
+                "public_url must be at most {} bytes (it has {})",
+                Config::MAX_PUBLIC_URL_BYTES,
+                url.len()
+            ));
+        }
+        Ok(Some(url.to_owned()))
+    }
+
+    /// `rate_limit_per_minute` and `rate_limit_burst` (by default the
+    /// per-minute rate), each at least 1.
+    fn rate_policy(&self) -> Result<RatePolicy, String> {
+        let per_minute = self
+            .rate_limit_per_minute
+            .unwrap_or(RatePolicy::DEFAULT.per_minute);
+        let burst = self.rate_limit_burst.unwrap_or(per_minute);
+        if per_minute == 0 || burst == 0 {
+            return Err("rate_limit_per_minute and rate_limit_burst must be at least 1".into());
+        }
+        Ok(RatePolicy { per_minute, burst })
+    }
+
+    /// `rate_limit_url` and `rate_limit_key_prefix`: in memory unless the
+    /// URL names a Redis server (`memory` says so explicitly, to override a
+    /// file's URL).
+    fn rate_limit_store(&self, policy: RatePolicy) -> Result<RateLimitStore, String> {
+        let url = match self.rate_limit_url.as_deref().map(str::trim) {
+            None | Some("memory") => return Ok(RateLimitStore::Memory),
+            Some(url) => {
+                RedisUrl::parse(url).map_err(|error| format!("rate_limit_url: {error}"))?
+            }
+        };
+        check_policy(policy).map_err(|error| format!("rate_limit_burst: {error}"))?;
+        let key_prefix = self
+            .rate_limit_key_prefix
+            .clone()
+            .unwrap_or_else(|| RedisRateLimiter::DEFAULT_KEY_PREFIX.to_owned());
+        if key_prefix.is_empty()
+            || key_prefix.len() > 100
+            || key_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(
+                "rate_limit_key_prefix must be 1 to 100 bytes without spaces or control characters"
+                    .into(),
+            );
+        }
+        Ok(RateLimitStore::Redis { url, key_prefix })
+    }
+
+    /// `request_timeout_secs`: 30 unless set, at least 1.
+    fn request_timeout(&self) -> Result<u64, String> {
+        let timeout = self.request_timeout_secs.unwrap_or(30);
+        if timeout == 0 {
+            return Err("request_timeout_secs must be at least 1".into());
+        }
+        Ok(timeout)
+    }
+
+    /// `max_body_bytes`: 1 MiB unless set, at least 1024.
+    fn body_limit(&self) -> Result<usize, String> {
+        let max_body_bytes = self.max_body_bytes.unwrap_or(1024 * 1024);
+        if max_body_bytes < 1024 {
+            return Err("max_body_bytes must be at least 1024".into());
+        }
+        Ok(max_body_bytes)
+    }
+
+    /// `max_concurrent_requests`: 1024 unless set, at least 1.
+    fn concurrency(&self) -> Result<usize, String> {
+        let max_concurrent_requests = self.max_concurrent_requests.unwrap_or(1024);
+        if max_concurrent_requests == 0 {
+            return Err("max_concurrent_requests must be at least 1".into());
+        }
+        Ok(max_concurrent_requests)
+    }
+
+    /// `max_buffered_body_bytes`: at least `max_body_bytes`.
+    fn body_budget(
+        &self,
+        max_concurrent_requests: usize,
+        max_body_bytes: usize,
+    ) -> Result<usize, String> {
+        // As much as the requests handled at once can hold: the bound
+        // before bodies were read ahead of their turn.
+        let max_buffered_body_bytes = self
+            .max_buffered_body_bytes
+            .unwrap_or(max_concurrent_requests.saturating_mul(max_body_bytes));
+        if max_buffered_body_bytes < max_body_bytes {
+            return Err(format!(
+                "max_buffered_body_bytes ({max_buffered_body_bytes}) must be at least \
+                 max_body_bytes ({max_body_bytes})"
+            ));
+        }
+        Ok(max_buffered_body_bytes)
+    }
+
+    /// `max_concurrent_requests_per_key`: see
+    /// [`Config::default_max_concurrent_requests_per_key`]; at least 1.
+    fn concurrency_per_key(&self, max_concurrent_requests: usize) -> Result<usize, String> {
+        let per_key = self.max_concurrent_requests_per_key.unwrap_or_else(|| {
+            Config::default_max_concurrent_requests_per_key(max_concurrent_requests)
+        });
+        if per_key == 0 {
+            return Err("max_concurrent_requests_per_key must be at least 1".into());
+        }
+        Ok(per_key)
+    }
+
+    /// `body_read_timeout_secs`: within the request timeout `timeout`, since
+    /// a body still arriving when the request times out is answered 503
+    /// request_timeout, not the 408 the body deadline promises.
+    fn body_read_timeout(&self, timeout: u64) -> Result<u64, String> {
+        let body_read_timeout = self
+            .body_read_timeout_secs
+            .unwrap_or(Config::DEFAULT_BODY_READ_TIMEOUT_SECS.min(timeout));
+        if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
+            return Err(format!(
+                "body_read_timeout_secs must be between 1 and {}",
+                ConnectionLimits::MAX_TIMEOUT_SECS
+            ));
+        }
+        if body_read_timeout > timeout {
+            return Err(format!(
+                "body_read_timeout_secs ({body_read_timeout}) must be at most \
+                 request_timeout_secs ({timeout}), or a slow body would be answered 503 \
+                 request_timeout rather than 408 request_body_timeout"
+            ));
+        }
+        Ok(body_read_timeout)
+    }
+
+    /// `auth_failure_limit_per_minute`: 0 for none; in Redis, within what
+    /// its buckets can hold.
+    fn auth_failure_limit(&self, store: &RateLimitStore) -> Result<Option<RatePolicy>, String> {
+        let limit = match self
+            .auth_failure_limit_per_minute
+            .unwrap_or(Config::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE)
+        {
+            0 => None,
+            per_minute => Some(RatePolicy {
+                per_minute,
+                burst: per_minute,
+            }),
+        };
+        if let (Some(policy), RateLimitStore::Redis { .. }) = (limit, store) {
+            check_policy(policy)
+                .map_err(|error| format!("auth_failure_limit_per_minute: {error}"))?;
+        }
+        Ok(limit)
+    }
+
+    /// The listener's limits (`max_connections`, `max_header_bytes`,
+    /// `header_read_timeout_secs`, `idle_timeout_secs`,
+    /// `unauthenticated_idle_timeout_secs`, `max_connections_per_address`),
+    /// each within a range that keeps the server usable and protected.
+    fn connection_limits(&self) -> Result<ConnectionLimits, String> {
+        let defaults = ConnectionLimits::default();
+        let max_connections = self
+            .max_connections
+            .unwrap_or_else(|| server::default_max_connections(server::open_file_limit()));
+        if !(1..=ConnectionLimits::MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(format!(
+                "max_connections must be between 1 and {}",
+                ConnectionLimits::MAX_CONNECTIONS
+            ));
+        }
+        let max_header_bytes = self.max_header_bytes.unwrap_or(defaults.max_header_bytes);
+        let header_range = ConnectionLimits::MIN_HEADER_BYTES..=ConnectionLimits::MAX_HEADER_BYTES;
+        if !header_range.contains(&max_header_bytes) {
+            return Err(format!(
+                "max_header_bytes must be between {} and {}",
+                header_range.start(),
+                header_range.end()
+            ));
+        }
+        let seconds = |value: Option<u64>, default: Duration, name: &str| {
+            let secs = value.unwrap_or(default.as_secs());
+            if (1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&secs) {
+                Ok(Duration::from_secs(secs))
+            } else {
+                Err(format!(
+                    "{name} must be between 1 and {}",
+                    ConnectionLimits::MAX_TIMEOUT_SECS
+                ))
+            }
+        };
+        let idle_timeout = seconds(
+            self.idle_timeout_secs,
+            defaults.idle_timeout,
+            "idle_timeout_secs",
+        )?;
+        let unauthenticated_idle_timeout = match self.unauthenticated_idle_timeout_secs {
+            None => defaults.unauthenticated_idle_timeout.min(idle_timeout),
+            Some(secs) if (1..=idle_timeout.as_secs()).contains(&secs) => Duration::from_secs(secs),
+            Some(_) => {
+                return Err(format!(
+                    "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs ({})",
+                    idle_timeout.as_secs()
+                ));
+            }
+        };
+        let max_connections_per_address = self
+            .max_connections_per_address
+            .unwrap_or_else(|| server::default_max_connections_per_address(max_connections));
+        if max_connections_per_address > ConnectionLimits::MAX_CONNECTIONS {
+            return Err(format!(
+                "max_connections_per_address must be between 0 (no cap) and {}",
+                ConnectionLimits::MAX_CONNECTIONS
+            ));
+        }
+        Ok(ConnectionLimits {
+            max_connections,
+            max_header_bytes,
+            header_read_timeout: seconds(
+                self.header_read_timeout_secs,
+                defaults.header_read_timeout,
+                "header_read_timeout_secs",
+            )?,
+            idle_timeout,
+            unauthenticated_idle_timeout,
+            max_connections_per_address,
+        })
+    }
+
+    /// `max_subject_chars` and `max_message_chars`: at most the published
+    /// limits.
+    fn text_limits(&self) -> Result<TextLimits, String> {
+        TextLimits::new(
+            self.max_subject_chars
+                .unwrap_or(TextLimits::PUBLISHED.subject_chars()),
+            self.max_message_chars
+                .unwrap_or(TextLimits::PUBLISHED.message_chars()),
+        )
+        .map_err(|error| match error {
+            TextLimitError::Subject => format!("max_subject_chars {error}"),
+            TextLimitError::Message => format!("max_message_chars {error}"),
+        })
+    }
+
+    /// `encryption_key_file`: by default beside the `database`.
+    fn key_file(&self, database: &DatabaseUrl) -> Result<PathBuf, String> {
+        match self.encryption_key_file.as_deref() {
+            Some("") => Err("encryption_key_file must not be empty".into()),
+            Some(path) => Ok(PathBuf::from(path)),
+            None => Ok(crate::encryption::default_key_file(database)),
+        }
+    }
+
+    /// `idempotency_ttl_secs`: a day unless set, at most 30 days and at
+    /// least twice the request timeout `timeout`.
+    fn idempotency_ttl(&self, timeout: u64) -> Result<u64, String> {
+        let ttl = self
+            .idempotency_ttl_secs
+            .unwrap_or(Config::DEFAULT_IDEMPOTENCY_TTL_SECS);
+        if !(1..=Config::MAX_IDEMPOTENCY_TTL_SECS).contains(&ttl) {
+            return Err(format!(
+                "idempotency_ttl_secs must be between 1 and {} (30 days)",
+                Config::MAX_IDEMPOTENCY_TTL_SECS
+            ));
+        }
+        // A record must outlive the request that claimed it: one that expired
+        // while its request still ran could be taken over and written twice.
+        if ttl < 2 * timeout {
+            return Err(format!(
+                "idempotency_ttl_secs ({ttl}) must be at least twice \
+                 request_timeout_secs ({timeout})"
+            ));
+        }
+        Ok(ttl)
+    }
+
+    /// `api_key_cache_secs`: at most a minute.
+    fn api_key_cache(&self) -> Result<u64, String> {
+        let secs = self
+            .api_key_cache_secs
+            .unwrap_or(Config::DEFAULT_API_KEY_CACHE_SECS);
+        if secs > Config::MAX_API_KEY_CACHE_SECS {
+            return Err(format!(
+                "api_key_cache_secs must be at most {}",
+                Config::MAX_API_KEY_CACHE_SECS
+            ));
+        }
+        Ok(secs)
+    }
+
+    /// `html_cache_mib`, in bytes: at most 4 GiB.
+    fn html_cache_bytes(&self) -> Result<usize, String> {
+        let mib = self
+            .html_cache_mib
+            .unwrap_or(Config::DEFAULT_HTML_CACHE_MIB);
+        if mib > Config::MAX_HTML_CACHE_MIB {
+            return Err(format!(
+                "html_cache_mib must be at most {}",
+                Config::MAX_HTML_CACHE_MIB
+            ));
+        }
+        // At most 4 GiB, so the product fits a usize on 64-bit targets
+        // and saturates on smaller ones.
+        Ok(usize::try_from(mib << 20).unwrap_or(usize::MAX))
+    }
+}
+
+/// Declares a struct and a `Debug` that shows each field, in order, except
+/// that a field marked `#[redact(f)]` (after its doc comment) is shown as
+/// `f(&field)`: a value that may hold a secret says so where it is declared.
+macro_rules! redacted_debug {
+    (
+        $(#[$outer:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $(#[redact($redact:path)])?
+                pub $field:ident: $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$outer])*
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $( .field(stringify!($field), &redacted_debug!(@show self.$field $(, $redact)?)) )*
+                    .finish()
+            }
+        }
+    };
+    (@show $value:expr) => { $value };
+    (@show $value:expr, $redact:path) => { $redact(&$value) };
+}
+
+redacted_debug! {
+/// The validated configuration. Its `Debug` shows each field but those
+/// marked `#[redact(...)]`, which it shows as that function makes them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Where the data lives.
+    /// Where the data lives (its URL may carry a password).
+    #[redact(DatabaseUrl::redacted)]
     pub database: DatabaseUrl,
-    /// The connection pool, for a PostgreSQL database.
-    pub database_pool: PoolOptions,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Base URL clients reach the server at; `None` to derive it from the
@@ -177,6 +648,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// The longest subject and message accepted.
     pub text_limits: TextLimits,
+    /// The connection pool, for a PostgreSQL database.
+    pub database_pool: PoolOptions,
     /// Log format.
     pub log_format: LogFormat,
     /// The key file of encrypted messages (see [`crate::encryption`]).
@@ -191,6 +664,7 @@ pub struct Config {
     /// rendered once rather than on every read (see
     /// [`crate::core::render::HtmlCache`]).
     pub html_cache_bytes: usize,
+}
 }
 
 impl Config {
@@ -236,188 +710,37 @@ impl Config {
     /// configured (also the burst).
     pub const DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE: u32 = 60;
 
-    /// Validates settings, filling in defaults.
+    /// Validates settings, filling in defaults (each setting's own are in
+    /// the `impl Settings` beside its declaration).
     ///
     /// # Errors
     /// One readable message naming the first invalid setting.
     pub fn from_settings(settings: Settings) -> Result<Self, String> {
-        let database = match settings.database.as_deref() {
-            Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("database: {error}"))?,
-            None => DatabaseUrl::default_sqlite(),
-        };
-        let defaults = PoolOptions::default();
-        let max_connections = settings
-            .database_pool_size
-            .unwrap_or(defaults.max_connections);
-        if max_connections == 0 {
-            return Err("database_pool_size must be at least 1".into());
-        }
-        let acquire_timeout = settings
-            .database_pool_timeout_ms
-            .map_or(defaults.acquire_timeout, Duration::from_millis);
-        if acquire_timeout.is_zero() {
-            return Err("database_pool_timeout_ms must be at least 1".into());
-        }
-        let listen_text = settings.listen.as_deref().unwrap_or(Self::DEFAULT_LISTEN);
-        let listen = listen_text.parse().map_err(|_| {
-            format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")
-        })?;
-        if let Some(url) = &settings.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(format!(
-                "public_url: {url:?} must start with http:// or https://"
-            ));
-        }
-        // Problem documents' `type` URIs start with it, and their bound
-        // (`MAX_PROBLEM_BYTES`) counts on this.
-        if let Some(url) = &settings.public_url
-            && url.trim_end_matches('/').len() > Self::MAX_PUBLIC_URL_BYTES
-        {
-            return Err(format!(
-                "public_url must be at most {} bytes (it has {})",
-                Self::MAX_PUBLIC_URL_BYTES,
-                url.trim_end_matches('/').len()
-            ));
-        }
-        let per_minute = settings
-            .rate_limit_per_minute
-            .unwrap_or(RatePolicy::DEFAULT.per_minute);
-        let burst = settings.rate_limit_burst.unwrap_or(per_minute);
-        if per_minute == 0 || burst == 0 {
-            return Err("rate_limit_per_minute and rate_limit_burst must be at least 1".into());
-        }
-        let rate_limit = RatePolicy { per_minute, burst };
-        let rate_limit_store = rate_limit_store(&settings, rate_limit)?;
-        let timeout = settings.request_timeout_secs.unwrap_or(30);
-        if timeout == 0 {
-            return Err("request_timeout_secs must be at least 1".into());
-        }
-        let max_body_bytes = settings.max_body_bytes.unwrap_or(1024 * 1024);
-        if max_body_bytes < 1024 {
-            return Err("max_body_bytes must be at least 1024".into());
-        }
-        let max_concurrent_requests = settings.max_concurrent_requests.unwrap_or(1024);
-        if max_concurrent_requests == 0 {
-            return Err("max_concurrent_requests must be at least 1".into());
-        }
-        // As much as the requests handled at once can hold: the bound
-        // before bodies were read ahead of their turn.
-        let max_buffered_body_bytes = settings
-            .max_buffered_body_bytes
-            .unwrap_or(max_concurrent_requests.saturating_mul(max_body_bytes));
-        if max_buffered_body_bytes < max_body_bytes {
-            return Err(format!(
-                "max_buffered_body_bytes ({max_buffered_body_bytes}) must be at least \
-                 max_body_bytes ({max_body_bytes})"
-            ));
-        }
+        let database = settings.database_url()?;
+        let database_pool = settings.database_pool()?;
+        let listen = settings.listen_address()?;
+        let public_url = settings.public_base_url()?;
+        let rate_limit = settings.rate_policy()?;
+        let rate_limit_store = settings.rate_limit_store(rate_limit)?;
+        let timeout = settings.request_timeout()?;
+        let max_body_bytes = settings.body_limit()?;
+        let max_concurrent_requests = settings.concurrency()?;
+        let max_buffered_body_bytes =
+            settings.body_budget(max_concurrent_requests, max_body_bytes)?;
         let max_concurrent_requests_per_key =
-            settings.max_concurrent_requests_per_key.unwrap_or_else(|| {
-                Self::default_max_concurrent_requests_per_key(max_concurrent_requests)
-            });
-        if max_concurrent_requests_per_key == 0 {
-            return Err("max_concurrent_requests_per_key must be at least 1".into());
-        }
-        // Within the request timeout: a body still arriving when the
-        // request times out is answered 503 request_timeout, not the 408
-        // the body deadline promises.
-        let body_read_timeout = settings
-            .body_read_timeout_secs
-            .unwrap_or(Self::DEFAULT_BODY_READ_TIMEOUT_SECS.min(timeout));
-        if !(1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&body_read_timeout) {
-            return Err(format!(
-                "body_read_timeout_secs must be between 1 and {}",
-                ConnectionLimits::MAX_TIMEOUT_SECS
-            ));
-        }
-        if body_read_timeout > timeout {
-            return Err(format!(
-                "body_read_timeout_secs ({body_read_timeout}) must be at most \
-                 request_timeout_secs ({timeout}), or a slow body would be answered 503 \
-                 request_timeout rather than 408 request_body_timeout"
-            ));
-        }
-        let auth_failure_limit = match settings
-            .auth_failure_limit_per_minute
-            .unwrap_or(Self::DEFAULT_AUTH_FAILURE_LIMIT_PER_MINUTE)
-        {
-            0 => None,
-            per_minute => Some(RatePolicy {
-                per_minute,
-                burst: per_minute,
-            }),
-        };
-        if let (Some(policy), RateLimitStore::Redis { .. }) =
-            (auth_failure_limit, &rate_limit_store)
-        {
-            check_policy(policy)
-                .map_err(|error| format!("auth_failure_limit_per_minute: {error}"))?;
-        }
-        let connections = connection_limits(&settings)?;
-        let text_limits = TextLimits::new(
-            settings
-                .max_subject_chars
-                .unwrap_or(TextLimits::PUBLISHED.subject_chars()),
-            settings
-                .max_message_chars
-                .unwrap_or(TextLimits::PUBLISHED.message_chars()),
-        )
-        .map_err(|error| match error {
-            TextLimitError::Subject => format!("max_subject_chars {error}"),
-            TextLimitError::Message => format!("max_message_chars {error}"),
-        })?;
-        let encryption_key_file = match settings.encryption_key_file.as_deref() {
-            Some("") => return Err("encryption_key_file must not be empty".into()),
-            Some(path) => PathBuf::from(path),
-            None => crate::encryption::default_key_file(&database),
-        };
-        let idempotency_ttl = settings
-            .idempotency_ttl_secs
-            .unwrap_or(Self::DEFAULT_IDEMPOTENCY_TTL_SECS);
-        if !(1..=Self::MAX_IDEMPOTENCY_TTL_SECS).contains(&idempotency_ttl) {
-            return Err(format!(
-                "idempotency_ttl_secs must be between 1 and {} (30 days)",
-                Self::MAX_IDEMPOTENCY_TTL_SECS
-            ));
-        }
-        // A record must outlive the request that claimed it: one that expired
-        // while its request still ran could be taken over and written twice.
-        if idempotency_ttl < 2 * timeout {
-            return Err(format!(
-                "idempotency_ttl_secs ({idempotency_ttl}) must be at least twice \
-                 request_timeout_secs ({timeout})"
-            ));
-        }
-        let api_key_cache = settings
-            .api_key_cache_secs
-            .unwrap_or(Self::DEFAULT_API_KEY_CACHE_SECS);
-        if api_key_cache > Self::MAX_API_KEY_CACHE_SECS {
-            return Err(format!(
-                "api_key_cache_secs must be at most {}",
-                Self::MAX_API_KEY_CACHE_SECS
-            ));
-        }
-        let html_cache_mib = settings
-            .html_cache_mib
-            .unwrap_or(Self::DEFAULT_HTML_CACHE_MIB);
-        if html_cache_mib > Self::MAX_HTML_CACHE_MIB {
-            return Err(format!(
-                "html_cache_mib must be at most {}",
-                Self::MAX_HTML_CACHE_MIB
-            ));
-        }
+            settings.concurrency_per_key(max_concurrent_requests)?;
+        let body_read_timeout = settings.body_read_timeout(timeout)?;
+        let auth_failure_limit = settings.auth_failure_limit(&rate_limit_store)?;
+        let connections = settings.connection_limits()?;
+        let text_limits = settings.text_limits()?;
+        let encryption_key_file = settings.key_file(&database)?;
+        let idempotency_ttl = settings.idempotency_ttl(timeout)?;
+        let api_key_cache = settings.api_key_cache()?;
+        let html_cache_bytes = settings.html_cache_bytes()?;
         Ok(Self {
-            encryption_key_file,
             database,
-            database_pool: PoolOptions {
-                max_connections,
-                acquire_timeout,
-            },
             listen,
-            public_url: settings
-                .public_url
-                .map(|url| url.trim_end_matches('/').to_owned()),
+            public_url,
             rate_limit,
             rate_limit_store,
             auth_failure_limit,
@@ -429,142 +752,13 @@ impl Config {
             max_concurrent_requests_per_key,
             connections,
             text_limits,
+            database_pool,
             log_format: settings.log_format.unwrap_or_default(),
+            encryption_key_file,
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             api_key_cache: Duration::from_secs(api_key_cache),
-            // At most 4 GiB, so the product fits a usize on 64-bit targets
-            // and saturates on smaller ones.
-            html_cache_bytes: usize::try_from(html_cache_mib << 20).unwrap_or(usize::MAX),
+            html_cache_bytes,
         })
-    }
-}
-
-/// The listener's limits, each within a range that keeps the server usable
-/// and protected.
-fn connection_limits(settings: &Settings) -> Result<ConnectionLimits, String> {
-    let defaults = ConnectionLimits::default();
-    let max_connections = settings
-        .max_connections
-        .unwrap_or_else(|| server::default_max_connections(server::open_file_limit()));
-    if !(1..=ConnectionLimits::MAX_CONNECTIONS).contains(&max_connections) {
-        return Err(format!(
-            "max_connections must be between 1 and {}",
-            ConnectionLimits::MAX_CONNECTIONS
-        ));
-    }
-    let max_header_bytes = settings
-        .max_header_bytes
-        .unwrap_or(defaults.max_header_bytes);
-    let header_range = ConnectionLimits::MIN_HEADER_BYTES..=ConnectionLimits::MAX_HEADER_BYTES;
-    if !header_range.contains(&max_header_bytes) {
-        return Err(format!(
-            "max_header_bytes must be between {} and {}",
-            header_range.start(),
-            header_range.end()
-        ));
-    }
-    let seconds = |value: Option<u64>, default: Duration, name: &str| {
-        let secs = value.unwrap_or(default.as_secs());
-        if (1..=ConnectionLimits::MAX_TIMEOUT_SECS).contains(&secs) {
-            Ok(Duration::from_secs(secs))
-        } else {
-            Err(format!(
-                "{name} must be between 1 and {}",
-                ConnectionLimits::MAX_TIMEOUT_SECS
-            ))
-        }
-    };
-    let idle_timeout = seconds(
-        settings.idle_timeout_secs,
-        defaults.idle_timeout,
-        "idle_timeout_secs",
-    )?;
-    let unauthenticated_idle_timeout = match settings.unauthenticated_idle_timeout_secs {
-        None => defaults.unauthenticated_idle_timeout.min(idle_timeout),
-        Some(secs) if (1..=idle_timeout.as_secs()).contains(&secs) => Duration::from_secs(secs),
-        Some(_) => {
-            return Err(format!(
-                "unauthenticated_idle_timeout_secs must be between 1 and idle_timeout_secs ({})",
-                idle_timeout.as_secs()
-            ));
-        }
-    };
-    let max_connections_per_address = settings
-        .max_connections_per_address
-        .unwrap_or_else(|| server::default_max_connections_per_address(max_connections));
-    if max_connections_per_address > ConnectionLimits::MAX_CONNECTIONS {
-        return Err(format!(
-            "max_connections_per_address must be between 0 (no cap) and {}",
-            ConnectionLimits::MAX_CONNECTIONS
-        ));
-    }
-    Ok(ConnectionLimits {
-        max_connections,
-        max_header_bytes,
-        header_read_timeout: seconds(
-            settings.header_read_timeout_secs,
-            defaults.header_read_timeout,
-            "header_read_timeout_secs",
-        )?,
-        idle_timeout,
-        unauthenticated_idle_timeout,
-        max_connections_per_address,
-    })
-}
-
-/// The limiter's store: in memory unless `rate_limit_url` names a Redis
-/// server (`memory` says so explicitly, to override a file's URL).
-fn rate_limit_store(settings: &Settings, policy: RatePolicy) -> Result<RateLimitStore, String> {
-    let url = match settings.rate_limit_url.as_deref().map(str::trim) {
-        None | Some("memory") => return Ok(RateLimitStore::Memory),
-        Some(url) => RedisUrl::parse(url).map_err(|error| format!("rate_limit_url: {error}"))?,
-    };
-    check_policy(policy).map_err(|error| format!("rate_limit_burst: {error}"))?;
-    let key_prefix = settings
-        .rate_limit_key_prefix
-        .clone()
-        .unwrap_or_else(|| RedisRateLimiter::DEFAULT_KEY_PREFIX.to_owned());
-    if key_prefix.is_empty()
-        || key_prefix.len() > 100
-        || key_prefix
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(
-            "rate_limit_key_prefix must be 1 to 100 bytes without spaces or control characters"
-                .into(),
-        );
-    }
-    Ok(RateLimitStore::Redis { url, key_prefix })
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("database", &self.database.redacted())
-            .field("listen", &self.listen)
-            .field("public_url", &self.public_url)
-            .field("rate_limit", &self.rate_limit)
-            .field("rate_limit_store", &self.rate_limit_store)
-            .field("auth_failure_limit", &self.auth_failure_limit)
-            .field("request_timeout", &self.request_timeout)
-            .field("body_read_timeout", &self.body_read_timeout)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_buffered_body_bytes", &self.max_buffered_body_bytes)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field(
-                "max_concurrent_requests_per_key",
-                &self.max_concurrent_requests_per_key,
-            )
-            .field("connections", &self.connections)
-            .field("text_limits", &self.text_limits)
-            .field("database_pool", &self.database_pool)
-            .field("log_format", &self.log_format)
-            .field("encryption_key_file", &self.encryption_key_file)
-            .field("idempotency_ttl", &self.idempotency_ttl)
-            .field("api_key_cache", &self.api_key_cache)
-            .field("html_cache_bytes", &self.html_cache_bytes)
-            .finish()
     }
 }
 
@@ -1020,6 +1214,28 @@ mod tests {
         assert!(
             toml::from_str::<Settings>("listne = \"x\"").is_err(),
             "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_answered_with_every_key_in_declaration_order() {
+        let error = toml::from_str::<Settings>("listne = \"x\"")
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains(
+                "unknown field `listne`, expected one of `database`, `database_pool_size`, \
+                 `database_pool_timeout_ms`, `listen`, `public_url`,"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains(
+                "`max_message_chars`, `log_format`, `encryption_key_file`, \
+                 `idempotency_ttl_secs`, `api_key_cache_secs`, `html_cache_mib`"
+            ),
+            "{error}"
         );
     }
 

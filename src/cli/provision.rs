@@ -1,9 +1,10 @@
 //! `ticketd workspace|user|key create ...`: provisioning, printed as one
 //! JSON line each.
 
+use clap::Subcommand;
 use serde::Serialize;
 
-use super::{KeyCommand, UserCommand, WorkspaceCommand, print_json};
+use super::{CliError, print_json};
 use crate::core::access::{Role, Scopes};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
@@ -11,8 +12,61 @@ use crate::core::token::ApiToken;
 use crate::core::workspace::{
     ApiKey, DisplayName, Email, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
-use crate::encryption::describe;
 use crate::store::{self, Constraint, DatabaseUrl, StoreError};
+
+/// `workspace` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
+        #[arg(long)]
+        code: Option<String>,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user in a workspace.
+    Create {
+        /// The workspace (`ws_...`).
+        #[arg(long, value_name = "WS_ID")]
+        workspace: String,
+        /// customer, staff or automation.
+        #[arg(long)]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Contact address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a user; prints its token once.
+    Create {
+        /// The user the key acts as (`usr_...`).
+        #[arg(long, value_name = "USR_ID")]
+        user: String,
+        /// Comma-separated scopes. Default: read:support,write:support
+        #[arg(long, default_value = "read:support,write:support")]
+        scopes: String,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key (`key_...`).
+        #[arg(value_name = "KEY_ID")]
+        key: String,
+    },
+}
 
 /// A workspace as printed.
 #[derive(Serialize)]
@@ -42,7 +96,7 @@ impl From<Workspace> for WorkspaceOutput {
 pub(super) async fn workspace(
     database: &DatabaseUrl,
     command: WorkspaceCommand,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let WorkspaceCommand::Create { name, code } = command;
     let name = DisplayName::parse(&name)
         .map_err(|_| "--name must be 1 to 200 characters")?
@@ -52,7 +106,7 @@ pub(super) async fn workspace(
             .ok_or("--code must be 2 to 32 characters of A-Z, 0-9, - and _, starting with a letter or digit")?,
         None => WorkspaceCode::derive_from(&name),
     };
-    let store = store::open(database).await.map_err(describe)?;
+    let store = store::open(database).await.map_err(CliError::store)?;
     let new = NewWorkspace {
         id: WorkspaceId::generate(),
         name,
@@ -63,13 +117,14 @@ pub(super) async fn workspace(
         .create_workspace(new)
         .await
         .map_err(|error| match error {
-            StoreError::Conflict(Constraint::WorkspaceCode) => {
+            error @ StoreError::Conflict(Constraint::WorkspaceCode) => CliError::caused_by(
                 format!(
                     "the workspace code {} is taken; choose another with --code",
                     code.as_str()
-                )
-            }
-            other => describe(other),
+                ),
+                error,
+            ),
+            other => CliError::store(other),
         })?;
     print_json(&WorkspaceOutput::from(workspace))
 }
@@ -99,7 +154,7 @@ impl From<User> for UserOutput {
     }
 }
 
-pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), String> {
+pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), CliError> {
     let UserCommand::Create {
         workspace,
         role,
@@ -115,7 +170,7 @@ pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result
         .map(|email| Email::parse(&email).ok_or("--email must be an email address"))
         .transpose()?
         .map(Email::into_string);
-    let store = store::open(database).await.map_err(describe)?;
+    let store = store::open(database).await.map_err(CliError::store)?;
     let new = NewUser {
         id: UserId::generate(),
         workspace_id,
@@ -125,8 +180,10 @@ pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result
         created_at: Timestamp::now(),
     };
     let user = store.create_user(new).await.map_err(|error| match error {
-        StoreError::NotFound => format!("no workspace {workspace_id}"),
-        other => describe(other),
+        error @ StoreError::NotFound => {
+            CliError::caused_by(format!("no workspace {workspace_id}"), error)
+        }
+        other => CliError::store(other),
     })?;
     print_json(&UserOutput::from(user))
 }
@@ -159,7 +216,7 @@ impl KeyOutput {
     }
 }
 
-pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), String> {
+pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(), CliError> {
     match command {
         KeyCommand::Create { user, scopes } => {
             let user_id = UserId::parse(&user).ok_or("--user must be a usr_ id")?;
@@ -169,9 +226,13 @@ pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(
             if scopes.is_empty() {
                 return Err("--scopes must name at least one scope".into());
             }
-            let token = ApiToken::generate(KeyId::generate())
-                .map_err(|error| format!("no randomness for the key's secret: {error}"))?;
-            let store = store::open(database).await.map_err(describe)?;
+            let token = ApiToken::generate(KeyId::generate()).map_err(|error| {
+                CliError::caused_by(
+                    format!("no randomness for the key's secret: {error}"),
+                    error,
+                )
+            })?;
+            let store = store::open(database).await.map_err(CliError::store)?;
             let new = NewApiKey {
                 id: token.key_id,
                 user_id,
@@ -183,20 +244,24 @@ pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(
                 .create_api_key(new)
                 .await
                 .map_err(|error| match error {
-                    StoreError::NotFound => format!("no user {user_id}"),
-                    other => describe(other),
+                    error @ StoreError::NotFound => {
+                        CliError::caused_by(format!("no user {user_id}"), error)
+                    }
+                    other => CliError::store(other),
                 })?;
             print_json(&KeyOutput::new(key, Some(token.expose())))
         }
         KeyCommand::Revoke { key } => {
             let key_id = KeyId::parse(&key).ok_or("KEY_ID must be a key_ id")?;
-            let store = store::open(database).await.map_err(describe)?;
+            let store = store::open(database).await.map_err(CliError::store)?;
             let key = store
                 .revoke_api_key(key_id, Timestamp::now())
                 .await
                 .map_err(|error| match error {
-                    StoreError::NotFound => format!("no key {key_id}"),
-                    other => describe(other),
+                    error @ StoreError::NotFound => {
+                        CliError::caused_by(format!("no key {key_id}"), error)
+                    }
+                    other => CliError::store(other),
                 })?;
             print_json(&KeyOutput::new(key, None))
         }

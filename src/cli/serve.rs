@@ -1,15 +1,27 @@
 //! `ticketd serve`: run the API until SIGINT or SIGTERM.
 
-use crate::application::Application;
-use crate::config::Config;
+use clap::Args;
 
-pub(super) async fn serve(config: Config) -> Result<(), String> {
+use super::CliError;
+use crate::application::Application;
+use crate::config::{Config, Settings};
+
+/// Flags of `serve`: every setting (see [`Settings`]) but the global
+/// `--database` and `--encryption-key-file`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// The settings given as flags or `TICKETD_*` environment variables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+pub(super) async fn serve(config: Config) -> Result<(), CliError> {
     let _log = crate::telemetry::init(config.log_format);
     let application = Application::build(config).await?;
     application
         .run_until(shutdown_signal())
         .await
-        .map_err(|error| format!("server failed: {error}"))?;
+        .map_err(|error| CliError::caused_by(format!("server failed: {error}"), error))?;
     tracing::info!(target: "ticketd::cli", "ticketd stopped");
     Ok(())
 }

@@ -2,15 +2,37 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{ExportArgs, print_json};
+use clap::Args;
+
+use super::{CliError, print_json};
 use crate::config::Config;
 use crate::core::dump::RecordCounts;
-use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile, describe};
+use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::private_file;
 use crate::store::{self, Store};
 use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the dump; `-` for stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// Write the plaintext of messages marked `encrypted` (needs the key
+    /// file). Without it they are written sealed, as stored.
+    #[arg(long)]
+    pub decrypt: bool,
+}
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dump to read; `-` for stdin.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub input: PathBuf,
+}
 
 /// `-` for a standard stream.
 fn is_std_stream(path: &Path) -> bool {
@@ -28,15 +50,18 @@ fn counts_json(counts: RecordCounts) -> serde_json::Value {
     })
 }
 
-pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), String> {
+pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), CliError> {
     let database = &config.database;
     let output = args.output.as_path();
     // Opening creates (or migrates) a database; exporting a misspelt one
     // should fail, changing nothing, instead of writing an empty dump.
-    if !store::exists(database).await.map_err(describe)? {
-        return Err(format!("no ticketd database at {}", database.redacted()));
+    if !store::exists(database).await.map_err(CliError::store)? {
+        return Err(CliError::new(format!(
+            "no ticketd database at {}",
+            database.redacted()
+        )));
     }
-    let mut store = store::open(database).await.map_err(describe)?;
+    let mut store = store::open(database).await.map_err(CliError::store)?;
     if args.decrypt {
         let encryption = encryption::setup(
             store.as_ref(),
@@ -54,20 +79,26 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Str
         let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout());
         transfer::export(store.as_ref(), &mut stdout, EXPORT_PAGE_SIZE)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(CliError::from_error)?;
         return Ok(());
     }
     // Written to an owner-only file beside the output, under a name nobody
     // can guess (so no link placed there is followed), and renamed over it
     // when complete: a failed export never leaves something that looks
     // like a dump.
-    let (temporary, file) = private_file::create_temporary(output)
-        .map_err(|error| format!("cannot create a file beside {}: {error}", output.display()))?;
+    let (temporary, file) = private_file::create_temporary(output).map_err(|error| {
+        CliError::caused_by(
+            format!("cannot create a file beside {}: {error}", output.display()),
+            error,
+        )
+    })?;
     let written = write_dump(store.as_ref(), file, output).await;
     let renamed = written.and_then(|counts| {
         std::fs::rename(&temporary, output)
             .map(|()| counts)
-            .map_err(|error| format!("cannot write {}: {error}", output.display()))
+            .map_err(|error| {
+                CliError::caused_by(format!("cannot write {}: {error}", output.display()), error)
+            })
     });
     match renamed {
         Ok(counts) => {
@@ -87,28 +118,32 @@ async fn write_dump(
     store: &dyn Store,
     file: File,
     output: &Path,
-) -> Result<crate::core::dump::RecordCounts, String> {
+) -> Result<crate::core::dump::RecordCounts, CliError> {
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let counts = transfer::export(store, &mut writer, EXPORT_PAGE_SIZE)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(CliError::from_error)?;
     writer
         .into_inner()
         .map_err(|error| error.into_error())
         .and_then(|file| file.sync_all())
-        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
+        .map_err(|error| {
+            CliError::caused_by(format!("cannot write {}: {error}", output.display()), error)
+        })?;
     Ok(counts)
 }
 
-pub(super) async fn import(config: &Config, input: &Path) -> Result<(), String> {
+pub(super) async fn import(config: &Config, input: &Path) -> Result<(), CliError> {
     let database = &config.database;
     // Open the dump before the database, which opening would create.
     let mut dump = if is_std_stream(input) {
         spool_stdin()?
     } else {
-        File::open(input).map_err(|error| format!("cannot open {}: {error}", input.display()))?
+        File::open(input).map_err(|error| {
+            CliError::caused_by(format!("cannot open {}: {error}", input.display()), error)
+        })?
     };
-    let store = store::open(database).await.map_err(describe)?;
+    let store = store::open(database).await.map_err(CliError::store)?;
     let encryption = encryption::setup(
         store.as_ref(),
         &config.encryption_key_file,
@@ -120,18 +155,19 @@ pub(super) async fn import(config: &Config, input: &Path) -> Result<(), String> 
     let keyring = encryption.keyring();
     let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let store: &dyn Store = store.as_ref();
-    if !store.is_empty().await.map_err(describe)? {
-        return Err(format!(
+    if !store.is_empty().await.map_err(CliError::store)? {
+        return Err(CliError::new(format!(
             "{} is not empty: import only into a new, empty database",
             database.redacted()
-        ));
+        )));
     }
     // The dump is read twice: checked whole first, so that a truncated,
     // malformed or edited dump is refused before anything is written.
     transfer::check(BufReader::with_capacity(1 << 16, &dump), &keyring)
-        .map_err(|error| error.to_string())?;
-    dump.seek(SeekFrom::Start(0))
-        .map_err(|error| format!("cannot read {}: {error}", input.display()))?;
+        .map_err(CliError::from_error)?;
+    dump.seek(SeekFrom::Start(0)).map_err(|error| {
+        CliError::caused_by(format!("cannot read {}: {error}", input.display()), error)
+    })?;
     let counts = transfer::import(
         store,
         BufReader::with_capacity(1 << 16, dump),
@@ -139,7 +175,7 @@ pub(super) async fn import(config: &Config, input: &Path) -> Result<(), String> 
         &keyring,
     )
     .await
-    .map_err(|error| error.to_string())?;
+    .map_err(CliError::from_error)?;
     print_json(&serde_json::json!({ "imported": counts_json(counts) }))
 }
 
@@ -151,13 +187,14 @@ pub(super) async fn import(config: &Config, input: &Path) -> Result<(), String> 
 ///
 /// # Errors
 /// If the file cannot be created or written (the disk is full, say).
-fn spool_stdin() -> Result<File, String> {
+fn spool_stdin() -> Result<File, CliError> {
     let directory = std::env::temp_dir();
     let cannot = |error: std::io::Error| {
-        format!(
+        let message = format!(
             "cannot copy the dump from stdin to a temporary file in {}: {error}",
             directory.display()
-        )
+        );
+        CliError::caused_by(message, error)
     };
     let (path, mut file) =
         private_file::create_temporary(&directory.join("ticketd-import")).map_err(cannot)?;
