@@ -1,13 +1,26 @@
-//! Storage: one trait, [`Store`], with a backend per database.
+//! Storage: role traits by concern, with a backend per database.
+//!
+//! [`Store`] is everything ticketd keeps, as the supertrait of one trait per
+//! concern: [`TicketStore`] (tickets and their messages),
+//! [`ProvisioningStore`] (workspaces, users, API keys), [`TransferStore`]
+//! (export and import), [`DataKeyStore`] (data keys, sealed bodies, the
+//! server secret) and [`IdempotencyStore`] (idempotency records). Callers
+//! hold `Arc<dyn Store>` and import the role traits they call ([`prelude`]
+//! has them all); a wrapper such as
+//! [`crate::encryption::store::EncryptedStore`] implements by hand only the
+//! roles it changes and forwards the others.
 //!
 //! Each method is one intention and one transaction. Backends own their SQL
-//! and migrations, map their own constraint violations to
-//! [`StoreError::Conflict`] and lost connections to
-//! [`StoreError::Unavailable`], and apply the core's visibility rules and
-//! write plans ([`crate::core::plan`]) inside the transaction that writes.
+//! and migrations (and implement each role beside that role's SQL), map
+//! their own constraint violations to [`StoreError::Conflict`] and lost
+//! connections to [`StoreError::Unavailable`], and apply the core's
+//! visibility rules and write plans ([`crate::core::plan`]) inside the
+//! transaction that writes.
 
+pub(crate) mod delegate;
 pub mod idempotency;
 pub mod postgres;
+pub mod prelude;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -169,27 +182,29 @@ pub struct Reseal {
     pub new: String,
 }
 
-/// Everything ticketd keeps. Implemented once per database.
+/// Everything ticketd keeps: every role, and readiness. Implemented once
+/// per database (and by wrappers such as
+/// [`crate::encryption::store::EncryptedStore`]); callers hold
+/// `Arc<dyn Store>` and import the role traits whose methods they call
+/// (or [`prelude`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    TicketStore
+    + ProvisioningStore
+    + TransferStore
+    + DataKeyStore
+    + IdempotencyStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Succeeds when the database answers a trivial query.
     async fn check_ready(&self) -> Result<(), StoreError>;
+}
 
-    /// Creates a workspace. `Conflict(WorkspaceCode)` if its code is taken.
-    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
-
-    /// Creates a user. `NotFound` if the workspace does not exist.
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
-
-    /// Creates an API key. `NotFound` if the user does not exist.
-    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError>;
-
-    /// Revokes a key (a no-op for one already revoked). `NotFound` if unknown.
-    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError>;
-
-    /// Looks up a key for authentication; `None` if there is no such key.
-    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
-
+/// Tickets and their message threads, read and written as an actor sees them.
+#[async_trait]
+pub trait TicketStore: Send + Sync {
     /// Opens a ticket with its first message, numbering it within the
     /// workspace. `CustomerNotFound` if `on_behalf_of` names no customer of
     /// the actor's workspace.
@@ -249,7 +264,30 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         completion: Option<Completion<Ticket>>,
     ) -> Result<Written<Ticket>, StoreError>;
+}
 
+/// Workspaces, users and API keys: what provisioning creates and authentication reads.
+#[async_trait]
+pub trait ProvisioningStore: Send + Sync {
+    /// Creates a workspace. `Conflict(WorkspaceCode)` if its code is taken.
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
+
+    /// Creates a user. `NotFound` if the workspace does not exist.
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
+
+    /// Creates an API key. `NotFound` if the user does not exist.
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError>;
+
+    /// Revokes a key (a no-op for one already revoked). `NotFound` if unknown.
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError>;
+
+    /// Looks up a key for authentication; `None` if there is no such key.
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
+}
+
+/// Whole-database export and import ([`crate::transfer`]), row for row.
+#[async_trait]
+pub trait TransferStore: Send + Sync {
     /// Whether the database holds no workspaces, users, API keys, tickets or
     /// messages (a database that may be the target of an import).
     async fn is_empty(&self) -> Result<bool, StoreError>;
@@ -282,7 +320,12 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
     /// of the batch is kept.
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError>;
+}
 
+/// The data keys sealed message bodies use, the sealed bodies themselves
+/// (for rotation), and the server secret's check value.
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
     /// Every registered data key, oldest first.
     async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError>;
 
@@ -337,11 +380,13 @@ pub trait Store: Send + Sync + 'static {
         check_value: String,
         at: Timestamp,
     ) -> Result<String, StoreError>;
+}
 
-    // Idempotency keys ([`idempotency`]): a claim, then the write it
-    // protects completing it in the write's own transaction (the writes
-    // above, given a `Completion`).
-
+/// Idempotency keys ([`idempotency`]): a claim, then the write it
+/// protects completing it in the write's own transaction (the writes of
+/// [`TicketStore`], given a [`Completion`]).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
     /// Claims an idempotency key for one request, in a transaction of its
     /// own ([`idempotency::Decision`] is the rule). Concurrent claims of one
     /// key, from any node, are granted to one request at most.

@@ -10,6 +10,8 @@ use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use async_trait::async_trait;
+
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
@@ -20,6 +22,8 @@ use crate::core::message::BodyFormat;
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::token::SecretHash;
 use crate::store::StoreError;
+use crate::store::TransferStore;
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{execute, map_error, query, query_opt};
 
@@ -344,5 +348,28 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, St
             )
             .await
         }
+    }
+}
+
+#[async_trait]
+impl TransferStore for PostgresStore {
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        is_empty(&client).await
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let client = self.client().await?;
+        export_page(&client, kind, after, limit).await
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        import_records(&mut client, &records).await
     }
 }

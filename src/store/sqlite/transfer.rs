@@ -8,6 +8,8 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
+use async_trait::async_trait;
+
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
@@ -19,6 +21,8 @@ use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::store::StoreError;
+use crate::store::TransferStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
 
@@ -307,6 +311,29 @@ fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
                 message.encrypted,
                 message.sent_at.millis(),
             ]),
+    }
+}
+
+#[async_trait]
+impl TransferStore for SqliteStore {
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.readers.read(is_empty)
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.readers
+            .read(|conn| export_page(conn, kind, after, limit))
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| import_records(conn, &records))
+            .await
     }
 }
 
