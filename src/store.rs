@@ -59,15 +59,129 @@ pub enum StoreError {
     CustomerNotFound,
     /// The database cannot be reached or is shutting down; worth retrying.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else: a bug or a damaged database.
     #[error("storage failure: {0}")]
-    Other(String),
+    Other(#[source] Cause),
     /// A write was to complete an idempotency record whose claim it no
     /// longer holds (the lease ran out and a retry took the key over);
     /// nothing was written.
     #[error("the idempotency claim is no longer held")]
     ClaimLost,
+}
+
+impl StoreError {
+    /// `Unavailable`, described by `message` alone.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable(Cause::message(message))
+    }
+
+    /// `Other`, described by `message` alone.
+    pub fn other(message: impl Into<String>) -> Self {
+        StoreError::Other(Cause::message(message))
+    }
+}
+
+/// What an [`StoreError::Unavailable`] or [`StoreError::Other`] came of:
+/// its text (what the error displays, and the log shows) and the
+/// underlying error, if there is one, which
+/// [`std::error::Error::source`] exposes (the cause acts as that error:
+/// its own `source` is the underlying error's).
+///
+/// Cheap to clone (the error is shared). Causes compare equal when their
+/// texts are, so [`StoreError`] keeps its equality by variant and message.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// `error` itself as the cause: its text is the error's.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+
+    /// A cause with `message` for its text and no underlying error.
+    pub fn message(message: impl Into<String>) -> Self {
+        Cause(Arc::new(Described {
+            message: message.into(),
+            source: None,
+        }))
+    }
+
+    /// A cause with `message` for its text (which usually quotes `error`),
+    /// caused by `error`.
+    pub fn with_source(
+        message: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause(Arc::new(Described {
+            message: message.into(),
+            source: Some(Box::new(error)),
+        }))
+    }
+
+    /// The error this cause wraps (for downcasting).
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause::message(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Cause::message(message)
+    }
+}
+
+/// A cause described in words, perhaps with the error it came of.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// A constraint of the schema that refused a write, by the name the
@@ -631,6 +745,43 @@ mod tests {
         assert_eq!(
             url.redacted(),
             "postgres://ticketd@db/ticketd?sslmode=disable&password=***"
+        );
+    }
+
+    #[test]
+    fn causes_keep_their_text_and_expose_their_source() {
+        use std::error::Error as _;
+
+        let io = || std::io::Error::other("disk on fire");
+        let error = StoreError::Other(Cause::with_source(format!("cannot open x: {}", io()), io()));
+        assert_eq!(
+            error.to_string(),
+            "storage failure: cannot open x: disk on fire"
+        );
+        let cause = error.source().expect("a cause");
+        assert_eq!(cause.to_string(), "cannot open x: disk on fire");
+        let underlying = cause.source().expect("an underlying error");
+        assert!(underlying.is::<std::io::Error>());
+        assert_eq!(underlying.to_string(), "disk on fire");
+
+        let error = StoreError::Unavailable(Cause::new(io()));
+        assert_eq!(error.to_string(), "storage unavailable: disk on fire");
+        let StoreError::Unavailable(cause) = &error else {
+            unreachable!("built as unavailable")
+        };
+        assert!(cause.error().is::<std::io::Error>());
+
+        // Equality is by variant and text, whatever the underlying error.
+        assert_eq!(error, StoreError::unavailable("disk on fire"));
+        assert_ne!(error, StoreError::other("disk on fire"));
+        assert_eq!(error.clone(), error);
+        assert_eq!(format!("{error:?}"), r#"Unavailable("disk on fire")"#);
+        assert!(
+            StoreError::other("x")
+                .source()
+                .expect("a cause")
+                .source()
+                .is_none()
         );
     }
 

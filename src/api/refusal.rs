@@ -715,11 +715,11 @@ impl From<StoreError> for Refusal {
                 detail: "`customerId` must be the id of a customer in your workspace.".into(),
                 code: FieldCode::InvalidValue,
             }]),
-            StoreError::Unavailable(cause) => Refusal::unavailable(cause),
+            StoreError::Unavailable(cause) => Refusal::unavailable(cause.to_string()),
             StoreError::Conflict(constraint) => {
                 Refusal::internal(format!("unexpected conflict on {constraint}"))
             }
-            StoreError::Other(cause) => Refusal::internal(cause),
+            StoreError::Other(cause) => Refusal::internal(cause.to_string()),
             StoreError::ClaimLost => {
                 Refusal::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(1)
             }

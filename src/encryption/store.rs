@@ -23,7 +23,7 @@ use crate::store::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
 };
 use crate::store::{
-    Constraint, IdempotencyStore, Store, StoreError, TicketStore, TransferStore, Written,
+    Cause, Constraint, IdempotencyStore, Store, StoreError, TicketStore, TransferStore, Written,
 };
 
 /// How the stored response of an idempotent reply that is encrypted
@@ -69,7 +69,12 @@ impl EncryptedStore {
         }
         let keyring = self.encryption.keyring();
         let sealed = crypto::seal(keyring.current(), ticket, new.id, new.body.as_str()).map_err(
-            |error| StoreError::Other(format!("cannot seal message {}: {error}", new.id)),
+            |error| {
+                StoreError::Other(Cause::with_source(
+                    format!("cannot seal message {}: {error}", new.id),
+                    error,
+                ))
+            },
         )?;
         Ok(NewMessage {
             body: MessageBody::sealed(sealed),
@@ -99,7 +104,7 @@ impl EncryptedStore {
                 self.encryption.reload(self.inner.as_ref()).await;
                 match write()?.await {
                     Err(StoreError::Conflict(Constraint::SealedKey)) => {
-                        Err(StoreError::Unavailable(format!(
+                        Err(StoreError::unavailable(format!(
                             "the database refuses key {} for new encrypted messages (retired by \
                              a rotation): the encryption key file {} is out of date; copy it \
                              from where `ticketd encryption rotate` ran",
@@ -162,17 +167,18 @@ impl EncryptedStore {
             other => other,
         };
         opened.map_err(|error| match error {
-            CryptoError::UnknownKey(key) => StoreError::Unavailable(format!(
+            CryptoError::UnknownKey(key) => StoreError::unavailable(format!(
                 "message {message} of {ticket} is sealed with key {key}, which the encryption \
                  key file {} lacks: copy this database's key file here",
                 self.encryption.key_file().display()
             )),
-            CryptoError::NotSealed => StoreError::Other(format!(
+            CryptoError::NotSealed => StoreError::other(format!(
                 "encrypted message {message} of {ticket} is stored unsealed: the database was \
                  altered outside ticketd"
             )),
-            other => StoreError::Other(format!(
-                "encrypted message {message} of {ticket} cannot be read: {other}"
+            other => StoreError::Other(Cause::with_source(
+                format!("encrypted message {message} of {ticket} cannot be read: {other}"),
+                other,
             )),
         })
     }
@@ -200,13 +206,13 @@ impl EncryptedStore {
         if crypto::is_sealed(&record.body) {
             return match crypto::sealed_key_id(&record.body) {
                 Some(key) if keyring.get(key).is_some() => Ok(()),
-                Some(key) => Err(StoreError::Other(format!(
+                Some(key) => Err(StoreError::other(format!(
                     "message {} is sealed with key {key}, which the encryption key file {} \
                      lacks: import with the key file of the database the dump came from",
                     record.id,
                     self.encryption.key_file().display()
                 ))),
-                None => Err(StoreError::Other(format!(
+                None => Err(StoreError::other(format!(
                     "message {} has a malformed sealed body",
                     record.id
                 ))),
@@ -214,7 +220,10 @@ impl EncryptedStore {
         }
         let sealed = crypto::seal(keyring.current(), record.ticket_id, record.id, &record.body)
             .map_err(|error| {
-                StoreError::Other(format!("cannot seal message {}: {error}", record.id))
+                StoreError::Other(Cause::with_source(
+                    format!("cannot seal message {}: {error}", record.id),
+                    error,
+                ))
             })?;
         record.body = sealed.into_string();
         Ok(())
@@ -266,16 +275,21 @@ impl EncryptedStore {
         encryption: &Encryption,
         message: &Message,
         response: StoredResponse,
-    ) -> Result<StoredResponse, String> {
+    ) -> Result<StoredResponse, Cause> {
         let body = std::str::from_utf8(&response.body)
-            .map_err(|_| "a response body that is not UTF-8".to_owned())?;
+            .map_err(|error| Cause::with_source("a response body that is not UTF-8", error))?;
         let sealed = crypto::seal_response(
             encryption.keyring().current(),
             message.ticket_id,
             message.id,
             body,
         )
-        .map_err(|error| format!("cannot seal the response of {}: {error}", message.id))?;
+        .map_err(|error| {
+            Cause::with_source(
+                format!("cannot seal the response of {}: {error}", message.id),
+                error,
+            )
+        })?;
         let body = format!(
             "{SEALED_RESPONSE_PREFIX}{}:{}:{}",
             message.ticket_id.key(),

@@ -27,7 +27,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::store::{Constraint, Store, StoreError};
+use crate::store::{Cause, Constraint, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
 
@@ -100,8 +100,12 @@ impl PostgresStore {
     }
 
     fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|error| StoreError::Other(format!("invalid PostgreSQL URL: {error}")))?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
+            StoreError::Other(Cause::with_source(
+                format!("invalid PostgreSQL URL: {error}"),
+                error,
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.acquire_timeout);
         }
@@ -133,7 +137,12 @@ impl PostgresStore {
             .recycle_timeout(Some(options.acquire_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|error| StoreError::Other(format!("cannot build the pool: {error}")))?;
+            .map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("cannot build the pool: {error}"),
+                    error,
+                ))
+            })?;
         Ok(Self { pool })
     }
 
@@ -177,8 +186,10 @@ async fn execute<C: GenericClient>(
 /// `Unavailable`: a 503 until the database or its settings are fixed.
 fn map_pool_error(error: PoolError) -> StoreError {
     match error {
-        PoolError::Backend(error) => StoreError::Unavailable(describe(&error)),
-        other => StoreError::Unavailable(other.to_string()),
+        PoolError::Backend(error) => {
+            StoreError::Unavailable(Cause::with_source(describe(&error), error))
+        }
+        other => StoreError::Unavailable(Cause::new(other)),
     }
 }
 
@@ -211,16 +222,16 @@ pub(crate) fn map_error(error: tokio_postgres::Error) -> StoreError {
         // serialisation failure or deadlock, which a retry resolves; 55P03:
         // lock_timeout, a ticket locked for too long.
         if matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE {
-            return StoreError::Unavailable(describe(&error));
+            return StoreError::Unavailable(Cause::with_source(describe(&error), error));
         }
-        return StoreError::Other(describe(&error));
+        return StoreError::Other(Cause::with_source(describe(&error), error));
     }
     let lost_connection = error.is_closed()
         || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
     if lost_connection {
-        StoreError::Unavailable(error.to_string())
+        StoreError::Unavailable(Cause::new(error))
     } else {
-        StoreError::Other(error.to_string())
+        StoreError::Other(Cause::new(error))
     }
 }
 

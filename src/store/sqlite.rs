@@ -26,7 +26,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::private_file;
-use crate::store::{Constraint, Store, StoreError};
+use crate::store::{Cause, Constraint, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
 
@@ -55,7 +55,12 @@ impl SqliteStore {
     pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(path))
             .await
-            .map_err(|error| StoreError::Other(format!("opening the database failed: {error}")))?
+            .map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("opening the database failed: {error}"),
+                    error,
+                ))
+            })?
     }
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
@@ -66,7 +71,10 @@ impl SqliteStore {
         let mut wal_path = path.clone().into_os_string();
         wal_path.push("-wal");
         let writer = Writer::start(conn, PathBuf::from(wal_path), restart).map_err(|error| {
-            StoreError::Other(format!("cannot start the writer thread: {error}"))
+            StoreError::Other(Cause::with_source(
+                format!("cannot start the writer thread: {error}"),
+                error,
+            ))
         })?;
         Ok(Self {
             writer,
@@ -95,7 +103,10 @@ impl SqliteStore {
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         private_file::create_dir_all(dir).map_err(|error| {
-            StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+            StoreError::Unavailable(Cause::with_source(
+                format!("cannot create {}: {error}", dir.display()),
+                error,
+            ))
         })?;
     }
     match private_file::create_new(path) {
@@ -103,9 +114,9 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(error) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot create {}: {error}",
-                path.display()
+            return Err(StoreError::Unavailable(Cause::with_source(
+                format!("cannot create {}: {error}", path.display()),
+                error,
             )));
         }
     }
@@ -231,10 +242,10 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
             | ErrorCode::SystemIoFailure
             | ErrorCode::DiskFull
             | ErrorCode::PermissionDenied
-            | ErrorCode::ReadOnly => StoreError::Unavailable(error.to_string()),
-            _ => StoreError::Other(error.to_string()),
+            | ErrorCode::ReadOnly => StoreError::Unavailable(Cause::new(error)),
+            _ => StoreError::Other(Cause::new(error)),
         },
-        _ => StoreError::Other(error.to_string()),
+        _ => StoreError::Other(Cause::new(error)),
     }
 }
 

@@ -92,7 +92,7 @@ fn existing(row: &Row) -> Result<Existing, StoreError> {
     let response = match (status, body) {
         (Some(status), Some(body)) => Some(StoredResponse {
             status: u16::try_from(status)
-                .map_err(|_| StoreError::Other(format!("stored status {status}")))?,
+                .map_err(|_| StoreError::other(format!("stored status {status}")))?,
             location: get(row, 4)?,
             body,
         }),

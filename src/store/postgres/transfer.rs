@@ -148,7 +148,7 @@ pub(super) async fn export_page(
     if let Some(cursor) = after
         && cursor.kind() != kind
     {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "an export of {} records cannot start after {cursor}",
             kind.as_str()
         )));

@@ -129,7 +129,7 @@ pub(super) fn export_page(
     if let Some(cursor) = after
         && cursor.kind() != kind
     {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "an export of {} records cannot start after {cursor}",
             kind.as_str()
         )));
