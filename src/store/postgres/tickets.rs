@@ -297,7 +297,12 @@ pub(super) async fn create_ticket(
     idempotency::commit(tx, completion, ticket).await
 }
 
-async fn insert_message<C: GenericClient>(client: &C, message: &Message) -> Result<(), StoreError> {
+/// Inserts one message row as given: a reply's, a new ticket's first
+/// message, or an imported one.
+pub(super) async fn insert_message<C: GenericClient>(
+    client: &C,
+    message: &Message,
+) -> Result<(), StoreError> {
     execute(
         client,
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,

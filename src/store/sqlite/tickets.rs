@@ -230,7 +230,9 @@ pub(super) fn create_ticket(
     Ok(ticket)
 }
 
-fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
+/// Inserts one message row as given: a reply's, a new ticket's first
+/// message, or an imported one.
+pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
                               body, body_format, encrypted, sent_at)
