@@ -7,7 +7,7 @@
 //! server secret) and [`IdempotencyStore`] (idempotency records). Callers
 //! hold `Arc<dyn Store>` and import the role traits they call ([`prelude`]
 //! has them all); a wrapper such as
-//! [`crate::encryption::store::EncryptedStore`] implements by hand only the
+//! [`crate::encryption::EncryptedStore`] implements by hand only the
 //! roles it changes and forwards the others.
 //!
 //! Each method is one intention and one transaction. Backends own their SQL
@@ -298,7 +298,7 @@ pub struct Reseal {
 
 /// Everything ticketd keeps: every role, and readiness. Implemented once
 /// per database (and by wrappers such as
-/// [`crate::encryption::store::EncryptedStore`]); callers hold
+/// [`crate::encryption::EncryptedStore`]); callers hold
 /// `Arc<dyn Store>` and import the role traits whose methods they call
 /// (or [`prelude`]).
 #[async_trait]

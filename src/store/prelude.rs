@@ -1,5 +1,5 @@
 //! Every storage trait, for callers that use several roles of a
-//! [`Store`](super::Store): `use crate::store::prelude::*;`.
+//! [`Store`]: `use crate::store::prelude::*;`.
 
 pub use super::{
     DataKeyStore, IdempotencyStore, ProvisioningStore, Store, TicketStore, TransferStore,
