@@ -1,13 +1,26 @@
-//! Storage: one trait, [`Store`], with a backend per database.
+//! Storage: role traits by concern, with a backend per database.
+//!
+//! [`Store`] is everything ticketd keeps, as the supertrait of one trait per
+//! concern: [`TicketStore`] (tickets and their messages),
+//! [`ProvisioningStore`] (workspaces, users, API keys), [`TransferStore`]
+//! (export and import), [`DataKeyStore`] (data keys, sealed bodies, the
+//! server secret) and [`IdempotencyStore`] (idempotency records). Callers
+//! hold `Arc<dyn Store>` and import the role traits they call ([`prelude`]
+//! has them all); a wrapper such as
+//! [`crate::encryption::EncryptedStore`] implements by hand only the
+//! roles it changes and forwards the others.
 //!
 //! Each method is one intention and one transaction. Backends own their SQL
-//! and migrations, map their own constraint violations to
-//! [`StoreError::Conflict`] and lost connections to
-//! [`StoreError::Unavailable`], and apply the core's visibility rules and
-//! write plans ([`crate::core::plan`]) inside the transaction that writes.
+//! and migrations (and implement each role beside that role's SQL), map
+//! their own constraint violations to [`StoreError::Conflict`] and lost
+//! connections to [`StoreError::Unavailable`], and apply the core's
+//! visibility rules and write plans ([`crate::core::plan`]) inside the
+//! transaction that writes.
 
+pub(crate) mod delegate;
 pub mod idempotency;
 pub mod postgres;
+pub mod prelude;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -46,15 +59,129 @@ pub enum StoreError {
     CustomerNotFound,
     /// The database cannot be reached or is shutting down; worth retrying.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else: a bug or a damaged database.
     #[error("storage failure: {0}")]
-    Other(String),
+    Other(#[source] Cause),
     /// A write was to complete an idempotency record whose claim it no
     /// longer holds (the lease ran out and a retry took the key over);
     /// nothing was written.
     #[error("the idempotency claim is no longer held")]
     ClaimLost,
+}
+
+impl StoreError {
+    /// `Unavailable`, described by `message` alone.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable(Cause::message(message))
+    }
+
+    /// `Other`, described by `message` alone.
+    pub fn other(message: impl Into<String>) -> Self {
+        StoreError::Other(Cause::message(message))
+    }
+}
+
+/// What an [`StoreError::Unavailable`] or [`StoreError::Other`] came of:
+/// its text (what the error displays, and the log shows) and the
+/// underlying error, if there is one, which
+/// [`std::error::Error::source`] exposes (the cause acts as that error:
+/// its own `source` is the underlying error's).
+///
+/// Cheap to clone (the error is shared). Causes compare equal when their
+/// texts are, so [`StoreError`] keeps its equality by variant and message.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// `error` itself as the cause: its text is the error's.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+
+    /// A cause with `message` for its text and no underlying error.
+    pub fn message(message: impl Into<String>) -> Self {
+        Cause(Arc::new(Described {
+            message: message.into(),
+            source: None,
+        }))
+    }
+
+    /// A cause with `message` for its text (which usually quotes `error`),
+    /// caused by `error`.
+    pub fn with_source(
+        message: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause(Arc::new(Described {
+            message: message.into(),
+            source: Some(Box::new(error)),
+        }))
+    }
+
+    /// The error this cause wraps (for downcasting).
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause::message(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Cause::message(message)
+    }
+}
+
+/// A cause described in words, perhaps with the error it came of.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// A constraint of the schema that refused a write, by the name the
@@ -169,27 +296,29 @@ pub struct Reseal {
     pub new: String,
 }
 
-/// Everything ticketd keeps. Implemented once per database.
+/// Everything ticketd keeps: every role, and readiness. Implemented once
+/// per database (and by wrappers such as
+/// [`crate::encryption::EncryptedStore`]); callers hold
+/// `Arc<dyn Store>` and import the role traits whose methods they call
+/// (or [`prelude`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    TicketStore
+    + ProvisioningStore
+    + TransferStore
+    + DataKeyStore
+    + IdempotencyStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Succeeds when the database answers a trivial query.
     async fn check_ready(&self) -> Result<(), StoreError>;
+}
 
-    /// Creates a workspace. `Conflict(WorkspaceCode)` if its code is taken.
-    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
-
-    /// Creates a user. `NotFound` if the workspace does not exist.
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
-
-    /// Creates an API key. `NotFound` if the user does not exist.
-    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError>;
-
-    /// Revokes a key (a no-op for one already revoked). `NotFound` if unknown.
-    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError>;
-
-    /// Looks up a key for authentication; `None` if there is no such key.
-    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
-
+/// Tickets and their message threads, read and written as an actor sees them.
+#[async_trait]
+pub trait TicketStore: Send + Sync {
     /// Opens a ticket with its first message, numbering it within the
     /// workspace. `CustomerNotFound` if `on_behalf_of` names no customer of
     /// the actor's workspace.
@@ -249,7 +378,30 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         completion: Option<Completion<Ticket>>,
     ) -> Result<Written<Ticket>, StoreError>;
+}
 
+/// Workspaces, users and API keys: what provisioning creates and authentication reads.
+#[async_trait]
+pub trait ProvisioningStore: Send + Sync {
+    /// Creates a workspace. `Conflict(WorkspaceCode)` if its code is taken.
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError>;
+
+    /// Creates a user. `NotFound` if the workspace does not exist.
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
+
+    /// Creates an API key. `NotFound` if the user does not exist.
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError>;
+
+    /// Revokes a key (a no-op for one already revoked). `NotFound` if unknown.
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError>;
+
+    /// Looks up a key for authentication; `None` if there is no such key.
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
+}
+
+/// Whole-database export and import ([`crate::transfer`]), row for row.
+#[async_trait]
+pub trait TransferStore: Send + Sync {
     /// Whether the database holds no workspaces, users, API keys, tickets or
     /// messages (a database that may be the target of an import).
     async fn is_empty(&self) -> Result<bool, StoreError>;
@@ -282,7 +434,12 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` on a duplicate key or a missing parent, and then nothing
     /// of the batch is kept.
     async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError>;
+}
 
+/// The data keys sealed message bodies use, the sealed bodies themselves
+/// (for rotation), and the server secret's check value.
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
     /// Every registered data key, oldest first.
     async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError>;
 
@@ -337,11 +494,13 @@ pub trait Store: Send + Sync + 'static {
         check_value: String,
         at: Timestamp,
     ) -> Result<String, StoreError>;
+}
 
-    // Idempotency keys ([`idempotency`]): a claim, then the write it
-    // protects completing it in the write's own transaction (the writes
-    // above, given a `Completion`).
-
+/// Idempotency keys ([`idempotency`]): a claim, then the write it
+/// protects completing it in the write's own transaction (the writes of
+/// [`TicketStore`], given a [`Completion`]).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
     /// Claims an idempotency key for one request, in a transaction of its
     /// own ([`idempotency::Decision`] is the rule). Concurrent claims of one
     /// key, from any node, are granted to one request at most.
@@ -586,6 +745,43 @@ mod tests {
         assert_eq!(
             url.redacted(),
             "postgres://ticketd@db/ticketd?sslmode=disable&password=***"
+        );
+    }
+
+    #[test]
+    fn causes_keep_their_text_and_expose_their_source() {
+        use std::error::Error as _;
+
+        let io = || std::io::Error::other("disk on fire");
+        let error = StoreError::Other(Cause::with_source(format!("cannot open x: {}", io()), io()));
+        assert_eq!(
+            error.to_string(),
+            "storage failure: cannot open x: disk on fire"
+        );
+        let cause = error.source().expect("a cause");
+        assert_eq!(cause.to_string(), "cannot open x: disk on fire");
+        let underlying = cause.source().expect("an underlying error");
+        assert!(underlying.is::<std::io::Error>());
+        assert_eq!(underlying.to_string(), "disk on fire");
+
+        let error = StoreError::Unavailable(Cause::new(io()));
+        assert_eq!(error.to_string(), "storage unavailable: disk on fire");
+        let StoreError::Unavailable(cause) = &error else {
+            unreachable!("built as unavailable")
+        };
+        assert!(cause.error().is::<std::io::Error>());
+
+        // Equality is by variant and text, whatever the underlying error.
+        assert_eq!(error, StoreError::unavailable("disk on fire"));
+        assert_ne!(error, StoreError::other("disk on fire"));
+        assert_eq!(error.clone(), error);
+        assert_eq!(format!("{error:?}"), r#"Unavailable("disk on fire")"#);
+        assert!(
+            StoreError::other("x")
+                .source()
+                .expect("a cause")
+                .source()
+                .is_none()
         );
     }
 

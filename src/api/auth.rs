@@ -208,7 +208,7 @@ async fn read_credentials(
             Ok(Some(credentials))
         }
         Ok(None) => Ok(None),
-        Err(StoreError::Unavailable(cause)) => Err(Refusal::unavailable(cause)),
+        Err(StoreError::Unavailable(cause)) => Err(Refusal::unavailable(cause.to_string())),
         Err(error) => Err(Refusal::internal(error.to_string())),
     }
 }

@@ -26,6 +26,7 @@ use crate::core::render::{self, HtmlCache};
 use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
 use crate::service::Draft;
+use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
 /// A message in a ticket's thread: the seed's schema plus `bodyFormat`.
@@ -292,7 +293,7 @@ pub fn message_location(ticket: TicketId, message: MessageId) -> String {
 
 /// A reply's response: 201 with the message (whose body renders as
 /// `html`) and its `Location`.
-fn reply_created(message: &Message, html: Arc<str>) -> Result<StoredResponse, String> {
+fn reply_created(message: &Message, html: Arc<str>) -> Result<StoredResponse, Cause> {
     respond::stored(
         StatusCode::CREATED,
         Some(message_location(message.ticket_id, message.id)),
@@ -358,7 +359,7 @@ pub async fn reply_to_ticket(
     let response = message_response(&state.html_cache, message).await?;
     respond::from_stored(
         respond::stored(StatusCode::CREATED, Some(location), &response)
-            .map_err(ApiError::internal)?,
+            .map_err(|cause| ApiError::internal(cause.to_string()))?,
     )
 }
 

@@ -6,6 +6,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::api::refusal::Refusal;
+use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
 /// A JSON response with `status`.
@@ -34,9 +35,9 @@ pub fn stored<T: Serialize>(
     status: StatusCode,
     location: Option<String>,
     body: &T,
-) -> Result<StoredResponse, String> {
-    let body =
-        serde_json::to_vec(body).map_err(|error| format!("serialising a response: {error}"))?;
+) -> Result<StoredResponse, Cause> {
+    let body = serde_json::to_vec(body)
+        .map_err(|error| Cause::with_source(format!("serialising a response: {error}"), error))?;
     Ok(StoredResponse {
         status: status.as_u16(),
         location,

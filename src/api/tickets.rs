@@ -22,8 +22,8 @@ use crate::core::page::{Cursor, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject, TextLimits};
 use crate::core::ticket::{Priority, Ticket, TicketFilter, TicketStatus};
 use crate::service::{Draft, OpenTicket};
-use crate::store::Written;
 use crate::store::idempotency::StoredResponse;
+use crate::store::{Cause, Written};
 
 /// The customer who owns a ticket.
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,7 +195,7 @@ pub fn ticket_location(id: TicketId) -> String {
 }
 
 /// A new ticket's response: 201 with the ticket and its `Location`.
-fn ticket_created(ticket: &Ticket) -> Result<StoredResponse, String> {
+fn ticket_created(ticket: &Ticket) -> Result<StoredResponse, Cause> {
     respond::stored(
         StatusCode::CREATED,
         Some(ticket_location(ticket.id)),
@@ -204,7 +204,7 @@ fn ticket_created(ticket: &Ticket) -> Result<StoredResponse, String> {
 }
 
 /// A lifecycle action's response: 200 with the ticket as it now is.
-fn ticket_acted_on(ticket: &Ticket) -> Result<StoredResponse, String> {
+fn ticket_acted_on(ticket: &Ticket) -> Result<StoredResponse, Cause> {
     respond::stored(StatusCode::OK, None, &TicketResponse::from(ticket.clone()))
 }
 
@@ -261,11 +261,13 @@ pub async fn create_ticket(
 /// `internal_error` if the response cannot be rendered.
 pub fn written_response<T>(
     written: Written<T>,
-    render: fn(&T) -> Result<StoredResponse, String>,
+    render: fn(&T) -> Result<StoredResponse, Cause>,
 ) -> Result<Response, ApiError> {
     match written.response {
         Some(stored) => idempotency::completed(stored),
-        None => respond::from_stored(render(&written.value).map_err(ApiError::internal)?),
+        None => respond::from_stored(
+            render(&written.value).map_err(|cause| ApiError::internal(cause.to_string()))?,
+        ),
     }
 }
 

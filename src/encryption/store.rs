@@ -8,20 +8,22 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::core::access::Actor;
-use crate::core::crypto::{self, CryptoError, DataKeyId};
+use crate::core::crypto::{self, CryptoError};
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::MessageBody;
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
-use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::encryption::Encryption;
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
+use crate::store::delegate::Delegating;
+use crate::store::idempotency::{
+    Claim, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
+};
 use crate::store::{
-    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
+    Cause, Constraint, IdempotencyStore, Store, StoreError, TicketStore, TransferStore, Written,
 };
 
 /// How the stored response of an idempotent reply that is encrypted
@@ -67,7 +69,12 @@ impl EncryptedStore {
         }
         let keyring = self.encryption.keyring();
         let sealed = crypto::seal(keyring.current(), ticket, new.id, new.body.as_str()).map_err(
-            |error| StoreError::Other(format!("cannot seal message {}: {error}", new.id)),
+            |error| {
+                StoreError::Other(Cause::with_source(
+                    format!("cannot seal message {}: {error}", new.id),
+                    error,
+                ))
+            },
         )?;
         Ok(NewMessage {
             body: MessageBody::sealed(sealed),
@@ -97,7 +104,7 @@ impl EncryptedStore {
                 self.encryption.reload(self.inner.as_ref()).await;
                 match write()?.await {
                     Err(StoreError::Conflict(Constraint::SealedKey)) => {
-                        Err(StoreError::Unavailable(format!(
+                        Err(StoreError::unavailable(format!(
                             "the database refuses key {} for new encrypted messages (retired by \
                              a rotation): the encryption key file {} is out of date; copy it \
                              from where `ticketd encryption rotate` ran",
@@ -160,17 +167,18 @@ impl EncryptedStore {
             other => other,
         };
         opened.map_err(|error| match error {
-            CryptoError::UnknownKey(key) => StoreError::Unavailable(format!(
+            CryptoError::UnknownKey(key) => StoreError::unavailable(format!(
                 "message {message} of {ticket} is sealed with key {key}, which the encryption \
                  key file {} lacks: copy this database's key file here",
                 self.encryption.key_file().display()
             )),
-            CryptoError::NotSealed => StoreError::Other(format!(
+            CryptoError::NotSealed => StoreError::other(format!(
                 "encrypted message {message} of {ticket} is stored unsealed: the database was \
                  altered outside ticketd"
             )),
-            other => StoreError::Other(format!(
-                "encrypted message {message} of {ticket} cannot be read: {other}"
+            other => StoreError::Other(Cause::with_source(
+                format!("encrypted message {message} of {ticket} cannot be read: {other}"),
+                other,
             )),
         })
     }
@@ -184,22 +192,104 @@ impl EncryptedStore {
         Ok(message)
     }
 
+    /// A message record ready to import: plaintext of an encrypted message
+    /// (a dump written with `--decrypt`, or from before encryption) is
+    /// sealed; a sealed body is kept as it is, if its key is here.
+    fn import_message(
+        &self,
+        record: &mut crate::core::dump::MessageRecord,
+    ) -> Result<(), StoreError> {
+        if !record.encrypted {
+            return Ok(());
+        }
+        let keyring = self.encryption.keyring();
+        if crypto::is_sealed(&record.body) {
+            return match crypto::sealed_key_id(&record.body) {
+                Some(key) if keyring.get(key).is_some() => Ok(()),
+                Some(key) => Err(StoreError::other(format!(
+                    "message {} is sealed with key {key}, which the encryption key file {} \
+                     lacks: import with the key file of the database the dump came from",
+                    record.id,
+                    self.encryption.key_file().display()
+                ))),
+                None => Err(StoreError::other(format!(
+                    "message {} has a malformed sealed body",
+                    record.id
+                ))),
+            };
+        }
+        let sealed = crypto::seal(keyring.current(), record.ticket_id, record.id, &record.body)
+            .map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("cannot seal message {}: {error}", record.id),
+                    error,
+                ))
+            })?;
+        record.body = sealed.into_string();
+        Ok(())
+    }
+}
+
+/// The sealed-response path: an encrypted reply's idempotency record holds
+/// its response sealed (written through `sealing_completion`) and a replay opens
+/// it (`open_response`).
+impl EncryptedStore {
+    /// `completion` for an encrypted reply whose body is `plaintext`: the
+    /// record stores the response sealed, rendered from the plaintext as
+    /// its client gets it. Also returns the render, for the client's own
+    /// (unsealed) copy of the response.
+    fn sealing_completion(
+        &self,
+        completion: Completion<Message>,
+        plaintext: &str,
+    ) -> (Completion<Message>, Arc<Render<Message>>) {
+        let Completion {
+            claim,
+            expires_at,
+            render,
+        } = completion;
+        let render = Arc::new(render);
+        let encryption = Arc::clone(&self.encryption);
+        let sealing = {
+            let render = Arc::clone(&render);
+            let plaintext = plaintext.to_owned();
+            move |written: &Message| {
+                let opened = Message {
+                    body: plaintext.clone(),
+                    ..written.clone()
+                };
+                Self::seal_response(&encryption, written, render(&opened)?)
+            }
+        };
+        let completion = Completion {
+            claim,
+            expires_at,
+            render: Box::new(sealing),
+        };
+        (completion, render)
+    }
+
     /// The response of an encrypted reply, sealed for its idempotency
     /// record.
     fn seal_response(
         encryption: &Encryption,
         message: &Message,
         response: StoredResponse,
-    ) -> Result<StoredResponse, String> {
+    ) -> Result<StoredResponse, Cause> {
         let body = std::str::from_utf8(&response.body)
-            .map_err(|_| "a response body that is not UTF-8".to_owned())?;
+            .map_err(|error| Cause::with_source("a response body that is not UTF-8", error))?;
         let sealed = crypto::seal_response(
             encryption.keyring().current(),
             message.ticket_id,
             message.id,
             body,
         )
-        .map_err(|error| format!("cannot seal the response of {}: {error}", message.id))?;
+        .map_err(|error| {
+            Cause::with_source(
+                format!("cannot seal the response of {}: {error}", message.id),
+                error,
+            )
+        })?;
         let body = format!(
             "{SEALED_RESPONSE_PREFIX}{}:{}:{}",
             message.ticket_id.key(),
@@ -238,39 +328,11 @@ impl EncryptedStore {
             ..response
         })
     }
+}
 
-    /// A message record ready to import: plaintext of an encrypted message
-    /// (a dump written with `--decrypt`, or from before encryption) is
-    /// sealed; a sealed body is kept as it is, if its key is here.
-    fn import_message(
-        &self,
-        record: &mut crate::core::dump::MessageRecord,
-    ) -> Result<(), StoreError> {
-        if !record.encrypted {
-            return Ok(());
-        }
-        let keyring = self.encryption.keyring();
-        if crypto::is_sealed(&record.body) {
-            return match crypto::sealed_key_id(&record.body) {
-                Some(key) if keyring.get(key).is_some() => Ok(()),
-                Some(key) => Err(StoreError::Other(format!(
-                    "message {} is sealed with key {key}, which the encryption key file {} \
-                     lacks: import with the key file of the database the dump came from",
-                    record.id,
-                    self.encryption.key_file().display()
-                ))),
-                None => Err(StoreError::Other(format!(
-                    "message {} has a malformed sealed body",
-                    record.id
-                ))),
-            };
-        }
-        let sealed = crypto::seal(keyring.current(), record.ticket_id, record.id, &record.body)
-            .map_err(|error| {
-                StoreError::Other(format!("cannot seal message {}: {error}", record.id))
-            })?;
-        record.body = sealed.into_string();
-        Ok(())
+impl Delegating for EncryptedStore {
+    fn inner(&self) -> &dyn Store {
+        self.inner.as_ref()
     }
 }
 
@@ -279,27 +341,10 @@ impl Store for EncryptedStore {
     async fn check_ready(&self) -> Result<(), StoreError> {
         self.inner.check_ready().await
     }
+}
 
-    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
-        self.inner.create_workspace(new).await
-    }
-
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        self.inner.create_user(new).await
-    }
-
-    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.inner.create_api_key(new).await
-    }
-
-    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
-        self.inner.revoke_api_key(id, at).await
-    }
-
-    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
-        self.inner.find_key_credentials(id).await
-    }
-
+#[async_trait]
+impl TicketStore for EncryptedStore {
     async fn create_ticket(
         &self,
         actor: &Actor,
@@ -377,31 +422,7 @@ impl Store for EncryptedStore {
         };
         let sealed = self.seal(ticket_id, &new)?;
         let plaintext = new.body.into_string();
-        let Completion {
-            claim,
-            expires_at,
-            render,
-        } = completion;
-        let render = Arc::new(render);
-        let encryption = Arc::clone(&self.encryption);
-        // The record stores the response sealed, rendered from the
-        // plaintext as its client gets it; the client gets it unsealed.
-        let sealing = {
-            let render = Arc::clone(&render);
-            let plaintext = plaintext.clone();
-            move |written: &Message| {
-                let opened = Message {
-                    body: plaintext.clone(),
-                    ..written.clone()
-                };
-                Self::seal_response(&encryption, written, render(&opened)?)
-            }
-        };
-        let completion = Completion {
-            claim,
-            expires_at,
-            render: Box::new(sealing),
-        };
+        let (completion, render) = self.sealing_completion(completion, &plaintext);
         let written = self
             .inner
             .append_message(actor, TicketRef::Id(ticket_id), sealed, Some(completion))
@@ -451,7 +472,10 @@ impl Store for EncryptedStore {
             .apply_action(actor, ticket, action, at, completion)
             .await
     }
+}
 
+#[async_trait]
+impl TransferStore for EncryptedStore {
     async fn is_empty(&self) -> Result<bool, StoreError> {
         self.inner.is_empty().await
     }
@@ -485,52 +509,10 @@ impl Store for EncryptedStore {
         }
         self.inner.import_records(records).await
     }
+}
 
-    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
-        self.inner.encryption_keys().await
-    }
-
-    async fn register_encryption_keys(
-        &self,
-        keys: Vec<RegisteredKey>,
-        at: Timestamp,
-    ) -> Result<Vec<RegisteredKey>, StoreError> {
-        self.inner.register_encryption_keys(keys, at).await
-    }
-
-    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
-        self.inner.retire_encryption_keys_except(current).await
-    }
-
-    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
-        self.inner.delete_encryption_key(id).await
-    }
-
-    async fn encrypted_messages(
-        &self,
-        except: Option<DataKeyId>,
-        after: Option<(TicketId, i64)>,
-        limit: u32,
-    ) -> Result<Vec<StoredBody>, StoreError> {
-        self.inner.encrypted_messages(except, after, limit).await
-    }
-
-    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
-        self.inner.reseal_messages(reseals).await
-    }
-
-    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
-        self.inner.server_secret_check().await
-    }
-
-    async fn register_server_secret(
-        &self,
-        check_value: String,
-        at: Timestamp,
-    ) -> Result<String, StoreError> {
-        self.inner.register_server_secret(check_value, at).await
-    }
-
+#[async_trait]
+impl IdempotencyStore for EncryptedStore {
     async fn claim_idempotency_key(
         &self,
         request: ClaimRequest,

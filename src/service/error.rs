@@ -43,11 +43,11 @@ impl From<StoreError> for ServiceError {
             StoreError::Lifecycle(LifecycleError::TicketClosed) => ServiceError::TicketClosed,
             StoreError::CustomerNotFound => ServiceError::CustomerNotFound,
             StoreError::ClaimLost => ServiceError::ClaimLost,
-            StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            StoreError::Unavailable(cause) => ServiceError::Unavailable(cause.to_string()),
             StoreError::Conflict(constraint) => {
                 ServiceError::Internal(format!("unexpected conflict on {constraint}"))
             }
-            StoreError::Other(cause) => ServiceError::Internal(cause),
+            StoreError::Other(cause) => ServiceError::Internal(cause.to_string()),
         }
     }
 }

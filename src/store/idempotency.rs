@@ -14,6 +14,7 @@
 use crate::core::id::KeyId;
 use crate::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey};
 use crate::core::time::Timestamp;
+use crate::store::Cause;
 
 /// A request's bid for an idempotency key.
 #[derive(Debug, Clone)]
@@ -71,9 +72,11 @@ pub struct StoredResponse {
 }
 
 /// Renders the response of a write from what it wrote, inside the write's
-/// transaction. An error aborts the write. A write that is retried within
-/// its transaction renders again, so it may be called more than once.
-pub type Render<T> = Box<dyn Fn(&T) -> Result<StoredResponse, String> + Send + Sync>;
+/// transaction. An error (a [`Cause`], which the write fails with as
+/// [`StoreError::Other`](crate::store::StoreError::Other)) aborts the write.
+/// A write that is retried within its transaction renders again, so it may
+/// be called more than once.
+pub type Render<T> = Box<dyn Fn(&T) -> Result<StoredResponse, Cause> + Send + Sync>;
 
 /// How a write completes the record of the claim it runs under.
 pub struct Completion<T> {

@@ -27,20 +27,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::core::access::Actor;
-use crate::core::crypto::DataKeyId;
-use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId};
-use crate::core::lifecycle::TicketAction;
-use crate::core::message::{Message, NewMessage};
-use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
-use crate::core::time::Timestamp;
-use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
-use crate::store::{
-    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
-};
+use crate::store::{Cause, Constraint, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
 
@@ -113,8 +100,12 @@ impl PostgresStore {
     }
 
     fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|error| StoreError::Other(format!("invalid PostgreSQL URL: {error}")))?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
+            StoreError::Other(Cause::with_source(
+                format!("invalid PostgreSQL URL: {error}"),
+                error,
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.acquire_timeout);
         }
@@ -146,7 +137,12 @@ impl PostgresStore {
             .recycle_timeout(Some(options.acquire_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|error| StoreError::Other(format!("cannot build the pool: {error}")))?;
+            .map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("cannot build the pool: {error}"),
+                    error,
+                ))
+            })?;
         Ok(Self { pool })
     }
 
@@ -190,8 +186,10 @@ async fn execute<C: GenericClient>(
 /// `Unavailable`: a 503 until the database or its settings are fixed.
 fn map_pool_error(error: PoolError) -> StoreError {
     match error {
-        PoolError::Backend(error) => StoreError::Unavailable(describe(&error)),
-        other => StoreError::Unavailable(other.to_string()),
+        PoolError::Backend(error) => {
+            StoreError::Unavailable(Cause::with_source(describe(&error), error))
+        }
+        other => StoreError::Unavailable(Cause::new(other)),
     }
 }
 
@@ -224,16 +222,16 @@ pub(crate) fn map_error(error: tokio_postgres::Error) -> StoreError {
         // serialisation failure or deadlock, which a retry resolves; 55P03:
         // lock_timeout, a ticket locked for too long.
         if matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE {
-            return StoreError::Unavailable(describe(&error));
+            return StoreError::Unavailable(Cause::with_source(describe(&error), error));
         }
-        return StoreError::Other(describe(&error));
+        return StoreError::Other(Cause::with_source(describe(&error), error));
     }
     let lost_connection = error.is_closed()
         || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
     if lost_connection {
-        StoreError::Unavailable(error.to_string())
+        StoreError::Unavailable(Cause::new(error))
     } else {
-        StoreError::Other(error.to_string())
+        StoreError::Other(Cause::new(error))
     }
 }
 
@@ -243,189 +241,5 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(map_error)?;
         Ok(())
-    }
-
-    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
-        let mut client = self.client().await?;
-        provisioning::create_workspace(&mut client, &new).await
-    }
-
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        let client = self.client().await?;
-        provisioning::create_user(&client, &new).await
-    }
-
-    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
-        let client = self.client().await?;
-        provisioning::create_api_key(&client, &new).await
-    }
-
-    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
-        let client = self.client().await?;
-        provisioning::revoke_api_key(&client, id, at).await
-    }
-
-    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
-        let client = self.client().await?;
-        provisioning::find_key_credentials(&client, id).await
-    }
-
-    async fn create_ticket(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Option<Completion<Ticket>>,
-    ) -> Result<Written<Ticket>, StoreError> {
-        let mut client = self.client().await?;
-        tickets::create_ticket(&mut client, actor, new, completion).await
-    }
-
-    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
-        let client = self.client().await?;
-        tickets::find_ticket(&client, actor, ticket).await
-    }
-
-    async fn list_tickets(
-        &self,
-        actor: &Actor,
-        filter: TicketFilter,
-        page: PageRequest<TicketCursor>,
-    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
-        let client = self.client().await?;
-        tickets::list_tickets(&client, actor, filter, page).await
-    }
-
-    async fn append_message(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Option<Completion<Message>>,
-    ) -> Result<Written<Message>, StoreError> {
-        let mut client = self.client().await?;
-        tickets::append_message(&mut client, actor, ticket, new, completion).await
-    }
-
-    async fn list_messages(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        page: PageRequest<MessageCursor>,
-    ) -> Result<Page<Message, MessageCursor>, StoreError> {
-        let client = self.client().await?;
-        tickets::list_messages(&client, actor, ticket, page).await
-    }
-
-    async fn find_message(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        message: MessageId,
-    ) -> Result<Message, StoreError> {
-        let client = self.client().await?;
-        tickets::find_message(&client, actor, ticket, message).await
-    }
-
-    async fn apply_action(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Option<Completion<Ticket>>,
-    ) -> Result<Written<Ticket>, StoreError> {
-        let mut client = self.client().await?;
-        tickets::apply_action(&mut client, actor, ticket, action, at, completion).await
-    }
-
-    async fn is_empty(&self) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        transfer::is_empty(&client).await
-    }
-
-    async fn export_page(
-        &self,
-        kind: RecordKind,
-        after: Option<ExportCursor>,
-        limit: u32,
-    ) -> Result<Vec<Record>, StoreError> {
-        let client = self.client().await?;
-        transfer::export_page(&client, kind, after, limit).await
-    }
-
-    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        transfer::import_records(&mut client, &records).await
-    }
-
-    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
-        let client = self.client().await?;
-        encryption::encryption_keys(&client).await
-    }
-
-    async fn register_encryption_keys(
-        &self,
-        keys: Vec<RegisteredKey>,
-        at: Timestamp,
-    ) -> Result<Vec<RegisteredKey>, StoreError> {
-        let mut client = self.client().await?;
-        encryption::register_encryption_keys(&mut client, &keys, at).await
-    }
-
-    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        encryption::retire_encryption_keys_except(&client, current).await
-    }
-
-    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        encryption::delete_encryption_key(&mut client, id).await
-    }
-
-    async fn encrypted_messages(
-        &self,
-        except: Option<DataKeyId>,
-        after: Option<(TicketId, i64)>,
-        limit: u32,
-    ) -> Result<Vec<StoredBody>, StoreError> {
-        let client = self.client().await?;
-        encryption::encrypted_messages(&client, except, after, limit).await
-    }
-
-    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        encryption::reseal_messages(&mut client, &reseals).await
-    }
-
-    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
-        let client = self.client().await?;
-        encryption::server_secret_check(&client).await
-    }
-
-    async fn register_server_secret(
-        &self,
-        check_value: String,
-        at: Timestamp,
-    ) -> Result<String, StoreError> {
-        let client = self.client().await?;
-        encryption::register_server_secret(&client, &check_value, at).await
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        request: ClaimRequest,
-    ) -> Result<ClaimOutcome, StoreError> {
-        let client = self.client().await?;
-        idempotency::claim(&client, &request).await
-    }
-
-    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        idempotency::release(&client, claim).await
-    }
-
-    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        idempotency::sweep(&client, now, limit).await
     }
 }

@@ -25,21 +25,8 @@ use async_trait::async_trait;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::core::access::Actor;
-use crate::core::crypto::DataKeyId;
-use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId};
-use crate::core::lifecycle::TicketAction;
-use crate::core::message::{Message, NewMessage};
-use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
-use crate::core::time::Timestamp;
-use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::private_file;
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion};
-use crate::store::{
-    Constraint, KeyCredentials, RegisteredKey, Reseal, Store, StoreError, StoredBody, Written,
-};
+use crate::store::{Cause, Constraint, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
 
@@ -68,7 +55,12 @@ impl SqliteStore {
     pub async fn open(path: PathBuf) -> Result<Self, StoreError> {
         tokio::task::spawn_blocking(move || Self::open_blocking(path))
             .await
-            .map_err(|error| StoreError::Other(format!("opening the database failed: {error}")))?
+            .map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("opening the database failed: {error}"),
+                    error,
+                ))
+            })?
     }
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
@@ -79,7 +71,10 @@ impl SqliteStore {
         let mut wal_path = path.clone().into_os_string();
         wal_path.push("-wal");
         let writer = Writer::start(conn, PathBuf::from(wal_path), restart).map_err(|error| {
-            StoreError::Other(format!("cannot start the writer thread: {error}"))
+            StoreError::Other(Cause::with_source(
+                format!("cannot start the writer thread: {error}"),
+                error,
+            ))
         })?;
         Ok(Self {
             writer,
@@ -108,7 +103,10 @@ impl SqliteStore {
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         private_file::create_dir_all(dir).map_err(|error| {
-            StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+            StoreError::Unavailable(Cause::with_source(
+                format!("cannot create {}: {error}", dir.display()),
+                error,
+            ))
         })?;
     }
     match private_file::create_new(path) {
@@ -116,9 +114,9 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(error) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot create {}: {error}",
-                path.display()
+            return Err(StoreError::Unavailable(Cause::with_source(
+                format!("cannot create {}: {error}", path.display()),
+                error,
             )));
         }
     }
@@ -244,10 +242,10 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
             | ErrorCode::SystemIoFailure
             | ErrorCode::DiskFull
             | ErrorCode::PermissionDenied
-            | ErrorCode::ReadOnly => StoreError::Unavailable(error.to_string()),
-            _ => StoreError::Other(error.to_string()),
+            | ErrorCode::ReadOnly => StoreError::Unavailable(Cause::new(error)),
+            _ => StoreError::Other(Cause::new(error)),
         },
-        _ => StoreError::Other(error.to_string()),
+        _ => StoreError::Other(Cause::new(error)),
     }
 }
 
@@ -295,224 +293,14 @@ impl Store for SqliteStore {
                 .map_err(map_error)
         })
     }
-
-    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
-        self.writer
-            .write(move |conn| provisioning::create_workspace(conn, &new))
-            .await
-    }
-
-    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        self.writer
-            .write(move |conn| provisioning::create_user(conn, &new))
-            .await
-    }
-
-    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
-        self.writer
-            .write(move |conn| provisioning::create_api_key(conn, &new))
-            .await
-    }
-
-    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
-        self.writer
-            .write(move |conn| provisioning::revoke_api_key(conn, id, at))
-            .await
-    }
-
-    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
-        self.readers
-            .read(|conn| provisioning::find_key_credentials(conn, id))
-    }
-
-    async fn create_ticket(
-        &self,
-        actor: &Actor,
-        new: NewTicket,
-        completion: Option<Completion<Ticket>>,
-    ) -> Result<Written<Ticket>, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, completion.as_ref(), |conn| {
-                    tickets::create_ticket(conn, &actor, &new)
-                })
-            })
-            .await
-    }
-
-    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
-        self.readers
-            .read(|conn| tickets::find_ticket(conn, actor, ticket))
-    }
-
-    async fn list_tickets(
-        &self,
-        actor: &Actor,
-        filter: TicketFilter,
-        page: PageRequest<TicketCursor>,
-    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
-        self.readers
-            .read(|conn| tickets::list_tickets(conn, actor, filter, page))
-    }
-
-    async fn append_message(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        new: NewMessage,
-        completion: Option<Completion<Message>>,
-    ) -> Result<Written<Message>, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, completion.as_ref(), |conn| {
-                    tickets::append_message(conn, &actor, ticket, &new)
-                })
-            })
-            .await
-    }
-
-    async fn list_messages(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        page: PageRequest<MessageCursor>,
-    ) -> Result<Page<Message, MessageCursor>, StoreError> {
-        self.readers
-            .read_snapshot(|conn| tickets::list_messages(conn, actor, ticket, page))
-    }
-
-    async fn find_message(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        message: MessageId,
-    ) -> Result<Message, StoreError> {
-        self.readers
-            .read_snapshot(|conn| tickets::find_message(conn, actor, ticket, message))
-    }
-
-    async fn apply_action(
-        &self,
-        actor: &Actor,
-        ticket: TicketRef,
-        action: TicketAction,
-        at: Timestamp,
-        completion: Option<Completion<Ticket>>,
-    ) -> Result<Written<Ticket>, StoreError> {
-        let actor = actor.clone();
-        self.writer
-            .write(move |conn| {
-                idempotency::completing(conn, completion.as_ref(), |conn| {
-                    tickets::apply_action(conn, &actor, ticket, action, at)
-                })
-            })
-            .await
-    }
-
-    async fn is_empty(&self) -> Result<bool, StoreError> {
-        self.readers.read(transfer::is_empty)
-    }
-
-    async fn export_page(
-        &self,
-        kind: RecordKind,
-        after: Option<ExportCursor>,
-        limit: u32,
-    ) -> Result<Vec<Record>, StoreError> {
-        self.readers
-            .read(|conn| transfer::export_page(conn, kind, after, limit))
-    }
-
-    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| transfer::import_records(conn, &records))
-            .await
-    }
-
-    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
-        self.readers.read(encryption::encryption_keys)
-    }
-
-    async fn register_encryption_keys(
-        &self,
-        keys: Vec<RegisteredKey>,
-        at: Timestamp,
-    ) -> Result<Vec<RegisteredKey>, StoreError> {
-        self.writer
-            .write(move |conn| encryption::register_encryption_keys(conn, &keys, at))
-            .await
-    }
-
-    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
-        self.writer
-            .write(move |conn| encryption::retire_encryption_keys_except(conn, current))
-            .await
-    }
-
-    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |conn| encryption::delete_encryption_key(conn, id))
-            .await
-    }
-
-    async fn encrypted_messages(
-        &self,
-        except: Option<DataKeyId>,
-        after: Option<(TicketId, i64)>,
-        limit: u32,
-    ) -> Result<Vec<StoredBody>, StoreError> {
-        self.readers
-            .read(|conn| encryption::encrypted_messages(conn, except, after, limit))
-    }
-
-    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |conn| encryption::reseal_messages(conn, &reseals))
-            .await
-    }
-
-    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
-        self.readers.read(encryption::server_secret_check)
-    }
-
-    async fn register_server_secret(
-        &self,
-        check_value: String,
-        at: Timestamp,
-    ) -> Result<String, StoreError> {
-        self.writer
-            .write(move |conn| encryption::register_server_secret(conn, &check_value, at))
-            .await
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        request: ClaimRequest,
-    ) -> Result<ClaimOutcome, StoreError> {
-        self.writer
-            .write(move |conn| idempotency::claim(conn, &request))
-            .await
-    }
-
-    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
-        let claim = claim.clone();
-        self.writer
-            .write(move |conn| idempotency::release(conn, &claim))
-            .await
-    }
-
-    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |conn| idempotency::sweep(conn, now, limit))
-            .await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::time::Timestamp;
+    use crate::core::workspace::NewWorkspace;
+    use crate::store::ProvisioningStore;
 
     /// The directory ticketd creates is owner-only, and so is every file
     /// in it: the database, and the -wal and -shm files SQLite creates.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::access::{Role, Scopes};
 use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
-use crate::core::message::BodyFormat;
+use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
@@ -159,6 +159,36 @@ pub struct MessageRecord {
     /// When it was sent.
     #[serde(with = "super::text_form::text")]
     pub sent_at: Timestamp,
+}
+
+impl From<MessageRecord> for Message {
+    /// The message a record holds, column for column (the body as stored).
+    fn from(record: MessageRecord) -> Self {
+        let MessageRecord {
+            ticket_id,
+            seq,
+            id,
+            sender_id,
+            sender_role,
+            sender_name,
+            body,
+            body_format,
+            encrypted,
+            sent_at,
+        } = record;
+        Message {
+            id,
+            ticket_id,
+            seq,
+            sent_at,
+            body,
+            body_format,
+            encrypted,
+            sender_id,
+            sender_role,
+            sender_name,
+        }
+    }
 }
 
 /// One record of a dump; its `type` member names the kind. Read records

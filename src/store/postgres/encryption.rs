@@ -7,9 +7,13 @@
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Row;
 
+use async_trait::async_trait;
+
 use crate::core::crypto::{DataKeyId, ENVELOPE_PREFIX};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::time::Timestamp;
+use crate::store::DataKeyStore;
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, parsed, to_sql_time};
 use crate::store::postgres::{execute, map_error, query, query_opt};
 use crate::store::{RegisteredKey, Reseal, StoreError, StoredBody};
@@ -232,4 +236,60 @@ pub(super) async fn reseal_messages(
     }
     tx.commit().await.map_err(map_error)?;
     Ok(replaced)
+}
+
+#[async_trait]
+impl DataKeyStore for PostgresStore {
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        let client = self.client().await?;
+        encryption_keys(&client).await
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        let mut client = self.client().await?;
+        register_encryption_keys(&mut client, &keys, at).await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        retire_encryption_keys_except(&client, current).await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        delete_encryption_key(&mut client, id).await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        let client = self.client().await?;
+        encrypted_messages(&client, except, after, limit).await
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        reseal_messages(&mut client, &reseals).await
+    }
+
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        server_secret_check(&client).await
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        register_server_secret(&client, &check_value, at).await
+    }
 }

@@ -11,11 +11,15 @@
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::Row;
 
+use async_trait::async_trait;
+
 use crate::core::idempotency::Fingerprint;
 use crate::core::time::Timestamp;
+use crate::store::IdempotencyStore;
 use crate::store::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
 };
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, timestamp, to_sql_time};
 use crate::store::postgres::{execute, map_error, query_opt};
 use crate::store::{StoreError, Written};
@@ -88,7 +92,7 @@ fn existing(row: &Row) -> Result<Existing, StoreError> {
     let response = match (status, body) {
         (Some(status), Some(body)) => Some(StoredResponse {
             status: u16::try_from(status)
-                .map_err(|_| StoreError::Other(format!("stored status {status}")))?,
+                .map_err(|_| StoreError::other(format!("stored status {status}")))?,
             location: get(row, 4)?,
             body,
         }),
@@ -219,4 +223,25 @@ pub(super) async fn sweep(client: &Object, now: Timestamp, limit: u32) -> Result
         &[&to_sql_time(now), &i64::from(limit)],
     )
     .await
+}
+
+#[async_trait]
+impl IdempotencyStore for PostgresStore {
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let client = self.client().await?;
+        claim(&client, &request).await
+    }
+
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        release(&client, claim).await
+    }
+
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        sweep(&client, now, limit).await
+    }
 }

@@ -7,9 +7,9 @@
 use deadpool_postgres::Object;
 
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
 use crate::store::postgres::map_error;
 use crate::store::postgres::rows::to_sql_time;
+use crate::store::{Cause, StoreError};
 
 /// Every migration: (file name, SQL), in order. The names match the SQLite
 /// backend's, one schema change per file on both.
@@ -62,9 +62,12 @@ pub(super) async fn migrate(client: &mut Object) -> Result<Vec<&'static str>, St
             .map_err(map_error)?
             .is_some();
         if !done {
-            tx.batch_execute(sql)
-                .await
-                .map_err(|error| StoreError::Other(format!("migration {name} failed: {error}")))?;
+            tx.batch_execute(sql).await.map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("migration {name} failed: {error}"),
+                    error,
+                ))
+            })?;
             tx.execute(
                 "INSERT INTO schema_migration (name, applied_at) VALUES ($1, $2)",
                 &[name, &to_sql_time(Timestamp::now())],

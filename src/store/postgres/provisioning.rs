@@ -2,11 +2,15 @@
 
 use deadpool_postgres::Object;
 
+use async_trait::async_trait;
+
 use crate::core::access::{Actor, Principal, Role, Scopes};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::ProvisioningStore;
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{execute, map_error, query_opt};
 use crate::store::{KeyCredentials, StoreError};
@@ -178,4 +182,32 @@ pub(super) async fn find_key_credentials(
             },
         },
     }))
+}
+
+#[async_trait]
+impl ProvisioningStore for PostgresStore {
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
+        let mut client = self.client().await?;
+        create_workspace(&mut client, &new).await
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let client = self.client().await?;
+        create_user(&client, &new).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
+        let client = self.client().await?;
+        create_api_key(&client, &new).await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
+        let client = self.client().await?;
+        revoke_api_key(&client, id, at).await
+    }
+
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
+        let client = self.client().await?;
+        find_key_credentials(&client, id).await
+    }
 }

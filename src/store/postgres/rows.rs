@@ -47,7 +47,7 @@ pub(super) fn parsed<T>(
 ) -> Result<T, StoreError> {
     let text: &str = get(row, index)?;
     parse(text).ok_or_else(|| {
-        StoreError::Other(format!(
+        StoreError::other(format!(
             "unexpected stored value {text:?} in column {index}"
         ))
     })

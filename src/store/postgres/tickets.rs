@@ -8,6 +8,8 @@
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
+use async_trait::async_trait;
+
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
@@ -16,7 +18,9 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
+use crate::store::TicketStore;
 use crate::store::idempotency::Completion;
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::idempotency;
 use crate::store::postgres::rows::{
     self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, get, optional_timestamp, parsed, timestamp,
@@ -293,7 +297,12 @@ pub(super) async fn create_ticket(
     idempotency::commit(tx, completion, ticket).await
 }
 
-async fn insert_message<C: GenericClient>(client: &C, message: &Message) -> Result<(), StoreError> {
+/// Inserts one message row as given: a reply's, a new ticket's first
+/// message, or an imported one.
+pub(super) async fn insert_message<C: GenericClient>(
+    client: &C,
+    message: &Message,
+) -> Result<(), StoreError> {
     execute(
         client,
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
@@ -431,4 +440,75 @@ pub(super) async fn apply_action(
     }
     let ticket = ticket_by_id(&tx, actor, thread.id).await?;
     idempotency::commit(tx, completion, ticket).await
+}
+
+#[async_trait]
+impl TicketStore for PostgresStore {
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
+        let mut client = self.client().await?;
+        create_ticket(&mut client, actor, new, completion).await
+    }
+
+    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
+        let client = self.client().await?;
+        find_ticket(&client, actor, ticket).await
+    }
+
+    async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+        let client = self.client().await?;
+        list_tickets(&client, actor, filter, page).await
+    }
+
+    async fn append_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError> {
+        let mut client = self.client().await?;
+        append_message(&mut client, actor, ticket, new, completion).await
+    }
+
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError> {
+        let client = self.client().await?;
+        list_messages(&client, actor, ticket, page).await
+    }
+
+    async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, StoreError> {
+        let client = self.client().await?;
+        find_message(&client, actor, ticket, message).await
+    }
+
+    async fn apply_action(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
+        let mut client = self.client().await?;
+        apply_action(&mut client, actor, ticket, action, at, completion).await
+    }
 }

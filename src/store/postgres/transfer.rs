@@ -10,17 +10,22 @@ use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use async_trait::async_trait;
+
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
     WorkspaceRecord,
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
-use crate::core::message::BodyFormat;
+use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::token::SecretHash;
 use crate::store::StoreError;
+use crate::store::TransferStore;
+use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
+use crate::store::postgres::tickets::insert_message;
 use crate::store::postgres::{execute, map_error, query, query_opt};
 
 pub(super) async fn is_empty(client: &Object) -> Result<bool, StoreError> {
@@ -144,7 +149,7 @@ pub(super) async fn export_page(
     if let Some(cursor) = after
         && cursor.kind() != kind
     {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "an export of {} records cannot start after {cursor}",
             kind.as_str()
         )));
@@ -247,7 +252,7 @@ pub(super) async fn import_records(
     tx.commit().await.map_err(map_error)
 }
 
-async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, StoreError> {
+async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), StoreError> {
     match record {
         Record::Workspace(workspace) => {
             execute(
@@ -264,7 +269,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, St
                     &to_sql_time(workspace.created_at),
                 ],
             )
-            .await
+            .await?;
         }
         Record::User(user) => {
             execute(
@@ -280,7 +285,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, St
                     &to_sql_time(user.created_at),
                 ],
             )
-            .await
+            .await?;
         }
         Record::ApiKey(key) => {
             execute(
@@ -296,7 +301,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, St
                     &key.revoked_at.map(to_sql_time),
                 ],
             )
-            .await
+            .await?;
         }
         Record::Ticket(ticket) => {
             execute(
@@ -321,28 +326,35 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<u64, St
                     &ticket.closed_at.map(to_sql_time),
                 ],
             )
-            .await
+            .await?;
         }
+        // The one message insert, shared with replies.
         Record::Message(message) => {
-            execute(
-                client,
-                "INSERT INTO message (ticket_id, seq, id, sender_id, sender_role, sender_name,
-                                      body, body_format, encrypted, sent_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &message.ticket_id.key(),
-                    &message.seq,
-                    &message.id.key(),
-                    &message.sender_id.key(),
-                    &message.sender_role.as_str(),
-                    &message.sender_name,
-                    &message.body,
-                    &message.body_format.as_str(),
-                    &message.encrypted,
-                    &to_sql_time(message.sent_at),
-                ],
-            )
-            .await
+            insert_message(client, &Message::from(message.clone())).await?;
         }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl TransferStore for PostgresStore {
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        is_empty(&client).await
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        let client = self.client().await?;
+        export_page(&client, kind, after, limit).await
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        import_records(&mut client, &records).await
     }
 }

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::StoreError;
 use crate::store::sqlite::{Role, configure, open_file};
+use crate::store::{Cause, StoreError};
 
 /// How often the WAL is checkpointed.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -79,7 +79,10 @@ impl Checkpointer {
         let conn = open_file(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&conn, Role::Checkpointer)?;
         let database = File::open(path).map_err(|error| {
-            StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+            StoreError::Unavailable(Cause::with_source(
+                format!("cannot open {}: {error}", path.display()),
+                error,
+            ))
         })?;
         let (stop, stopped) = mpsc::channel::<()>();
         thread::Builder::new()
@@ -95,7 +98,10 @@ impl Checkpointer {
                 }
             })
             .map_err(|error| {
-                StoreError::Other(format!("cannot start the checkpoint thread: {error}"))
+                StoreError::Other(Cause::with_source(
+                    format!("cannot start the checkpoint thread: {error}"),
+                    error,
+                ))
             })?;
         Ok(Self { _stop: stop })
     }

@@ -6,9 +6,13 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use async_trait::async_trait;
+
 use crate::core::crypto::{DataKeyId, ENVELOPE_PREFIX};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::time::Timestamp;
+use crate::store::DataKeyStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::parsed;
 use crate::store::{RegisteredKey, Reseal, StoreError, StoredBody};
@@ -180,4 +184,63 @@ pub(super) fn reseal_messages(conn: &Connection, reseals: &[Reseal]) -> Result<u
             .map_err(map_error)? as u64;
     }
     Ok(replaced)
+}
+
+#[async_trait]
+impl DataKeyStore for SqliteStore {
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.readers.read(encryption_keys)
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.writer
+            .write(move |conn| register_encryption_keys(conn, &keys, at))
+            .await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| retire_encryption_keys_except(conn, current))
+            .await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| delete_encryption_key(conn, id))
+            .await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        self.readers
+            .read(|conn| encrypted_messages(conn, except, after, limit))
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| reseal_messages(conn, &reseals))
+            .await
+    }
+
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        self.readers.read(server_secret_check)
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        self.writer
+            .write(move |conn| register_server_secret(conn, &check_value, at))
+            .await
+    }
 }

@@ -7,11 +7,15 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use async_trait::async_trait;
+
 use crate::core::idempotency::Fingerprint;
 use crate::core::time::Timestamp;
+use crate::store::IdempotencyStore;
 use crate::store::idempotency::{
     Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
 };
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, timestamp};
 use crate::store::{StoreError, Written};
@@ -190,6 +194,25 @@ pub(super) fn sweep(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64
         .and_then(|mut delete| delete.execute(params![now.millis(), limit]))
         .map_err(map_error)?;
     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim_idempotency_key(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.writer.write(move |conn| claim(conn, &request)).await
+    }
+
+    async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
+        let claim = claim.clone();
+        self.writer.write(move |conn| release(conn, &claim)).await
+    }
+
+    async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer.write(move |conn| sweep(conn, now, limit)).await
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 use rusqlite::Connection;
 
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
 use crate::store::sqlite::map_error;
+use crate::store::{Cause, StoreError};
 
 /// Every migration: (file name, SQL), in order.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -51,8 +51,12 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreE
             )
             .map_err(map_error)?;
         if !done {
-            tx.execute_batch(sql)
-                .map_err(|error| StoreError::Other(format!("migration {name} failed: {error}")))?;
+            tx.execute_batch(sql).map_err(|error| {
+                StoreError::Other(Cause::with_source(
+                    format!("migration {name} failed: {error}"),
+                    error,
+                ))
+            })?;
             tx.execute(
                 "INSERT INTO schema_migration (name, applied_at) VALUES (?1, ?2)",
                 rusqlite::params![name, Timestamp::now().millis()],

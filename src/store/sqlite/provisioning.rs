@@ -2,11 +2,15 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use async_trait::async_trait;
+
 use crate::core::access::{Actor, Principal, Role, Scopes};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::ProvisioningStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
 use crate::store::{KeyCredentials, StoreError};
@@ -180,4 +184,33 @@ pub(super) fn find_key_credentials(
             .optional()
     })
     .map_err(map_error)
+}
+
+#[async_trait]
+impl ProvisioningStore for SqliteStore {
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
+        self.writer
+            .write(move |conn| create_workspace(conn, &new))
+            .await
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.writer.write(move |conn| create_user(conn, &new)).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.writer
+            .write(move |conn| create_api_key(conn, &new))
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
+        self.writer
+            .write(move |conn| revoke_api_key(conn, id, at))
+            .await
+    }
+
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
+        self.readers.read(|conn| find_key_credentials(conn, id))
+    }
 }

@@ -3,6 +3,8 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use async_trait::async_trait;
+
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
@@ -11,11 +13,14 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
-use crate::store::StoreError;
+use crate::store::TicketStore;
+use crate::store::idempotency::Completion;
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{
     self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, optional_timestamp, parsed, timestamp,
 };
+use crate::store::{StoreError, Written};
 
 /// The customer a visibility check is restricted to, as stored
 /// ([`Actor::visible_customer`]).
@@ -225,7 +230,9 @@ pub(super) fn create_ticket(
     Ok(ticket)
 }
 
-fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
+/// Inserts one message row as given: a reply's, a new ticket's first
+/// message, or an imported one.
+pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
                               body, body_format, encrypted, sent_at)
@@ -364,6 +371,94 @@ pub(super) fn apply_action(
         .map_err(map_error)?;
     }
     ticket_by_id(conn, actor, thread.id)
+}
+
+#[async_trait]
+impl TicketStore for SqliteStore {
+    async fn create_ticket(
+        &self,
+        actor: &Actor,
+        new: NewTicket,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                super::idempotency::completing(conn, completion.as_ref(), |conn| {
+                    create_ticket(conn, &actor, &new)
+                })
+            })
+            .await
+    }
+
+    async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
+        self.readers.read(|conn| find_ticket(conn, actor, ticket))
+    }
+
+    async fn list_tickets(
+        &self,
+        actor: &Actor,
+        filter: TicketFilter,
+        page: PageRequest<TicketCursor>,
+    ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
+        self.readers
+            .read(|conn| list_tickets(conn, actor, filter, page))
+    }
+
+    async fn append_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        new: NewMessage,
+        completion: Option<Completion<Message>>,
+    ) -> Result<Written<Message>, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                super::idempotency::completing(conn, completion.as_ref(), |conn| {
+                    append_message(conn, &actor, ticket, &new)
+                })
+            })
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError> {
+        self.readers
+            .read_snapshot(|conn| list_messages(conn, actor, ticket, page))
+    }
+
+    async fn find_message(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        message: MessageId,
+    ) -> Result<Message, StoreError> {
+        self.readers
+            .read_snapshot(|conn| find_message(conn, actor, ticket, message))
+    }
+
+    async fn apply_action(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        action: TicketAction,
+        at: Timestamp,
+        completion: Option<Completion<Ticket>>,
+    ) -> Result<Written<Ticket>, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| {
+                super::idempotency::completing(conn, completion.as_ref(), |conn| {
+                    apply_action(conn, &actor, ticket, action, at)
+                })
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -8,19 +8,24 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
 
+use async_trait::async_trait;
+
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
     WorkspaceRecord,
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
-use crate::core::message::BodyFormat;
+use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::store::StoreError;
+use crate::store::TransferStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
+use crate::store::sqlite::tickets::insert_message;
 
 pub(super) fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
     conn.query_row(
@@ -125,7 +130,7 @@ pub(super) fn export_page(
     if let Some(cursor) = after
         && cursor.kind() != kind
     {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "an export of {} records cannot start after {cursor}",
             kind.as_str()
         )));
@@ -220,93 +225,111 @@ fn message(row: &Row<'_>) -> rusqlite::Result<Record> {
 /// or dropped as a whole.
 pub(super) fn import_records(conn: &Connection, records: &[Record]) -> Result<(), StoreError> {
     for record in records {
-        insert(conn, record).map_err(map_error)?;
+        insert(conn, record)?;
     }
     Ok(())
 }
 
-fn insert(conn: &Connection, record: &Record) -> rusqlite::Result<usize> {
-    match record {
+fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+    let inserted = match record {
         Record::Workspace(workspace) => conn
             .prepare_cached(
                 "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                workspace.id.key(),
-                workspace.numeric_id,
-                workspace.name,
-                workspace.code,
-                workspace.plan,
-                workspace.last_ticket_number,
-                workspace.created_at.millis(),
-            ]),
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    workspace.id.key(),
+                    workspace.numeric_id,
+                    workspace.name,
+                    workspace.code,
+                    workspace.plan,
+                    workspace.last_ticket_number,
+                    workspace.created_at.millis(),
+                ])
+            }),
         Record::User(user) => conn
             .prepare_cached(
                 "INSERT INTO principal (id, workspace_id, role, name, email, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                user.id.key(),
-                user.workspace_id.key(),
-                user.role.as_str(),
-                user.name,
-                user.email,
-                user.created_at.millis(),
-            ]),
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    user.id.key(),
+                    user.workspace_id.key(),
+                    user.role.as_str(),
+                    user.name,
+                    user.email,
+                    user.created_at.millis(),
+                ])
+            }),
         Record::ApiKey(key) => conn
             .prepare_cached(
                 "INSERT INTO api_key (id, principal_id, secret_hash, scopes, created_at, revoked_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                key.id.key(),
-                key.user_id.key(),
-                key.secret_hash.0.as_slice(),
-                key.scopes.to_list(),
-                key.created_at.millis(),
-                key.revoked_at.map(Timestamp::millis),
-            ]),
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    key.id.key(),
+                    key.user_id.key(),
+                    key.secret_hash.0.as_slice(),
+                    key.scopes.to_list(),
+                    key.created_at.millis(),
+                    key.revoked_at.map(Timestamp::millis),
+                ])
+            }),
         Record::Ticket(ticket) => conn
             .prepare_cached(
                 "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                                      created_at, updated_at, last_message_at, message_count,
                                      resolved_at, closed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                ticket.id.key(),
-                ticket.workspace_id.key(),
-                ticket.number,
-                ticket.customer_id.key(),
-                ticket.subject,
-                ticket.status.as_str(),
-                ticket.priority.as_str(),
-                ticket.created_at.millis(),
-                ticket.updated_at.millis(),
-                ticket.last_message_at.millis(),
-                ticket.message_count,
-                ticket.resolved_at.map(Timestamp::millis),
-                ticket.closed_at.map(Timestamp::millis),
-            ]),
-        Record::Message(message) => conn
-            .prepare_cached(
-                "INSERT INTO message (ticket_id, seq, id, sender_id, sender_role, sender_name,
-                                      body, body_format, encrypted, sent_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                message.ticket_id.key(),
-                message.seq,
-                message.id.key(),
-                message.sender_id.key(),
-                message.sender_role.as_str(),
-                message.sender_name,
-                message.body,
-                message.body_format.as_str(),
-                message.encrypted,
-                message.sent_at.millis(),
-            ]),
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    ticket.id.key(),
+                    ticket.workspace_id.key(),
+                    ticket.number,
+                    ticket.customer_id.key(),
+                    ticket.subject,
+                    ticket.status.as_str(),
+                    ticket.priority.as_str(),
+                    ticket.created_at.millis(),
+                    ticket.updated_at.millis(),
+                    ticket.last_message_at.millis(),
+                    ticket.message_count,
+                    ticket.resolved_at.map(Timestamp::millis),
+                    ticket.closed_at.map(Timestamp::millis),
+                ])
+            }),
+        // The one message insert, shared with replies.
+        Record::Message(message) => {
+            return insert_message(conn, &Message::from(message.clone()));
+        }
+    };
+    inserted.map(drop).map_err(map_error)
+}
+
+#[async_trait]
+impl TransferStore for SqliteStore {
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.readers.read(is_empty)
+    }
+
+    async fn export_page(
+        &self,
+        kind: RecordKind,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.readers
+            .read(|conn| export_page(conn, kind, after, limit))
+    }
+
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| import_records(conn, &records))
+            .await
     }
 }
 

@@ -1,0 +1,97 @@
+//! Forwarding for wrappers: a type that wraps another [`Store`] and
+//! implements [`Delegating`] gets every role it leaves alone
+//! ([`ProvisioningStore`], [`DataKeyStore`]) passed straight through to the
+//! store it wraps, instead of a hand-written method per call.
+//!
+//! A wrapper implements the roles it changes by hand (and [`Store`]
+//! itself); the blanket impls here cover the rest. Coherence holds because
+//! [`Delegating`] is local: no backend implements it.
+
+use async_trait::async_trait;
+
+use crate::core::crypto::DataKeyId;
+use crate::core::id::{KeyId, TicketId};
+use crate::core::time::Timestamp;
+use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::{
+    DataKeyStore, KeyCredentials, ProvisioningStore, RegisteredKey, Reseal, Store, StoreError,
+    StoredBody,
+};
+
+/// A store in front of another, which it forwards the roles it does not
+/// change to.
+pub(crate) trait Delegating: Send + Sync {
+    /// The store this one wraps.
+    fn inner(&self) -> &dyn Store;
+}
+
+#[async_trait]
+impl<T: Delegating> ProvisioningStore for T {
+    async fn create_workspace(&self, new: NewWorkspace) -> Result<Workspace, StoreError> {
+        self.inner().create_workspace(new).await
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.inner().create_user(new).await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey, StoreError> {
+        self.inner().create_api_key(new).await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
+        self.inner().revoke_api_key(id, at).await
+    }
+
+    async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
+        self.inner().find_key_credentials(id).await
+    }
+}
+
+#[async_trait]
+impl<T: Delegating> DataKeyStore for T {
+    async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.inner().encryption_keys().await
+    }
+
+    async fn register_encryption_keys(
+        &self,
+        keys: Vec<RegisteredKey>,
+        at: Timestamp,
+    ) -> Result<Vec<RegisteredKey>, StoreError> {
+        self.inner().register_encryption_keys(keys, at).await
+    }
+
+    async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError> {
+        self.inner().retire_encryption_keys_except(current).await
+    }
+
+    async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError> {
+        self.inner().delete_encryption_key(id).await
+    }
+
+    async fn encrypted_messages(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<(TicketId, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredBody>, StoreError> {
+        self.inner().encrypted_messages(except, after, limit).await
+    }
+
+    async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
+        self.inner().reseal_messages(reseals).await
+    }
+
+    async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {
+        self.inner().server_secret_check().await
+    }
+
+    async fn register_server_secret(
+        &self,
+        check_value: String,
+        at: Timestamp,
+    ) -> Result<String, StoreError> {
+        self.inner().register_server_secret(check_value, at).await
+    }
+}
