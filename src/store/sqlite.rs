@@ -219,7 +219,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 
 /// Runs a fixed statement without parameters or rows (`BEGIN`, `COMMIT`,
 /// `SAVEPOINT` and the like), prepared once per connection.
-fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+fn run_transaction_statement(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute([]))
         .map(|_| ())

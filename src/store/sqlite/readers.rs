@@ -65,12 +65,12 @@ impl Readers {
         op: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.read(|conn| {
-            super::control(conn, "BEGIN")?;
+            super::run_transaction_statement(conn, "BEGIN")?;
             let outcome = op(conn);
             // A read transaction has nothing to keep or undo: ending it
             // only gives the snapshot back. It must end, or this thread's
             // later reads would keep seeing this snapshot.
-            if super::control(conn, "COMMIT").is_err() {
+            if super::run_transaction_statement(conn, "COMMIT").is_err() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
             if !conn.is_autocommit() {

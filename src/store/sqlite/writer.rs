@@ -40,7 +40,7 @@ use tokio::sync::oneshot;
 
 use crate::store::StoreError;
 use crate::store::sqlite::checkpointer::{RestartFlag, restart_wal};
-use crate::store::sqlite::control;
+use crate::store::sqlite::run_transaction_statement;
 
 /// A queued write, type-erased so that one queue carries every kind.
 trait Job: Send {
@@ -269,7 +269,7 @@ impl Group {
     /// whole group is answered with the error.
     fn add(&mut self, conn: &Connection, job: Box<dyn Job>) {
         if self.jobs.is_empty()
-            && let Err(error) = control(conn, "BEGIN IMMEDIATE")
+            && let Err(error) = run_transaction_statement(conn, "BEGIN IMMEDIATE")
         {
             job.finish(Err(error));
             return;
@@ -281,8 +281,8 @@ impl Group {
                 Ran::Clean => Ok(()),
                 Ran::Tainted => {
                     self.isolation = Isolation::Savepoints;
-                    control(conn, "ROLLBACK")?;
-                    control(conn, "BEGIN IMMEDIATE")?;
+                    run_transaction_statement(conn, "ROLLBACK")?;
+                    run_transaction_statement(conn, "BEGIN IMMEDIATE")?;
                     match run_each(conn, &mut self.jobs, Isolation::Savepoints)? {
                         Ran::Clean => Ok(()),
                         Ran::Tainted => Err(StoreError::Other(
@@ -299,7 +299,7 @@ impl Group {
     /// Commits the group; its jobs, to be answered once durable, or `None`
     /// if the commit failed (they have been answered with the error).
     fn commit(&mut self, conn: &Connection) -> Option<Vec<Box<dyn Job>>> {
-        match control(conn, "COMMIT") {
+        match run_transaction_statement(conn, "COMMIT") {
             Ok(()) => {
                 self.isolation = Isolation::Unguarded;
                 Some(std::mem::take(&mut self.jobs))
@@ -328,7 +328,7 @@ fn run_each(
 ) -> Result<Ran, StoreError> {
     for job in jobs.iter_mut() {
         if isolation == Isolation::Savepoints {
-            control(conn, "SAVEPOINT job")?;
+            run_transaction_statement(conn, "SAVEPOINT job")?;
         }
         let changes_before = conn.total_changes();
         let succeeded = job.run(conn);
@@ -348,9 +348,9 @@ fn run_each(
             Isolation::Unguarded => {}
             Isolation::Savepoints => {
                 if !succeeded {
-                    control(conn, "ROLLBACK TO job")?;
+                    run_transaction_statement(conn, "ROLLBACK TO job")?;
                 }
-                control(conn, "RELEASE job")?;
+                run_transaction_statement(conn, "RELEASE job")?;
             }
         }
     }
