@@ -17,37 +17,53 @@ pub struct ServeArgs {
 
 pub(super) async fn serve(config: Config) -> Result<(), CliError> {
     let _log = crate::telemetry::init(config.log_format);
+    // Listening for the signals starts before the server says it is
+    // listening: a SIGTERM sent the moment it does must drain, not kill.
+    let shutdown = shutdown_signal();
     let application = Application::build(config).await?;
     application
-        .run_until(shutdown_signal())
+        .run_until(shutdown)
         .await
         .map_err(|error| CliError::caused_by(format!("server failed: {error}"), error))?;
     tracing::info!(target: "ticketd::cli", "ticketd stopped");
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGINT and SIGTERM from the call on (not from the first
+/// poll), and completes when one arrives.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            async fn received(signal: std::io::Result<tokio::signal::unix::Signal>) {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            let (interrupt, terminate) = signals;
+            tokio::select! {
+                () = received(interrupt) => {},
+                () = received(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!(
+            target: "ticketd::cli",
+            "shutdown signal received; finishing in-flight requests"
+        );
     }
-    tracing::info!(
-        target: "ticketd::cli",
-        "shutdown signal received; finishing in-flight requests"
-    );
 }
