@@ -31,13 +31,14 @@ use async_trait::async_trait;
 use crate::core::access::{Actor, Principal};
 use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
+use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 
@@ -308,6 +309,7 @@ pub trait Store:
     + TransferStore
     + DataKeyStore
     + IdempotencyStore
+    + UploadStore
     + Send
     + Sync
     + 'static
@@ -517,6 +519,58 @@ pub trait IdempotencyStore: Send + Sync {
     /// Deletes up to `limit` idempotency records that expired by `now`
     /// (claims already ignore them); returns how many it deleted.
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// The records of uploads ([`crate::core::upload`]); their bytes are in a
+/// [`crate::blob::BlobStore`]. An upload is recorded pending before its
+/// bytes are stored and marked stored after; the sweep takes unattached
+/// uploads past their expiry in three steps (mark deleting, delete the
+/// bytes, delete the record), so that a crash between them leaves a record
+/// the next sweep finishes and never bytes that nothing references.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Records a pending upload of the actor's.
+    async fn create_upload(&self, actor: &Actor, new: NewUpload) -> Result<Upload, StoreError>;
+
+    /// Marks a pending upload stored, with the size and sha256 of its
+    /// bytes, once they are durable. `NotFound` if it is not pending (the
+    /// sweep took it meanwhile).
+    async fn store_upload(
+        &self,
+        id: UploadId,
+        size: u64,
+        sha256: String,
+    ) -> Result<Upload, StoreError>;
+
+    /// One of the actor's own uploads; `NotFound` for anyone else's, in any
+    /// workspace.
+    async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError>;
+
+    /// Up to `limit` uploads the sweep should take at `now`: unattached
+    /// ones past their expiry, and those it marked deleting before.
+    async fn uploads_to_sweep(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UploadId>, StoreError>;
+
+    /// Marks an upload deleting if it is still unattached and past its
+    /// expiry at `now` (or marked already); from then on nothing attaches
+    /// it. `false` if a message attached it meanwhile, or it is gone.
+    async fn start_deleting_upload(&self, id: UploadId, now: Timestamp)
+    -> Result<bool, StoreError>;
+
+    /// Deletes the record of an upload marked deleting (a no-op for any
+    /// other).
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError>;
+
+    /// Records that the pre-signed upload URL with `nonce` was used; `false`
+    /// if it was used before. Kept until `expires_at`, the URL's own expiry.
+    async fn use_upload_url(&self, nonce: u128, expires_at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Forgets up to `limit` used URLs that expired by `now`; returns how
+    /// many.
+    async fn sweep_upload_urls(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Where the data lives, parsed from `--database`.

@@ -9,3 +9,136 @@ pub mod attach;
 pub mod disposition;
 pub mod media;
 pub mod signed_url;
+
+use crate::core::id::{UploadId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::upload::media::KnownType;
+
+/// A file's name as its sender gave it: at most [`Filename::MAX_BYTES`]
+/// bytes of UTF-8, not empty, without control characters. It is only ever
+/// shown (a download names the file with it); the bytes are stored under
+/// the upload's id, so no name reaches a file system path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filename(String);
+
+/// Why a filename was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FilenameError {
+    /// Empty, or only whitespace.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than the limit.
+    #[error("must be at most {max} bytes long", max = Filename::MAX_BYTES)]
+    TooLong,
+    /// Holds a control character (a line break, a NUL, ...).
+    #[error("must not contain control characters")]
+    ControlCharacter,
+}
+
+impl Filename {
+    /// The longest name kept, in bytes (what file systems commonly allow).
+    pub const MAX_BYTES: usize = 255;
+
+    /// Checks a name.
+    ///
+    /// # Errors
+    /// Why it was refused.
+    pub fn parse(name: &str) -> Result<Self, FilenameError> {
+        if name.trim().is_empty() {
+            return Err(FilenameError::Empty);
+        }
+        if name.len() > Self::MAX_BYTES {
+            return Err(FilenameError::TooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FilenameError::ControlCharacter);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An upload to record, before its bytes are stored.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The id to give it (the blob store keeps its bytes under it).
+    pub id: UploadId,
+    /// The file's name.
+    pub filename: Filename,
+    /// Its media type, as declared and checked.
+    pub content_type: KnownType,
+    /// Whether its bytes are stored sealed.
+    pub encrypted: bool,
+    /// When it is recorded.
+    pub created_at: Timestamp,
+    /// When it is swept unless a message attaches it by then.
+    pub expires_at: Timestamp,
+}
+
+/// An upload as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Its `upl_` id.
+    pub id: UploadId,
+    /// The workspace of its owner.
+    pub workspace_id: WorkspaceId,
+    /// The user whose key sent it; only they may attach it.
+    pub owner_id: UserId,
+    /// The file's name.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes (0 until stored).
+    pub size: u64,
+    /// The SHA-256 of its bytes in lowercase hex (empty until stored).
+    pub sha256: String,
+    /// Whether its bytes are stored sealed.
+    pub encrypted: bool,
+    /// Whether its bytes are stored (and it may be attached).
+    pub stored: bool,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+    /// When it is swept unless attached.
+    pub expires_at: Timestamp,
+    /// Whether a message attaches it.
+    pub attached: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_are_kept_as_given_within_their_rules() {
+        for name in [
+            "a.png",
+            "Überweisung März.pdf",
+            "../../etc/passwd",
+            " spaced .txt",
+        ] {
+            assert_eq!(
+                Filename::parse(name).map(|n| n.as_str().to_owned()),
+                Ok(name.to_owned())
+            );
+        }
+        assert_eq!(Filename::parse(""), Err(FilenameError::Empty));
+        assert_eq!(Filename::parse("  "), Err(FilenameError::Empty));
+        assert_eq!(
+            Filename::parse("a\nb"),
+            Err(FilenameError::ControlCharacter)
+        );
+        assert_eq!(
+            Filename::parse("a\0b"),
+            Err(FilenameError::ControlCharacter)
+        );
+        assert_eq!(
+            Filename::parse(&"é".repeat(128)),
+            Err(FilenameError::TooLong)
+        );
+        assert!(Filename::parse(&"e".repeat(255)).is_ok());
+    }
+}

@@ -1,6 +1,6 @@
 //! Forwarding for wrappers: a type that wraps another [`Store`] and
 //! implements [`Delegating`] gets every role it leaves alone
-//! ([`ProvisioningStore`], [`DataKeyStore`]) passed straight through to the
+//! ([`ProvisioningStore`], [`DataKeyStore`], [`UploadStore`]) passed straight through to the
 //! store it wraps, instead of a hand-written method per call.
 //!
 //! A wrapper implements the roles it changes by hand (and [`Store`]
@@ -9,13 +9,15 @@
 
 use async_trait::async_trait;
 
+use crate::core::access::Actor;
 use crate::core::crypto::DataKeyId;
-use crate::core::id::{KeyId, TicketId};
+use crate::core::id::{KeyId, TicketId, UploadId};
 use crate::core::time::Timestamp;
+use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::{
     DataKeyStore, KeyCredentials, ProvisioningStore, RegisteredKey, Reseal, Store, StoreError,
-    StoredBody,
+    StoredBody, UploadStore,
 };
 
 /// A store in front of another, which it forwards the roles it does not
@@ -93,5 +95,53 @@ impl<T: Delegating> DataKeyStore for T {
         at: Timestamp,
     ) -> Result<String, StoreError> {
         self.inner().register_server_secret(check_value, at).await
+    }
+}
+
+#[async_trait]
+impl<T: Delegating> UploadStore for T {
+    async fn create_upload(&self, actor: &Actor, new: NewUpload) -> Result<Upload, StoreError> {
+        self.inner().create_upload(actor, new).await
+    }
+
+    async fn store_upload(
+        &self,
+        id: UploadId,
+        size: u64,
+        sha256: String,
+    ) -> Result<Upload, StoreError> {
+        self.inner().store_upload(id, size, sha256).await
+    }
+
+    async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {
+        self.inner().find_upload(actor, id).await
+    }
+
+    async fn uploads_to_sweep(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        self.inner().uploads_to_sweep(now, limit).await
+    }
+
+    async fn start_deleting_upload(
+        &self,
+        id: UploadId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner().start_deleting_upload(id, now).await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError> {
+        self.inner().delete_upload(id).await
+    }
+
+    async fn use_upload_url(&self, nonce: u128, expires_at: Timestamp) -> Result<bool, StoreError> {
+        self.inner().use_upload_url(nonce, expires_at).await
+    }
+
+    async fn sweep_upload_urls(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.inner().sweep_upload_urls(now, limit).await
     }
 }

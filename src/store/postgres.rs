@@ -15,6 +15,7 @@ mod provisioning;
 mod rows;
 mod tickets;
 mod transfer;
+mod uploads;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -3,4 +3,5 @@
 
 pub use super::{
     DataKeyStore, IdempotencyStore, ProvisioningStore, Store, TicketStore, TransferStore,
+    UploadStore,
 };

@@ -17,6 +17,7 @@ mod readers;
 mod rows;
 mod tickets;
 mod transfer;
+mod uploads;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@ mod test_database;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
 mod upgrade;
+mod uploads;
 
 /// Instantiates every suite function as a `#[tokio::test]` per backend, in
 /// a module named for the backend's constructor in `backends`.
@@ -75,4 +76,7 @@ conformance!(
     failed_idempotent_writes_keep_nothing_and_release_their_claim,
     expired_idempotency_records_are_ignored_and_swept,
     concurrent_claims_grant_a_key_once,
+    uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_only,
+    the_sweep_takes_expired_unattached_uploads_in_steps,
+    an_upload_url_is_used_once,
 );

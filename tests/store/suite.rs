@@ -27,6 +27,7 @@ pub use crate::encryption::*;
 use crate::fixtures::{
     self, actor, export_all, key, message, new_ticket, ticket, ticket_at, workspace,
 };
+pub use crate::uploads::*;
 
 fn size(n: u32) -> PageSize {
     PageSize::new(n).unwrap()

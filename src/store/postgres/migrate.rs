@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_server_secret.sql",
         include_str!("../../../migrations/postgres/0004_server_secret.sql"),
     ),
+    (
+        "0005_uploads.sql",
+        include_str!("../../../migrations/postgres/0005_uploads.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_server_secret.sql",
         include_str!("../../../migrations/sqlite/0004_server_secret.sql"),
     ),
+    (
+        "0005_uploads.sql",
+        include_str!("../../../migrations/sqlite/0005_uploads.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

@@ -1,0 +1,226 @@
+//! The records of uploads.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::core::access::Actor;
+use crate::core::id::{UploadId, UserId, WorkspaceId};
+use crate::core::time::Timestamp;
+use crate::core::upload::{NewUpload, Upload};
+use crate::store::sqlite::rows::{parsed, timestamp};
+use crate::store::sqlite::{SqliteStore, map_error};
+use crate::store::{StoreError, UploadStore};
+
+const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
+                              encrypted, state, created_at, expires_at, message_id IS NOT NULL";
+
+fn upload(row: &Row<'_>) -> rusqlite::Result<Upload> {
+    let size: i64 = row.get(5)?;
+    let state: String = row.get(8)?;
+    Ok(Upload {
+        id: parsed(row, 0, UploadId::from_key)?,
+        workspace_id: parsed(row, 1, WorkspaceId::from_key)?,
+        owner_id: parsed(row, 2, UserId::from_key)?,
+        filename: row.get(3)?,
+        content_type: row.get(4)?,
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: row.get(6)?,
+        encrypted: row.get(7)?,
+        stored: state == "stored",
+        created_at: timestamp(row, 9)?,
+        expires_at: timestamp(row, 10)?,
+        attached: row.get(11)?,
+    })
+}
+
+fn select_upload(conn: &Connection, id: UploadId) -> Result<Upload, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = ?1"
+    ))
+    .and_then(|mut select| select.query_row([id.key()], upload))
+    .map_err(map_error)
+}
+
+fn create_upload(conn: &Connection, actor: &Actor, new: &NewUpload) -> Result<Upload, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
+                             encrypted, state, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', ?6, 'pending', ?7, ?8)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            new.id.key(),
+            actor.workspace_id.key(),
+            actor.user_id.key(),
+            new.filename.as_str(),
+            new.content_type.as_str(),
+            new.encrypted,
+            new.created_at.millis(),
+            new.expires_at.millis(),
+        ])
+    })
+    .map_err(map_error)?;
+    select_upload(conn, new.id)
+}
+
+fn store_upload(
+    conn: &Connection,
+    id: UploadId,
+    size: u64,
+    sha256: &str,
+) -> Result<Upload, StoreError> {
+    let size = i64::try_from(size)
+        .map_err(|_| StoreError::Other("an upload's size is out of range".into()))?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE upload SET state = 'stored', size = ?2, sha256 = ?3
+             WHERE id = ?1 AND state = 'pending'",
+        )
+        .and_then(|mut update| update.execute(params![id.key(), size, sha256]))
+        .map_err(map_error)?;
+    if updated == 0 {
+        return Err(StoreError::NotFound);
+    }
+    select_upload(conn, id)
+}
+
+fn find_upload(conn: &Connection, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = ?1 AND owner_id = ?2"
+    ))
+    .and_then(|mut select| {
+        select
+            .query_row(params![id.key(), actor.user_id.key()], upload)
+            .optional()
+    })
+    .map_err(map_error)?
+    .ok_or(StoreError::NotFound)
+}
+
+fn uploads_to_sweep(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<UploadId>, StoreError> {
+    conn.prepare_cached(
+        "SELECT id FROM upload
+         WHERE message_id IS NULL AND (expires_at <= ?1 OR state = 'deleting')
+         ORDER BY expires_at LIMIT ?2",
+    )
+    .and_then(|mut select| {
+        select
+            .query_map(params![now.millis(), limit], |row| {
+                parsed(row, 0, UploadId::from_key)
+            })?
+            .collect()
+    })
+    .map_err(map_error)
+}
+
+fn start_deleting_upload(
+    conn: &Connection,
+    id: UploadId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE upload SET state = 'deleting'
+             WHERE id = ?1 AND message_id IS NULL AND (expires_at <= ?2 OR state = 'deleting')",
+        )
+        .and_then(|mut update| update.execute(params![id.key(), now.millis()]))
+        .map_err(map_error)?;
+    Ok(updated > 0)
+}
+
+fn delete_upload(conn: &Connection, id: UploadId) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM upload WHERE id = ?1 AND state = 'deleting'")
+        .and_then(|mut delete| delete.execute([id.key()]))
+        .map_err(map_error)?;
+    Ok(())
+}
+
+fn use_upload_url(
+    conn: &Connection,
+    nonce: u128,
+    expires_at: Timestamp,
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO upload_url_use (nonce, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (nonce) DO NOTHING",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![format!("{nonce:032x}"), expires_at.millis()])
+        })
+        .map_err(map_error)?;
+    Ok(inserted > 0)
+}
+
+fn sweep_upload_urls(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM upload_url_use WHERE nonce IN
+             (SELECT nonce FROM upload_url_use WHERE expires_at <= ?1 LIMIT ?2)",
+    )
+    .and_then(|mut delete| delete.execute(params![now.millis(), limit]))
+    .map(|deleted| deleted as u64)
+    .map_err(map_error)
+}
+
+#[async_trait]
+impl UploadStore for SqliteStore {
+    async fn create_upload(&self, actor: &Actor, new: NewUpload) -> Result<Upload, StoreError> {
+        let actor = actor.clone();
+        self.writer
+            .write(move |conn| create_upload(conn, &actor, &new))
+            .await
+    }
+
+    async fn store_upload(
+        &self,
+        id: UploadId,
+        size: u64,
+        sha256: String,
+    ) -> Result<Upload, StoreError> {
+        self.writer
+            .write(move |conn| store_upload(conn, id, size, &sha256))
+            .await
+    }
+
+    async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {
+        self.readers.read(|conn| find_upload(conn, actor, id))
+    }
+
+    async fn uploads_to_sweep(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<UploadId>, StoreError> {
+        self.readers.read(|conn| uploads_to_sweep(conn, now, limit))
+    }
+
+    async fn start_deleting_upload(
+        &self,
+        id: UploadId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| start_deleting_upload(conn, id, now))
+            .await
+    }
+
+    async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError> {
+        self.writer.write(move |conn| delete_upload(conn, id)).await
+    }
+
+    async fn use_upload_url(&self, nonce: u128, expires_at: Timestamp) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| use_upload_url(conn, nonce, expires_at))
+            .await
+    }
+
+    async fn sweep_upload_urls(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| sweep_upload_urls(conn, now, limit))
+            .await
+    }
+}
