@@ -11,6 +11,7 @@
 
 pub mod inspect;
 pub mod local;
+pub mod postgres;
 
 use std::io;
 use std::ops::RangeInclusive;

@@ -46,3 +46,22 @@ CREATE TABLE upload_url_use (
     CONSTRAINT upload_url_use_pkey PRIMARY KEY (nonce)
 );
 CREATE INDEX upload_url_use_expires_at_idx ON upload_url_use (expires_at);
+
+-- Upload bytes, when PostgreSQL is the blob store (the default with a
+-- PostgreSQL database, so that every node shares them). A blob is written
+-- as chunks of a fixed size (the last may be shorter), each in its own
+-- short statement, so a slow client never holds a connection for its
+-- whole upload; its upload_blob row is written last and says it is whole.
+-- A write that fails or dies midway leaves chunks without that row: they
+-- are never read, and are deleted with the upload's record by the sweep.
+CREATE TABLE upload_blob_chunk (
+    upload_id  TEXT    COLLATE "C" NOT NULL,
+    seq        INTEGER NOT NULL,
+    bytes      BYTEA   NOT NULL,
+    CONSTRAINT upload_blob_chunk_pkey PRIMARY KEY (upload_id, seq)
+);
+CREATE TABLE upload_blob (
+    upload_id  TEXT    COLLATE "C" NOT NULL,
+    size       BIGINT  NOT NULL,
+    CONSTRAINT upload_blob_pkey PRIMARY KEY (upload_id)
+);

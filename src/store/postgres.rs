@@ -101,55 +101,66 @@ impl PostgresStore {
     }
 
     fn connect(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
-            StoreError::Other(Cause::with_source(
-                format!("invalid PostgreSQL URL: {error}"),
-                error,
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.acquire_timeout);
-        }
-        // A database that stops answering (a partition, a failover) rather
-        // than refusing: connections are found dead within seconds, and no
-        // request waits long on a lock or holds one while its node is gone.
-        config
-            .keepalives_idle(Duration::from_secs(5))
-            .keepalives_interval(Duration::from_secs(1))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(8));
-        if config.get_options().is_none() {
-            config.options("-c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000");
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("ticketd");
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .wait_timeout(Some(options.acquire_timeout))
-            .create_timeout(Some(options.acquire_timeout))
-            .recycle_timeout(Some(options.acquire_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|error| {
-                StoreError::Other(Cause::with_source(
-                    format!("cannot build the pool: {error}"),
-                    error,
-                ))
-            })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: pool(url, options)?,
+        })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(map_pool_error)
     }
+}
+
+/// A pool of connections to the database at `url`, with the settings every
+/// connection of ticketd's gets (timeouts, keepalives, lock limits).
+///
+/// # Errors
+/// `Other` if the URL or the pool's settings are invalid.
+pub(crate) fn pool(url: &str, options: PoolOptions) -> Result<Pool, StoreError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
+        StoreError::Other(Cause::with_source(
+            format!("invalid PostgreSQL URL: {error}"),
+            error,
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(options.acquire_timeout);
+    }
+    // A database that stops answering (a partition, a failover) rather
+    // than refusing: connections are found dead within seconds, and no
+    // request waits long on a lock or holds one while its node is gone.
+    config
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(1))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(8));
+    if config.get_options().is_none() {
+        config.options("-c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000");
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("ticketd");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(options.max_connections)
+        .wait_timeout(Some(options.acquire_timeout))
+        .create_timeout(Some(options.acquire_timeout))
+        .recycle_timeout(Some(options.acquire_timeout))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|error| {
+            StoreError::Other(Cause::with_source(
+                format!("cannot build the pool: {error}"),
+                error,
+            ))
+        })?;
+    Ok(pool)
 }
 
 /// Runs a statement (prepared once per connection) and returns its rows.
