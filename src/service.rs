@@ -14,9 +14,11 @@
 mod error;
 mod idempotency;
 mod support;
+mod uploads;
 
 pub use error::ServiceError;
 pub use idempotency::{
     ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy, KeyedRequest,
 };
 pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};
+pub use uploads::{IncomingFile, UploadError, UploadPolicy, Uploads};

@@ -560,6 +560,11 @@ pub trait UploadStore: Send + Sync {
     async fn start_deleting_upload(&self, id: UploadId, now: Timestamp)
     -> Result<bool, StoreError>;
 
+    /// Marks a pending upload deleting, whatever its expiry: its bytes will
+    /// not be stored (the file was refused, or did not arrive whole). `false`
+    /// if it is not pending.
+    async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError>;
+
     /// Deletes the record of an upload marked deleting (a no-op for any
     /// other).
     async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError>;

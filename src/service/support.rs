@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::core::access::{self, Actor};
-use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::id::{MessageId, TicketId, UploadId, UserId};
 use crate::core::idempotency::ClaimToken;
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::{BodyFormat, Message, NewMessage};
@@ -31,8 +31,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where the ids of new tickets and messages, and the tokens of
-/// idempotency claims, come from.
+/// Where the ids of new tickets, messages and uploads, the tokens of
+/// idempotency claims and the nonces of upload URLs come from.
 pub trait IdSource: Send + Sync {
     /// An id for a new ticket.
     fn ticket_id(&self) -> TicketId;
@@ -40,6 +40,10 @@ pub trait IdSource: Send + Sync {
     fn message_id(&self) -> MessageId;
     /// A token for a new idempotency claim.
     fn claim_token(&self) -> ClaimToken;
+    /// An id for a new upload.
+    fn upload_id(&self) -> UploadId;
+    /// A nonce for a new pre-signed upload URL: never the same twice.
+    fn url_nonce(&self) -> u128;
 }
 
 /// Fresh random ULIDs.
@@ -57,6 +61,16 @@ impl IdSource for RandomIds {
 
     fn claim_token(&self) -> ClaimToken {
         ClaimToken::generate()
+    }
+
+    fn upload_id(&self) -> UploadId {
+        UploadId::generate()
+    }
+
+    fn url_nonce(&self) -> u128 {
+        // A ULID's 80 random bits beside its time: unique, which is all a
+        // nonce needs (the URL's signature is what cannot be guessed).
+        ulid::Ulid::new().0
     }
 }
 

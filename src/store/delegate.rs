@@ -133,6 +133,10 @@ impl<T: Delegating> UploadStore for T {
         self.inner().start_deleting_upload(id, now).await
     }
 
+    async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        self.inner().abandon_upload(id).await
+    }
+
     async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError> {
         self.inner().delete_upload(id).await
     }

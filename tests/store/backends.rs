@@ -45,6 +45,13 @@ impl Backend {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+
+    /// The URL of a PostgreSQL backend's database.
+    pub fn url(&self) -> &str {
+        self._postgres
+            .as_ref()
+            .map_or("", |database| database.url())
+    }
 }
 
 /// Opens `url` as production does.

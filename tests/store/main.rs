@@ -17,6 +17,7 @@ mod test_database;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
 mod upgrade;
+mod upload_service;
 mod uploads;
 
 /// Instantiates every suite function as a `#[tokio::test]` per backend, in

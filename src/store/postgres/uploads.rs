@@ -131,6 +131,17 @@ impl UploadStore for PostgresStore {
         Ok(updated > 0)
     }
 
+    async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let updated = execute(
+            &client,
+            "UPDATE upload SET state = 'deleting' WHERE id = $1 AND state = 'pending'",
+            &[&id.key()],
+        )
+        .await?;
+        Ok(updated > 0)
+    }
+
     async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError> {
         let client = self.client().await?;
         execute(

@@ -132,6 +132,14 @@ fn start_deleting_upload(
     Ok(updated > 0)
 }
 
+fn abandon_upload(conn: &Connection, id: UploadId) -> Result<bool, StoreError> {
+    let updated = conn
+        .prepare_cached("UPDATE upload SET state = 'deleting' WHERE id = ?1 AND state = 'pending'")
+        .and_then(|mut update| update.execute([id.key()]))
+        .map_err(map_error)?;
+    Ok(updated > 0)
+}
+
 fn delete_upload(conn: &Connection, id: UploadId) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM upload WHERE id = ?1 AND state = 'deleting'")
         .and_then(|mut delete| delete.execute([id.key()]))
@@ -205,6 +213,12 @@ impl UploadStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.writer
             .write(move |conn| start_deleting_upload(conn, id, now))
+            .await
+    }
+
+    async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| abandon_upload(conn, id))
             .await
     }
 

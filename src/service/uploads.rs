@@ -1,0 +1,301 @@
+//! [`Uploads`]: files users upload before attaching them, for every API.
+//!
+//! An upload is recorded pending, its bytes streamed through the checks of
+//! [`crate::blob::inspect`] into the [`BlobStore`], and the record marked
+//! stored with their size and sha256. A pre-signed URL lets a client send
+//! one upload without its API key ([`Uploads::sign_url`],
+//! [`Uploads::redeem_url`]). Unattached uploads past their expiry are
+//! swept with their bytes ([`Uploads::sweep_expired`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::blob::inspect::{self, UploadRefusal};
+use crate::blob::{BlobError, BlobStore, ByteStream};
+use crate::core::access::{Actor, Principal};
+use crate::core::id::UploadId;
+use crate::core::time::Timestamp;
+use crate::core::upload::media::MediaCheck;
+use crate::core::upload::signed_url::{SignedUrlError, UploadGrant, UploadUrlKey};
+use crate::core::upload::{Filename, NewUpload, Upload};
+use crate::service::{Clock, IdSource, ServiceError};
+use crate::store::Store;
+
+/// How often expired uploads and used URLs are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Uploads (or URLs) taken per sweeping batch.
+const SWEEP_BATCH: u32 = 100;
+
+/// The limits and lifetimes of uploads.
+#[derive(Debug, Clone)]
+pub struct UploadPolicy {
+    /// The largest file, in bytes.
+    pub max_bytes: u64,
+    /// The media types allowed.
+    pub media: MediaCheck,
+    /// How long an upload waits to be attached before it is swept.
+    pub ttl: Duration,
+    /// How long a pre-signed upload URL works.
+    pub url_ttl: Duration,
+}
+
+impl Default for UploadPolicy {
+    fn default() -> Self {
+        Self {
+            max_bytes: 25 * 1024 * 1024,
+            media: MediaCheck::default(),
+            ttl: Duration::from_secs(24 * 60 * 60),
+            url_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A file as a request sends it: its name and declared media type (the
+/// bytes come as a stream beside it).
+#[derive(Debug, Clone)]
+pub struct IncomingFile {
+    /// The file's name.
+    pub filename: Filename,
+    /// Its declared media type (a `Content-Type` value).
+    pub content_type: String,
+}
+
+/// Why an upload use case was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UploadError {
+    /// The file was refused: too large, or not of an allowed media type.
+    #[error(transparent)]
+    Refused(#[from] UploadRefusal),
+    /// The pre-signed URL is not one ticketd issued, was altered, or expired.
+    #[error(transparent)]
+    Url(#[from] SignedUrlError),
+    /// The pre-signed URL was used already.
+    #[error("the upload URL was used already")]
+    UrlUsed,
+    /// The client stopped sending the file before its end.
+    #[error("the file did not arrive whole")]
+    Incomplete,
+    /// The service failed (storage, ...).
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+fn later(at: Timestamp, after: Duration) -> Timestamp {
+    let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(at.millis().saturating_add(millis))
+}
+
+fn blob_failure(error: BlobError) -> UploadError {
+    match inspect::refusal_of(&error) {
+        Some(refusal) => UploadError::Refused(refusal.clone()),
+        None => match error {
+            BlobError::Source(_) => UploadError::Incomplete,
+            other => UploadError::Service(ServiceError::Unavailable(other.to_string())),
+        },
+    }
+}
+
+/// The upload use cases, over a store for the records and a blob store for
+/// the bytes.
+#[derive(Clone)]
+pub struct Uploads {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    url_key: UploadUrlKey,
+    policy: UploadPolicy,
+}
+
+impl Uploads {
+    /// The use cases over `store` and `blobs`, signing URLs with `url_key`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        url_key: UploadUrlKey,
+        policy: UploadPolicy,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            clock,
+            ids,
+            url_key,
+            policy,
+        }
+    }
+
+    /// The limits in force.
+    pub fn policy(&self) -> &UploadPolicy {
+        &self.policy
+    }
+
+    /// Stores `bytes` as a new upload of the actor's. Nothing is kept of a
+    /// file that is refused or does not arrive whole (a pending record is
+    /// left for the sweep only if the store fails).
+    ///
+    /// # Errors
+    /// `Refused` (too large, media type), `Incomplete`, storage failures.
+    pub async fn upload(
+        &self,
+        actor: &Actor,
+        file: IncomingFile,
+        bytes: ByteStream,
+    ) -> Result<Upload, UploadError> {
+        // The declared type is checked before anything is recorded.
+        let content_type = self
+            .policy
+            .media
+            .allowed_type(&file.content_type)
+            .map_err(UploadRefusal::from)?;
+        let now = self.clock.now();
+        let new = NewUpload {
+            id: self.ids.upload_id(),
+            filename: file.filename,
+            content_type,
+            encrypted: false,
+            created_at: now,
+            expires_at: later(now, self.policy.ttl),
+        };
+        let id = new.id;
+        let (checked, outcome) = inspect::inspect(
+            bytes,
+            &file.content_type,
+            &self.policy.media,
+            self.policy.max_bytes,
+        );
+        self.store
+            .create_upload(actor, new)
+            .await
+            .map_err(ServiceError::from)?;
+        if let Err(error) = self.blobs.put(id, checked).await {
+            self.discard(id).await;
+            return Err(blob_failure(error));
+        }
+        let Some(inspected) = outcome.take() else {
+            self.discard(id).await;
+            return Err(UploadError::Incomplete);
+        };
+        match self
+            .store
+            .store_upload(id, inspected.size, inspected.sha256)
+            .await
+        {
+            Ok(upload) => Ok(upload),
+            Err(error) => {
+                // The record may be gone to the sweep; its bytes go too.
+                let _ = self.blobs.delete(id).await;
+                Err(ServiceError::from(error).into())
+            }
+        }
+    }
+
+    /// Gives up an upload that will not be stored: marks its record for
+    /// the sweep at once and deletes what bytes there are. Best effort: the
+    /// sweep finishes whatever fails here.
+    async fn discard(&self, id: UploadId) {
+        if matches!(self.store.abandon_upload(id).await, Ok(true))
+            && self.blobs.delete(id).await.is_ok()
+        {
+            let _ = self.store.delete_upload(id).await;
+        }
+    }
+
+    /// A pre-signed URL's token for one upload as `principal`'s user, and
+    /// when it expires.
+    pub fn sign_url(&self, principal: &Principal) -> (String, Timestamp) {
+        let expires_at = later(self.clock.now(), self.policy.url_ttl);
+        let grant = UploadGrant {
+            key_id: principal.key_id,
+            user_id: principal.actor.user_id,
+            expires_at,
+            nonce: self.ids.url_nonce(),
+        };
+        (grant.sign(&self.url_key), expires_at)
+    }
+
+    /// The grant a pre-signed URL's token carries, if it is genuine, live
+    /// and used for the first time (this use is recorded).
+    ///
+    /// # Errors
+    /// `Url` (malformed, forged, expired), `UrlUsed`, storage failures.
+    pub async fn redeem_url(&self, token: &str) -> Result<UploadGrant, UploadError> {
+        let grant = UploadGrant::verify(&self.url_key, token, self.clock.now())?;
+        let first = self
+            .store
+            .use_upload_url(grant.nonce, grant.expires_at)
+            .await
+            .map_err(ServiceError::from)?;
+        if !first {
+            return Err(UploadError::UrlUsed);
+        }
+        Ok(grant)
+    }
+
+    /// One sweeping pass: deletes unattached uploads past their expiry with
+    /// their bytes, and forgets used URLs that expired. Returns how many
+    /// uploads it deleted.
+    ///
+    /// # Errors
+    /// Storage failures; what was deleted before one stays deleted.
+    pub async fn sweep_once(&self) -> Result<u64, UploadError> {
+        let now = self.clock.now();
+        let mut deleted = 0;
+        loop {
+            let batch = self
+                .store
+                .uploads_to_sweep(now, SWEEP_BATCH)
+                .await
+                .map_err(ServiceError::from)?;
+            for id in &batch {
+                // Marked first: a message attaching it meanwhile wins, and
+                // nothing attaches it once marked.
+                let marked = self
+                    .store
+                    .start_deleting_upload(*id, now)
+                    .await
+                    .map_err(ServiceError::from)?;
+                if !marked {
+                    continue;
+                }
+                self.blobs
+                    .delete(*id)
+                    .await
+                    .map_err(|error| ServiceError::Unavailable(error.to_string()))?;
+                self.store
+                    .delete_upload(*id)
+                    .await
+                    .map_err(ServiceError::from)?;
+                deleted += 1;
+            }
+            if batch.len() < SWEEP_BATCH as usize {
+                break;
+            }
+        }
+        while self
+            .store
+            .sweep_upload_urls(now, SWEEP_BATCH)
+            .await
+            .map_err(ServiceError::from)?
+            >= u64::from(SWEEP_BATCH)
+        {}
+        Ok(deleted)
+    }
+
+    /// Sweeps now and then every [`SWEEP_INTERVAL`], on every node (the
+    /// steps are safe to race); runs until dropped. Failures are logged and
+    /// retried at the next round.
+    pub async fn sweep_expired(self) {
+        let mut rounds = tokio::time::interval(SWEEP_INTERVAL);
+        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            rounds.tick().await;
+            if let Err(error) = self.sweep_once().await {
+                tracing::warn!(%error, "sweeping expired uploads failed");
+            }
+        }
+    }
+}
