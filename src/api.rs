@@ -46,7 +46,7 @@ use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::server::capped_counts::CappedCounts;
-use crate::service::{Idempotency, IdempotencyPolicy, Support};
+use crate::service::{Idempotency, IdempotencyPolicy, Support, Uploads};
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -98,6 +98,8 @@ pub struct SharedState {
     pub support: Support,
     /// Claims on idempotency keys, over `store`.
     pub idempotency: Idempotency,
+    /// Uploaded files, over `store` and the blob store.
+    pub uploads: Uploads,
     /// The per-key rate limiter.
     pub limiter: Arc<dyn RateLimiter>,
     /// Failed authentications per client address; `None` when unlimited.
@@ -133,12 +135,14 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Bundles the parts of a running API. `fingerprint_key` comes from the
-    /// server secret (`Encryption::fingerprint_key`), the same on every node.
+    /// server secret (`Encryption::fingerprint_key`), the same on every node;
+    /// so does the key `uploads` signs upload URLs with.
     pub fn new(
         store: Arc<dyn Store>,
         limiters: Limiters,
         settings: ApiSettings,
         fingerprint_key: FingerprintKey,
+        uploads: Uploads,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
         let key_concurrency = CappedCounts::new(settings.max_concurrent_requests_per_key.max(1));
@@ -148,6 +152,7 @@ impl AppState {
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
             support: Support::new(Arc::clone(&store)),
+            uploads,
             idempotency: Idempotency::new(
                 Arc::clone(&store),
                 IdempotencyPolicy {

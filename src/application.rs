@@ -16,6 +16,7 @@ use crate::core::crypto::DataKeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::rate_limit::{self, RateLimitStore};
+use crate::service::{RandomIds, SystemClock, UploadPolicy, Uploads};
 use crate::store::{self, Store};
 
 /// A ticketd assembled from a [`Config`] and bound to its address, not yet
@@ -62,7 +63,21 @@ impl Application {
         .await?;
         let encryption_key = encryption::current_key(&encryption);
         let fingerprint_key = encryption.fingerprint_key();
+        let upload_url_key = encryption.upload_url_key();
         let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
+        let blobs = crate::blob::open(&config.blob_store, &config.database)?;
+        let uploads = Uploads::new(
+            Arc::clone(&store),
+            blobs,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+            upload_url_key,
+            UploadPolicy {
+                max_bytes: config.max_upload_bytes,
+                ttl: config.upload_ttl,
+                ..UploadPolicy::default()
+            },
+        );
         let listener = crate::server::bind(config.listen)
             .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
         let local_addr = listener.local_addr().map_err(|error| error.to_string())?;
@@ -89,7 +104,7 @@ impl Application {
             config.auth_failure_limit,
         )
         .await?;
-        let state = AppState::new(store, limiters, settings, fingerprint_key.clone());
+        let state = AppState::new(store, limiters, settings, fingerprint_key.clone(), uploads);
         Ok(Self {
             config,
             listener,

@@ -15,6 +15,7 @@ pub mod postgres;
 
 use std::io;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -23,6 +24,80 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::core::id::UploadId;
+use crate::store::DatabaseUrl;
+
+/// Where a server keeps its blobs (`blob_store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// Files in a local directory.
+    Directory(PathBuf),
+    /// The tables of the PostgreSQL database (shared by every node).
+    Database,
+}
+
+impl BlobLocation {
+    /// Where blobs go unless configured: into a PostgreSQL database, or
+    /// into the directory `blobs` beside a SQLite file.
+    pub fn default_for(database: &DatabaseUrl) -> Self {
+        match database {
+            DatabaseUrl::Postgres(_) => BlobLocation::Database,
+            DatabaseUrl::Sqlite(path) => BlobLocation::Directory(
+                path.parent()
+                    .map_or_else(|| PathBuf::from("blobs"), |dir| dir.join("blobs")),
+            ),
+        }
+    }
+
+    /// Parses `database` or `file://DIR` (`file:///abs/DIR` for an absolute
+    /// path).
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse(text: &str, database: &DatabaseUrl) -> Result<Self, String> {
+        if text == "database" {
+            return match database {
+                DatabaseUrl::Postgres(_) => Ok(BlobLocation::Database),
+                DatabaseUrl::Sqlite(_) => {
+                    Err("blob_store = \"database\" needs a PostgreSQL database; \
+                     with SQLite use file://DIR"
+                        .into())
+                }
+            };
+        }
+        match text.strip_prefix("file://") {
+            Some("") | None => Err(format!(
+                "blob_store must be \"database\" or file://DIR, not {text:?}"
+            )),
+            Some(dir) => Ok(BlobLocation::Directory(PathBuf::from(dir))),
+        }
+    }
+}
+
+/// Opens the blob store at `location`; `database` is the server's database
+/// (whose tables hold blobs in the `Database` case, over a small pool of
+/// their own).
+///
+/// # Errors
+/// The directory cannot be created or read, or the pool cannot be built.
+pub fn open(location: &BlobLocation, database: &DatabaseUrl) -> Result<Arc<dyn BlobStore>, String> {
+    match (location, database) {
+        (BlobLocation::Directory(dir), _) => local::LocalBlobs::open(dir)
+            .map(|blobs| Arc::new(blobs) as Arc<dyn BlobStore>)
+            .map_err(|error| format!("cannot open the blob directory {}: {error}", dir.display())),
+        (BlobLocation::Database, DatabaseUrl::Postgres(url)) => {
+            let options = crate::store::postgres::PoolOptions {
+                max_connections: 4,
+                ..crate::store::postgres::PoolOptions::default()
+            };
+            postgres::PostgresBlobs::connect(url, options)
+                .map(|blobs| Arc::new(blobs) as Arc<dyn BlobStore>)
+                .map_err(|error| error.to_string())
+        }
+        (BlobLocation::Database, DatabaseUrl::Sqlite(_)) => {
+            Err("blob_store = \"database\" needs a PostgreSQL database".into())
+        }
+    }
+}
 
 /// Bytes in chunks, as read from a request or from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::blob::BlobLocation;
 use crate::core::text::{TextLimitError, TextLimits};
 use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl, check_policy};
 use crate::rate_limit::{RateLimitStore, RatePolicy};
@@ -201,6 +202,20 @@ pub struct Settings {
     /// Default: 16
     #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
     pub html_cache_mib: Option<u64>,
+    /// Where the bytes of uploaded files are kept: `database` (PostgreSQL
+    /// only: in its tables, shared by every node) or `file://DIR`, a
+    /// directory. Default: the database with PostgreSQL, the directory
+    /// `blobs` beside a SQLite file
+    #[arg(long, env = "TICKETD_BLOB_STORE", value_name = "URL")]
+    pub blob_store: Option<String>,
+    /// Largest uploaded file in bytes, at most 5 GiB. Default: 26214400
+    /// (25 MiB)
+    #[arg(long, env = "TICKETD_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Seconds an uploaded file waits to be attached to a message before it
+    /// is deleted, 60 to 2592000 (30 days). Default: 86400 (a day)
+    #[arg(long, env = "TICKETD_UPLOAD_TTL_SECS", value_name = "SECS")]
+    pub upload_ttl_secs: Option<u64>,
 }
 }
 
@@ -563,6 +578,42 @@ impl Settings {
     }
 
     /// `html_cache_mib`, in bytes: at most 4 GiB.
+    /// `blob_store`: where upload bytes go; by default beside the data.
+    fn blob_store(&self, database: &DatabaseUrl) -> Result<BlobLocation, String> {
+        match self.blob_store.as_deref() {
+            None => Ok(BlobLocation::default_for(database)),
+            Some(text) => BlobLocation::parse(text, database),
+        }
+    }
+
+    /// `max_upload_bytes`: 25 MiB unless set, 1 byte to 5 GiB.
+    fn max_upload_bytes(&self) -> Result<u64, String> {
+        let bytes = self
+            .max_upload_bytes
+            .unwrap_or(Config::DEFAULT_MAX_UPLOAD_BYTES);
+        if !(1..=Config::MAX_MAX_UPLOAD_BYTES).contains(&bytes) {
+            return Err(format!(
+                "max_upload_bytes must be between 1 and {}",
+                Config::MAX_MAX_UPLOAD_BYTES
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// `upload_ttl_secs`: a day unless set, a minute to 30 days.
+    fn upload_ttl(&self) -> Result<u64, String> {
+        let ttl = self
+            .upload_ttl_secs
+            .unwrap_or(Config::DEFAULT_UPLOAD_TTL_SECS);
+        if !(60..=Config::MAX_UPLOAD_TTL_SECS).contains(&ttl) {
+            return Err(format!(
+                "upload_ttl_secs must be between 60 and {}",
+                Config::MAX_UPLOAD_TTL_SECS
+            ));
+        }
+        Ok(ttl)
+    }
+
     fn html_cache_bytes(&self) -> Result<usize, String> {
         let mib = self
             .html_cache_mib
@@ -664,6 +715,12 @@ pub struct Config {
     /// rendered once rather than on every read (see
     /// [`crate::core::render::HtmlCache`]).
     pub html_cache_bytes: usize,
+    /// Where the bytes of uploads are kept.
+    pub blob_store: BlobLocation,
+    /// The largest uploaded file, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long an upload waits to be attached before it is deleted.
+    pub upload_ttl: Duration,
 }
 }
 
@@ -693,6 +750,18 @@ impl Config {
 
     /// The largest `html_cache_mib` accepted.
     pub const MAX_HTML_CACHE_MIB: u64 = 4096;
+
+    /// The largest uploaded file unless configured: 25 MiB.
+    pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+
+    /// The largest `max_upload_bytes` accepted: 5 GiB.
+    pub const MAX_MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+    /// How long an upload waits to be attached unless configured: a day.
+    pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 86_400;
+
+    /// The longest `upload_ttl_secs` accepted: 30 days.
+    pub const MAX_UPLOAD_TTL_SECS: u64 = 30 * 86_400;
 
     /// Seconds a client has to send a request body, unless configured (or
     /// `request_timeout_secs` if that is less).
@@ -737,6 +806,9 @@ impl Config {
         let idempotency_ttl = settings.idempotency_ttl(timeout)?;
         let api_key_cache = settings.api_key_cache()?;
         let html_cache_bytes = settings.html_cache_bytes()?;
+        let blob_store = settings.blob_store(&database)?;
+        let max_upload_bytes = settings.max_upload_bytes()?;
+        let upload_ttl = settings.upload_ttl()?;
         Ok(Self {
             database,
             listen,
@@ -758,6 +830,9 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             api_key_cache: Duration::from_secs(api_key_cache),
             html_cache_bytes,
+            blob_store,
+            max_upload_bytes,
+            upload_ttl: Duration::from_secs(upload_ttl),
         })
     }
 }
@@ -1393,6 +1468,88 @@ mod tests {
                     "{secs}"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn upload_bytes_live_beside_the_data_unless_configured() {
+        let sqlite = Config::from_settings(Settings {
+            database: Some("sqlite:///var/lib/ticketd/ticketd.db".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            sqlite.blob_store,
+            BlobLocation::Directory(PathBuf::from("/var/lib/ticketd/blobs"))
+        );
+        assert_eq!(sqlite.max_upload_bytes, 25 * 1024 * 1024);
+        assert_eq!(sqlite.upload_ttl, Duration::from_secs(86_400));
+        let postgres = Config::from_settings(Settings {
+            database: Some("postgres://ticketd@db/ticketd".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(postgres.blob_store, BlobLocation::Database);
+        let elsewhere = Config::from_settings(Settings {
+            database: Some("postgres://ticketd@db/ticketd".into()),
+            blob_store: Some("file:///srv/blobs".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            elsewhere.blob_store,
+            BlobLocation::Directory(PathBuf::from("/srv/blobs"))
+        );
+    }
+
+    #[test]
+    fn upload_settings_are_validated() {
+        for (settings, named) in [
+            (
+                Settings {
+                    blob_store: Some("database".into()),
+                    ..Settings::default()
+                },
+                "blob_store",
+            ),
+            (
+                Settings {
+                    blob_store: Some("s3://bucket".into()),
+                    ..Settings::default()
+                },
+                "blob_store",
+            ),
+            (
+                Settings {
+                    max_upload_bytes: Some(0),
+                    ..Settings::default()
+                },
+                "max_upload_bytes",
+            ),
+            (
+                Settings {
+                    max_upload_bytes: Some(Config::MAX_MAX_UPLOAD_BYTES + 1),
+                    ..Settings::default()
+                },
+                "max_upload_bytes",
+            ),
+            (
+                Settings {
+                    upload_ttl_secs: Some(59),
+                    ..Settings::default()
+                },
+                "upload_ttl_secs",
+            ),
+            (
+                Settings {
+                    upload_ttl_secs: Some(Config::MAX_UPLOAD_TTL_SECS + 1),
+                    ..Settings::default()
+                },
+                "upload_ttl_secs",
+            ),
+        ] {
+            let error = Config::from_settings(settings).expect_err("invalid");
+            assert!(error.starts_with(named), "{error}");
         }
     }
 }

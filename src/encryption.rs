@@ -26,6 +26,7 @@ pub mod key_file;
 mod rotate;
 mod store;
 
+use crate::core::upload::signed_url::UploadUrlKey;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -106,6 +107,11 @@ impl Encryption {
     /// The key idempotency fingerprints are made with.
     pub fn fingerprint_key(&self) -> FingerprintKey {
         FingerprintKey::derive(&self.secret)
+    }
+
+    /// The key pre-signed upload URLs are signed with.
+    pub fn upload_url_key(&self) -> UploadUrlKey {
+        UploadUrlKey::new(&self.secret)
     }
 
     fn set_keyring(&self, keyring: Keyring) {

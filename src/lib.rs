@@ -27,7 +27,7 @@ pub use api::{AppState, app};
 /// Serves the API on `listener`, within the connection limits of `state`'s
 /// settings, until `shutdown` completes; then stops accepting connections
 /// and waits for in-flight requests to finish. Meanwhile it sweeps expired
-/// idempotency records.
+/// idempotency records and expired, unattached uploads.
 ///
 /// # Errors
 /// Only if the listener fails.
@@ -38,7 +38,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.settings.connections;
     let sweeper = tokio::spawn(state.idempotency.clone().sweep_expired_records());
+    let upload_sweeper = tokio::spawn(state.uploads.clone().sweep_expired());
     let served = server::serve(listener, app(state), limits, shutdown).await;
     sweeper.abort();
+    upload_sweeper.abort();
     served
 }
