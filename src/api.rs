@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod auth;
 pub mod context;
+pub mod download;
 pub mod error_pages;
 pub mod extract;
 pub mod fields;
