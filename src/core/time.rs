@@ -28,6 +28,13 @@ impl Timestamp {
         self.0
     }
 
+    /// The time `after` from this one (the latest timestamp, if that is
+    /// further than one can be).
+    pub fn plus(self, after: std::time::Duration) -> Self {
+        let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(millis))
+    }
+
     /// Parses the RFC 3339 form this type prints (`YYYY-MM-DDTHH:MM:SS.mmmZ`);
     /// `None` for anything else.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {

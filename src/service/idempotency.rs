@@ -101,7 +101,7 @@ impl Idempotency {
     /// Storage failures (`Unavailable` or `Internal`).
     pub async fn claim(&self, request: KeyedRequest) -> Result<ClaimAnswer, ServiceError> {
         let now = self.clock.now();
-        let expires_at = later(now, self.policy.ttl);
+        let expires_at = now.plus(self.policy.ttl);
         let outcome = self
             .store
             .claim_idempotency_key(ClaimRequest {
@@ -110,7 +110,7 @@ impl Idempotency {
                 fingerprint: request.fingerprint,
                 token: self.ids.claim_token(),
                 now,
-                lease_until: later(now, self.policy.lease),
+                lease_until: now.plus(self.policy.lease),
                 expires_at,
             })
             .await?;
@@ -222,9 +222,4 @@ async fn release(store: &dyn Store, claim: &Claim) {
     if let Err(error) = store.release_idempotency_key(claim).await {
         tracing::warn!(%error, "releasing an idempotency claim failed; it lapses with its lease");
     }
-}
-
-fn later(now: Timestamp, after: Duration) -> Timestamp {
-    let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    Timestamp::from_millis(now.millis().saturating_add(millis))
 }

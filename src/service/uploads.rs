@@ -81,11 +81,6 @@ pub enum UploadError {
     Service(#[from] ServiceError),
 }
 
-fn later(at: Timestamp, after: Duration) -> Timestamp {
-    let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    Timestamp::from_millis(at.millis().saturating_add(millis))
-}
-
 fn blob_failure(error: BlobError) -> UploadError {
     match inspect::refusal_of(&error) {
         Some(refusal) => UploadError::Refused(refusal.clone()),
@@ -158,7 +153,7 @@ impl Uploads {
             content_type,
             encrypted: false,
             created_at: now,
-            expires_at: later(now, self.policy.ttl),
+            expires_at: now.plus(self.policy.ttl),
         };
         let id = new.id;
         let (checked, outcome) = inspect::inspect(
@@ -207,7 +202,7 @@ impl Uploads {
     /// A pre-signed URL's token for one upload as `principal`'s user, and
     /// when it expires.
     pub fn sign_url(&self, principal: &Principal) -> (String, Timestamp) {
-        let expires_at = later(self.clock.now(), self.policy.url_ttl);
+        let expires_at = self.clock.now().plus(self.policy.url_ttl);
         let grant = UploadGrant {
             key_id: principal.key_id,
             user_id: principal.actor.user_id,

@@ -40,6 +40,23 @@ impl TestClock {
     }
 }
 
+/// The use cases over `store` and `blobs`, on `clock`.
+fn uploads(
+    store: &Arc<dyn Store>,
+    blobs: &Arc<dyn BlobStore>,
+    clock: &Arc<TestClock>,
+    policy: UploadPolicy,
+) -> Uploads {
+    Uploads::new(
+        Arc::clone(store),
+        Arc::clone(blobs),
+        Arc::clone(clock) as Arc<dyn Clock>,
+        Arc::new(RandomIds),
+        UploadUrlKey::new(&ServerSecret::new([7; SECRET_BYTES])),
+        policy,
+    )
+}
+
 fn png(len: usize) -> Vec<u8> {
     let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
     data.extend((0..len.saturating_sub(8)).map(|i| (i % 251) as u8));
@@ -82,14 +99,7 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
         max_bytes: 2 * 1024 * 1024,
         ..UploadPolicy::default()
     };
-    let uploads = Uploads::new(
-        Arc::clone(&store),
-        Arc::clone(&blobs),
-        clock.clone(),
-        Arc::new(RandomIds),
-        UploadUrlKey::new(&ServerSecret::new([7; SECRET_BYTES])),
-        policy,
-    );
+    let uploads = uploads(&store, &blobs, &clock, policy);
     let ada = actor(
         &store,
         workspace(&store, "ACME").await,
@@ -184,14 +194,7 @@ pub async fn an_upload_url_works_once_until_it_expires(
     blobs: Arc<dyn BlobStore>,
 ) {
     let clock = Arc::new(TestClock::default());
-    let uploads = Uploads::new(
-        Arc::clone(&store),
-        blobs,
-        clock.clone(),
-        Arc::new(RandomIds),
-        UploadUrlKey::new(&ServerSecret::new([7; SECRET_BYTES])),
-        UploadPolicy::default(),
-    );
+    let uploads = uploads(&store, &blobs, &clock, UploadPolicy::default());
     let ada = actor(
         &store,
         workspace(&store, "ACME").await,
