@@ -577,7 +577,6 @@ impl Settings {
         Ok(secs)
     }
 
-    /// `html_cache_mib`, in bytes: at most 4 GiB.
     /// `blob_store`: where upload bytes go; by default beside the data.
     fn blob_store(&self, database: &DatabaseUrl) -> Result<BlobLocation, String> {
         match self.blob_store.as_deref() {
@@ -614,6 +613,7 @@ impl Settings {
         Ok(ttl)
     }
 
+    /// `html_cache_mib`, in bytes: at most 4 GiB.
     fn html_cache_bytes(&self) -> Result<usize, String> {
         let mib = self
             .html_cache_mib
