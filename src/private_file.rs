@@ -72,12 +72,21 @@ pub fn create_temporary(path: &Path) -> io::Result<(PathBuf, File)> {
 /// Syncs the directory `path` is in, so that a rename or a new name in it
 /// is durable. Best effort: a failure only loses durability.
 pub fn sync_parent(path: &Path) {
+    let _ = sync_parent_or_fail(path);
+}
+
+/// Syncs the directory `path` is in, for callers that must know the new
+/// name is durable.
+///
+/// # Errors
+/// If the directory cannot be opened or synced.
+pub fn sync_parent_or_fail(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
         Some(dir) => dir,
-        None => return,
+        None => return Ok(()),
     };
-    let _ = File::open(dir).and_then(|dir| dir.sync_all());
+    File::open(dir).and_then(|dir| dir.sync_all())
 }
 
 /// Whether others than the owner may read, write or enter `path` (`false`

@@ -533,13 +533,15 @@ pub trait UploadStore: Send + Sync {
     async fn create_upload(&self, actor: &Actor, new: NewUpload) -> Result<Upload, StoreError>;
 
     /// Marks a pending upload stored, with the size and sha256 of its
-    /// bytes, once they are durable. `NotFound` if it is not pending (the
-    /// sweep took it meanwhile).
+    /// bytes, once they are durable; it is swept at `expires_at` unless
+    /// attached by then (counted from when its bytes arrived). `NotFound`
+    /// if it is not pending (the sweep took it meanwhile).
     async fn store_upload(
         &self,
         id: UploadId,
         size: u64,
         sha256: String,
+        expires_at: Timestamp,
     ) -> Result<Upload, StoreError>;
 
     /// One of the actor's own uploads; `NotFound` for anyone else's, in any
@@ -560,9 +562,9 @@ pub trait UploadStore: Send + Sync {
     async fn start_deleting_upload(&self, id: UploadId, now: Timestamp)
     -> Result<bool, StoreError>;
 
-    /// Marks a pending upload deleting, whatever its expiry: its bytes will
-    /// not be stored (the file was refused, or did not arrive whole). `false`
-    /// if it is not pending.
+    /// Marks an unattached upload deleting, whatever its state and expiry:
+    /// it will not be kept (its file was refused, did not arrive whole, or
+    /// could not be recorded as stored). `false` if it is attached or gone.
     async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError>;
 
     /// Deletes the record of an upload marked deleting (a no-op for any

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::stream::Fuse;
+use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::blob::{BlobError, ByteStream};
@@ -77,7 +78,7 @@ pub fn inspect(
     let outcome = Outcome::default();
     let declared = media.allowed_type(content_type);
     let stream = Inspector {
-        inner: bytes,
+        inner: bytes.fuse(),
         content_type: content_type.to_owned(),
         media: media.clone(),
         declared,
@@ -92,7 +93,9 @@ pub fn inspect(
 }
 
 struct Inspector {
-    inner: ByteStream,
+    /// Fused: after a short file's end, the held-back head is sent first
+    /// and the end is seen again on the next poll.
+    inner: Fuse<ByteStream>,
     content_type: String,
     media: MediaCheck,
     declared: Result<KnownType, MediaError>,
@@ -134,7 +137,7 @@ impl Stream for Inspector {
             return this.refuse(error.clone().into());
         }
         loop {
-            match this.inner.as_mut().poll_next(cx) {
+            match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(error))) => {
                     this.done = true;
@@ -308,6 +311,17 @@ mod tests {
             .get_ref()
             .and_then(|e| e.downcast_ref::<UploadRefusal>());
         assert_eq!(refusal, Some(&UploadRefusal::Media(MediaError::NotAllowed)));
+    }
+
+    #[tokio::test]
+    async fn a_short_file_ends_without_polling_its_source_past_its_end() {
+        // `unfold` panics if polled again after it ended.
+        let source: ByteStream = Box::pin(stream::unfold(false, |sent| async move {
+            (!sent).then(|| (Ok(Bytes::from_static(b"short")), true))
+        }));
+        let (stream, outcome) = inspect(source, "text/plain", &MediaCheck::default(), 100);
+        assert_eq!(drain(stream).await.expect("passes"), b"short");
+        assert_eq!(outcome.take().map(|inspected| inspected.size), Some(5));
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! A blob is written to a new owner-only temporary file beside its final
 //! name (see [`crate::private_file`]), synced, renamed to the upload's id
 //! and the directory synced: a crash midway leaves at most a temporary file,
-//! which nothing references and the next start removes.
+//! which nothing references and a later start removes (once it is an hour
+//! old, so that a server starting beside one still running never takes
+//! the other's uploads in progress).
 
 use std::io;
 use std::ops::RangeInclusive;
@@ -23,6 +25,9 @@ use crate::private_file;
 /// Bytes read from a file per chunk of a download.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How old a temporary file must be for [`LocalBlobs::open`] to remove it.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
 /// Blobs as files named by their upload's id in one directory.
 #[derive(Debug, Clone)]
 pub struct LocalBlobs {
@@ -30,16 +35,25 @@ pub struct LocalBlobs {
 }
 
 impl LocalBlobs {
-    /// Blobs in `dir`, created (owner-only) if missing. Temporary files a
-    /// crash left behind are removed.
+    /// Blobs in `dir`, created (owner-only, its name synced) if missing.
+    /// Temporary files a crash left behind are removed once an hour old.
     ///
     /// # Errors
-    /// If the directory cannot be created or read.
+    /// If the directory cannot be created, synced or read.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        private_file::create_dir_all(dir)?;
+        if !dir.exists() {
+            private_file::create_dir_all(dir)?;
+            private_file::sync_parent_or_fail(dir)?;
+        }
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().contains(".tmp-") {
+            let abandoned = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= ABANDONED_AFTER);
+            if abandoned && entry.file_name().to_string_lossy().contains(".tmp-") {
                 std::fs::remove_file(entry.path())?;
             }
         }
@@ -75,7 +89,16 @@ impl BlobStore for LocalBlobs {
             file.write_all(&chunk).await.map_err(BlobError::storage)?;
             written += chunk.len() as u64;
         }
+        // A write that failed in the background is reported by the flush,
+        // not by the sync; the length then confirms every byte is there.
+        file.flush().await.map_err(BlobError::storage)?;
         file.sync_all().await.map_err(BlobError::storage)?;
+        let length = file.metadata().await.map_err(BlobError::storage)?.len();
+        if length != written {
+            return Err(BlobError::storage(io::Error::other(format!(
+                "wrote {written} bytes but the file holds {length}"
+            ))));
+        }
         drop(file);
         // A blob that appeared meanwhile is not replaced: hard-link the
         // temporary file to the final name, which fails if it exists.
@@ -85,9 +108,10 @@ impl BlobStore for LocalBlobs {
                 io::ErrorKind::AlreadyExists => BlobError::Exists,
                 _ => BlobError::storage(error),
             })?;
-        tokio::task::spawn_blocking(move || private_file::sync_parent(&path))
+        tokio::task::spawn_blocking(move || private_file::sync_parent_or_fail(&path))
             .await
-            .map_err(|error| BlobError::storage(io::Error::other(error)))?;
+            .map_err(|error| BlobError::storage(io::Error::other(error)))?
+            .map_err(BlobError::storage)?;
         Ok(written)
     }
 
@@ -117,11 +141,18 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn delete(&self, id: UploadId) -> Result<(), BlobError> {
-        match tokio::fs::remove_file(self.path_of(id)).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(BlobError::storage(error)),
+        let path = self.path_of(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(BlobError::storage(error)),
         }
+        // The removal is durable before the record goes, so the bytes
+        // cannot come back without one.
+        tokio::task::spawn_blocking(move || private_file::sync_parent_or_fail(&path))
+            .await
+            .map_err(|error| BlobError::storage(io::Error::other(error)))?
+            .map_err(BlobError::storage)
     }
 }
 

@@ -27,6 +27,10 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Uploads (or URLs) taken per sweeping batch.
 const SWEEP_BATCH: u32 = 100;
 
+/// How much longer than its URL a used nonce is kept: a node whose clock
+/// is behind by less still sees the URL as used, not as live.
+const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+
 /// The limits and lifetimes of uploads.
 #[derive(Debug, Clone)]
 pub struct UploadPolicy {
@@ -174,22 +178,25 @@ impl Uploads {
             self.discard(id).await;
             return Err(UploadError::Incomplete);
         };
+        // The time to attach it counts from when its bytes arrived.
+        let expires_at = self.clock.now().plus(self.policy.ttl);
         match self
             .store
-            .store_upload(id, inspected.size, inspected.sha256)
+            .store_upload(id, inspected.size, inspected.sha256, expires_at)
             .await
         {
             Ok(upload) => Ok(upload),
             Err(error) => {
-                // The record may be gone to the sweep; its bytes go too.
-                let _ = self.blobs.delete(id).await;
+                // Whether or not the record says stored, it is given up:
+                // marked deleting first, so no record outlives its bytes.
+                self.discard(id).await;
                 Err(ServiceError::from(error).into())
             }
         }
     }
 
-    /// Gives up an upload that will not be stored: marks its record for
-    /// the sweep at once and deletes what bytes there are. Best effort: the
+    /// Gives up an upload that will not be kept: marks its record deleting,
+    /// then deletes what bytes there are, then the record. Best effort: the
     /// sweep finishes whatever fails here.
     async fn discard(&self, id: UploadId) {
         if matches!(self.store.abandon_upload(id).await, Ok(true))
@@ -221,7 +228,7 @@ impl Uploads {
         let grant = UploadGrant::verify(&self.url_key, token, self.clock.now())?;
         let first = self
             .store
-            .use_upload_url(grant.nonce, grant.expires_at)
+            .use_upload_url(grant.nonce, grant.expires_at.plus(CLOCK_SKEW_MARGIN))
             .await
             .map_err(ServiceError::from)?;
         if !first {
@@ -231,11 +238,13 @@ impl Uploads {
     }
 
     /// One sweeping pass: deletes unattached uploads past their expiry with
-    /// their bytes, and forgets used URLs that expired. Returns how many
-    /// uploads it deleted.
+    /// their bytes, and forgets used URLs that expired. An upload that
+    /// cannot be deleted is logged and left for the next pass, without
+    /// holding up the others. Returns how many uploads it deleted.
     ///
     /// # Errors
-    /// Storage failures; what was deleted before one stays deleted.
+    /// Storage failures listing what to sweep; what was deleted before one
+    /// stays deleted.
     pub async fn sweep_once(&self) -> Result<u64, UploadError> {
         let now = self.clock.now();
         let mut deleted = 0;
@@ -245,28 +254,21 @@ impl Uploads {
                 .uploads_to_sweep(now, SWEEP_BATCH)
                 .await
                 .map_err(ServiceError::from)?;
+            let mut progress = false;
             for id in &batch {
-                // Marked first: a message attaching it meanwhile wins, and
-                // nothing attaches it once marked.
-                let marked = self
-                    .store
-                    .start_deleting_upload(*id, now)
-                    .await
-                    .map_err(ServiceError::from)?;
-                if !marked {
-                    continue;
+                match self.sweep_upload(*id, now).await {
+                    Ok(true) => {
+                        deleted += 1;
+                        progress = true;
+                    }
+                    Ok(false) => progress = true,
+                    Err(error) => {
+                        tracing::warn!(upload = %id, %error, "sweeping an upload failed; retried next round");
+                    }
                 }
-                self.blobs
-                    .delete(*id)
-                    .await
-                    .map_err(|error| ServiceError::Unavailable(error.to_string()))?;
-                self.store
-                    .delete_upload(*id)
-                    .await
-                    .map_err(ServiceError::from)?;
-                deleted += 1;
             }
-            if batch.len() < SWEEP_BATCH as usize {
+            // A full batch of failures would only come round again.
+            if batch.len() < SWEEP_BATCH as usize || !progress {
                 break;
             }
         }
@@ -278,6 +280,30 @@ impl Uploads {
             >= u64::from(SWEEP_BATCH)
         {}
         Ok(deleted)
+    }
+
+    /// Deletes one upload the sweep found: `false` if a message attached
+    /// it meanwhile.
+    async fn sweep_upload(&self, id: UploadId, now: Timestamp) -> Result<bool, String> {
+        // Marked first: a message attaching it meanwhile wins, and nothing
+        // attaches it once marked.
+        if !self
+            .store
+            .start_deleting_upload(id, now)
+            .await
+            .map_err(|error| error.to_string())?
+        {
+            return Ok(false);
+        }
+        self.blobs
+            .delete(id)
+            .await
+            .map_err(|error| error.to_string())?;
+        self.store
+            .delete_upload(id)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(true)
     }
 
     /// Sweeps now and then every [`SWEEP_INTERVAL`], on every node (the

@@ -109,8 +109,11 @@ impl<T: Delegating> UploadStore for T {
         id: UploadId,
         size: u64,
         sha256: String,
+        expires_at: Timestamp,
     ) -> Result<Upload, StoreError> {
-        self.inner().store_upload(id, size, sha256).await
+        self.inner()
+            .store_upload(id, size, sha256, expires_at)
+            .await
     }
 
     async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {

@@ -151,16 +151,27 @@ blob_conformance!(
 );
 
 #[test]
-fn a_local_directory_is_owner_only_and_loses_temporary_files_at_start() {
+fn a_local_directory_is_owner_only_and_loses_old_temporary_files_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blobs");
     LocalBlobs::open(&path).unwrap();
     let leftover = path.join("01jz0000000000000000000000.tmp-0123456789abcdef");
     std::fs::write(&leftover, b"half a file").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&leftover)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    // Another server's upload in progress: young, so kept.
+    let in_progress = path.join("01jz0000000000000000000002.tmp-fedcba9876543210");
+    std::fs::write(&in_progress, b"being written").unwrap();
     let kept = path.join("01jz0000000000000000000001");
     std::fs::write(&kept, b"a whole file").unwrap();
     let _blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobs::open(&path).unwrap());
     assert!(!leftover.exists());
+    assert!(in_progress.exists());
     assert!(kept.exists());
     #[cfg(unix)]
     {

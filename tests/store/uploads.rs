@@ -51,10 +51,17 @@ pub async fn uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_on
 
     let sha = "ab".repeat(32);
     let stored = store
-        .store_upload(id, 5_000_000_000, sha.clone())
+        .store_upload(
+            id,
+            5_000_000_000,
+            sha.clone(),
+            Timestamp::from_millis(95_000),
+        )
         .await
         .unwrap();
     assert!(stored.stored);
+    // Its time to be attached counts from when its bytes arrived.
+    assert_eq!(stored.expires_at, Timestamp::from_millis(95_000));
     assert_eq!(
         (stored.size, stored.sha256.as_str()),
         (5_000_000_000, sha.as_str())
@@ -62,7 +69,9 @@ pub async fn uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_on
     assert_eq!(store.find_upload(&ada, id).await.unwrap(), stored);
     // Stored once: a second completion finds nothing pending.
     assert_eq!(
-        store.store_upload(id, 1, sha.clone()).await,
+        store
+            .store_upload(id, 1, sha.clone(), Timestamp::from_millis(95_000))
+            .await,
         Err(StoreError::NotFound)
     );
     for stranger in [&sam, &eve] {
@@ -114,7 +123,9 @@ pub async fn the_sweep_takes_expired_unattached_uploads_in_steps(store: &Arc<dyn
     );
     // A deleting upload is not stored any more.
     assert_eq!(
-        store.store_upload(expired.id, 1, "00".repeat(32)).await,
+        store
+            .store_upload(expired.id, 1, "00".repeat(32), now)
+            .await,
         Err(StoreError::NotFound)
     );
     store.delete_upload(expired.id).await.unwrap();

@@ -17,6 +17,9 @@ pub struct UploadState {
     pub size: u64,
     /// Whether its bytes are stored sealed.
     pub encrypted: bool,
+    /// Whether its bytes are stored: one still arriving, or being deleted,
+    /// cannot be attached.
+    pub stored: bool,
     /// When it is swept unless attached.
     pub expires_at: Timestamp,
     /// Whether a message attaches it already.
@@ -111,6 +114,7 @@ pub fn check_attachments(
             .find(|upload| upload.id == *id && upload.owner == actor.user_id);
         let problem = match upload {
             None => Some(UploadProblem::Unknown),
+            Some(upload) if !upload.stored => Some(UploadProblem::Unknown),
             Some(_) if named[..index].contains(id) => Some(UploadProblem::AlreadyAttached),
             Some(upload) if upload.attached => Some(UploadProblem::AlreadyAttached),
             Some(upload) if upload.expires_at <= now => Some(UploadProblem::Expired),
@@ -160,6 +164,7 @@ mod tests {
             owner,
             size,
             encrypted: false,
+            stored: true,
             expires_at: Timestamp::from_millis(2_000),
             attached: false,
         }
@@ -201,6 +206,10 @@ mod tests {
             ..upload(ada.user_id, 1)
         };
         let fine = upload(ada.user_id, 1);
+        let unstored = UploadState {
+            stored: false,
+            ..upload(ada.user_id, 1)
+        };
         let named = [
             fine.id,
             UploadId::generate(),
@@ -209,8 +218,9 @@ mod tests {
             expired.id,
             sealed.id,
             fine.id,
+            unstored.id,
         ];
-        let found = [theirs, attached, expired, sealed, fine];
+        let found = [theirs, attached, expired, sealed, fine, unstored];
         assert_eq!(
             check(&ada, &named, &found),
             Err(AttachRefusal::Uploads(vec![
@@ -225,6 +235,7 @@ mod tests {
                     }
                 ),
                 (6, UploadProblem::AlreadyAttached),
+                (7, UploadProblem::Unknown),
             ]))
         );
     }

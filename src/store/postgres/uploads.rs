@@ -66,6 +66,7 @@ impl UploadStore for PostgresStore {
         id: UploadId,
         size: u64,
         sha256: String,
+        expires_at: Timestamp,
     ) -> Result<Upload, StoreError> {
         let size = i64::try_from(size)
             .map_err(|_| StoreError::other("an upload's size is out of range"))?;
@@ -73,11 +74,11 @@ impl UploadStore for PostgresStore {
         let row = query_opt(
             &client,
             &format!(
-                "UPDATE upload SET state = 'stored', size = $2, sha256 = $3
+                "UPDATE upload SET state = 'stored', size = $2, sha256 = $3, expires_at = $4
                  WHERE id = $1 AND state = 'pending'
                  RETURNING {UPLOAD_COLUMNS}"
             ),
-            &[&id.key(), &size, &sha256],
+            &[&id.key(), &size, &sha256, &to_sql_time(expires_at)],
         )
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -135,7 +136,7 @@ impl UploadStore for PostgresStore {
         let client = self.client().await?;
         let updated = execute(
             &client,
-            "UPDATE upload SET state = 'deleting' WHERE id = $1 AND state = 'pending'",
+            "UPDATE upload SET state = 'deleting' WHERE id = $1 AND message_id IS NULL",
             &[&id.key()],
         )
         .await?;

@@ -68,15 +68,16 @@ fn store_upload(
     id: UploadId,
     size: u64,
     sha256: &str,
+    expires_at: Timestamp,
 ) -> Result<Upload, StoreError> {
     let size = i64::try_from(size)
         .map_err(|_| StoreError::Other("an upload's size is out of range".into()))?;
     let updated = conn
         .prepare_cached(
-            "UPDATE upload SET state = 'stored', size = ?2, sha256 = ?3
+            "UPDATE upload SET state = 'stored', size = ?2, sha256 = ?3, expires_at = ?4
              WHERE id = ?1 AND state = 'pending'",
         )
-        .and_then(|mut update| update.execute(params![id.key(), size, sha256]))
+        .and_then(|mut update| update.execute(params![id.key(), size, sha256, expires_at.millis()]))
         .map_err(map_error)?;
     if updated == 0 {
         return Err(StoreError::NotFound);
@@ -134,7 +135,7 @@ fn start_deleting_upload(
 
 fn abandon_upload(conn: &Connection, id: UploadId) -> Result<bool, StoreError> {
     let updated = conn
-        .prepare_cached("UPDATE upload SET state = 'deleting' WHERE id = ?1 AND state = 'pending'")
+        .prepare_cached("UPDATE upload SET state = 'deleting' WHERE id = ?1 AND message_id IS NULL")
         .and_then(|mut update| update.execute([id.key()]))
         .map_err(map_error)?;
     Ok(updated > 0)
@@ -188,9 +189,10 @@ impl UploadStore for SqliteStore {
         id: UploadId,
         size: u64,
         sha256: String,
+        expires_at: Timestamp,
     ) -> Result<Upload, StoreError> {
         self.writer
-            .write(move |conn| store_upload(conn, id, size, &sha256))
+            .write(move |conn| store_upload(conn, id, size, &sha256, expires_at))
             .await
     }
 
