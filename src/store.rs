@@ -38,6 +38,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
+use crate::core::upload::attach::AttachRefusal;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
@@ -58,6 +59,10 @@ pub enum StoreError {
     /// actor's workspace.
     #[error("no such customer in this workspace")]
     CustomerNotFound,
+    /// The uploads a message named cannot be attached to it
+    /// ([`crate::core::upload::attach`]); nothing was written.
+    #[error(transparent)]
+    Attachments(#[from] AttachRefusal),
     /// The database cannot be reached or is shutting down; worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] Cause),

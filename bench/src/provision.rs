@@ -131,6 +131,7 @@ pub async fn provision(
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 sent_at: Timestamp::now(),
+                attachments: Vec::new(),
             },
         };
         let ticket = store
@@ -218,6 +219,7 @@ pub async fn grow_to(
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 sent_at: Timestamp::now(),
+                attachments: Vec::new(),
             };
             store
                 .append_message(&ticket.owner, TicketRef::Id(ticket.id), new, None)

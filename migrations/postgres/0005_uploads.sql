@@ -34,8 +34,10 @@ CREATE TABLE upload (
 -- The sweep's walk: unattached uploads by expiry.
 CREATE INDEX upload_unattached_expires_at_idx ON upload (expires_at) WHERE message_id IS NULL;
 
--- What a ticket's attachments hold together, kept by the writes that
--- attach, so the per-ticket limit is checked without summing them.
+-- How many files a ticket's messages carry and what they hold together,
+-- kept by the writes that attach: the per-ticket limit is checked without
+-- summing them, and a thread without files is read without looking.
+ALTER TABLE ticket ADD COLUMN attachment_count BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE ticket ADD COLUMN attachment_bytes BIGINT NOT NULL DEFAULT 0;
 
 -- Pre-signed upload URLs used so far, by nonce, so each works once; kept

@@ -281,6 +281,8 @@ pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<Draft, 
             body: message?,
             body_format: body_format.ok()?.unwrap_or_default(),
             encrypted: encrypted.ok()?.unwrap_or(false),
+            // Requests cannot name attachments yet.
+            attachments: Vec::new(),
         })
     })
     .map_err(ApiError::invalid)
@@ -480,6 +482,7 @@ mod tests {
             sender_id: UserId::generate(),
             sender_role: Role::Customer,
             sender_name: "Jane Example".to_owned(),
+            attachments: Vec::new(),
         }
     }
 

@@ -240,6 +240,8 @@ pub async fn create_ticket(
             body: input.message,
             body_format: input.body_format,
             encrypted: input.encrypted,
+            // Requests cannot name attachments yet.
+            attachments: Vec::new(),
         },
     };
     let written = state

@@ -1,9 +1,11 @@
 //! Messages: the replies that make up a ticket's thread.
 
 use crate::core::access::Role;
+use crate::core::id::UploadId;
 use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::text::MessageBody;
 use crate::core::time::Timestamp;
+use crate::core::upload::Attachment;
 
 /// How a body is meant to be rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -56,6 +58,8 @@ pub struct Message {
     pub sender_role: Role,
     /// The sender's display name when they sent it.
     pub sender_name: String,
+    /// The files it carries, in the order its sender named them.
+    pub attachments: Vec<Attachment>,
 }
 
 /// A message to append.
@@ -71,4 +75,7 @@ pub struct NewMessage {
     pub encrypted: bool,
     /// The time to record as its sending time.
     pub sent_at: Timestamp,
+    /// The sender's uploads to attach, in order (see
+    /// [`crate::core::upload::attach`]).
+    pub attachments: Vec<UploadId>,
 }

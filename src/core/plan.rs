@@ -28,6 +28,10 @@ pub struct Thread {
     pub message_count: i64,
     /// When its latest message was sent.
     pub last_message_at: Timestamp,
+    /// How many files its messages carry.
+    pub attachment_count: i64,
+    /// The bytes of those files.
+    pub attachment_bytes: u64,
 }
 
 /// Whose ticket a new ticket is.
@@ -171,6 +175,8 @@ fn message_of(
         sender_id: actor.user_id,
         sender_role: actor.role,
         sender_name: actor.name.clone(),
+        // The store fills them in as it attaches the uploads.
+        attachments: Vec::new(),
     }
 }
 
@@ -200,6 +206,7 @@ mod tests {
             body_format: BodyFormat::Plain,
             encrypted: false,
             sent_at: Timestamp::from_millis(sent_at),
+            attachments: Vec::new(),
         }
     }
 
@@ -213,6 +220,8 @@ mod tests {
             },
             message_count: count,
             last_message_at: Timestamp::from_millis(last),
+            attachment_count: 0,
+            attachment_bytes: 0,
         }
     }
 

@@ -62,6 +62,19 @@ impl Filename {
     }
 }
 
+/// A file as a message carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The upload's id.
+    pub id: UploadId,
+    /// The file's name.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// An upload to record, before its bytes are stored.
 #[derive(Debug, Clone)]
 pub struct NewUpload {
@@ -106,6 +119,31 @@ pub struct Upload {
     pub expires_at: Timestamp,
     /// Whether a message attaches it.
     pub attached: bool,
+}
+
+impl Upload {
+    /// The upload as the attach rule reads it.
+    pub fn state(&self) -> attach::UploadState {
+        attach::UploadState {
+            id: self.id,
+            owner: self.owner_id,
+            size: self.size,
+            encrypted: self.encrypted,
+            stored: self.stored,
+            expires_at: self.expires_at,
+            attached: self.attached,
+        }
+    }
+
+    /// The upload as a message carries it.
+    pub fn attachment(&self) -> Attachment {
+        Attachment {
+            id: self.id,
+            filename: self.filename.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use crate::core::access::OnBehalfOfError;
 use crate::core::lifecycle::{LifecycleError, TicketAction};
+use crate::core::upload::attach::AttachRefusal;
 use crate::store::StoreError;
 
 /// Why a use case did not succeed.
@@ -21,6 +22,9 @@ pub enum ServiceError {
     /// The named customer is not a customer of the actor's workspace.
     #[error("no such customer in this workspace")]
     CustomerNotFound,
+    /// The uploads a message named cannot be attached to it.
+    #[error(transparent)]
+    Attachments(AttachRefusal),
     /// The actor's role may not take this action.
     #[error("the action {0:?} is not permitted for this role")]
     ActionNotPermitted(TicketAction),
@@ -42,6 +46,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound => ServiceError::NotFound,
             StoreError::Lifecycle(LifecycleError::TicketClosed) => ServiceError::TicketClosed,
             StoreError::CustomerNotFound => ServiceError::CustomerNotFound,
+            StoreError::Attachments(refusal) => ServiceError::Attachments(refusal),
             StoreError::ClaimLost => ServiceError::ClaimLost,
             StoreError::Unavailable(cause) => ServiceError::Unavailable(cause.to_string()),
             StoreError::Conflict(constraint) => {

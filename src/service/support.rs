@@ -84,6 +84,8 @@ pub struct Draft {
     pub body_format: BodyFormat,
     /// Whether the sender marked it sensitive.
     pub encrypted: bool,
+    /// The sender's uploads to attach, in order.
+    pub attachments: Vec<UploadId>,
 }
 
 /// A ticket to open, as a request asks for it.
@@ -132,6 +134,7 @@ impl Support {
             body_format: draft.body_format,
             encrypted: draft.encrypted,
             sent_at: self.clock.now(),
+            attachments: draft.attachments,
         }
     }
 

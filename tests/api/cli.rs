@@ -881,6 +881,7 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
             body_format: BodyFormat::Plain,
             encrypted: false,
             sent_at: Timestamp::now(),
+            attachments: Vec::new(),
         },
     };
     let ticket = store

@@ -213,6 +213,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 sent_at: at,
+                attachments: Vec::new(),
             },
         };
         created.push(

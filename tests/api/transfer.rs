@@ -869,6 +869,7 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
         body_format: BodyFormat::Plain,
         encrypted: false,
         sent_at: Timestamp::now(),
+        attachments: Vec::new(),
     };
     let mut replies = Vec::new();
     for number in 0..3 {

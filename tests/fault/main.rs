@@ -110,6 +110,7 @@ async fn provision(store: &dyn Store) -> Fixture {
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 sent_at: Timestamp::now(),
+                attachments: Vec::new(),
             },
         };
         tickets.push(

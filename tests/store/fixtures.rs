@@ -74,6 +74,7 @@ pub fn message(text: &str, at: Timestamp) -> NewMessage {
         body_format: BodyFormat::Plain,
         encrypted: false,
         sent_at: at,
+        attachments: Vec::new(),
     }
 }
 

@@ -80,4 +80,6 @@ conformance!(
     uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_only,
     the_sweep_takes_expired_unattached_uploads_in_steps,
     an_upload_url_is_used_once,
+    messages_attach_their_senders_uploads_in_one_write,
+    uploads_that_cannot_be_attached_refuse_the_whole_message,
 );

@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use ticketd::core::access::{Actor, Role};
 use ticketd::core::id::UploadId;
+use ticketd::core::message::NewMessage;
+use ticketd::core::page::{PageRequest, PageSize};
+use ticketd::core::ticket::TicketRef;
 use ticketd::core::time::Timestamp;
+use ticketd::core::upload::attach::{AttachRefusal, UploadProblem};
 use ticketd::core::upload::media::KnownType;
-use ticketd::core::upload::{Filename, NewUpload};
+use ticketd::core::upload::{Filename, NewUpload, Upload};
 use ticketd::store::{Store, StoreError};
 
-use crate::fixtures::{actor, workspace};
+use crate::fixtures::{actor, message, new_ticket, ticket, workspace};
 
 fn new_upload(name: &str, created_at: i64, expires_at: i64) -> NewUpload {
     NewUpload {
@@ -165,4 +169,195 @@ pub async fn an_upload_url_is_used_once(store: &Arc<dyn Store>) {
     assert!(!store.use_upload_url(nonce, expiry).await.unwrap());
     assert_eq!(store.sweep_upload_urls(expiry, 2).await.unwrap(), 2);
     assert_eq!(store.sweep_upload_urls(expiry, 2).await.unwrap(), 1);
+}
+
+/// An hour from now: when the uploads of the attaching tests expire (the
+/// tickets they attach to are opened now).
+fn in_an_hour() -> Timestamp {
+    Timestamp::now().plus(std::time::Duration::from_secs(3600))
+}
+
+/// A stored upload of `owner`'s, of `size` bytes, swept in an hour unless
+/// attached.
+async fn stored_upload(store: &Arc<dyn Store>, owner: &Actor, name: &str, size: u64) -> Upload {
+    let expires = in_an_hour();
+    let created = store
+        .create_upload(owner, new_upload(name, 0, expires.millis()))
+        .await
+        .unwrap();
+    store
+        .store_upload(created.id, size, "cd".repeat(32), expires)
+        .await
+        .unwrap()
+}
+
+fn reply(text: &str, attachments: Vec<UploadId>) -> NewMessage {
+    let mut new = message(text, Timestamp::from_millis(1_000));
+    new.attachments = attachments;
+    new
+}
+
+pub async fn messages_attach_their_senders_uploads_in_one_write(store: &Arc<dyn Store>) {
+    let (ada, sam, _) = people(store).await;
+    let ticket = ticket(store, &ada, "Broken screen").await;
+    let one = stored_upload(store, &ada, "front.png", 100).await;
+    let two = stored_upload(store, &ada, "back.png", 0).await;
+    let sent = store
+        .append_message(
+            &ada,
+            TicketRef::Id(ticket.id),
+            reply("Photos", vec![two.id, one.id]),
+            None,
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(sent.attachments, [two.attachment(), one.attachment()]);
+    assert_eq!(sent.attachments[0].filename, "back.png");
+    // Every read of the message carries them, for the owner and for staff.
+    for reader in [&ada, &sam] {
+        let page = store
+            .list_messages(
+                reader,
+                TicketRef::Id(ticket.id),
+                PageRequest {
+                    size: PageSize::new(10).unwrap(),
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            page.items[0].attachments.is_empty(),
+            "the first message has none"
+        );
+        assert_eq!(page.items[1].attachments, sent.attachments);
+        let found = store
+            .find_message(reader, TicketRef::Id(ticket.id), sent.id)
+            .await
+            .unwrap();
+        assert_eq!(found.attachments, sent.attachments);
+    }
+    // Attached, an upload is out of the sweep's reach.
+    assert!(store.find_upload(&ada, one.id).await.unwrap().attached);
+    let later = in_an_hour().plus(std::time::Duration::from_secs(3600));
+    assert!(store.uploads_to_sweep(later, 100).await.unwrap().is_empty());
+    assert!(!store.start_deleting_upload(one.id, later).await.unwrap());
+
+    // A new ticket's first message attaches as a reply does.
+    let three = stored_upload(store, &ada, "receipt.pdf", 7).await;
+    let mut opening = new_ticket("With a receipt", None, Timestamp::from_millis(2_000));
+    opening.first_message.attachments = vec![three.id];
+    let opened = store
+        .create_ticket(&ada, opening, None)
+        .await
+        .unwrap()
+        .value;
+    let first = store
+        .list_messages(
+            &ada,
+            TicketRef::Id(opened.id),
+            PageRequest {
+                size: PageSize::new(10).unwrap(),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items[0].attachments, [three.attachment()]);
+}
+
+pub async fn uploads_that_cannot_be_attached_refuse_the_whole_message(store: &Arc<dyn Store>) {
+    let (ada, sam, eve) = people(store).await;
+    let ticket = ticket(store, &ada, "Broken screen").await;
+    let mine = stored_upload(store, &ada, "mine.png", 10).await;
+    let sams = stored_upload(store, &sam, "sams.png", 10).await;
+    let eves = stored_upload(store, &eve, "eves.png", 10).await;
+    let pending = store
+        .create_upload(&ada, new_upload("pending.png", 0, in_an_hour().millis()))
+        .await
+        .unwrap();
+    let refused = store
+        .append_message(
+            &ada,
+            TicketRef::Id(ticket.id),
+            reply(
+                "Files",
+                vec![
+                    mine.id,
+                    sams.id,
+                    eves.id,
+                    pending.id,
+                    UploadId::generate(),
+                    mine.id,
+                ],
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        refused.map(|written| written.value),
+        Err(StoreError::Attachments(AttachRefusal::Uploads(vec![
+            (1, UploadProblem::Unknown),
+            (2, UploadProblem::Unknown),
+            (3, UploadProblem::Unknown),
+            (4, UploadProblem::Unknown),
+            (5, UploadProblem::AlreadyAttached),
+        ])))
+    );
+    // Nothing was written: no message, and the good upload is still free.
+    let after = store
+        .find_ticket(&ada, TicketRef::Id(ticket.id))
+        .await
+        .unwrap();
+    assert_eq!(after.message_count, 1);
+    assert!(!store.find_upload(&ada, mine.id).await.unwrap().attached);
+
+    store
+        .append_message(
+            &ada,
+            TicketRef::Id(ticket.id),
+            reply("One", vec![mine.id]),
+            None,
+        )
+        .await
+        .unwrap();
+    let again = store
+        .append_message(
+            &ada,
+            TicketRef::Id(ticket.id),
+            reply("Again", vec![mine.id]),
+            None,
+        )
+        .await
+        .map(|written| written.value);
+    assert_eq!(
+        again,
+        Err(StoreError::Attachments(AttachRefusal::Uploads(vec![(
+            0,
+            UploadProblem::AlreadyAttached
+        )])))
+    );
+    let mut many = Vec::new();
+    for n in 0..11 {
+        many.push(stored_upload(store, &ada, &format!("{n}.png"), 1).await.id);
+    }
+    let too_many = store
+        .append_message(&ada, TicketRef::Id(ticket.id), reply("Many", many), None)
+        .await
+        .map(|written| written.value);
+    assert_eq!(
+        too_many,
+        Err(StoreError::Attachments(AttachRefusal::TooMany {
+            limit: 10
+        }))
+    );
+    assert_eq!(
+        store
+            .find_ticket(&ada, TicketRef::Id(ticket.id))
+            .await
+            .unwrap()
+            .message_count,
+        2
+    );
 }

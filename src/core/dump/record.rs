@@ -187,6 +187,8 @@ impl From<MessageRecord> for Message {
             sender_id,
             sender_role,
             sender_name,
+            // Dumps of this version carry no files.
+            attachments: Vec::new(),
         }
     }
 }

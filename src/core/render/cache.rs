@@ -149,6 +149,7 @@ mod tests {
             sender_id: UserId::generate(),
             sender_role: Role::Customer,
             sender_name: "Jane".to_owned(),
+            attachments: Vec::new(),
         };
         let first = cache.html(&message);
         assert_eq!(&*first, "<p><em>hi</em></p>\n");

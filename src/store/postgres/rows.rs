@@ -114,5 +114,7 @@ pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
         sender_id: parsed(row, 7, UserId::from_key)?,
         sender_role: parsed(row, 8, Role::parse)?,
         sender_name: get(row, 9)?,
+        // Read apart, for the messages of tickets that have any.
+        attachments: Vec::new(),
     })
 }

@@ -91,7 +91,8 @@ async fn locate<C: GenericClient>(
         ""
     };
     let sql = format!(
-        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at
+        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at,
+                t.attachment_count, t.attachment_bytes
          FROM {TICKET_JOIN}
          WHERE {} AND t.workspace_id = $2 AND ($3::text IS NULL OR t.customer_id = $3){for_update}",
         reference.condition("t.")
@@ -116,6 +117,8 @@ async fn locate<C: GenericClient>(
         },
         message_count: get(&row, 4)?,
         last_message_at: timestamp(&row, 5)?,
+        attachment_count: get(&row, 6)?,
+        attachment_bytes: u64::try_from(get::<i64>(&row, 7)?).unwrap_or(0),
     })
 }
 
@@ -294,6 +297,16 @@ pub(super) async fn create_ticket(
     )
     .await?;
     insert_message(&tx, &first_message).await?;
+    super::uploads::attach(
+        &tx,
+        actor,
+        ticket.id,
+        0,
+        &first_message,
+        &new.first_message.attachments,
+        first_message.sent_at,
+    )
+    .await?;
     idempotency::commit(tx, completion, ticket).await
 }
 
@@ -336,8 +349,18 @@ pub(super) async fn append_message(
 ) -> Result<Written<Message>, StoreError> {
     let tx = idempotency::begin(client, completion.as_ref()).await?;
     let thread = locate(&tx, actor, reference, Lock::ForUpdate).await?;
-    let ReplyPlan { message, next } = plan::plan_reply(&thread, actor, &new)?;
+    let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, &new)?;
     insert_message(&tx, &message).await?;
+    message.attachments = super::uploads::attach(
+        &tx,
+        actor,
+        thread.id,
+        thread.attachment_bytes,
+        &message,
+        &new.attachments,
+        message.sent_at,
+    )
+    .await?;
     execute(
         &tx,
         "UPDATE ticket SET status = $2, resolved_at = $3, closed_at = $4,
@@ -374,7 +397,7 @@ pub(super) async fn list_messages(
     let ticket = locate(client, actor, reference, Lock::None).await?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
     let limit = i64::from(page.size.get()) + 1;
-    let messages = query(
+    let mut messages = query(
         client,
         &list_messages_sql(),
         &[&ticket.id.key(), &after, &limit, &actor.workspace_id.key()],
@@ -383,6 +406,10 @@ pub(super) async fn list_messages(
     .iter()
     .map(rows::message)
     .collect::<Result<Vec<_>, _>>()?;
+    // A thread without files is read without looking for them.
+    if ticket.attachment_count > 0 {
+        super::uploads::fill_attachments(client, &mut messages).await?;
+    }
     Ok(Page::from_overfetch(messages, page.size, |message| {
         MessageCursor { seq: message.seq }
     }))
@@ -406,7 +433,11 @@ pub(super) async fn find_message(
     )
     .await?
     .ok_or(StoreError::NotFound)?;
-    rows::message(&row)
+    let mut found = rows::message(&row)?;
+    if ticket.attachment_count > 0 {
+        super::uploads::fill_attachments(client, std::slice::from_mut(&mut found)).await?;
+    }
+    Ok(found)
 }
 
 /// Applies an action, completing `completion`'s record if there is one, in

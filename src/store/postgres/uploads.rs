@@ -1,12 +1,15 @@
 //! The records of uploads.
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::core::access::Actor;
-use crate::core::id::{UploadId, UserId, WorkspaceId};
+use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::message::Message;
 use crate::core::time::Timestamp;
-use crate::core::upload::{NewUpload, Upload};
+use crate::core::upload::attach::{AttachLimits, AttachRefusal, UploadState, check_attachments};
+use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::postgres::rows::{get, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{PostgresStore, execute, query, query_opt};
 use crate::store::{StoreError, UploadStore};
@@ -176,4 +179,112 @@ impl UploadStore for PostgresStore {
         )
         .await
     }
+}
+
+/// Attaches the uploads `named` to `message` (inserted already) of the
+/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`, at
+/// `now`: the uploads are read and locked (`FOR UPDATE`: two messages
+/// naming one upload take turns, and the second finds it attached), then
+/// [`check_attachments`], the links and the ticket's counts, all in the
+/// caller's transaction. Returns the attachments in the order named.
+pub(super) async fn attach<C: GenericClient>(
+    client: &C,
+    actor: &Actor,
+    ticket: TicketId,
+    ticket_bytes: u64,
+    message: &Message,
+    named: &[UploadId],
+    now: Timestamp,
+) -> Result<Vec<Attachment>, StoreError> {
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limits = AttachLimits::default();
+    if named.len() > limits.per_message {
+        return Err(AttachRefusal::TooMany {
+            limit: limits.per_message,
+        }
+        .into());
+    }
+    let mut found = Vec::with_capacity(named.len());
+    // In id order, so that concurrent messages lock shared uploads in one
+    // order and never deadlock.
+    let mut in_order = named.to_vec();
+    in_order.sort();
+    in_order.dedup();
+    for id in &in_order {
+        let row = query_opt(
+            client,
+            &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 FOR UPDATE"),
+            &[&id.key()],
+        )
+        .await?;
+        if let Some(row) = row {
+            found.push(upload(&row)?);
+        }
+    }
+    let states: Vec<UploadState> = found.iter().map(Upload::state).collect();
+    check_attachments(
+        actor,
+        named,
+        &states,
+        message.encrypted,
+        ticket_bytes,
+        now,
+        limits,
+    )?;
+    let mut attachments = Vec::with_capacity(named.len());
+    let mut bytes = 0u64;
+    for (position, id) in named.iter().enumerate() {
+        let position = i32::try_from(position).unwrap_or(i32::MAX);
+        execute(
+            client,
+            "UPDATE upload SET message_id = $2, position = $3
+             WHERE id = $1 AND message_id IS NULL AND state = 'stored'",
+            &[&id.key(), &message.id.key(), &position],
+        )
+        .await?;
+        if let Some(upload) = found.iter().find(|upload| upload.id == *id) {
+            bytes = bytes.saturating_add(upload.size);
+            attachments.push(upload.attachment());
+        }
+    }
+    let count = i64::try_from(attachments.len()).unwrap_or(i64::MAX);
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    execute(
+        client,
+        "UPDATE ticket SET attachment_count = attachment_count + $2,
+                           attachment_bytes = attachment_bytes + $3
+         WHERE id = $1",
+        &[&ticket.key(), &count, &bytes],
+    )
+    .await?;
+    Ok(attachments)
+}
+
+/// Fills in the attachments of `messages`, all of one ticket.
+pub(super) async fn fill_attachments<C: GenericClient>(
+    client: &C,
+    messages: &mut [Message],
+) -> Result<(), StoreError> {
+    for message in messages {
+        message.attachments = query(
+            client,
+            "SELECT id, filename, content_type, size FROM upload
+             WHERE message_id = $1 ORDER BY position",
+            &[&message.id.key()],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Attachment {
+                id: parsed(row, 0, UploadId::from_key)?,
+                filename: get(row, 1)?,
+                content_type: get(row, 2)?,
+                size: u64::try_from(get::<i64>(row, 3)?).unwrap_or(0),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    }
+    Ok(())
 }

@@ -91,5 +91,7 @@ pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         sender_id: parsed(row, 7, UserId::from_key)?,
         sender_role: parsed(row, 8, Role::parse)?,
         sender_name: row.get(9)?,
+        // Read apart, for the messages of tickets that have any.
+        attachments: Vec::new(),
     })
 }

@@ -37,7 +37,8 @@ fn locate_sql(reference: TicketRef) -> String {
         TicketRef::Number(_) => "t.number = ?1",
     };
     format!(
-        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at
+        "SELECT t.id, t.status, t.resolved_at, t.closed_at, t.message_count, t.last_message_at,
+                t.attachment_count, t.attachment_bytes
          FROM {TICKET_JOIN}
          WHERE {by} AND t.workspace_id = ?2 AND (?3 IS NULL OR t.customer_id = ?3)"
     )
@@ -63,6 +64,8 @@ fn locate(conn: &Connection, actor: &Actor, reference: TicketRef) -> Result<Thre
                         },
                         message_count: row.get(4)?,
                         last_message_at: timestamp(row, 5)?,
+                        attachment_count: row.get(6)?,
+                        attachment_bytes: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
                     })
                 },
             )
@@ -227,6 +230,15 @@ pub(super) fn create_ticket(
     })
     .map_err(map_error)?;
     insert_message(conn, &first_message)?;
+    super::uploads::attach(
+        conn,
+        actor,
+        ticket.id,
+        0,
+        &first_message,
+        &new.first_message.attachments,
+        first_message.sent_at,
+    )?;
     Ok(ticket)
 }
 
@@ -263,8 +275,17 @@ pub(super) fn append_message(
     new: &NewMessage,
 ) -> Result<Message, StoreError> {
     let thread = locate(conn, actor, reference)?;
-    let ReplyPlan { message, next } = plan::plan_reply(&thread, actor, new)?;
+    let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, new)?;
     insert_message(conn, &message)?;
+    message.attachments = super::uploads::attach(
+        conn,
+        actor,
+        thread.id,
+        thread.attachment_bytes,
+        &message,
+        &new.attachments,
+        message.sent_at,
+    )?;
     conn.prepare_cached(
         "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,
                 updated_at = max(updated_at, ?5), last_message_at = ?5, message_count = ?6
@@ -302,7 +323,7 @@ pub(super) fn list_messages(
     let ticket = locate(conn, actor, reference)?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
     let sql = list_messages_sql();
-    let messages = conn
+    let mut messages = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
             select
@@ -318,6 +339,10 @@ pub(super) fn list_messages(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_error)?;
+    // A thread without files is read without looking for them.
+    if ticket.attachment_count > 0 {
+        super::uploads::fill_attachments(conn, &mut messages)?;
+    }
     Ok(Page::from_overfetch(messages, page.size, |message| {
         MessageCursor { seq: message.seq }
     }))
@@ -334,14 +359,19 @@ pub(super) fn find_message(
         "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
          WHERE m.id = ?1 AND t.id = ?2 AND t.workspace_id = ?3"
     );
-    conn.prepare_cached(&sql)
+    let mut found = conn
+        .prepare_cached(&sql)
         .and_then(|mut select| {
             select.query_row(
                 params![message.key(), ticket.id.key(), actor.workspace_id.key()],
                 rows::message,
             )
         })
-        .map_err(map_error)
+        .map_err(map_error)?;
+    if ticket.attachment_count > 0 {
+        super::uploads::fill_attachments(conn, std::slice::from_mut(&mut found))?;
+    }
+    Ok(found)
 }
 
 pub(super) fn apply_action(

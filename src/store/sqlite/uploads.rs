@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::core::access::Actor;
-use crate::core::id::{UploadId, UserId, WorkspaceId};
+use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::message::Message;
 use crate::core::time::Timestamp;
-use crate::core::upload::{NewUpload, Upload};
+use crate::core::upload::attach::{AttachLimits, AttachRefusal, UploadState, check_attachments};
+use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::sqlite::rows::{parsed, timestamp};
 use crate::store::sqlite::{SqliteStore, map_error};
 use crate::store::{StoreError, UploadStore};
@@ -239,4 +241,112 @@ impl UploadStore for SqliteStore {
             .write(move |conn| sweep_upload_urls(conn, now, limit))
             .await
     }
+}
+
+/// Attaches the uploads `named` to `message` (inserted already) of the
+/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`, at
+/// `now`: [`check_attachments`] on the uploads read here, then the links
+/// and the ticket's counts, in the caller's transaction. Returns the
+/// attachments in the order named.
+pub(super) fn attach(
+    conn: &Connection,
+    actor: &Actor,
+    ticket: TicketId,
+    ticket_bytes: u64,
+    message: &Message,
+    named: &[UploadId],
+    now: Timestamp,
+) -> Result<Vec<Attachment>, StoreError> {
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limits = AttachLimits::default();
+    if named.len() > limits.per_message {
+        return Err(AttachRefusal::TooMany {
+            limit: limits.per_message,
+        }
+        .into());
+    }
+    let mut found = Vec::with_capacity(named.len());
+    for id in named {
+        if let Some(upload) = find_any_upload(conn, *id)? {
+            found.push(upload);
+        }
+    }
+    let states: Vec<UploadState> = found.iter().map(Upload::state).collect();
+    check_attachments(
+        actor,
+        named,
+        &states,
+        message.encrypted,
+        ticket_bytes,
+        now,
+        limits,
+    )?;
+    let mut attachments = Vec::with_capacity(named.len());
+    let mut bytes = 0u64;
+    for (position, id) in named.iter().enumerate() {
+        conn.prepare_cached(
+            "UPDATE upload SET message_id = ?2, position = ?3
+             WHERE id = ?1 AND message_id IS NULL AND state = 'stored'",
+        )
+        .and_then(|mut update| update.execute(params![id.key(), message.id.key(), position]))
+        .map_err(map_error)?;
+        if let Some(upload) = found.iter().find(|upload| upload.id == *id) {
+            bytes = bytes.saturating_add(upload.size);
+            attachments.push(upload.attachment());
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE ticket SET attachment_count = attachment_count + ?2,
+                           attachment_bytes = attachment_bytes + ?3
+         WHERE id = ?1",
+    )
+    .and_then(|mut update| {
+        update.execute(params![
+            ticket.key(),
+            attachments.len(),
+            i64::try_from(bytes).unwrap_or(i64::MAX)
+        ])
+    })
+    .map_err(map_error)?;
+    Ok(attachments)
+}
+
+/// Fills in the attachments of `messages`, all of one ticket.
+pub(super) fn fill_attachments(
+    conn: &Connection,
+    messages: &mut [Message],
+) -> Result<(), StoreError> {
+    for message in messages {
+        message.attachments = conn
+            .prepare_cached(
+                "SELECT id, filename, content_type, size FROM upload
+                 WHERE message_id = ?1 ORDER BY position",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map([message.id.key()], |row| {
+                        let size: i64 = row.get(3)?;
+                        Ok(Attachment {
+                            id: parsed(row, 0, UploadId::from_key)?,
+                            filename: row.get(1)?,
+                            content_type: row.get(2)?,
+                            size: u64::try_from(size).unwrap_or(0),
+                        })
+                    })?
+                    .collect()
+            })
+            .map_err(map_error)?;
+    }
+    Ok(())
+}
+
+/// Any upload, whoever's (the rule tells owners apart).
+fn find_any_upload(conn: &Connection, id: UploadId) -> Result<Option<Upload>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = ?1"
+    ))
+    .and_then(|mut select| select.query_row([id.key()], upload).optional())
+    .map_err(map_error)
 }
