@@ -215,8 +215,12 @@ pub(super) async fn attach<C: GenericClient>(
     for id in &in_order {
         let row = query_opt(
             client,
-            &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 FOR UPDATE"),
-            &[&id.key()],
+            // Only the actor's own are locked; anyone else's counts as
+            // unknown, as a missing one does.
+            &format!(
+                "SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 AND owner_id = $2 FOR UPDATE"
+            ),
+            &[&id.key(), &actor.user_id.key()],
         )
         .await?;
         if let Some(row) = row {
@@ -237,13 +241,18 @@ pub(super) async fn attach<C: GenericClient>(
     let mut bytes = 0u64;
     for (position, id) in named.iter().enumerate() {
         let position = i32::try_from(position).unwrap_or(i32::MAX);
-        execute(
+        let linked = execute(
             client,
             "UPDATE upload SET message_id = $2, position = $3
              WHERE id = $1 AND message_id IS NULL AND state = 'stored'",
             &[&id.key(), &message.id.key(), &position],
         )
         .await?;
+        // The rule passed on the rows locked above; a link that does not
+        // take means the two disagree, and nothing is kept.
+        if linked != 1 {
+            return Err(StoreError::other("an upload changed while it was attached"));
+        }
         if let Some(upload) = found.iter().find(|upload| upload.id == *id) {
             bytes = bytes.saturating_add(upload.size);
             attachments.push(upload.attachment());

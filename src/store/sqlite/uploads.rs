@@ -286,12 +286,18 @@ pub(super) fn attach(
     let mut attachments = Vec::with_capacity(named.len());
     let mut bytes = 0u64;
     for (position, id) in named.iter().enumerate() {
-        conn.prepare_cached(
-            "UPDATE upload SET message_id = ?2, position = ?3
-             WHERE id = ?1 AND message_id IS NULL AND state = 'stored'",
-        )
-        .and_then(|mut update| update.execute(params![id.key(), message.id.key(), position]))
-        .map_err(map_error)?;
+        let linked = conn
+            .prepare_cached(
+                "UPDATE upload SET message_id = ?2, position = ?3
+                 WHERE id = ?1 AND message_id IS NULL AND state = 'stored'",
+            )
+            .and_then(|mut update| update.execute(params![id.key(), message.id.key(), position]))
+            .map_err(map_error)?;
+        // The rule passed on what was read in this transaction; a link that
+        // does not take means the two disagree, and nothing is kept.
+        if linked != 1 {
+            return Err(StoreError::other("an upload changed while it was attached"));
+        }
         if let Some(upload) = found.iter().find(|upload| upload.id == *id) {
             bytes = bytes.saturating_add(upload.size);
             attachments.push(upload.attachment());
