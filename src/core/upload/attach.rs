@@ -86,6 +86,20 @@ pub enum AttachRefusal {
     },
 }
 
+/// Checks that a message names no more files than it may carry: the part
+/// of [`check_attachments`] that needs no uploads read.
+///
+/// # Errors
+/// `TooMany`.
+pub fn check_count(named: &[UploadId], limits: AttachLimits) -> Result<(), AttachRefusal> {
+    if named.len() > limits.per_message {
+        return Err(AttachRefusal::TooMany {
+            limit: limits.per_message,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `actor` may attach `named` (in the order given) to a message
 /// (`encrypted` or not) of a ticket whose files hold `ticket_bytes` already,
 /// given the uploads the transaction found among them at `now`.
@@ -101,11 +115,7 @@ pub fn check_attachments(
     now: Timestamp,
     limits: AttachLimits,
 ) -> Result<(), AttachRefusal> {
-    if named.len() > limits.per_message {
-        return Err(AttachRefusal::TooMany {
-            limit: limits.per_message,
-        });
-    }
+    check_count(named, limits)?;
     let mut problems = Vec::new();
     let mut added = 0u64;
     for (index, id) in named.iter().enumerate() {

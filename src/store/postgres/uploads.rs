@@ -8,7 +8,7 @@ use crate::core::access::Actor;
 use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::Message;
 use crate::core::time::Timestamp;
-use crate::core::upload::attach::{AttachLimits, AttachRefusal, UploadState, check_attachments};
+use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::postgres::rows::{get, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{PostgresStore, execute, query, query_opt};
@@ -200,12 +200,8 @@ pub(super) async fn attach<C: GenericClient>(
         return Ok(Vec::new());
     }
     let limits = AttachLimits::default();
-    if named.len() > limits.per_message {
-        return Err(AttachRefusal::TooMany {
-            limit: limits.per_message,
-        }
-        .into());
-    }
+    // Refused before a single upload is read, however many are named.
+    check_count(named, limits)?;
     let mut found = Vec::with_capacity(named.len());
     // In id order, so that concurrent messages lock shared uploads in one
     // order and never deadlock.

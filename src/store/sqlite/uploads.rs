@@ -7,7 +7,7 @@ use crate::core::access::Actor;
 use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::Message;
 use crate::core::time::Timestamp;
-use crate::core::upload::attach::{AttachLimits, AttachRefusal, UploadState, check_attachments};
+use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::sqlite::rows::{parsed, timestamp};
 use crate::store::sqlite::{SqliteStore, map_error};
@@ -261,12 +261,8 @@ pub(super) fn attach(
         return Ok(Vec::new());
     }
     let limits = AttachLimits::default();
-    if named.len() > limits.per_message {
-        return Err(AttachRefusal::TooMany {
-            limit: limits.per_message,
-        }
-        .into());
-    }
+    // Refused before a single upload is read, however many are named.
+    check_count(named, limits)?;
     let mut found = Vec::with_capacity(named.len());
     for id in named {
         if let Some(upload) = find_any_upload(conn, *id)? {
