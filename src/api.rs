@@ -43,6 +43,7 @@ use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
 use crate::core::text::TextLimits;
+use crate::core::upload::attach::AttachLimits;
 use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
@@ -84,6 +85,8 @@ pub struct ApiSettings {
     /// Bytes of rendered message HTML kept in memory; zero renders on
     /// every read.
     pub html_cache_bytes: usize,
+    /// How many files a message may carry, and what a ticket's may hold.
+    pub attach_limits: AttachLimits,
 }
 
 /// What every handler shares: one reference-counted bundle, so that the
@@ -152,7 +155,7 @@ impl AppState {
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
-            support: Support::new(Arc::clone(&store)),
+            support: Support::new(Arc::clone(&store)).with_attach_limits(settings.attach_limits),
             uploads,
             idempotency: Idempotency::new(
                 Arc::clone(&store),

@@ -75,6 +75,7 @@ impl Application {
             UploadPolicy {
                 max_bytes: config.max_upload_bytes,
                 ttl: config.upload_ttl,
+                media: config.upload_media.clone(),
                 ..UploadPolicy::default()
             },
         );
@@ -97,6 +98,7 @@ impl Application {
             idempotency_ttl: config.idempotency_ttl,
             api_key_cache: config.api_key_cache,
             html_cache_bytes: config.html_cache_bytes,
+            attach_limits: config.attach_limits,
         };
         let limiters = rate_limit::open(
             &config.rate_limit_store,

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use crate::blob::BlobLocation;
 use crate::core::text::{TextLimitError, TextLimits};
+use crate::core::upload::attach::AttachLimits;
+use crate::core::upload::media::{KnownType, MediaCheck};
 use crate::rate_limit::redis::{RedisRateLimiter, RedisUrl, check_policy};
 use crate::rate_limit::{RateLimitStore, RatePolicy};
 use crate::server::{self, ConnectionLimits};
@@ -216,6 +218,19 @@ pub struct Settings {
     /// is deleted, 60 to 2592000 (30 days). Default: 86400 (a day)
     #[arg(long, env = "TICKETD_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,
+    /// The media types uploads may be of, comma-separated, from image/png,
+    /// image/jpeg, image/gif, image/webp, application/pdf, application/zip,
+    /// text/plain, text/x-log, text/csv and application/json. Default:
+    /// all but text/csv and application/json
+    #[arg(long, env = "TICKETD_UPLOAD_MEDIA_TYPES", value_name = "TYPES")]
+    pub upload_media_types: Option<String>,
+    /// Files one message may carry, 1 to 100. Default: 10
+    #[arg(long, env = "TICKETD_MAX_ATTACHMENTS_PER_MESSAGE", value_name = "N")]
+    pub max_attachments_per_message: Option<usize>,
+    /// Bytes the files of one ticket may hold together. Default: 1073741824
+    /// (1 GiB)
+    #[arg(long, env = "TICKETD_MAX_TICKET_ATTACHMENT_BYTES", value_name = "BYTES")]
+    pub max_ticket_attachment_bytes: Option<u64>,
 }
 }
 
@@ -599,6 +614,64 @@ impl Settings {
         Ok(bytes)
     }
 
+    /// `upload_media_types`: the default allow-list unless set; each name
+    /// one ticketd recognises.
+    fn upload_media(&self) -> Result<MediaCheck, String> {
+        let Some(list) = self.upload_media_types.as_deref() else {
+            return Ok(MediaCheck::default());
+        };
+        let mut allowed = Vec::new();
+        for name in list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            let known = KnownType::parse(name)
+                .filter(|known| known.as_str() == name.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = KnownType::ALL.iter().map(|k| k.as_str()).collect();
+                    format!(
+                        "upload_media_types: {name:?} is not one of {}",
+                        names.join(", ")
+                    )
+                })?;
+            if !allowed.contains(&known) {
+                allowed.push(known);
+            }
+        }
+        if allowed.is_empty() {
+            return Err("upload_media_types must name at least one media type".into());
+        }
+        Ok(MediaCheck::new(allowed))
+    }
+
+    /// `max_attachments_per_message` and `max_ticket_attachment_bytes`.
+    fn attach_limits(&self) -> Result<AttachLimits, String> {
+        let defaults = AttachLimits::default();
+        let per_message = self
+            .max_attachments_per_message
+            .unwrap_or(defaults.per_message);
+        if !(1..=Config::MAX_ATTACHMENTS_PER_MESSAGE).contains(&per_message) {
+            return Err(format!(
+                "max_attachments_per_message must be between 1 and {}",
+                Config::MAX_ATTACHMENTS_PER_MESSAGE
+            ));
+        }
+        let per_ticket_bytes = self
+            .max_ticket_attachment_bytes
+            .unwrap_or(defaults.per_ticket_bytes);
+        if per_ticket_bytes == 0 || per_ticket_bytes > i64::MAX as u64 {
+            return Err(format!(
+                "max_ticket_attachment_bytes must be between 1 and {}",
+                i64::MAX
+            ));
+        }
+        Ok(AttachLimits {
+            per_message,
+            per_ticket_bytes,
+        })
+    }
+
     /// `upload_ttl_secs`: a day unless set, a minute to 30 days.
     fn upload_ttl(&self) -> Result<u64, String> {
         let ttl = self
@@ -721,6 +794,10 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long an upload waits to be attached before it is deleted.
     pub upload_ttl: Duration,
+    /// The media types uploads may be of.
+    pub upload_media: MediaCheck,
+    /// Files per message, and bytes of files per ticket.
+    pub attach_limits: AttachLimits,
 }
 }
 
@@ -762,6 +839,9 @@ impl Config {
 
     /// The longest `upload_ttl_secs` accepted: 30 days.
     pub const MAX_UPLOAD_TTL_SECS: u64 = 30 * 86_400;
+
+    /// The largest `max_attachments_per_message` accepted.
+    pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 100;
 
     /// Seconds a client has to send a request body, unless configured (or
     /// `request_timeout_secs` if that is less).
@@ -809,6 +889,8 @@ impl Config {
         let blob_store = settings.blob_store(&database)?;
         let max_upload_bytes = settings.max_upload_bytes()?;
         let upload_ttl = settings.upload_ttl()?;
+        let upload_media = settings.upload_media()?;
+        let attach_limits = settings.attach_limits()?;
         Ok(Self {
             database,
             listen,
@@ -833,6 +915,8 @@ impl Config {
             blob_store,
             max_upload_bytes,
             upload_ttl: Duration::from_secs(upload_ttl),
+            upload_media,
+            attach_limits,
         })
     }
 }
@@ -1500,6 +1584,61 @@ mod tests {
             elsewhere.blob_store,
             BlobLocation::Directory(PathBuf::from("/srv/blobs"))
         );
+    }
+
+    #[test]
+    fn attachment_limits_and_media_types_are_checked_settings() {
+        let defaults = Config::from_settings(Settings::default()).expect("valid");
+        assert_eq!(defaults.attach_limits, AttachLimits::default());
+        assert_eq!(defaults.upload_media, MediaCheck::default());
+        let set = Config::from_settings(Settings {
+            upload_media_types: Some(" image/png, text/csv,image/png ".into()),
+            max_attachments_per_message: Some(3),
+            max_ticket_attachment_bytes: Some(4096),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(set.upload_media.allowed(), [KnownType::Png, KnownType::Csv]);
+        assert_eq!(
+            set.attach_limits,
+            AttachLimits {
+                per_message: 3,
+                per_ticket_bytes: 4096
+            }
+        );
+        for (settings, error) in [
+            (
+                Settings {
+                    upload_media_types: Some("image/png,application/x-msdownload".into()),
+                    ..Settings::default()
+                },
+                "\"application/x-msdownload\" is not one of",
+            ),
+            (
+                Settings {
+                    upload_media_types: Some(" , ".into()),
+                    ..Settings::default()
+                },
+                "at least one media type",
+            ),
+            (
+                Settings {
+                    max_attachments_per_message: Some(0),
+                    ..Settings::default()
+                },
+                "max_attachments_per_message must be between 1 and 100",
+            ),
+            (
+                Settings {
+                    max_ticket_attachment_bytes: Some(0),
+                    ..Settings::default()
+                },
+                "max_ticket_attachment_bytes must be between 1",
+            ),
+        ] {
+            let refused = Config::from_settings(settings).expect_err("refused");
+            assert!(refused.contains(error), "{refused}");
+        }
     }
 
     #[test]

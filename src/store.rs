@@ -43,6 +43,19 @@ use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
 
+/// Hands the attachments read for some messages, as `(message, file)`
+/// pairs in each message's order, to their messages.
+pub(crate) fn distribute_attachments(
+    messages: &mut [Message],
+    found: Vec<(MessageId, crate::core::upload::Attachment)>,
+) {
+    for (message_id, attachment) in found {
+        if let Some(message) = messages.iter_mut().find(|message| message.id == message_id) {
+            message.attachments.push(attachment);
+        }
+    }
+}
+
 /// Why a storage operation did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -552,6 +565,12 @@ pub trait UploadStore: Send + Sync {
     /// One of the actor's own uploads; `NotFound` for anyone else's, in any
     /// workspace.
     async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError>;
+
+    /// The upload `message` carries as its file `id`; `NotFound` if it
+    /// carries no such file. Whoever may read the message may read it, so
+    /// the caller checks that first.
+    async fn attached_upload(&self, message: MessageId, id: UploadId)
+    -> Result<Upload, StoreError>;
 
     /// Up to `limit` uploads the sweep should take at `now`: unattached
     /// ones past their expiry, and those it marked deleting before.

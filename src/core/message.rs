@@ -6,6 +6,7 @@ use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::text::MessageBody;
 use crate::core::time::Timestamp;
 use crate::core::upload::Attachment;
+use crate::core::upload::attach::AttachLimits;
 
 /// How a body is meant to be rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -78,4 +79,6 @@ pub struct NewMessage {
     /// The sender's uploads to attach, in order (see
     /// [`crate::core::upload::attach`]).
     pub attachments: Vec<UploadId>,
+    /// How many files it may carry, and what its ticket's files may hold.
+    pub attach_limits: AttachLimits,
 }

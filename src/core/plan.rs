@@ -207,6 +207,7 @@ mod tests {
             encrypted: false,
             sent_at: Timestamp::from_millis(sent_at),
             attachments: Vec::new(),
+            attach_limits: Default::default(),
         }
     }
 

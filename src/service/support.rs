@@ -11,6 +11,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject};
 use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
+use crate::core::upload::attach::AttachLimits;
 use crate::service::ServiceError;
 use crate::store::idempotency::Completion;
 use crate::store::{Store, Written};
@@ -108,6 +109,7 @@ pub struct Support {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
+    attach_limits: AttachLimits,
 }
 
 impl Support {
@@ -119,7 +121,24 @@ impl Support {
     /// The use cases over `store`, taking times from `clock` and ids from
     /// `ids`.
     pub fn with(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
-        Self { store, clock, ids }
+        Self {
+            store,
+            clock,
+            ids,
+            attach_limits: AttachLimits::default(),
+        }
+    }
+
+    /// The same use cases, with messages attaching files within `limits`.
+    #[must_use]
+    pub fn with_attach_limits(mut self, limits: AttachLimits) -> Self {
+        self.attach_limits = limits;
+        self
+    }
+
+    /// How many files a message may carry, and what a ticket's may hold.
+    pub fn attach_limits(&self) -> AttachLimits {
+        self.attach_limits
     }
 
     /// The store underneath.
@@ -135,6 +154,7 @@ impl Support {
             encrypted: draft.encrypted,
             sent_at: self.clock.now(),
             attachments: draft.attachments,
+            attach_limits: self.attach_limits,
         }
     }
 

@@ -7,13 +7,14 @@
 //! [`Uploads::redeem_url`]). Unattached uploads past their expiry are
 //! swept with their bytes ([`Uploads::sweep_expired`]).
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::blob::inspect::{self, UploadRefusal};
 use crate::blob::{BlobError, BlobStore, ByteStream};
 use crate::core::access::{Actor, Principal};
-use crate::core::id::UploadId;
+use crate::core::id::{MessageId, UploadId};
 use crate::core::time::Timestamp;
 use crate::core::upload::media::MediaCheck;
 use crate::core::upload::signed_url::{SignedUrlError, UploadGrant, UploadUrlKey};
@@ -204,6 +205,39 @@ impl Uploads {
         {
             let _ = self.store.delete_upload(id).await;
         }
+    }
+
+    /// The upload `message` carries as its file `id`. Whoever may read the
+    /// message may read its files, so the caller checks that first.
+    ///
+    /// # Errors
+    /// `NotFound` if the message carries no such file; storage failures.
+    pub async fn attached(&self, message: MessageId, id: UploadId) -> Result<Upload, UploadError> {
+        Ok(self
+            .store
+            .attached_upload(message, id)
+            .await
+            .map_err(ServiceError::from)?)
+    }
+
+    /// The bytes of a stored upload, or only those in `range` (first and
+    /// last inclusive, within its size).
+    ///
+    /// # Errors
+    /// Storage failures, and bytes missing from the blob store.
+    pub async fn read(
+        &self,
+        upload: &Upload,
+        range: Option<RangeInclusive<u64>>,
+    ) -> Result<ByteStream, UploadError> {
+        self.blobs.get(upload.id, range).await.map_err(|error| {
+            UploadError::Service(match error {
+                BlobError::NotFound => {
+                    ServiceError::Internal(format!("the bytes of upload {} are missing", upload.id))
+                }
+                other => ServiceError::Unavailable(other.to_string()),
+            })
+        })
     }
 
     /// A pre-signed URL's token for one upload as `principal`'s user, and

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::core::access::Actor;
 use crate::core::crypto::DataKeyId;
-use crate::core::id::{KeyId, TicketId, UploadId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId};
 use crate::core::time::Timestamp;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
@@ -118,6 +118,14 @@ impl<T: Delegating> UploadStore for T {
 
     async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {
         self.inner().find_upload(actor, id).await
+    }
+
+    async fn attached_upload(
+        &self,
+        message: MessageId,
+        id: UploadId,
+    ) -> Result<Upload, StoreError> {
+        self.inner().attached_upload(message, id).await
     }
 
     async fn uploads_to_sweep(

@@ -882,6 +882,7 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
             encrypted: false,
             sent_at: Timestamp::now(),
             attachments: Vec::new(),
+            attach_limits: Default::default(),
         },
     };
     let ticket = store

@@ -214,6 +214,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
                 encrypted: false,
                 sent_at: at,
                 attachments: Vec::new(),
+                attach_limits: Default::default(),
             },
         };
         created.push(

@@ -870,6 +870,7 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
         encrypted: false,
         sent_at: Timestamp::now(),
         attachments: Vec::new(),
+        attach_limits: Default::default(),
     };
     let mut replies = Vec::new();
     for number in 0..3 {

@@ -111,6 +111,7 @@ async fn provision(store: &dyn Store) -> Fixture {
                 encrypted: false,
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
+                attach_limits: Default::default(),
             },
         };
         tickets.push(

@@ -75,6 +75,7 @@ pub fn message(text: &str, at: Timestamp) -> NewMessage {
         encrypted: false,
         sent_at: at,
         attachments: Vec::new(),
+        attach_limits: Default::default(),
     }
 }
 

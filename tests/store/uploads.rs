@@ -191,6 +191,15 @@ async fn stored_upload(store: &Arc<dyn Store>, owner: &Actor, name: &str, size: 
         .unwrap()
 }
 
+/// Two fresh uploads of Ada's, of 3 bytes each.
+async fn two_small_uploads(store: &Arc<dyn Store>, ada: &Actor) -> Vec<UploadId> {
+    let mut ids = Vec::new();
+    for name in ["left.png", "right.png"] {
+        ids.push(stored_upload(store, ada, name, 3).await.id);
+    }
+    ids
+}
+
 fn reply(text: &str, attachments: Vec<UploadId>) -> NewMessage {
     let mut new = message(text, Timestamp::from_millis(1_000));
     new.attachments = attachments;
@@ -237,6 +246,29 @@ pub async fn messages_attach_their_senders_uploads_in_one_write(store: &Arc<dyn 
             .await
             .unwrap();
         assert_eq!(found.attachments, sent.attachments);
+    }
+    // A message's file is found by the message, and only by it.
+    let by_message = store.attached_upload(sent.id, one.id).await.unwrap();
+    assert_eq!((by_message.id, by_message.size), (one.id, 100));
+    let first_message = store
+        .list_messages(
+            &ada,
+            TicketRef::Id(ticket.id),
+            PageRequest {
+                size: PageSize::new(1).unwrap(),
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let never_uploaded = UploadId::generate();
+    for (message, upload) in [(sent.id, never_uploaded), (first_message, one.id)] {
+        assert_eq!(
+            store.attached_upload(message, upload).await,
+            Err(StoreError::NotFound)
+        );
     }
     // Attached, an upload is out of the sweep's reach.
     assert!(store.find_upload(&ada, one.id).await.unwrap().attached);
@@ -350,6 +382,27 @@ pub async fn uploads_that_cannot_be_attached_refuse_the_whole_message(store: &Ar
         too_many,
         Err(StoreError::Attachments(AttachRefusal::TooMany {
             limit: 10
+        }))
+    );
+    // The limits come with the message: the store applies those it is given.
+    let mut strict = reply("Two files", two_small_uploads(store, &ada).await);
+    strict.attach_limits.per_message = 1;
+    assert_eq!(
+        store
+            .append_message(&ada, TicketRef::Id(ticket.id), strict.clone(), None)
+            .await
+            .map(|written| written.value.id),
+        Err(StoreError::Attachments(AttachRefusal::TooMany { limit: 1 }))
+    );
+    strict.attach_limits.per_message = 2;
+    strict.attach_limits.per_ticket_bytes = 5;
+    assert_eq!(
+        store
+            .append_message(&ada, TicketRef::Id(ticket.id), strict, None)
+            .await
+            .map(|written| written.value.id),
+        Err(StoreError::Attachments(AttachRefusal::TicketFull {
+            limit: 5
         }))
     );
     assert_eq!(

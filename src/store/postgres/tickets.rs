@@ -304,6 +304,7 @@ pub(super) async fn create_ticket(
         0,
         &first_message,
         &new.first_message.attachments,
+        new.first_message.attach_limits,
         first_message.sent_at,
     )
     .await?;
@@ -358,6 +359,7 @@ pub(super) async fn append_message(
         thread.attachment_bytes,
         &message,
         &new.attachments,
+        new.attach_limits,
         message.sent_at,
     )
     .await?;
@@ -383,9 +385,16 @@ pub(super) async fn append_message(
 /// the join keeps the page to that workspace all the same.
 fn list_messages_sql() -> String {
     format!(
-        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+        "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
          WHERE t.id = $1 AND t.workspace_id = $4 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
     )
+}
+
+/// Whether a row of a message query says its ticket had files when it was
+/// read (in the same statement as the message, so the two agree: a file
+/// attached since the ticket was located is not missed).
+fn ticket_has_files(row: &tokio_postgres::Row) -> Result<bool, StoreError> {
+    Ok(get::<i64>(row, 10)? > 0)
 }
 
 pub(super) async fn list_messages(
@@ -397,17 +406,22 @@ pub(super) async fn list_messages(
     let ticket = locate(client, actor, reference, Lock::None).await?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
     let limit = i64::from(page.size.get()) + 1;
-    let mut messages = query(
+    let read = query(
         client,
         &list_messages_sql(),
         &[&ticket.id.key(), &after, &limit, &actor.workspace_id.key()],
     )
-    .await?
-    .iter()
-    .map(rows::message)
-    .collect::<Result<Vec<_>, _>>()?;
+    .await?;
+    let has_files = match read.first() {
+        Some(row) => ticket_has_files(row)?,
+        None => false,
+    };
+    let mut messages = read
+        .iter()
+        .map(rows::message)
+        .collect::<Result<Vec<_>, _>>()?;
     // A thread without files is read without looking for them.
-    if ticket.attachment_count > 0 {
+    if has_files {
         super::uploads::fill_attachments(client, &mut messages).await?;
     }
     Ok(Page::from_overfetch(messages, page.size, |message| {
@@ -423,7 +437,7 @@ pub(super) async fn find_message(
 ) -> Result<Message, StoreError> {
     let ticket = locate(client, actor, reference, Lock::None).await?;
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+        "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
          WHERE m.id = $1 AND t.id = $2 AND t.workspace_id = $3"
     );
     let row = query_opt(
@@ -434,7 +448,7 @@ pub(super) async fn find_message(
     .await?
     .ok_or(StoreError::NotFound)?;
     let mut found = rows::message(&row)?;
-    if ticket.attachment_count > 0 {
+    if ticket_has_files(&row)? {
         super::uploads::fill_attachments(client, std::slice::from_mut(&mut found)).await?;
     }
     Ok(found)

@@ -5,14 +5,14 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::core::access::Actor;
-use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::id::{MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::Message;
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::postgres::rows::{get, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{PostgresStore, execute, query, query_opt};
-use crate::store::{StoreError, UploadStore};
+use crate::store::{StoreError, UploadStore, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
                               encrypted, state, created_at, expires_at, message_id IS NOT NULL";
@@ -94,6 +94,22 @@ impl UploadStore for PostgresStore {
             &client,
             &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 AND owner_id = $2"),
             &[&id.key(), &actor.user_id.key()],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        upload(&row)
+    }
+
+    async fn attached_upload(
+        &self,
+        message: MessageId,
+        id: UploadId,
+    ) -> Result<Upload, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(
+            &client,
+            &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 AND message_id = $2"),
+            &[&id.key(), &message.key()],
         )
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -182,8 +198,8 @@ impl UploadStore for PostgresStore {
 }
 
 /// Attaches the uploads `named` to `message` (inserted already) of the
-/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`, at
-/// `now`: the uploads are read and locked (`FOR UPDATE`: two messages
+/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`,
+/// within `limits`, at `now`: the uploads are read and locked (`FOR UPDATE`: two messages
 /// naming one upload take turns, and the second finds it attached), then
 /// [`check_attachments`], the links and the ticket's counts, all in the
 /// caller's transaction. Returns the attachments in the order named.
@@ -194,12 +210,12 @@ pub(super) async fn attach<C: GenericClient>(
     ticket_bytes: u64,
     message: &Message,
     named: &[UploadId],
+    limits: AttachLimits,
     now: Timestamp,
 ) -> Result<Vec<Attachment>, StoreError> {
     if named.is_empty() {
         return Ok(Vec::new());
     }
-    let limits = AttachLimits::default();
     // Refused before a single upload is read, however many are named.
     check_count(named, limits)?;
     let mut found = Vec::with_capacity(named.len());
@@ -267,29 +283,33 @@ pub(super) async fn attach<C: GenericClient>(
     Ok(attachments)
 }
 
-/// Fills in the attachments of `messages`, all of one ticket.
+/// Fills in the attachments of `messages`, all of one ticket, in one
+/// query.
 pub(super) async fn fill_attachments<C: GenericClient>(
     client: &C,
     messages: &mut [Message],
 ) -> Result<(), StoreError> {
-    for message in messages {
-        message.attachments = query(
-            client,
-            "SELECT id, filename, content_type, size FROM upload
-             WHERE message_id = $1 ORDER BY position",
-            &[&message.id.key()],
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Attachment {
-                id: parsed(row, 0, UploadId::from_key)?,
-                filename: get(row, 1)?,
-                content_type: get(row, 2)?,
-                size: u64::try_from(get::<i64>(row, 3)?).unwrap_or(0),
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    }
+    let keys: Vec<String> = messages.iter().map(|message| message.id.key()).collect();
+    let found = query(
+        client,
+        "SELECT message_id, id, filename, content_type, size FROM upload
+         WHERE message_id = ANY($1) ORDER BY message_id, position",
+        &[&keys],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok((
+            parsed(row, 0, MessageId::from_key)?,
+            Attachment {
+                id: parsed(row, 1, UploadId::from_key)?,
+                filename: get(row, 2)?,
+                content_type: get(row, 3)?,
+                size: u64::try_from(get::<i64>(row, 4)?).unwrap_or(0),
+            },
+        ))
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    distribute_attachments(messages, found);
     Ok(())
 }

@@ -237,6 +237,7 @@ pub(super) fn create_ticket(
         0,
         &first_message,
         &new.first_message.attachments,
+        new.first_message.attach_limits,
         first_message.sent_at,
     )?;
     Ok(ticket)
@@ -284,6 +285,7 @@ pub(super) fn append_message(
         thread.attachment_bytes,
         &message,
         &new.attachments,
+        new.attach_limits,
         message.sent_at,
     )?;
     conn.prepare_cached(
@@ -309,9 +311,16 @@ pub(super) fn append_message(
 /// the join keeps the page to that workspace all the same.
 fn list_messages_sql() -> String {
     format!(
-        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+        "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
          WHERE t.id = ?1 AND t.workspace_id = ?4 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
     )
+}
+
+/// A message, and whether its ticket had files when it was read (in the
+/// same statement, so the two agree: a file attached since the ticket was
+/// located is not missed).
+fn message_and_files(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, bool)> {
+    Ok((rows::message(row)?, row.get::<_, i64>(10)? > 0))
 }
 
 pub(super) fn list_messages(
@@ -323,7 +332,7 @@ pub(super) fn list_messages(
     let ticket = locate(conn, actor, reference)?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
     let sql = list_messages_sql();
-    let mut messages = conn
+    let read = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
             select
@@ -334,13 +343,15 @@ pub(super) fn list_messages(
                         i64::from(page.size.get()) + 1,
                         actor.workspace_id.key()
                     ],
-                    rows::message,
+                    message_and_files,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_error)?;
+    let has_files = read.first().is_some_and(|(_, files)| *files);
+    let mut messages: Vec<Message> = read.into_iter().map(|(message, _)| message).collect();
     // A thread without files is read without looking for them.
-    if ticket.attachment_count > 0 {
+    if has_files {
         super::uploads::fill_attachments(conn, &mut messages)?;
     }
     Ok(Page::from_overfetch(messages, page.size, |message| {
@@ -356,19 +367,19 @@ pub(super) fn find_message(
 ) -> Result<Message, StoreError> {
     let ticket = locate(conn, actor, reference)?;
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM ticket t JOIN message m ON m.ticket_id = t.id
+        "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
          WHERE m.id = ?1 AND t.id = ?2 AND t.workspace_id = ?3"
     );
-    let mut found = conn
+    let (mut found, has_files) = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
             select.query_row(
                 params![message.key(), ticket.id.key(), actor.workspace_id.key()],
-                rows::message,
+                message_and_files,
             )
         })
         .map_err(map_error)?;
-    if ticket.attachment_count > 0 {
+    if has_files {
         super::uploads::fill_attachments(conn, std::slice::from_mut(&mut found))?;
     }
     Ok(found)

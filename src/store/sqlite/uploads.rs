@@ -4,14 +4,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::core::access::Actor;
-use crate::core::id::{TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::id::{MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::Message;
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::sqlite::rows::{parsed, timestamp};
 use crate::store::sqlite::{SqliteStore, map_error};
-use crate::store::{StoreError, UploadStore};
+use crate::store::{StoreError, UploadStore, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
                               encrypted, state, created_at, expires_at, message_id IS NOT NULL";
@@ -94,6 +94,23 @@ fn find_upload(conn: &Connection, actor: &Actor, id: UploadId) -> Result<Upload,
     .and_then(|mut select| {
         select
             .query_row(params![id.key(), actor.user_id.key()], upload)
+            .optional()
+    })
+    .map_err(map_error)?
+    .ok_or(StoreError::NotFound)
+}
+
+fn attached_upload(
+    conn: &Connection,
+    message: MessageId,
+    id: UploadId,
+) -> Result<Upload, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = ?1 AND message_id = ?2"
+    ))
+    .and_then(|mut select| {
+        select
+            .query_row(params![id.key(), message.key()], upload)
             .optional()
     })
     .map_err(map_error)?
@@ -202,6 +219,14 @@ impl UploadStore for SqliteStore {
         self.readers.read(|conn| find_upload(conn, actor, id))
     }
 
+    async fn attached_upload(
+        &self,
+        message: MessageId,
+        id: UploadId,
+    ) -> Result<Upload, StoreError> {
+        self.readers.read(|conn| attached_upload(conn, message, id))
+    }
+
     async fn uploads_to_sweep(
         &self,
         now: Timestamp,
@@ -244,8 +269,8 @@ impl UploadStore for SqliteStore {
 }
 
 /// Attaches the uploads `named` to `message` (inserted already) of the
-/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`, at
-/// `now`: [`check_attachments`] on the uploads read here, then the links
+/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`,
+/// within `limits`, at `now`: [`check_attachments`] on the uploads read here, then the links
 /// and the ticket's counts, in the caller's transaction. Returns the
 /// attachments in the order named.
 pub(super) fn attach(
@@ -255,12 +280,12 @@ pub(super) fn attach(
     ticket_bytes: u64,
     message: &Message,
     named: &[UploadId],
+    limits: AttachLimits,
     now: Timestamp,
 ) -> Result<Vec<Attachment>, StoreError> {
     if named.is_empty() {
         return Ok(Vec::new());
     }
-    let limits = AttachLimits::default();
     // Refused before a single upload is read, however many are named.
     check_count(named, limits)?;
     let mut found = Vec::with_capacity(named.len());
@@ -315,32 +340,39 @@ pub(super) fn attach(
     Ok(attachments)
 }
 
-/// Fills in the attachments of `messages`, all of one ticket.
+/// Fills in the attachments of `messages`, all of one ticket, in one
+/// query.
 pub(super) fn fill_attachments(
     conn: &Connection,
     messages: &mut [Message],
 ) -> Result<(), StoreError> {
-    for message in messages {
-        message.attachments = conn
-            .prepare_cached(
-                "SELECT id, filename, content_type, size FROM upload
-                 WHERE message_id = ?1 ORDER BY position",
-            )
-            .and_then(|mut select| {
-                select
-                    .query_map([message.id.key()], |row| {
-                        let size: i64 = row.get(3)?;
-                        Ok(Attachment {
-                            id: parsed(row, 0, UploadId::from_key)?,
-                            filename: row.get(1)?,
-                            content_type: row.get(2)?,
+    let keys: Vec<String> = messages.iter().map(|message| message.id.key()).collect();
+    let keys =
+        serde_json::to_string(&keys).map_err(|error| StoreError::other(error.to_string()))?;
+    let found = conn
+        .prepare_cached(
+            "SELECT message_id, id, filename, content_type, size FROM upload
+             WHERE message_id IN (SELECT value FROM json_each(?1))
+             ORDER BY message_id, position",
+        )
+        .and_then(|mut select| {
+            select
+                .query_map([keys], |row| {
+                    let size: i64 = row.get(4)?;
+                    Ok((
+                        parsed(row, 0, MessageId::from_key)?,
+                        Attachment {
+                            id: parsed(row, 1, UploadId::from_key)?,
+                            filename: row.get(2)?,
+                            content_type: row.get(3)?,
                             size: u64::try_from(size).unwrap_or(0),
-                        })
-                    })?
-                    .collect()
-            })
-            .map_err(map_error)?;
-    }
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_error)?;
+    distribute_attachments(messages, found);
     Ok(())
 }
 
