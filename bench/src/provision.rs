@@ -132,6 +132,7 @@ pub async fn provision(
                 encrypted: false,
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
+                attach_limits: Default::default(),
             },
         };
         let ticket = store
@@ -220,6 +221,7 @@ pub async fn grow_to(
                 encrypted: false,
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
+                attach_limits: Default::default(),
             };
             store
                 .append_message(&ticket.owner, TicketRef::Id(ticket.id), new, None)

@@ -297,17 +297,7 @@ pub(super) async fn create_ticket(
     )
     .await?;
     insert_message(&tx, &first_message).await?;
-    super::uploads::attach(
-        &tx,
-        actor,
-        ticket.id,
-        0,
-        &first_message,
-        &new.first_message.attachments,
-        new.first_message.attach_limits,
-        first_message.sent_at,
-    )
-    .await?;
+    super::uploads::attach(&tx, actor, ticket.id, 0, &first_message, &new.first_message).await?;
     idempotency::commit(tx, completion, ticket).await
 }
 
@@ -358,9 +348,7 @@ pub(super) async fn append_message(
         thread.id,
         thread.attachment_bytes,
         &message,
-        &new.attachments,
-        new.attach_limits,
-        message.sent_at,
+        &new,
     )
     .await?;
     execute(

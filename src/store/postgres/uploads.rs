@@ -6,9 +6,9 @@ use tokio_postgres::Row;
 
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId, UploadId, UserId, WorkspaceId};
-use crate::core::message::Message;
+use crate::core::message::{Message, NewMessage};
 use crate::core::time::Timestamp;
-use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
+use crate::core::upload::attach::{UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::postgres::rows::{get, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{PostgresStore, execute, query, query_opt};
@@ -197,9 +197,9 @@ impl UploadStore for PostgresStore {
     }
 }
 
-/// Attaches the uploads `named` to `message` (inserted already) of the
-/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`,
-/// within `limits`, at `now`: the uploads are read and locked (`FOR UPDATE`: two messages
+/// Attaches the uploads `new` names to `message` (inserted already from
+/// `new`) of the ticket `ticket`, whose files hold `ticket_bytes` so far,
+/// as `actor`, within `new`'s limits, at its sending time: the uploads are read and locked (`FOR UPDATE`: two messages
 /// naming one upload take turns, and the second finds it attached), then
 /// [`check_attachments`], the links and the ticket's counts, all in the
 /// caller's transaction. Returns the attachments in the order named.
@@ -209,10 +209,9 @@ pub(super) async fn attach<C: GenericClient>(
     ticket: TicketId,
     ticket_bytes: u64,
     message: &Message,
-    named: &[UploadId],
-    limits: AttachLimits,
-    now: Timestamp,
+    new: &NewMessage,
 ) -> Result<Vec<Attachment>, StoreError> {
+    let (named, limits, now) = (&new.attachments, new.attach_limits, new.sent_at);
     if named.is_empty() {
         return Ok(Vec::new());
     }

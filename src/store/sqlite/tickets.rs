@@ -236,9 +236,7 @@ pub(super) fn create_ticket(
         ticket.id,
         0,
         &first_message,
-        &new.first_message.attachments,
-        new.first_message.attach_limits,
-        first_message.sent_at,
+        &new.first_message,
     )?;
     Ok(ticket)
 }
@@ -284,9 +282,7 @@ pub(super) fn append_message(
         thread.id,
         thread.attachment_bytes,
         &message,
-        &new.attachments,
-        new.attach_limits,
-        message.sent_at,
+        new,
     )?;
     conn.prepare_cached(
         "UPDATE ticket SET status = ?2, resolved_at = ?3, closed_at = ?4,

@@ -5,9 +5,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId, UploadId, UserId, WorkspaceId};
-use crate::core::message::Message;
+use crate::core::message::{Message, NewMessage};
 use crate::core::time::Timestamp;
-use crate::core::upload::attach::{AttachLimits, UploadState, check_attachments, check_count};
+use crate::core::upload::attach::{UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
 use crate::store::sqlite::rows::{parsed, timestamp};
 use crate::store::sqlite::{SqliteStore, map_error};
@@ -268,9 +268,9 @@ impl UploadStore for SqliteStore {
     }
 }
 
-/// Attaches the uploads `named` to `message` (inserted already) of the
-/// ticket `ticket`, whose files hold `ticket_bytes` so far, as `actor`,
-/// within `limits`, at `now`: [`check_attachments`] on the uploads read here, then the links
+/// Attaches the uploads `new` names to `message` (inserted already from
+/// `new`) of the ticket `ticket`, whose files hold `ticket_bytes` so far,
+/// as `actor`, within `new`'s limits, at its sending time: [`check_attachments`] on the uploads read here, then the links
 /// and the ticket's counts, in the caller's transaction. Returns the
 /// attachments in the order named.
 pub(super) fn attach(
@@ -279,10 +279,9 @@ pub(super) fn attach(
     ticket: TicketId,
     ticket_bytes: u64,
     message: &Message,
-    named: &[UploadId],
-    limits: AttachLimits,
-    now: Timestamp,
+    new: &NewMessage,
 ) -> Result<Vec<Attachment>, StoreError> {
+    let (named, limits, now) = (&new.attachments, new.attach_limits, new.sent_at);
     if named.is_empty() {
         return Ok(Vec::new());
     }
