@@ -554,13 +554,16 @@ pub trait UploadStore: Send + Sync {
     /// bytes, once they are durable; it is swept at `expires_at` unless
     /// attached by then (counted from when its bytes arrived). `NotFound`
     /// if it is not pending (the sweep took it meanwhile).
+    /// Completes `completion`'s record, if there is one, in the same
+    /// transaction.
     async fn store_upload(
         &self,
         id: UploadId,
         size: u64,
         sha256: String,
         expires_at: Timestamp,
-    ) -> Result<Upload, StoreError>;
+        completion: Option<Completion<Upload>>,
+    ) -> Result<Written<Upload>, StoreError>;
 
     /// One of the actor's own uploads; `NotFound` for anyone else's, in any
     /// workspace.

@@ -236,6 +236,59 @@ impl Fields {
         }
     }
 
+    /// An optional array of strings, each parsed by `parse` (`what`
+    /// describes a valid element); errors point at the elements. An empty
+    /// array is as good as none.
+    pub fn optional_list<T>(
+        &mut self,
+        name: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, Rejected> {
+        let items = match self.take(name) {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                self.wrong_type(name, "an array of strings");
+                return Err(Rejected);
+            }
+        };
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut rejected = false;
+        for (index, item) in items.iter().enumerate() {
+            let element = |code: FieldCode, detail: String| FieldError {
+                pointer: format!("{}/{index}", pointer_to(name)),
+                detail,
+                code,
+            };
+            match item {
+                Value::String(text) => match parse(text) {
+                    Some(value) => parsed.push(value),
+                    None => {
+                        rejected = true;
+                        // Built only while the list has room for it.
+                        self.errors.push_with(|| {
+                            element(
+                                FieldCode::InvalidValue,
+                                format!("Each entry of `{}` must be {what}.", quoted(name)),
+                            )
+                        });
+                    }
+                },
+                _ => {
+                    rejected = true;
+                    self.errors.push_with(|| {
+                        element(
+                            FieldCode::InvalidType,
+                            format!("Each entry of `{}` must be a string.", quoted(name)),
+                        )
+                    });
+                }
+            }
+        }
+        if rejected { Err(Rejected) } else { Ok(parsed) }
+    }
+
     /// An optional string, parsed by `parse`; `what` describes a valid value.
     pub fn optional_parsed<T>(
         &mut self,

@@ -18,13 +18,15 @@ use crate::api::idempotency::{self, IdempotencyClaim};
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::respond;
 use crate::api::service_errors::canonical;
+use crate::api::tickets::UPLOAD_ID;
 use crate::api::wire::{WireBodyFormat, WireRole};
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UploadId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::page::{Cursor, MessageCursor, PageRequest};
 use crate::core::render::{self, HtmlCache};
 use crate::core::text::TextLimits;
 use crate::core::ticket::TicketRef;
+use crate::core::upload::Attachment;
 use crate::service::Draft;
 use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
@@ -72,12 +74,51 @@ pub struct MessageResponse {
     /// Whether the sender marked it sensitive.
     #[schema(example = false)]
     pub encrypted: bool,
-    /// Files attached to the message. The canonical API has no upload
-    /// endpoint, so this is always empty here.
-    #[schema(value_type = Vec<Object>, example = json!([]))]
-    pub attachments: Vec<serde_json::Value>,
+    /// Files attached to the message, in the order they were named; empty
+    /// when it has none.
+    pub attachments: Vec<AttachmentResponse>,
     /// How `body` is meant to be rendered.
     pub body_format: WireBodyFormat,
+}
+
+/// A file a message carries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentResponse {
+    /// The upload's id.
+    #[schema(example = "upl_01hxa3b4c5d6e7f8g9h0j1k2m3")]
+    pub id: String,
+    /// The file's name, as its sender gave it.
+    #[schema(example = "screenshot.png")]
+    pub filename: String,
+    /// Its media type.
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    /// Its size in bytes.
+    #[schema(example = 48213)]
+    pub size: u64,
+    /// Where to download it (with the same API key): a path on this server.
+    #[schema(
+        example = "/api/v2/support/tickets/tkt_01hxa3b4c5d6e7f8g9h0j1k2m3/messages/tmsg_01hxa3b4c5d6e7f8g9h0j1k2m3/attachments/upl_01hxa3b4c5d6e7f8g9h0j1k2m3"
+    )]
+    pub url: String,
+}
+
+impl AttachmentResponse {
+    fn of(ticket: TicketId, message: MessageId, file: &Attachment) -> Self {
+        Self {
+            id: file.id.to_string(),
+            filename: file.filename.clone(),
+            content_type: file.content_type.clone(),
+            size: file.size,
+            url: attachment_location(ticket, message, file.id),
+        }
+    }
+}
+
+/// Where a message's file is downloaded.
+pub fn attachment_location(ticket: TicketId, message: MessageId, file: UploadId) -> String {
+    format!("{}/attachments/{file}", message_location(ticket, message))
 }
 
 impl MessageResponse {
@@ -92,7 +133,11 @@ impl MessageResponse {
             sender: message.sender_role.into(),
             sender_name: Some(message.sender_name),
             encrypted: message.encrypted,
-            attachments: Vec::new(),
+            attachments: message
+                .attachments
+                .iter()
+                .map(|file| AttachmentResponse::of(message.ticket_id, message.id, file))
+                .collect(),
             body_format: message.body_format.into(),
         }
     }
@@ -264,6 +309,12 @@ pub struct ReplyRequest {
     pub encrypted: Option<bool>,
     /// `plain` (default) or `markdown`.
     pub body_format: Option<WireBodyFormat>,
+    /// Files for the reply: ids of your uploads
+    /// (`POST /api/v2/support/uploads`), each attached once, at most 10 by
+    /// default (`max_attachments_per_message`). An encrypted reply takes
+    /// only uploads sent with `encrypted=true`, a plain one only plain ones.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["upl_01hxa3b4c5d6e7f8g9h0j1k2m3"]))]
+    pub attachments: Option<Vec<String>>,
 }
 
 /// Validates a reply body into a message to append, its text within
@@ -277,12 +328,12 @@ pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<Draft, 
         let encrypted = fields.optional_bool("encrypted");
         let body_format =
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
+        let attachments = fields.optional_list("attachments", UPLOAD_ID, UploadId::parse);
         Some(Draft {
             body: message?,
             body_format: body_format.ok()?.unwrap_or_default(),
             encrypted: encrypted.ok()?.unwrap_or(false),
-            // Requests cannot name attachments yet.
-            attachments: Vec::new(),
+            attachments: attachments.ok()?,
         })
     })
     .map_err(ApiError::invalid)

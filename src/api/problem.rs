@@ -56,6 +56,14 @@ pub fn title(code: ErrorCode) -> &'static str {
         ErrorCode::IdempotencyRequestInProgress => {
             "A request is outstanding for this Idempotency-Key"
         }
+        ErrorCode::UploadTooLarge => "Upload too large",
+        ErrorCode::UploadContentMismatch => "File content does not match its media type",
+        ErrorCode::UploadIncomplete => "Upload incomplete",
+        ErrorCode::TooManyAttachments => "Too many attachments",
+        ErrorCode::TicketStorageExhausted => "Ticket storage exhausted",
+        ErrorCode::UploadUrlInvalid => "Invalid upload URL",
+        ErrorCode::UploadUrlExpired => "Upload URL expired",
+        ErrorCode::UploadUrlUsed => "Upload URL already used",
     }
 }
 
@@ -84,7 +92,9 @@ pub fn explanation(code: ErrorCode) -> &'static str {
         ErrorCode::PayloadTooLarge => {
             "Send a smaller body; the server's limit is configurable by its operator."
         }
-        ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
+        ErrorCode::UnsupportedMediaType => {
+            "JSON endpoints take their body with Content-Type: application/json. An upload (POST /api/v2/support/uploads, or a pre-signed upload URL) must be sent as one of the media types the server allows (upload_media_types: unless its operator changed it image/png, image/jpeg, image/gif, image/webp, application/pdf, application/zip, text/plain and text/x-log); the detail lists them. Nothing was stored."
+        }
         ErrorCode::RateLimitExceeded => {
             "This API key sent more requests than its rate limit allows. Wait the number of seconds in Retry-After; X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset describe the budget on every authenticated response."
         }
@@ -114,6 +124,30 @@ pub fn explanation(code: ErrorCode) -> &'static str {
         }
         ErrorCode::IdempotencyRequestInProgress => {
             "The first request with this Idempotency-Key (from the same API key) has not finished yet, or was interrupted and its claim has not lapsed yet. Nothing was written for this one. Retry the same request with the same key after Retry-After seconds: once the first has completed, the retry gets its response, marked Idempotent-Replayed: true."
+        }
+        ErrorCode::UploadTooLarge => {
+            "The file is larger than the largest upload the server accepts (max_upload_bytes: 25 MiB unless its operator changed it; the detail gives the limit in bytes). The server stopped reading as soon as the file passed the limit, and nothing was stored. Send a smaller file, or split it."
+        }
+        ErrorCode::UploadContentMismatch => {
+            "The file's first bytes are not those of the media type it was sent as (a PNG starts with the PNG signature, a PDF with %PDF-, text is UTF-8 without NUL bytes, and so on), so it was refused and nothing was stored. Send it with its real media type, if that one is allowed."
+        }
+        ErrorCode::UploadIncomplete => {
+            "The connection ended, or the body's framing broke, before the whole file arrived, so nothing was stored. Send the file again."
+        }
+        ErrorCode::TooManyAttachments => {
+            "A message may carry at most max_attachments_per_message files (10 unless the operator changed it; the detail gives the limit). Nothing was written. Send the others in another message."
+        }
+        ErrorCode::TicketStorageExhausted => {
+            "The files of one ticket may hold at most max_ticket_attachment_bytes together (1 GiB unless the operator changed it; the detail gives the limit), and this message's files would pass it. Nothing was written. Open a new ticket for more files."
+        }
+        ErrorCode::UploadUrlInvalid => {
+            "The pre-signed upload URL does not carry a token this server issued: it was altered, cut short, or signed with another server secret. Nothing was stored. Ask for a new URL with POST /api/v2/support/uploads/url."
+        }
+        ErrorCode::UploadUrlExpired => {
+            "The pre-signed upload URL's time ran out (its expiresAt has passed). Nothing was stored. Ask for a new URL with POST /api/v2/support/uploads/url and send the file promptly."
+        }
+        ErrorCode::UploadUrlUsed => {
+            "A pre-signed upload URL works once, and this one has been used already. Nothing was stored. Ask for a new URL for every file."
         }
     }
 }

@@ -251,11 +251,27 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// A request with this `Idempotency-Key` is still being processed.
     IdempotencyRequestInProgress,
+    /// An uploaded file is larger than `max_upload_bytes`.
+    UploadTooLarge,
+    /// An uploaded file's bytes are not of the media type it was sent as.
+    UploadContentMismatch,
+    /// The uploaded file did not arrive whole.
+    UploadIncomplete,
+    /// A message names more files than one may carry.
+    TooManyAttachments,
+    /// The ticket's files would hold more than a ticket's files may.
+    TicketStorageExhausted,
+    /// A pre-signed upload URL that ticketd did not issue, or altered.
+    UploadUrlInvalid,
+    /// A pre-signed upload URL whose time ran out.
+    UploadUrlExpired,
+    /// A pre-signed upload URL that was used already.
+    UploadUrlUsed,
 }
 
 impl ErrorCode {
     /// Every code, for the error pages and the OpenAPI document.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedJson,
         ErrorCode::TicketClosed,
@@ -275,6 +291,14 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyInvalid,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::IdempotencyRequestInProgress,
+        ErrorCode::UploadTooLarge,
+        ErrorCode::UploadContentMismatch,
+        ErrorCode::UploadIncomplete,
+        ErrorCode::TooManyAttachments,
+        ErrorCode::TicketStorageExhausted,
+        ErrorCode::UploadUrlInvalid,
+        ErrorCode::UploadUrlExpired,
+        ErrorCode::UploadUrlUsed,
     ];
 
     /// The code as sent in `code` and in the `type` URI.
@@ -299,6 +323,14 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyInvalid => "idempotency_key_invalid",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+            ErrorCode::UploadTooLarge => "upload_too_large",
+            ErrorCode::UploadContentMismatch => "upload_content_mismatch",
+            ErrorCode::UploadIncomplete => "upload_incomplete",
+            ErrorCode::TooManyAttachments => "too_many_attachments",
+            ErrorCode::TicketStorageExhausted => "ticket_storage_exhausted",
+            ErrorCode::UploadUrlInvalid => "upload_url_invalid",
+            ErrorCode::UploadUrlExpired => "upload_url_expired",
+            ErrorCode::UploadUrlUsed => "upload_url_used",
         }
     }
 
@@ -313,7 +345,14 @@ impl ErrorCode {
             ErrorCode::InvalidRequest
             | ErrorCode::MalformedJson
             | ErrorCode::TicketClosed
-            | ErrorCode::IdempotencyKeyInvalid => StatusCode::BAD_REQUEST,
+            | ErrorCode::IdempotencyKeyInvalid
+            | ErrorCode::UploadIncomplete
+            | ErrorCode::TooManyAttachments
+            | ErrorCode::TicketStorageExhausted => StatusCode::BAD_REQUEST,
+            ErrorCode::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UploadContentMismatch => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UploadUrlInvalid | ErrorCode::UploadUrlExpired => StatusCode::FORBIDDEN,
+            ErrorCode::UploadUrlUsed => StatusCode::CONFLICT,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -369,6 +408,18 @@ impl ErrorCode {
             ErrorCode::IdempotencyRequestInProgress => {
                 "A request with this Idempotency-Key is still being processed. Retry after the number of seconds in Retry-After."
             }
+            ErrorCode::UploadTooLarge => "The file is larger than the server accepts.",
+            ErrorCode::UploadContentMismatch => {
+                "The file's content is not of the media type it was sent as."
+            }
+            ErrorCode::UploadIncomplete => "The file did not arrive whole.",
+            ErrorCode::TooManyAttachments => "The message names more files than one may carry.",
+            ErrorCode::TicketStorageExhausted => {
+                "The ticket's files would hold more bytes than one ticket's may."
+            }
+            ErrorCode::UploadUrlInvalid => "The upload URL is not one this server issued.",
+            ErrorCode::UploadUrlExpired => "The upload URL has expired.",
+            ErrorCode::UploadUrlUsed => "The upload URL was used already.",
         }
     }
 }

@@ -5,9 +5,12 @@
 use crate::api::fields::field_error;
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, FieldError};
 use crate::api::refusal::server_failure;
+use crate::blob::inspect::UploadRefusal;
 use crate::core::access::OnBehalfOfError;
 use crate::core::upload::attach::{AttachRefusal, UploadProblem};
-use crate::service::ServiceError;
+use crate::core::upload::media::{MediaCheck, MediaError};
+use crate::core::upload::signed_url::SignedUrlError;
+use crate::service::{ServiceError, UploadError};
 
 /// The canonical API's refusal for `error`.
 pub fn canonical(error: ServiceError) -> ApiError {
@@ -41,31 +44,75 @@ pub fn canonical(error: ServiceError) -> ApiError {
     }
 }
 
-/// Why the named uploads cannot be attached, entry by entry of
+/// Why the named uploads cannot be attached: a problem of its own for a
+/// limit, `invalid_request` for uploads that cannot be, entry by entry of
 /// `attachments`.
 fn attachments_refused(refusal: &AttachRefusal) -> ApiError {
-    let whole = |detail: String| FieldError {
-        pointer: "/attachments".into(),
-        detail,
-        code: FieldCode::InvalidValue,
-    };
-    let errors = match refusal {
-        AttachRefusal::TooMany { limit } => {
-            vec![whole(format!("A message may carry at most {limit} files."))]
-        }
-        AttachRefusal::TicketFull { limit } => vec![whole(format!(
-            "The files of one ticket may hold at most {limit} bytes together."
-        ))],
-        AttachRefusal::Uploads(problems) => problems
-            .iter()
-            .map(|(index, problem)| FieldError {
-                pointer: format!("/attachments/{index}"),
-                detail: upload_problem(*problem).into(),
+    let whole = |code: ErrorCode, detail: String| {
+        ApiError::new(code)
+            .with_detail(detail.clone())
+            .with_errors(vec![FieldError {
+                pointer: "/attachments".into(),
+                detail,
                 code: FieldCode::InvalidValue,
-            })
-            .collect(),
+            }])
     };
-    ApiError::invalid(errors)
+    match refusal {
+        AttachRefusal::TooMany { limit } => whole(
+            ErrorCode::TooManyAttachments,
+            format!("A message may carry at most {limit} files (max_attachments_per_message)."),
+        ),
+        AttachRefusal::TicketFull { limit } => whole(
+            ErrorCode::TicketStorageExhausted,
+            format!(
+                "The files of one ticket may hold at most {limit} bytes together \
+                 (max_ticket_attachment_bytes)."
+            ),
+        ),
+        AttachRefusal::Uploads(problems) => ApiError::invalid(
+            problems
+                .iter()
+                .map(|(index, problem)| FieldError {
+                    pointer: format!("/attachments/{index}"),
+                    detail: upload_problem(*problem).into(),
+                    code: FieldCode::InvalidValue,
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// The canonical API's refusal of an upload, under the media types
+/// `media` allows.
+pub fn canonical_upload(error: UploadError, media: &MediaCheck) -> ApiError {
+    match error {
+        UploadError::Refused(UploadRefusal::TooLarge { limit }) => {
+            ApiError::new(ErrorCode::UploadTooLarge).with_detail(format!(
+                "The file is larger than {limit} bytes, the largest upload this server accepts \
+                 (max_upload_bytes)."
+            ))
+        }
+        UploadError::Refused(UploadRefusal::Media(MediaError::NotAllowed)) => {
+            let allowed: Vec<&str> = media.allowed().iter().map(|known| known.as_str()).collect();
+            ApiError::new(ErrorCode::UnsupportedMediaType).with_detail(format!(
+                "Uploads may be of these media types only: {} (upload_media_types).",
+                allowed.join(", ")
+            ))
+        }
+        UploadError::Refused(UploadRefusal::Media(MediaError::ContentMismatch(declared))) => {
+            ApiError::new(ErrorCode::UploadContentMismatch).with_detail(format!(
+                "The file's content is not {}, the media type it was sent as.",
+                declared.as_str()
+            ))
+        }
+        UploadError::Incomplete => ApiError::new(ErrorCode::UploadIncomplete),
+        UploadError::Url(SignedUrlError::Expired) => ApiError::new(ErrorCode::UploadUrlExpired),
+        UploadError::Url(SignedUrlError::Malformed | SignedUrlError::Forged) => {
+            ApiError::new(ErrorCode::UploadUrlInvalid)
+        }
+        UploadError::UrlUsed => ApiError::new(ErrorCode::UploadUrlUsed),
+        UploadError::Service(error) => canonical(error),
+    }
 }
 
 fn upload_problem(problem: UploadProblem) -> &'static str {

@@ -15,7 +15,7 @@ use crate::api::problem::{ApiError, Problem};
 use crate::api::respond;
 use crate::api::service_errors::canonical;
 use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
-use crate::core::id::{TicketId, UserId};
+use crate::core::id::{TicketId, UploadId, UserId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::BodyFormat;
 use crate::core::page::{Cursor, PageRequest, TicketCursor};
@@ -141,6 +141,11 @@ pub struct CreateTicketRequest {
         example = "usr_01hxa3b4c5d6e7f8g9h0j1k2m3"
     )]
     pub customer_id: Option<String>,
+    /// Files for the first message: ids of your uploads
+    /// (`POST /api/v2/support/uploads`), each attached once, at most 10 by
+    /// default (`max_attachments_per_message`).
+    #[schema(value_type = Option<Vec<String>>, example = json!(["upl_01hxa3b4c5d6e7f8g9h0j1k2m3"]))]
+    pub attachments: Option<Vec<String>>,
 }
 
 /// A validated `POST /api/v2/support/tickets` body.
@@ -158,6 +163,8 @@ pub struct CreateTicketInput {
     pub priority: Priority,
     /// The customer to open the ticket for (staff and automation only).
     pub customer_id: Option<UserId>,
+    /// The uploads the first message attaches, in order.
+    pub attachments: Vec<UploadId>,
 }
 
 /// Validates a ticket-creation body, its text within `limits`, reporting
@@ -177,6 +184,7 @@ pub fn read_create_ticket(
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
         let priority = fields.optional_choice("priority", &Priority::ALL, Priority::as_str);
         let customer_id = fields.optional_parsed("customerId", "a `usr_` id", UserId::parse);
+        let attachments = fields.optional_list("attachments", UPLOAD_ID, UploadId::parse);
         Some(CreateTicketInput {
             subject: subject?,
             message: message?,
@@ -184,10 +192,14 @@ pub fn read_create_ticket(
             body_format: body_format.ok()?.unwrap_or_default(),
             priority: priority.ok()?.unwrap_or_default(),
             customer_id: customer_id.ok()?,
+            attachments: attachments.ok()?,
         })
     })
     .map_err(ApiError::invalid)
 }
+
+/// What an entry of `attachments` must be.
+pub const UPLOAD_ID: &str = "the `upl_` id of one of your uploads";
 
 /// Where a ticket lives.
 pub fn ticket_location(id: TicketId) -> String {
@@ -240,8 +252,7 @@ pub async fn create_ticket(
             body: input.message,
             body_format: input.body_format,
             encrypted: input.encrypted,
-            // Requests cannot name attachments yet.
-            attachments: Vec::new(),
+            attachments: input.attachments,
         },
     };
     let written = state

@@ -20,7 +20,8 @@ use crate::core::upload::media::MediaCheck;
 use crate::core::upload::signed_url::{SignedUrlError, UploadGrant, UploadUrlKey};
 use crate::core::upload::{Filename, NewUpload, Upload};
 use crate::service::{Clock, IdSource, ServiceError};
-use crate::store::Store;
+use crate::store::idempotency::Completion;
+use crate::store::{Store, Written};
 
 /// How often expired uploads and used URLs are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -133,7 +134,8 @@ impl Uploads {
         &self.policy
     }
 
-    /// Stores `bytes` as a new upload of the actor's. Nothing is kept of a
+    /// Stores `bytes` as a new upload of the actor's; completes
+    /// `completion` in the write that marks it stored. Nothing is kept of a
     /// file that is refused or does not arrive whole (a pending record is
     /// left for the sweep only if the store fails).
     ///
@@ -144,7 +146,8 @@ impl Uploads {
         actor: &Actor,
         file: IncomingFile,
         bytes: ByteStream,
-    ) -> Result<Upload, UploadError> {
+        completion: Option<Completion<Upload>>,
+    ) -> Result<Written<Upload>, UploadError> {
         // The declared type is checked before anything is recorded.
         let content_type = self
             .policy
@@ -183,7 +186,7 @@ impl Uploads {
         let expires_at = self.clock.now().plus(self.policy.ttl);
         match self
             .store
-            .store_upload(id, inspected.size, inspected.sha256, expires_at)
+            .store_upload(id, inspected.size, inspected.sha256, expires_at, completion)
             .await
         {
             Ok(upload) => Ok(upload),

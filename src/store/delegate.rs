@@ -15,9 +15,10 @@ use crate::core::id::{KeyId, MessageId, TicketId, UploadId};
 use crate::core::time::Timestamp;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
+use crate::store::idempotency::Completion;
 use crate::store::{
     DataKeyStore, KeyCredentials, ProvisioningStore, RegisteredKey, Reseal, Store, StoreError,
-    StoredBody, UploadStore,
+    StoredBody, UploadStore, Written,
 };
 
 /// A store in front of another, which it forwards the roles it does not
@@ -110,9 +111,10 @@ impl<T: Delegating> UploadStore for T {
         size: u64,
         sha256: String,
         expires_at: Timestamp,
-    ) -> Result<Upload, StoreError> {
+        completion: Option<Completion<Upload>>,
+    ) -> Result<Written<Upload>, StoreError> {
         self.inner()
-            .store_upload(id, size, sha256, expires_at)
+            .store_upload(id, size, sha256, expires_at, completion)
             .await
     }
 

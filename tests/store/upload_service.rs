@@ -110,9 +110,15 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
 
     let data = png(1024 * 1024 + 3);
     let upload = uploads
-        .upload(&ada, file("screen shot.png", "image/png"), chunks(&data))
+        .upload(
+            &ada,
+            file("screen shot.png", "image/png"),
+            chunks(&data),
+            None,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .value;
     assert!(upload.stored);
     assert_eq!(upload.size, data.len() as u64);
     let digest: String = Sha256::digest(&data)
@@ -127,7 +133,7 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
     let mut exe = b"MZ\x90\0".to_vec();
     exe.resize(10_000, 0);
     let refused = uploads
-        .upload(&ada, file("x.png", "image/png"), chunks(&exe))
+        .upload(&ada, file("x.png", "image/png"), chunks(&exe), None)
         .await;
     assert!(
         matches!(
@@ -139,7 +145,12 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
         "{refused:?}"
     );
     let refused = uploads
-        .upload(&ada, file("x.svg", "image/svg+xml"), chunks(b"<svg/>"))
+        .upload(
+            &ada,
+            file("x.svg", "image/svg+xml"),
+            chunks(b"<svg/>"),
+            None,
+        )
         .await;
     assert!(
         matches!(
@@ -155,6 +166,7 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
             &ada,
             file("big.png", "image/png"),
             chunks(&png(3 * 1024 * 1024)),
+            None,
         )
         .await;
     assert!(
@@ -166,7 +178,7 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
         Err(io::Error::other("the client went away")),
     ]));
     let broken = uploads
-        .upload(&ada, file("half.png", "image/png"), broken)
+        .upload(&ada, file("half.png", "image/png"), broken, None)
         .await;
     assert!(matches!(broken, Err(UploadError::Incomplete)), "{broken:?}");
 

@@ -60,9 +60,11 @@ pub async fn uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_on
             5_000_000_000,
             sha.clone(),
             Timestamp::from_millis(95_000),
+            None,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .value;
     assert!(stored.stored);
     // Its time to be attached counts from when its bytes arrived.
     assert_eq!(stored.expires_at, Timestamp::from_millis(95_000));
@@ -74,8 +76,9 @@ pub async fn uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_on
     // Stored once: a second completion finds nothing pending.
     assert_eq!(
         store
-            .store_upload(id, 1, sha.clone(), Timestamp::from_millis(95_000))
-            .await,
+            .store_upload(id, 1, sha.clone(), Timestamp::from_millis(95_000), None)
+            .await
+            .map(|written| written.value),
         Err(StoreError::NotFound)
     );
     for stranger in [&sam, &eve] {
@@ -128,7 +131,7 @@ pub async fn the_sweep_takes_expired_unattached_uploads_in_steps(store: &Arc<dyn
     // A deleting upload is not stored any more.
     assert_eq!(
         store
-            .store_upload(expired.id, 1, "00".repeat(32), now)
+            .store_upload(expired.id, 1, "00".repeat(32), now, None)
             .await,
         Err(StoreError::NotFound)
     );
@@ -186,9 +189,10 @@ async fn stored_upload(store: &Arc<dyn Store>, owner: &Actor, name: &str, size: 
         .await
         .unwrap();
     store
-        .store_upload(created.id, size, "cd".repeat(32), expires)
+        .store_upload(created.id, size, "cd".repeat(32), expires, None)
         .await
         .unwrap()
+        .value
 }
 
 /// Two fresh uploads of Ada's, of 3 bytes each.

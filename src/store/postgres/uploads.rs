@@ -10,9 +10,11 @@ use crate::core::message::{Message, NewMessage};
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::{UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
+use crate::store::idempotency::Completion;
+use crate::store::postgres::idempotency;
 use crate::store::postgres::rows::{get, parsed, timestamp, to_sql_time};
 use crate::store::postgres::{PostgresStore, execute, query, query_opt};
-use crate::store::{StoreError, UploadStore, distribute_attachments};
+use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
                               encrypted, state, created_at, expires_at, message_id IS NOT NULL";
@@ -70,12 +72,14 @@ impl UploadStore for PostgresStore {
         size: u64,
         sha256: String,
         expires_at: Timestamp,
-    ) -> Result<Upload, StoreError> {
+        completion: Option<Completion<Upload>>,
+    ) -> Result<Written<Upload>, StoreError> {
         let size = i64::try_from(size)
             .map_err(|_| StoreError::other("an upload's size is out of range"))?;
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = idempotency::begin(&mut client, completion.as_ref()).await?;
         let row = query_opt(
-            &client,
+            &tx,
             &format!(
                 "UPDATE upload SET state = 'stored', size = $2, sha256 = $3, expires_at = $4
                  WHERE id = $1 AND state = 'pending'
@@ -85,7 +89,8 @@ impl UploadStore for PostgresStore {
         )
         .await?
         .ok_or(StoreError::NotFound)?;
-        upload(&row)
+        let stored = upload(&row)?;
+        idempotency::commit(tx, completion, stored).await
     }
 
     async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {

@@ -9,9 +9,10 @@ use crate::core::message::{Message, NewMessage};
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::{UploadState, check_attachments, check_count};
 use crate::core::upload::{Attachment, NewUpload, Upload};
+use crate::store::idempotency::Completion;
 use crate::store::sqlite::rows::{parsed, timestamp};
 use crate::store::sqlite::{SqliteStore, map_error};
-use crate::store::{StoreError, UploadStore, distribute_attachments};
+use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
                               encrypted, state, created_at, expires_at, message_id IS NOT NULL";
@@ -209,9 +210,14 @@ impl UploadStore for SqliteStore {
         size: u64,
         sha256: String,
         expires_at: Timestamp,
-    ) -> Result<Upload, StoreError> {
+        completion: Option<Completion<Upload>>,
+    ) -> Result<Written<Upload>, StoreError> {
         self.writer
-            .write(move |conn| store_upload(conn, id, size, &sha256, expires_at))
+            .write(move |conn| {
+                super::idempotency::completing(conn, completion.as_ref(), |conn| {
+                    store_upload(conn, id, size, &sha256, expires_at)
+                })
+            })
             .await
     }
 
