@@ -3,6 +3,7 @@
 //! store, and convert the result to a wire DTO.
 
 pub mod admission;
+pub mod attachments;
 pub mod auth;
 pub mod context;
 pub mod download;
@@ -21,6 +22,7 @@ pub mod refusal;
 pub mod respond;
 pub mod service_errors;
 pub mod tickets;
+pub mod uploads;
 pub mod utf8;
 pub mod wire;
 
@@ -48,7 +50,7 @@ use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::server::capped_counts::CappedCounts;
-use crate::service::{Idempotency, IdempotencyPolicy, Support, Uploads};
+use crate::service::{Idempotency, IdempotencyPolicy, Support, UploadPolicy, Uploads};
 use crate::store::Store;
 
 /// HTTP settings the handlers and middleware need.
@@ -118,6 +120,8 @@ pub struct SharedState {
     key_concurrency: Arc<CappedCounts<KeyId>>,
     /// Room for the request bodies held in memory.
     body_budget: admission::BodyBudget,
+    /// Turns among the uploads handled at once.
+    upload_turns: Semaphore,
     /// API keys read recently.
     key_cache: key_cache::KeyCache,
     /// Messages rendered recently.
@@ -149,9 +153,12 @@ impl AppState {
         uploads: Uploads,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
+        let upload_turns = Semaphore::new((settings.max_concurrent_requests / 4).max(1));
         let key_concurrency = CappedCounts::new(settings.max_concurrent_requests_per_key.max(1));
         let body_budget = admission::BodyBudget::new(settings.max_buffered_body_bytes);
-        let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits).into();
+        let file_limits = openapi::FileLimits::of(uploads.policy(), settings.attach_limits);
+        let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits);
+        let openapi = openapi::with_file_limits(&openapi, &file_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
@@ -172,6 +179,7 @@ impl AppState {
             in_flight,
             key_concurrency,
             body_budget,
+            upload_turns,
             key_cache,
             html_cache,
             openapi,
@@ -180,10 +188,20 @@ impl AppState {
     }
 }
 
-/// Every documented route, unlayered: the support API (to be put behind
-/// authentication) and the operational endpoints (open), with the OpenAPI
-/// document describing both.
-fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+/// Every documented route, unlayered, with the OpenAPI document
+/// describing them all.
+struct DocumentedRoutes {
+    /// The support API, to be put behind authentication.
+    support: Router<AppState>,
+    /// Pre-signed upload URLs, authenticated by their signature.
+    signed_uploads: Router<AppState>,
+    /// The operational endpoints (open).
+    operations: Router<AppState>,
+    /// The OpenAPI document.
+    doc: utoipa::openapi::OpenApi,
+}
+
+fn documented_routes() -> DocumentedRoutes {
     let (support, support_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(tickets::list_tickets, tickets::create_ticket))
         .routes(routes!(tickets::get_ticket))
@@ -193,6 +211,13 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(tickets::reopen_ticket))
         .routes(routes!(tickets::resolve_ticket))
         .routes(routes!(tickets::mark_ticket_in_progress))
+        .routes(routes!(attachments::download_attachment))
+        .routes(routes!(uploads::create_upload))
+        .routes(routes!(uploads::get_upload))
+        .routes(routes!(uploads::create_upload_url))
+        .split_for_parts();
+    let (signed_uploads, signed_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(uploads::upload_to_url))
         .split_for_parts();
     let (operations, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::healthz))
@@ -201,21 +226,29 @@ fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(serve_openapi))
         .split_for_parts();
     doc.merge(support_doc);
+    doc.merge(signed_doc);
     // The modifier ran before the support paths were merged in; run it again
     // so that they get the shared responses too.
     utoipa::Modify::modify(&openapi::CommonResponses, &mut doc);
-    (support, operations, doc)
+    DocumentedRoutes {
+        support,
+        signed_uploads,
+        operations,
+        doc,
+    }
 }
 
 static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    documented_routes()
-        .2
+    let document = documented_routes()
+        .doc
         .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+        .unwrap_or_else(|_| "{}".to_owned());
+    let defaults = openapi::FileLimits::of(&UploadPolicy::default(), AttachLimits::default());
+    openapi::with_file_limits(&document, &defaults)
 });
 
-/// The OpenAPI document for the published text limits; a server whose
-/// limits are lower serves it with those instead.
+/// The OpenAPI document for the published text limits and the default
+/// file limits; a server configured otherwise serves it with its own.
 pub fn openapi_json() -> &'static str {
     &OPENAPI_JSON
 }
@@ -243,24 +276,39 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed)
 }
 
+/// Whether requests to `path` stream their bodies to their handler (file
+/// uploads) rather than having them read whole first: they are limited by
+/// `max_upload_bytes` instead of `max_body_bytes`, and get longer to
+/// arrive ([`uploads::deadline`]).
+pub fn streams_body(path: &str) -> bool {
+    path == uploads::UPLOADS_PATH || path.starts_with(uploads::SIGNED_UPLOADS_PREFIX)
+}
+
 /// Admits a request to the router: answers 413 at once when its declared
 /// `Content-Length` is over the limit (rather than reading the body, or
 /// waiting for one that never comes, before refusing it; chunked bodies are
 /// counted as they are read), and answers 503 if the whole takes longer
 /// than the request timeout. The turn among the requests handled at once
 /// is taken later, by support API requests only, once they are
-/// authenticated and have their bodies ([`admission`]).
+/// authenticated and have their bodies ([`admission`]). Uploads check
+/// their own length, against their own limit, and have their own deadline.
 pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Response {
+    let streamed = streams_body(request.uri().path());
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     let limit = u64::try_from(state.settings.max_body_bytes).unwrap_or(u64::MAX);
-    if declared.is_some_and(|length| length > limit) {
+    if !streamed && declared.is_some_and(|length| length > limit) {
         return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
     }
-    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
+    let deadline = if streamed {
+        uploads::deadline(state)
+    } else {
+        state.settings.request_timeout
+    };
+    match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(ErrorCode::RequestTimeout)
             .with_retry_after(1)
@@ -274,7 +322,12 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
-    let (support, operations, _) = documented_routes();
+    let DocumentedRoutes {
+        support,
+        signed_uploads,
+        operations,
+        ..
+    } = documented_routes();
     // Route layers run outermost last-added first: authentication (with
     // the key's rate limit, then admission: its place among the key's
     // requests in progress, the body, a turn among the requests handled at
@@ -288,8 +341,13 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ));
+    let signed_uploads = signed_uploads.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate_upload_url,
+    ));
     operations
         .merge(support)
+        .merge(signed_uploads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))

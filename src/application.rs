@@ -76,7 +76,7 @@ impl Application {
                 max_bytes: config.max_upload_bytes,
                 ttl: config.upload_ttl,
                 media: config.upload_media.clone(),
-                ..UploadPolicy::default()
+                url_ttl: config.upload_url_ttl,
             },
         );
         let listener = crate::server::bind(config.listen)

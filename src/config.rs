@@ -218,6 +218,10 @@ pub struct Settings {
     /// is deleted, 60 to 2592000 (30 days). Default: 86400 (a day)
     #[arg(long, env = "TICKETD_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,
+    /// Seconds a pre-signed upload URL works, 60 to 86400. Default: 900
+    /// (15 minutes)
+    #[arg(long, env = "TICKETD_UPLOAD_URL_TTL_SECS", value_name = "SECS")]
+    pub upload_url_ttl_secs: Option<u64>,
     /// The media types uploads may be of, comma-separated, from image/png,
     /// image/jpeg, image/gif, image/webp, application/pdf, application/zip,
     /// text/plain, text/x-log, text/csv and application/json. Default:
@@ -672,6 +676,15 @@ impl Settings {
         })
     }
 
+    /// `upload_url_ttl_secs`: 15 minutes unless set, a minute to a day.
+    fn upload_url_ttl(&self) -> Result<u64, String> {
+        let ttl = self.upload_url_ttl_secs.unwrap_or(900);
+        if !(60..=86_400).contains(&ttl) {
+            return Err("upload_url_ttl_secs must be between 60 and 86400".into());
+        }
+        Ok(ttl)
+    }
+
     /// `upload_ttl_secs`: a day unless set, a minute to 30 days.
     fn upload_ttl(&self) -> Result<u64, String> {
         let ttl = self
@@ -794,6 +807,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// How long an upload waits to be attached before it is deleted.
     pub upload_ttl: Duration,
+    /// How long a pre-signed upload URL works.
+    pub upload_url_ttl: Duration,
     /// The media types uploads may be of.
     pub upload_media: MediaCheck,
     /// Files per message, and bytes of files per ticket.
@@ -889,6 +904,7 @@ impl Config {
         let blob_store = settings.blob_store(&database)?;
         let max_upload_bytes = settings.max_upload_bytes()?;
         let upload_ttl = settings.upload_ttl()?;
+        let upload_url_ttl = settings.upload_url_ttl()?;
         let upload_media = settings.upload_media()?;
         let attach_limits = settings.attach_limits()?;
         Ok(Self {
@@ -915,6 +931,7 @@ impl Config {
             blob_store,
             max_upload_bytes,
             upload_ttl: Duration::from_secs(upload_ttl),
+            upload_url_ttl: Duration::from_secs(upload_url_ttl),
             upload_media,
             attach_limits,
         })

@@ -16,6 +16,11 @@
 //! 4. a turn among the requests handled at once (`max_concurrent_requests`),
 //!    waited for within the request timeout.
 //!
+//! An upload ([`crate::api::streams_body`]) skips 2 to 4: its body streams
+//! to the blob store as it arrives, and it takes one of the turns kept for
+//! uploads (a quarter of `max_concurrent_requests`), so that slow uploads
+//! never hold up other requests.
+//!
 //! [`crate::api::auth::authenticate`] takes the first and then calls
 //! [`run`] for the others.
 //!
@@ -97,6 +102,15 @@ pub fn over_key_concurrency(cap: usize) -> Refusal {
 /// future.
 pub async fn run(state: &AppState, request: Request, next: Next) -> Response {
     let shutting_down = || Refusal::unavailable("the server is shutting down").into_response();
+    if crate::api::streams_body(request.uri().path()) {
+        // An upload's body streams to its blob, never whole in memory: it
+        // takes no room in the budget, and one of the turns kept for
+        // uploads, which may take long, rather than one of the others.
+        return match state.upload_turns.acquire().await {
+            Ok(_turn) => next.run(request).await,
+            Err(_) => shutting_down(),
+        };
+    }
     let (request, _room) = if request.method() == Method::POST && !request.body().is_end_stream() {
         let Some(room) = state.body_budget.reserve(body_bytes(state, &request)).await else {
             return shutting_down();

@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::AppState;
 use crate::api::admission::{self, over_key_concurrency};
 use crate::api::refusal::{ErrorCode, Refusal};
+use crate::api::service_errors::canonical_upload;
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
@@ -48,23 +49,65 @@ const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Middleware: authenticate the bearer token, apply the key's rate limit
 /// and its cap on requests in progress.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Set by the listener; absent only where the router is driven without
     // one, which then has no per-address limit.
     let address = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| AddressGroup::of(peer.ip()));
-    let principal = match resolve_principal(&state, request.headers(), address).await {
-        Ok(principal) => principal,
-        Err(error) => return error.into_response(),
-    };
-    let key_id = principal.key_id;
+    match resolve_principal(&state, request.headers(), address).await {
+        Ok(principal) => admit(&state, principal, request, next).await,
+        Err(error) => error.into_response(),
+    }
+}
 
+/// Middleware for a pre-signed upload URL, which carries no API key: the
+/// caller is the key that asked for the URL, if the URL's signature holds,
+/// the key still works and still acts as the user the URL was made for.
+/// From there on the request is limited as that key's requests are. The
+/// URL is used up by its handler, not here.
+pub async fn authenticate_upload_url(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = request.uri().path().rsplit('/').next().unwrap_or_default();
+    let grant = match state.uploads.grant_of(token) {
+        Ok(grant) => grant,
+        Err(error) => {
+            return canonical_upload(error, &state.uploads.policy().media).into_response();
+        }
+    };
+    let credentials = match state.key_cache.get(grant.key_id) {
+        Some(credentials) => Some(credentials),
+        None => match read_credentials(&state, grant.key_id).await {
+            Ok(credentials) => credentials,
+            Err(refusal) => return refusal.into_response(),
+        },
+    };
+    match credentials {
+        Some(credentials)
+            if !credentials.revoked && credentials.principal.actor.user_id == grant.user_id =>
+        {
+            let principal = credentials.principal.clone();
+            admit(&state, principal, request, next).await
+        }
+        _ => Refusal::new(ErrorCode::UploadUrlInvalid)
+            .with_detail("The API key that asked for this upload URL no longer works.")
+            .into_response(),
+    }
+}
+
+/// The rest of authentication, once the caller is known: the key's rate
+/// limit, its place among its requests in progress, then [`admission`].
+async fn admit(
+    state: &AppState,
+    principal: Principal,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let key_id = principal.key_id;
     let decision = match state.limiter.check(principal.key_id).await {
         Ok(decision) => decision,
         // Refuse rather than let the key through unlimited: an unreachable
@@ -80,7 +123,7 @@ pub async fn authenticate(
             .into_response()
     } else if let Some(_place) = state.key_concurrency.take(key_id) {
         request.extensions_mut().insert(principal);
-        let mut response = admission::run(&state, request, next).await;
+        let mut response = admission::run(state, request, next).await;
         // For the listener: the connection carried an admitted request,
         // and earns the full idle timeout. A refused one earns nothing, or
         // a key past its limits could hold idle connections as long.

@@ -274,6 +274,33 @@ impl QueryParams {
         found
     }
 
+    /// The parameter `name` as text, if given (once).
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        self.take(name)
+    }
+
+    /// The boolean parameter `name` (`true` or `false`), if given.
+    pub fn flag(&mut self, name: &str) -> Option<bool> {
+        let text = self.take(name)?;
+        match text.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.errors.push(field_error(
+                    name,
+                    FieldCode::InvalidValue,
+                    format!("`{}` must be `true` or `false`.", quoted(name)),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Records an error against the parameter `name`.
+    pub fn reject(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
+
     /// The `limit` parameter: 1 to 100, 25 when absent.
     pub fn page_size(&mut self) -> PageSize {
         let Some(text) = self.take("limit") else {

@@ -10,6 +10,9 @@
 //! - a record of another request: `422 idempotency_key_reused`;
 //! - the same request still in progress: `409
 //!   idempotency_request_in_progress` with `Retry-After`;
+//! - an upload's body streams to its blob and is never held whole, so an
+//!   upload is fingerprinted by its path, query, `Content-Type` and
+//!   `Content-Length` instead of its bytes;
 //! - otherwise the claim is granted and the handler runs with it
 //!   ([`IdempotencyClaim`]): its write completes the record with the
 //!   response in the same transaction. If the handler fails instead (a 4xx
@@ -61,16 +64,29 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         Err(error) => return error.into_response(),
     };
     let (parts, body) = request.into_parts();
-    let body = match read_body(Request::from_parts(parts.clone(), body), &state).await {
-        Ok(body) => body,
-        Err(error) => return error.into_response(),
+    let (body, fingerprint) = if crate::api::streams_body(parts.uri.path()) {
+        // An upload's body streams to its blob and is never held whole, so
+        // its request is known by what its head says of the file.
+        let fingerprint = Fingerprint::of_request(
+            &state.fingerprint_key,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &streamed_request_summary(&parts),
+        );
+        (body, fingerprint)
+    } else {
+        let body = match read_body(Request::from_parts(parts.clone(), body), &state).await {
+            Ok(body) => body,
+            Err(error) => return error.into_response(),
+        };
+        let fingerprint = Fingerprint::of_request(
+            &state.fingerprint_key,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &body,
+        );
+        (body.into(), fingerprint)
     };
-    let fingerprint = Fingerprint::of_request(
-        &state.fingerprint_key,
-        parts.method.as_str(),
-        parts.uri.path(),
-        &body,
-    );
     let answer = state
         .idempotency
         .claim(KeyedRequest {
@@ -88,7 +104,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         }
         Err(error) => return refusal::server_failure(error).into_response(),
     };
-    let mut request = Request::from_parts(parts, body.into());
+    let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(held.granted().clone());
     let response = next.run(request).await;
     if response.extensions().get::<Completed>().is_some() {
@@ -104,6 +120,27 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         held.release().await;
     }
     response
+}
+
+/// What identifies a request whose body streams (an upload) for its
+/// `Idempotency-Key`: its query, `Content-Type` and `Content-Length`.
+fn streamed_request_summary(parts: &axum::http::request::Parts) -> Vec<u8> {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .map_or(&b""[..], |value: &HeaderValue| value.as_bytes())
+    };
+    let mut summary = Vec::new();
+    for piece in [
+        parts.uri.query().unwrap_or_default().as_bytes(),
+        header(axum::http::header::CONTENT_TYPE),
+        header(axum::http::header::CONTENT_LENGTH),
+    ] {
+        summary.extend_from_slice(piece);
+        summary.push(b'\n');
+    }
+    summary
 }
 
 /// The request's one `Idempotency-Key`, parsed.

@@ -6,6 +6,8 @@
 //! to every write the `Idempotency-Key` header with its responses (409, 422
 //! and `Idempotent-Replayed`), so no operation can forget them.
 
+use crate::core::upload::attach::AttachLimits;
+use crate::service::UploadPolicy;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
@@ -30,6 +32,7 @@ use crate::core::text::TextLimits;
     modifiers(&CommonResponses),
     tags(
         (name = "Support tickets", description = "The canonical `/api/v2` ticket API."),
+        (name = "Attachments", description = "Files: uploading them, attaching them to messages, downloading them."),
         (name = "Operations", description = "Probes, the API document and error pages."),
     )
 )]
@@ -243,6 +246,68 @@ pub fn with_text_limits(document: &str, limits: TextLimits) -> String {
                 &format!("1 to {} characters", grouped(configured)),
             );
             member["description"] = description.into();
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
+}
+
+/// The configured limits on files, as the OpenAPI document publishes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLimits {
+    /// `max_upload_bytes`.
+    pub max_upload_bytes: u64,
+    /// `upload_media_types`.
+    pub media_types: Vec<&'static str>,
+    /// `max_attachments_per_message`.
+    pub per_message: usize,
+    /// `max_ticket_attachment_bytes`.
+    pub per_ticket_bytes: u64,
+    /// `upload_ttl_secs`.
+    pub upload_ttl_secs: u64,
+    /// `upload_url_ttl_secs`.
+    pub upload_url_ttl_secs: u64,
+}
+
+impl FileLimits {
+    /// The limits of `policy` and `attach`.
+    pub fn of(policy: &UploadPolicy, attach: AttachLimits) -> Self {
+        Self {
+            max_upload_bytes: policy.max_bytes,
+            media_types: policy
+                .media
+                .allowed()
+                .iter()
+                .map(|known| known.as_str())
+                .collect(),
+            per_message: attach.per_message,
+            per_ticket_bytes: attach.per_ticket_bytes,
+            upload_ttl_secs: policy.ttl.as_secs(),
+            upload_url_ttl_secs: policy.url_ttl.as_secs(),
+        }
+    }
+}
+
+/// The schemas whose `attachments` member names uploads.
+const ATTACHING_SCHEMAS: [&str; 2] = ["ReplyRequest", "CreateTicketRequest"];
+
+/// `document` with `limits` published: as `x-ticketd-file-limits` at its
+/// top, and as `maxItems` of every `attachments` a request takes.
+pub fn with_file_limits(document: &str, limits: &FileLimits) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(document) else {
+        return document.to_owned();
+    };
+    value["x-ticketd-file-limits"] = serde_json::json!({
+        "maxUploadBytes": limits.max_upload_bytes,
+        "uploadMediaTypes": limits.media_types,
+        "maxAttachmentsPerMessage": limits.per_message,
+        "maxTicketAttachmentBytes": limits.per_ticket_bytes,
+        "uploadTtlSecs": limits.upload_ttl_secs,
+        "uploadUrlTtlSecs": limits.upload_url_ttl_secs,
+    });
+    for schema in ATTACHING_SCHEMAS {
+        let pointer = format!("/components/schemas/{schema}/properties/attachments");
+        if let Some(member) = value.pointer_mut(&pointer) {
+            member["maxItems"] = limits.per_message.into();
         }
     }
     serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())

@@ -65,6 +65,8 @@ pub struct IncomingFile {
     pub filename: Filename,
     /// Its declared media type (a `Content-Type` value).
     pub content_type: String,
+    /// Whether to store it sealed, for an encrypted message.
+    pub encrypted: bool,
 }
 
 /// Why an upload use case was refused.
@@ -82,6 +84,9 @@ pub enum UploadError {
     /// The client stopped sending the file before its end.
     #[error("the file did not arrive whole")]
     Incomplete,
+    /// The file arrived too slowly, or stopped arriving.
+    #[error("the file arrived too slowly")]
+    TooSlow,
     /// The service failed (storage, ...).
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -91,6 +96,9 @@ fn blob_failure(error: BlobError) -> UploadError {
     match inspect::refusal_of(&error) {
         Some(refusal) => UploadError::Refused(refusal.clone()),
         None => match error {
+            BlobError::Source(source) if source.kind() == std::io::ErrorKind::TimedOut => {
+                UploadError::TooSlow
+            }
             BlobError::Source(_) => UploadError::Incomplete,
             other => UploadError::Service(ServiceError::Unavailable(other.to_string())),
         },
@@ -256,13 +264,22 @@ impl Uploads {
         (grant.sign(&self.url_key), expires_at)
     }
 
+    /// The grant a pre-signed URL's token carries, if it is genuine and
+    /// live; nothing is recorded (see [`Uploads::redeem_url`]).
+    ///
+    /// # Errors
+    /// `Url` (malformed, forged, expired).
+    pub fn grant_of(&self, token: &str) -> Result<UploadGrant, UploadError> {
+        Ok(UploadGrant::verify(&self.url_key, token, self.clock.now())?)
+    }
+
     /// The grant a pre-signed URL's token carries, if it is genuine, live
     /// and used for the first time (this use is recorded).
     ///
     /// # Errors
     /// `Url` (malformed, forged, expired), `UrlUsed`, storage failures.
     pub async fn redeem_url(&self, token: &str) -> Result<UploadGrant, UploadError> {
-        let grant = UploadGrant::verify(&self.url_key, token, self.clock.now())?;
+        let grant = self.grant_of(token)?;
         let first = self
             .store
             .use_upload_url(grant.nonce, grant.expires_at.plus(CLOCK_SKEW_MARGIN))

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use ticketd::core::upload::attach::AttachLimits;
+use ticketd::service::Uploads;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -111,6 +113,14 @@ pub struct TestOptions {
     pub api_key_cache: Duration,
     /// Bytes of rendered HTML kept in memory.
     pub html_cache_bytes: usize,
+    /// The largest uploaded file.
+    pub max_upload_bytes: u64,
+    /// How long an upload waits to be attached.
+    pub upload_ttl: Duration,
+    /// How long a pre-signed upload URL works.
+    pub upload_url_ttl: Duration,
+    /// Files per message and bytes per ticket.
+    pub attach_limits: AttachLimits,
 }
 
 impl Default for TestOptions {
@@ -136,6 +146,10 @@ impl Default for TestOptions {
             idempotency_ttl: Duration::from_secs(86_400),
             api_key_cache: Duration::from_secs(Config::DEFAULT_API_KEY_CACHE_SECS),
             html_cache_bytes: usize::try_from(Config::DEFAULT_HTML_CACHE_MIB << 20).unwrap(),
+            max_upload_bytes: Config::DEFAULT_MAX_UPLOAD_BYTES,
+            upload_ttl: Duration::from_secs(Config::DEFAULT_UPLOAD_TTL_SECS),
+            upload_url_ttl: Duration::from_secs(900),
+            attach_limits: AttachLimits::default(),
         }
     }
 }
@@ -153,6 +167,8 @@ pub struct TestApp {
     /// The key the server fingerprints keyed requests under (from the key
     /// file's server secret).
     pub fingerprint_key: FingerprintKey,
+    /// The server's upload use cases (to sweep on demand).
+    pub uploads: Uploads,
     pub workspace: WorkspaceId,
     /// Customer "Jane Example" of the main workspace.
     pub customer: TestUser,
@@ -356,12 +372,17 @@ impl TestApp {
         config.idempotency_ttl = options.idempotency_ttl;
         config.api_key_cache = options.api_key_cache;
         config.html_cache_bytes = options.html_cache_bytes;
+        config.max_upload_bytes = options.max_upload_bytes;
+        config.upload_ttl = options.upload_ttl;
+        config.upload_url_ttl = options.upload_url_ttl;
+        config.attach_limits = options.attach_limits;
         let application = Application::build_with_store(config, Arc::clone(&raw_store))
             .await
             .unwrap();
         let base_url = format!("http://{}", application.local_addr());
         let store = Arc::clone(&application.state().store);
         let fingerprint_key = application.fingerprint_key().clone();
+        let uploads = application.state().uploads.clone();
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
@@ -388,6 +409,7 @@ impl TestApp {
             raw_store,
             key_file,
             fingerprint_key,
+            uploads,
             workspace,
             customer,
             other_customer,
@@ -494,7 +516,7 @@ impl TestApp {
     }
 }
 
-async fn read(response: reqwest::Response) -> TestResponse {
+pub async fn read(response: reqwest::Response) -> TestResponse {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();

@@ -28,6 +28,7 @@ mod test_redis;
 mod sqlite {
     const BACKEND: crate::helpers::Backend = crate::helpers::Backend::Sqlite;
 
+    mod attachments;
     mod auth;
     mod cli;
     mod encryption;
@@ -52,6 +53,7 @@ mod sqlite {
 mod postgres {
     const BACKEND: crate::helpers::Backend = crate::helpers::Backend::Postgres;
 
+    mod attachments;
     mod auth;
     mod cli;
     mod encryption;

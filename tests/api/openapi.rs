@@ -10,7 +10,7 @@ use super::BACKEND;
 use crate::helpers::TestApp;
 
 /// Every operation the server serves, as `(METHOD, path template)`.
-const OPERATIONS: [(&str, &str); 14] = [
+const OPERATIONS: [(&str, &str); 19] = [
     ("GET", "/api/v2/support/tickets"),
     ("POST", "/api/v2/support/tickets"),
     ("GET", "/api/v2/support/tickets/{id}"),
@@ -24,6 +24,14 @@ const OPERATIONS: [(&str, &str); 14] = [
         "POST",
         "/api/v2/support/tickets/{id}/actions/mark-in-progress",
     ),
+    (
+        "GET",
+        "/api/v2/support/tickets/{id}/messages/{messageId}/attachments/{attachmentId}",
+    ),
+    ("POST", "/api/v2/support/uploads"),
+    ("GET", "/api/v2/support/uploads/{uploadId}"),
+    ("POST", "/api/v2/support/uploads/url"),
+    ("POST", "/api/v2/support/uploads/signed/{token}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/errors/{code}"),
@@ -35,6 +43,12 @@ const HTTP_METHODS: [&str; 8] = [
 ];
 
 const PROBLEM_REF: &str = "#/components/schemas/Problem";
+
+/// Pre-signed upload URLs stand for an API key without carrying one.
+const SIGNED_UPLOAD: &str = "/api/v2/support/uploads/signed/{token}";
+
+/// Operations that take a file, not JSON.
+const FILE_BODIES: [&str; 2] = ["/api/v2/support/uploads", SIGNED_UPLOAD];
 
 /// Fetches the document, asserting how it is served.
 async fn fetch_document(app: &TestApp) -> Value {
@@ -158,7 +172,7 @@ async fn support_operations_are_secured_by_bearer_auth() {
         let secured = operation.get("security").is_some();
         assert_eq!(
             secured,
-            path.starts_with("/api/v2/"),
+            path.starts_with("/api/v2/") && path != SIGNED_UPLOAD,
             "{method} {path}: security is {}",
             operation["security"]
         );
@@ -204,7 +218,10 @@ async fn secured_operations_document_the_shared_problem_responses() {
             assert_problem_response(&method, &path, &operation, status);
         }
     }
-    assert_eq!(secured, 10, "every /api/v2 operation is secured");
+    assert_eq!(
+        secured, 14,
+        "every /api/v2 operation is secured but the pre-signed upload"
+    );
     app.stop().await;
 }
 
@@ -217,7 +234,8 @@ async fn every_write_documents_idempotency_keys() {
 
     let mut writes = 0;
     for (method, path, operation) in operations(&document) {
-        if method != "POST" {
+        // A pre-signed upload URL works once; it takes no key.
+        if method != "POST" || path == SIGNED_UPLOAD {
             continue;
         }
         writes += 1;
@@ -250,7 +268,7 @@ async fn every_write_documents_idempotency_keys() {
             );
         }
     }
-    assert_eq!(writes, 6, "every POST of the API");
+    assert_eq!(writes, 8, "every POST of the API");
     app.stop().await;
 }
 
@@ -272,7 +290,12 @@ async fn operations_with_a_body_document_body_errors() {
             .expect("a request body has content")
             .keys()
             .collect();
-        assert_eq!(media_types, ["application/json"], "{method} {path}");
+        let expected = if FILE_BODIES.contains(&path.as_str()) {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
+        assert_eq!(media_types, [expected], "{method} {path}");
         for status in ["400", "408", "413", "415"] {
             assert_problem_response(&method, &path, &operation, status);
         }
@@ -285,6 +308,8 @@ async fn operations_with_a_body_document_body_errors() {
                 "POST".to_owned(),
                 "/api/v2/support/tickets/{id}/messages".to_owned()
             ),
+            ("POST".to_owned(), "/api/v2/support/uploads".to_owned()),
+            ("POST".to_owned(), SIGNED_UPLOAD.to_owned()),
         ])
     );
     app.stop().await;
@@ -384,11 +409,55 @@ async fn message_response_schema_requires_the_seed_fields() {
 }
 
 /// Fills a documented path template with real values.
-fn concrete_path(template: &str, ticket: &str, message: &str) -> String {
+fn concrete_path(template: &str, ticket: &str, message: &str, file: &Value) -> String {
+    let token = file["token"].as_str().unwrap_or_default();
+    let upload = file["upload"].as_str().unwrap_or_default();
     template
         .replace("{id}", ticket)
         .replace("{messageId}", message)
+        .replace("{attachmentId}", upload)
+        .replace("{uploadId}", upload)
+        .replace("{token}", token)
         .replace("{code}", "ticket_closed")
+}
+
+/// A ticket of the customer's whose second message, by staff, carries one
+/// file: the ticket, that message, and `{upload, token}` (the file, and a
+/// fresh pre-signed upload URL's token).
+async fn ticket_with_a_file(app: &TestApp) -> (String, String, Value) {
+    let ticket = app.open_ticket(&app.customer, "Router check").await;
+    let ticket = ticket["id"].as_str().unwrap().to_owned();
+    let upload = app
+        .send(
+            app.client
+                .post(app.url("/api/v2/support/uploads?filename=a.txt"))
+                .bearer_auth(&app.staff.token)
+                .header("content-type", "text/plain")
+                .body("log line\n"),
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.text);
+    let upload = upload.body["id"].as_str().unwrap().to_owned();
+    let reply = app
+        .post(
+            &format!("/api/v2/support/tickets/{ticket}/messages"),
+            &app.staff,
+            &json!({"message": "The log", "attachments": [upload]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let issued = app
+        .request(
+            Method::POST,
+            "/api/v2/support/uploads/url",
+            Some(&app.staff.token),
+            None,
+        )
+        .await;
+    let url = issued.body["uploadUrl"].as_str().unwrap();
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    let message = reply.body["id"].as_str().unwrap().to_owned();
+    (ticket, message, json!({"upload": upload, "token": token}))
 }
 
 #[tokio::test]
@@ -402,18 +471,8 @@ async fn router_serves_every_documented_operation() {
     assert_eq!(documented.len(), OPERATIONS.len());
     for (method, template, _) in documented {
         // A fresh open ticket per operation, so every action is allowed.
-        let ticket = app.open_ticket(&app.customer, "Router check").await;
-        let ticket = ticket["id"].as_str().unwrap().to_owned();
-        let messages = app
-            .get(
-                &format!("/api/v2/support/tickets/{ticket}/messages"),
-                &app.staff,
-            )
-            .await;
-        assert_eq!(messages.status, StatusCode::OK, "{}", messages.text);
-        let message = messages.body["data"][0]["id"].as_str().unwrap().to_owned();
-
-        let path = concrete_path(&template, &ticket, &message);
+        let (ticket, message, file) = ticket_with_a_file(&app).await;
+        let path = concrete_path(&template, &ticket, &message, &file);
         let (body, expected) = match (method.as_str(), template.as_str()) {
             ("POST", "/api/v2/support/tickets") => (
                 Some(json!({
@@ -427,6 +486,8 @@ async fn router_serves_every_documented_operation() {
                 Some(json!({ "message": "A staff reply." })),
                 StatusCode::CREATED,
             ),
+            // Routed, and refused for the file they lack.
+            ("POST", "/api/v2/support/uploads" | SIGNED_UPLOAD) => (None, StatusCode::BAD_REQUEST),
             _ => (None, StatusCode::OK),
         };
         let method = Method::from_bytes(method.as_bytes()).unwrap();

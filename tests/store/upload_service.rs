@@ -75,6 +75,7 @@ fn file(name: &str, content_type: &str) -> IncomingFile {
     IncomingFile {
         filename: Filename::parse(name).unwrap(),
         content_type: content_type.to_owned(),
+        encrypted: false,
     }
 }
 
