@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
@@ -84,12 +85,35 @@ impl S3Blobs {
     /// # Errors
     /// A message naming the setting that is invalid.
     pub fn from_env(bucket: &str, prefix: Path) -> Result<Self, String> {
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if builder
-            .get_config_value(&AmazonS3ConfigKey::Endpoint)
-            .is_some_and(|endpoint| is_loopback_http(&endpoint))
-        {
-            builder = builder.with_allow_http(true);
+        Self::from_builder(AmazonS3Builder::from_env(), bucket, prefix)
+    }
+
+    /// Blobs in `bucket` under `prefix`, reached as `builder` says, with
+    /// plain `http://` allowed for an endpoint on loopback (as
+    /// [`S3Blobs::from_env`], with the settings given rather than read).
+    ///
+    /// # Errors
+    /// A message naming the setting that is invalid.
+    pub fn from_builder(
+        builder: AmazonS3Builder,
+        bucket: &str,
+        prefix: Path,
+    ) -> Result<Self, String> {
+        let mut builder = builder.with_bucket_name(bucket);
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        if let Some(endpoint) = endpoint.filter(|endpoint| endpoint.starts_with("http://")) {
+            let allowed = builder
+                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|allow| allow.trim().eq_ignore_ascii_case("true"));
+            if is_loopback_http(&endpoint) {
+                builder = builder.with_allow_http(true);
+            } else if !allowed {
+                // Refused here, at startup, rather than on the first upload.
+                return Err(format!(
+                    "the S3 endpoint {endpoint} is plain http and not on loopback; \
+                     use https, or set AWS_ALLOW_HTTP=true"
+                ));
+            }
         }
         let store = builder
             .build()
@@ -315,6 +339,20 @@ mod tests {
             "127.0.0.1:9000",
         ] {
             assert!(!is_loopback_http(endpoint), "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn plain_http_elsewhere_is_refused_at_startup_unless_allowed() {
+        let remote = || AmazonS3Builder::new().with_endpoint("http://minio.internal:9000");
+        let error = S3Blobs::from_builder(remote(), "tickets", Path::default()).expect_err("http");
+        assert!(error.contains("AWS_ALLOW_HTTP=true"), "{error}");
+        let allowed = remote().with_allow_http(true);
+        assert!(S3Blobs::from_builder(allowed, "tickets", Path::default()).is_ok());
+        for endpoint in ["https://minio.internal:9000", "http://127.0.0.1:9000"] {
+            let builder = AmazonS3Builder::new().with_endpoint(endpoint);
+            let opened = S3Blobs::from_builder(builder, "tickets", Path::default());
+            assert!(opened.is_ok(), "{endpoint}: {opened:?}");
         }
     }
 

@@ -29,6 +29,9 @@ pub const ENDPOINT_VAR: &str = "TICKETD_TEST_S3_ENDPOINT";
 /// The endpoint used when [`ENDPOINT_VAR`] is not set.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5055";
 
+/// The key id and secret the test stores sign with (moto takes any).
+const ACCESS_KEY: &str = "ticketd-test";
+
 /// How long creating a bucket may take before the server counts as
 /// unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -89,8 +92,8 @@ impl TestBucket {
             .with_endpoint(endpoint())
             .with_allow_http(true)
             .with_region("us-east-1")
-            .with_access_key_id("ticketd-test")
-            .with_secret_access_key("ticketd-test")
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(ACCESS_KEY)
             .with_bucket_name(&name)
             .build()
             .unwrap();
@@ -108,6 +111,18 @@ impl TestBucket {
     /// A blob store in this bucket, under `prefix` (empty for none).
     pub fn blobs(&self, prefix: &str) -> S3Blobs {
         S3Blobs::new(Arc::clone(&self.store), Path::from(prefix))
+    }
+
+    /// A blob store in this bucket set up as the server sets one up (only
+    /// the endpoint, region and keys given, so plain HTTP is allowed by the
+    /// store's own rule for loopback endpoints).
+    pub fn blobs_as_configured(&self, prefix: &str) -> S3Blobs {
+        let settings = AmazonS3Builder::new()
+            .with_endpoint(endpoint())
+            .with_region("us-east-1")
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(ACCESS_KEY);
+        S3Blobs::from_builder(settings, &self.name, Path::from(prefix)).unwrap()
     }
 
     /// The keys of every object in the bucket, sorted.

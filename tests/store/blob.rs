@@ -194,7 +194,7 @@ macro_rules! blob_conformance {
                     let Some(bucket) = crate::test_s3::TestBucket::create(stringify!($name)).await else {
                         return;
                     };
-                    super::$name(&bucket.blobs("uploads")).await;
+                    super::$name(&bucket.blobs_as_configured("uploads")).await;
                     bucket.delete().await;
                 }
             )*
