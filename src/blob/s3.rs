@@ -269,7 +269,8 @@ impl BlobStore for S3Blobs {
         range: Option<RangeInclusive<u64>>,
     ) -> Result<ByteStream, BlobError> {
         let options = GetOptions {
-            range: range.map(|range| GetRange::Bounded(*range.start()..range.end() + 1)),
+            range: range
+                .map(|range| GetRange::Bounded(*range.start()..range.end().saturating_add(1))),
             ..GetOptions::default()
         };
         match self.store.get_opts(&self.path_of(id), options).await {
