@@ -12,6 +12,7 @@
 pub mod inspect;
 pub mod local;
 pub mod postgres;
+pub mod s3;
 
 use std::io;
 use std::ops::RangeInclusive;
@@ -33,6 +34,15 @@ pub enum BlobLocation {
     Directory(PathBuf),
     /// The tables of the PostgreSQL database (shared by every node).
     Database,
+    /// Objects in a bucket of an S3-compatible store (shared by every
+    /// node), keyed `PREFIX/<upload id>`; reached as the standard AWS
+    /// variables say (see [`s3::S3Blobs::from_env`]).
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+        /// The key prefix, without leading or trailing `/`; empty for none.
+        prefix: String,
+    },
 }
 
 impl BlobLocation {
@@ -48,8 +58,8 @@ impl BlobLocation {
         }
     }
 
-    /// Parses `database` or `file://DIR` (`file:///abs/DIR` for an absolute
-    /// path).
+    /// Parses `database`, `file://DIR` (`file:///abs/DIR` for an absolute
+    /// path) or `s3://BUCKET[/PREFIX]`.
     ///
     /// # Errors
     /// A message naming what is wrong.
@@ -64,21 +74,51 @@ impl BlobLocation {
                 }
             };
         }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            return parse_s3(rest).map_err(|why| format!("blob_store {text:?}: {why}"));
+        }
         match text.strip_prefix("file://") {
             Some("") | None => Err(format!(
-                "blob_store must be \"database\" or file://DIR, not {text:?}"
+                "blob_store must be \"database\", file://DIR or s3://BUCKET[/PREFIX], \
+                 not {text:?}"
             )),
             Some(dir) => Ok(BlobLocation::Directory(PathBuf::from(dir))),
         }
     }
 }
 
+/// The bucket and prefix of `s3://BUCKET[/PREFIX]`, given what follows
+/// `s3://`. Bucket names are held to the characters every S3-compatible
+/// store accepts; each part of the prefix must be a plain key segment.
+fn parse_s3(rest: &str) -> Result<BlobLocation, String> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err("the bucket is missing (s3://BUCKET[/PREFIX])".into());
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    if !(3..=63).contains(&bucket.len()) || !bucket.chars().all(allowed) {
+        return Err(format!(
+            "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if !prefix.is_empty() {
+        object_store::path::Path::parse(prefix)
+            .map_err(|_| format!("{prefix:?} is not a key prefix (empty, '.' or '..' parts)"))?;
+    }
+    Ok(BlobLocation::S3 {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+    })
+}
+
 /// Opens the blob store at `location`; `database` is the server's database
 /// (whose tables hold blobs in the `Database` case, over a small pool of
-/// their own).
+/// their own). Nothing is sent to an S3 store until the first request.
 ///
 /// # Errors
-/// The directory cannot be created or read, or the pool cannot be built.
+/// The directory cannot be created or read, the pool cannot be built, or
+/// the S3 settings in the environment are invalid.
 pub fn open(location: &BlobLocation, database: &DatabaseUrl) -> Result<Arc<dyn BlobStore>, String> {
     match (location, database) {
         (BlobLocation::Directory(dir), _) => local::LocalBlobs::open(dir)
@@ -95,6 +135,11 @@ pub fn open(location: &BlobLocation, database: &DatabaseUrl) -> Result<Arc<dyn B
         }
         (BlobLocation::Database, DatabaseUrl::Sqlite(_)) => {
             Err("blob_store = \"database\" needs a PostgreSQL database".into())
+        }
+        (BlobLocation::S3 { bucket, prefix }, _) => {
+            let prefix = object_store::path::Path::parse(prefix)
+                .map_err(|error| format!("blob_store: {error}"))?;
+            s3::S3Blobs::from_env(bucket, prefix).map(|blobs| Arc::new(blobs) as Arc<dyn BlobStore>)
         }
     }
 }
@@ -155,4 +200,64 @@ pub trait BlobStore: Send + Sync + 'static {
     /// # Errors
     /// `Storage`.
     async fn delete(&self, id: UploadId) -> Result<(), BlobError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite() -> DatabaseUrl {
+        DatabaseUrl::Sqlite(PathBuf::from("/var/lib/ticketd/ticketd.db"))
+    }
+
+    fn s3(bucket: &str, prefix: &str) -> BlobLocation {
+        BlobLocation::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn s3_locations_name_a_bucket_and_an_optional_prefix() {
+        for (text, expected) in [
+            ("s3://tickets", s3("tickets", "")),
+            ("s3://tickets/", s3("tickets", "")),
+            ("s3://tickets/uploads", s3("tickets", "uploads")),
+            ("s3://tickets/uploads/", s3("tickets", "uploads")),
+            ("s3://my.bucket-2/a/b/c", s3("my.bucket-2", "a/b/c")),
+        ] {
+            assert_eq!(BlobLocation::parse(text, &sqlite()), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_s3_locations_are_refused_with_the_reason() {
+        for (text, reason) in [
+            ("s3://", "the bucket is missing"),
+            ("s3:///uploads", "the bucket is missing"),
+            ("s3://ab", "is not a bucket name"),
+            ("s3://Tickets", "is not a bucket name"),
+            ("s3://tick_ets", "is not a bucket name"),
+            ("s3://tickets/a//b", "is not a key prefix"),
+            ("s3://tickets/a/../b", "is not a key prefix"),
+        ] {
+            let error = BlobLocation::parse(text, &sqlite()).expect_err(text);
+            assert!(error.contains(reason), "{text}: {error}");
+            assert!(error.contains(text), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn other_locations_keep_their_meaning_and_the_message_lists_every_form() {
+        assert_eq!(
+            BlobLocation::parse("file:///srv/blobs", &sqlite()),
+            Ok(BlobLocation::Directory(PathBuf::from("/srv/blobs")))
+        );
+        let error = BlobLocation::parse("ftp://blobs", &sqlite()).expect_err("refused");
+        assert_eq!(
+            error,
+            "blob_store must be \"database\", file://DIR or s3://BUCKET[/PREFIX], \
+             not \"ftp://blobs\""
+        );
+    }
 }

@@ -205,8 +205,10 @@ pub struct Settings {
     #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
     pub html_cache_mib: Option<u64>,
     /// Where the bytes of uploaded files are kept: `database` (PostgreSQL
-    /// only: in its tables, shared by every node) or `file://DIR`, a
-    /// directory. Default: the database with PostgreSQL, the directory
+    /// only: in its tables, shared by every node), `file://DIR`, a
+    /// directory, or `s3://BUCKET[/PREFIX]`, objects in an S3-compatible
+    /// bucket (endpoint, region and credentials from the standard `AWS_*`
+    /// variables). Default: the database with PostgreSQL, the directory
     /// `blobs` beside a SQLite file
     #[arg(long, env = "TICKETD_BLOB_STORE", value_name = "URL")]
     pub blob_store: Option<String>,
@@ -1601,6 +1603,18 @@ mod tests {
             elsewhere.blob_store,
             BlobLocation::Directory(PathBuf::from("/srv/blobs"))
         );
+        let bucket = Config::from_settings(Settings {
+            blob_store: Some("s3://ticketd-blobs/uploads".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            bucket.blob_store,
+            BlobLocation::S3 {
+                bucket: "ticketd-blobs".into(),
+                prefix: "uploads".into(),
+            }
+        );
     }
 
     #[test]
@@ -1670,7 +1684,7 @@ mod tests {
             ),
             (
                 Settings {
-                    blob_store: Some("s3://bucket".into()),
+                    blob_store: Some("s3://".into()),
                     ..Settings::default()
                 },
                 "blob_store",

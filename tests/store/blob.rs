@@ -93,6 +93,51 @@ pub async fn a_failed_stream_keeps_nothing(blobs: &dyn BlobStore) {
     assert_eq!(read_all(blobs, id, None).await, b"retried");
 }
 
+pub async fn large_blobs_round_trip_across_part_boundaries(blobs: &dyn BlobStore) {
+    // Over two of the S3 store's 8 MiB parts, read across their boundaries.
+    const PART: u64 = 8 * 1024 * 1024;
+    let data = sample(2 * PART as usize + 100_003);
+    let id = UploadId::generate();
+    let stored = blobs.put(id, chunks(&data, 256 * 1024 + 1)).await.unwrap();
+    assert_eq!(stored, data.len() as u64);
+    assert_eq!(read_all(blobs, id, None).await, data);
+    let last = data.len() as u64 - 1;
+    for (first, end) in [
+        (PART - 10, PART + 10),
+        (PART, 2 * PART),
+        (2 * PART - 1, last),
+    ] {
+        assert_eq!(
+            read_all(blobs, id, Some((first, end))).await,
+            data[first as usize..=end as usize],
+            "{first}-{end}"
+        );
+    }
+    let again = blobs.put(id, chunks(&data, 1024 * 1024)).await;
+    assert!(matches!(again, Err(BlobError::Exists)), "{again:?}");
+}
+
+pub async fn a_large_stream_failing_midway_keeps_nothing(blobs: &dyn BlobStore) {
+    // Fails after more than one S3 part has been sent.
+    let id = UploadId::generate();
+    let pieces = sample(17 * 1024 * 1024)
+        .chunks(512 * 1024)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .chain([Err(io::Error::other("the client went away"))])
+        .collect::<Vec<_>>();
+    let failed = blobs.put(id, Box::pin(stream::iter(pieces))).await;
+    let Err(BlobError::Source(source)) = &failed else {
+        panic!("{failed:?}");
+    };
+    assert_eq!(source.to_string(), "the client went away");
+    assert!(matches!(
+        blobs.get(id, None).await,
+        Err(BlobError::NotFound)
+    ));
+    blobs.put(id, chunks(b"retried", 3)).await.unwrap();
+    assert_eq!(read_all(blobs, id, None).await, b"retried");
+}
+
 pub async fn deleting_is_idempotent(blobs: &dyn BlobStore) {
     let id = UploadId::generate();
     blobs.put(id, chunks(b"bytes", 5)).await.unwrap();
@@ -140,15 +185,67 @@ macro_rules! blob_conformance {
                 }
             )*
         }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    // None: no S3-compatible server outside CI, and a
+                    // notice on stderr says its half was skipped.
+                    let Some(bucket) = crate::test_s3::TestBucket::create(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&bucket.blobs_as_configured("uploads")).await;
+                    bucket.delete().await;
+                }
+            )*
+        }
     };
 }
 
 blob_conformance!(
     blobs_round_trip_whole_and_in_ranges,
+    large_blobs_round_trip_across_part_boundaries,
     a_blob_is_written_once,
     a_failed_stream_keeps_nothing,
+    a_large_stream_failing_midway_keeps_nothing,
     deleting_is_idempotent,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_blobs_are_objects_under_the_prefix_and_failures_leave_none() {
+    let Some(bucket) =
+        crate::test_s3::TestBucket::create("s3_blobs_are_objects_under_the_prefix").await
+    else {
+        return;
+    };
+    let prefixed = bucket.blobs("tickets/uploads");
+    let bare = bucket.blobs("");
+    let (small, large, failed) = (
+        UploadId::generate(),
+        UploadId::generate(),
+        UploadId::generate(),
+    );
+    prefixed.put(small, chunks(b"small", 5)).await.unwrap();
+    bare.put(large, chunks(&sample(9 * 1024 * 1024), 1024 * 1024))
+        .await
+        .unwrap();
+    let error = prefixed
+        .put(failed, failing_after(&sample(9 * 1024 * 1024)))
+        .await;
+    assert!(matches!(error, Err(BlobError::Source(_))), "{error:?}");
+    let mut expected = vec![format!("tickets/uploads/{}", small.key()), large.key()];
+    expected.sort();
+    assert_eq!(bucket.keys().await, expected);
+    // The stores see only their own keys.
+    assert!(matches!(
+        bare.get(small, None).await,
+        Err(BlobError::NotFound)
+    ));
+    prefixed.delete(small).await.unwrap();
+    bare.delete(large).await.unwrap();
+    assert!(bucket.keys().await.is_empty());
+    bucket.delete().await;
+}
 
 #[test]
 fn a_local_directory_is_owner_only_and_loses_old_temporary_files_at_start() {

@@ -16,6 +16,8 @@ mod suite;
 mod test_database;
 #[path = "../shared/test_postgres.rs"]
 mod test_postgres;
+#[path = "../shared/test_s3.rs"]
+mod test_s3;
 mod upgrade;
 mod upload_service;
 mod uploads;
