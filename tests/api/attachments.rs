@@ -643,3 +643,37 @@ async fn the_sweep_deletes_an_unattached_upload_while_a_message_attaches_another
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(bytes, png(200));
 }
+
+#[tokio::test]
+async fn an_upload_that_stops_arriving_is_cut_off_and_leaves_nothing() {
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            body_read_timeout: Duration::from_secs(1),
+            ..TestOptions::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let mut connection = crate::helpers::RawConnection::open(&app).await;
+    let mut request = format!(
+        "POST {UPLOADS}?filename=slow.png HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: image/png\r\n\
+         Content-Length: 100000\r\n\r\n",
+        app.customer.token
+    )
+    .into_bytes();
+    request.extend_from_slice(&png(1000));
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), connection.exchange(&request))
+        .await
+        .expect("the stalled upload was not cut off")
+        .unwrap();
+    assert_eq!(response.status, 408, "{}", response.head);
+    assert_eq!(response.json()["code"], "request_body_timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let far = ticketd::core::time::Timestamp::now().plus(Duration::from_secs(30 * 86_400));
+    assert_eq!(app.store.uploads_to_sweep(far, 100).await.unwrap(), []);
+}
