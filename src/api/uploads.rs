@@ -14,6 +14,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -308,8 +310,17 @@ struct Part {
 /// `invalid_request` when the body holds no part, or its first part is
 /// not `file`; `upload_incomplete` when it cannot be read.
 async fn first_part(body: ByteStream, boundary: String) -> Result<(Part, ByteStream), ApiError> {
+    let head_read = Arc::new(AtomicBool::new(false));
+    let body = Metered {
+        inner: body,
+        handed: 0,
+        head_read: Arc::clone(&head_read),
+        yield_next: false,
+    };
     let mut multipart = multer::Multipart::new(body, boundary);
-    let field = match multipart.next_field().await {
+    let first = multipart.next_field().await;
+    head_read.store(true, Ordering::Relaxed);
+    let field = match first {
         Ok(Some(field)) => field,
         Ok(None) => return Err(multipart_refusal("The multipart body holds no part.")),
         Err(error) => {
@@ -350,6 +361,45 @@ async fn first_part(body: ByteStream, boundary: String) -> Result<(Part, ByteStr
         },
     );
     Ok((part, Box::pin(bytes)))
+}
+
+/// A multipart body as the parser reads it: one chunk per poll (the
+/// parser reads on while chunks are ready, so it would otherwise buffer
+/// as much as the client manages to send ahead of the blob store), and at
+/// most [`MULTIPART_OVERHEAD_BYTES`] before the first part's headers are
+/// read (a preamble or a header without end is refused, not held).
+struct Metered {
+    inner: ByteStream,
+    handed: u64,
+    head_read: Arc<AtomicBool>,
+    yield_next: bool,
+}
+
+impl Stream for Metered {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.yield_next {
+            self.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.yield_next = true;
+            self.handed = self.handed.saturating_add(chunk.len() as u64);
+            if !self.head_read.load(Ordering::Relaxed) && self.handed > MULTIPART_OVERHEAD_BYTES {
+                return Poll::Ready(Some(Err(io::Error::other(
+                    "the multipart body's first part has no end to its headers",
+                ))));
+            }
+        }
+        polled
+    }
 }
 
 fn multipart_refusal(detail: &str) -> ApiError {

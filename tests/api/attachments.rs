@@ -305,6 +305,35 @@ async fn a_new_ticket_attaches_files_and_a_multipart_upload_keeps_a_unicode_name
         disposition.contains(&format!("filename*=UTF-8''{}", percent(name))),
         "{disposition}"
     );
+    // A part whose headers never end is refused, not held in memory, and
+    // so is a second part after the file.
+    let mut endless =
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nX: ".to_vec();
+    endless.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    let (_, mut two_parts) = multipart("a.txt", "text/plain", b"hello");
+    let tail = two_parts.len() - b"--\r\n".len();
+    two_parts.truncate(tail);
+    two_parts.extend_from_slice(
+        b"\r\nContent-Disposition: form-data; name=\"more\"\r\n\r\nx\r\n--ticketd-test-boundary-7d3f--\r\n",
+    );
+    for (content_type, body) in [
+        ("multipart/form-data; boundary=b".to_owned(), endless),
+        (
+            "multipart/form-data; boundary=ticketd-test-boundary-7d3f".to_owned(),
+            two_parts,
+        ),
+    ] {
+        let refused = app
+            .send(
+                app.client
+                    .post(app.url(UPLOADS))
+                    .bearer_auth(&app.customer.token)
+                    .header("content-type", content_type)
+                    .body(body),
+            )
+            .await;
+        refused.assert_problem(400, "upload_incomplete");
+    }
 }
 
 #[tokio::test]
