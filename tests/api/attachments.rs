@@ -133,7 +133,8 @@ async fn a_file_is_uploaded_attached_listed_and_downloaded_by_whoever_may_read_i
     let Some(app) = TestApp::spawn(BACKEND).await else {
         return;
     };
-    let data = png(300 * 1024 + 5);
+    // Larger than max_body_bytes (1 MiB here): uploads have their own limit.
+    let data = png(3 * 1024 * 1024 + 5);
     let response = upload_raw(&app, &app.customer, "screen.png", "image/png", &data).await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
     let upload = response.body.clone();
