@@ -13,8 +13,21 @@
 //! tkdenc:v1:<key id, 26 characters>:<base64url(nonce || ciphertext || tag)>
 //! ```
 //!
+//! Uploads marked `encrypted` are sealed by envelope: each has a random
+//! content key of its own ([`ContentKey`]) that seals its bytes as a
+//! stream of records ([`stream`]), and the content key is kept in the
+//! upload's row sealed under a data key, bound to the upload:
+//!
+//! ```text
+//! tkdupl:v1:<key id, 26 characters>:<base64url(nonce || sealed content key || tag)>
+//! ```
+//!
+//! A rotation re-seals only that short text; the bytes never change.
+//!
 //! Key material comes in as values; reading and writing key files is
 //! [`crate::encryption`]'s business.
+
+pub mod stream;
 
 use std::fmt;
 
@@ -25,10 +38,13 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use ulid::Ulid;
 use zeroize::Zeroizing;
 
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UploadId};
 
 /// What every sealed body starts with.
 pub const ENVELOPE_PREFIX: &str = "tkdenc:v1:";
+
+/// What every sealed content key of an upload starts with.
+pub const CONTENT_KEY_PREFIX: &str = "tkdupl:v1:";
 
 /// Bytes of a data key.
 pub const KEY_BYTES: usize = 32;
@@ -317,9 +333,12 @@ pub fn is_sealed(body: &str) -> bool {
 
 /// The key id and the decoded payload of a sealed body.
 fn parse_envelope(body: &str) -> Result<(DataKeyId, Vec<u8>), CryptoError> {
-    let rest = body
-        .strip_prefix(ENVELOPE_PREFIX)
-        .ok_or(CryptoError::NotSealed)?;
+    parse_envelope_of(ENVELOPE_PREFIX, body)
+}
+
+/// The key id and the decoded payload of an envelope starting with `prefix`.
+fn parse_envelope_of(prefix: &str, body: &str) -> Result<(DataKeyId, Vec<u8>), CryptoError> {
+    let rest = body.strip_prefix(prefix).ok_or(CryptoError::NotSealed)?;
     let (key, payload) = rest.split_once(':').ok_or(CryptoError::Malformed)?;
     let key = DataKeyId::parse(key).ok_or(CryptoError::Malformed)?;
     let payload = URL_SAFE_NO_PAD
@@ -386,6 +405,114 @@ fn open_as(
         )
         .map_err(|_| CryptoError::Forged)?;
     String::from_utf8(plaintext).map_err(|_| CryptoError::Forged)
+}
+
+/// The key that seals one upload's bytes ([`stream`]): random, its own,
+/// and kept only sealed under a data key ([`seal_content_key`]). Wiped
+/// from memory when dropped; never shown by `Debug`.
+#[derive(Clone)]
+pub struct ContentKey(Zeroizing<[u8; KEY_BYTES]>);
+
+impl ContentKey {
+    /// A new random content key.
+    ///
+    /// # Errors
+    /// Only if the operating system's random source fails.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut secret = Zeroizing::new([0u8; KEY_BYTES]);
+        getrandom::fill(secret.as_mut()).map_err(|_| CryptoError::NoRandomness)?;
+        Ok(Self(secret))
+    }
+
+    /// A content key from its bytes (for tests and for opening).
+    pub fn new(secret: [u8; KEY_BYTES]) -> Self {
+        Self(Zeroizing::new(secret))
+    }
+}
+
+impl fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ContentKey(..)")
+    }
+}
+
+/// The associated data of a sealed content key: its envelope's version,
+/// the data key's id and the upload's id.
+fn content_key_data(key: DataKeyId, upload: UploadId) -> String {
+    format!("{CONTENT_KEY_PREFIX}{key}:{}", upload.key())
+}
+
+/// Seals the content key of `upload` under the data key `key`, with a
+/// fresh random nonce; the text is what the upload's row keeps.
+///
+/// # Errors
+/// `NoRandomness` if the random source fails.
+pub fn seal_content_key(
+    key: &DataKey,
+    upload: UploadId,
+    content_key: &ContentKey,
+) -> Result<String, CryptoError> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|_| CryptoError::NoRandomness)?;
+    let aad = content_key_data(key.id, upload);
+    let ciphertext = key
+        .cipher()
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: content_key.0.as_ref(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| CryptoError::Unsealable)?;
+    let mut payload = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
+    payload.extend_from_slice(&nonce);
+    payload.extend_from_slice(&ciphertext);
+    Ok(format!(
+        "{CONTENT_KEY_PREFIX}{}:{}",
+        key.id,
+        URL_SAFE_NO_PAD.encode(payload)
+    ))
+}
+
+/// The id of the data key a sealed content key claims to be sealed with.
+pub fn content_key_id(sealed: &str) -> Option<DataKeyId> {
+    parse_envelope_of(CONTENT_KEY_PREFIX, sealed)
+        .ok()
+        .map(|(key, _)| key)
+}
+
+/// Opens the sealed content key of `upload`.
+///
+/// # Errors
+/// `NotSealed` or `Malformed` for text that is no sealed content key,
+/// `UnknownKey` if the keyring lacks its data key, `Forged` if it fails
+/// authentication (altered, or another upload's).
+pub fn open_content_key(
+    keyring: &Keyring,
+    upload: UploadId,
+    sealed: &str,
+) -> Result<ContentKey, CryptoError> {
+    let (key_id, payload) = parse_envelope_of(CONTENT_KEY_PREFIX, sealed)?;
+    let key = keyring.get(key_id).ok_or(CryptoError::UnknownKey(key_id))?;
+    let (nonce, ciphertext) = payload.split_at(NONCE_BYTES);
+    let aad = content_key_data(key_id, upload);
+    let plaintext = Zeroizing::new(
+        key.cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| CryptoError::Forged)?,
+    );
+    let secret: [u8; KEY_BYTES] = plaintext
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Forged)?;
+    Ok(ContentKey::new(secret))
 }
 
 /// A key check value: a constant sealed under `key`, stored beside the
@@ -569,6 +696,41 @@ mod tests {
         assert!(!verify_check_value(&self::key(5), &value), "another id");
         assert!(!verify_check_value(&key, "not base64!"));
         assert!(!format!("{key:?}").contains("5, 5"));
+    }
+
+    #[test]
+    fn content_keys_open_for_their_upload_only() {
+        let old = key(1);
+        let new = key(2);
+        let keyring = Keyring::new(vec![old.clone(), new.clone()]).unwrap();
+        let upload = UploadId::generate();
+        let content = ContentKey::new([9; KEY_BYTES]);
+        let sealed = seal_content_key(&old, upload, &content).unwrap();
+        assert!(sealed.starts_with(CONTENT_KEY_PREFIX));
+        assert_eq!(content_key_id(&sealed), Some(old.id()));
+        let opened = open_content_key(&keyring, upload, &sealed).unwrap();
+        assert_eq!(*opened.0, [9; KEY_BYTES]);
+        assert_eq!(format!("{opened:?}"), "ContentKey(..)");
+        // Another upload's, relabelled, or a message body: all refused.
+        assert_eq!(
+            open_content_key(&keyring, UploadId::generate(), &sealed).map(|_| ()),
+            Err(CryptoError::Forged)
+        );
+        let relabelled = sealed.replace(&old.id().to_string(), &new.id().to_string());
+        assert_eq!(
+            open_content_key(&keyring, upload, &relabelled).map(|_| ()),
+            Err(CryptoError::Forged)
+        );
+        let body = seal(&old, TicketId::generate(), MessageId::generate(), "x").unwrap();
+        assert_eq!(
+            open_content_key(&keyring, upload, body.as_str()).map(|_| ()),
+            Err(CryptoError::NotSealed)
+        );
+        let lone = Keyring::new(vec![new]).unwrap();
+        assert_eq!(
+            open_content_key(&lone, upload, &sealed).map(|_| ()),
+            Err(CryptoError::UnknownKey(old.id()))
+        );
     }
 
     #[test]
