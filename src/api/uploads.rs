@@ -156,7 +156,6 @@ fn upload_created(upload: &Upload) -> Result<StoredResponse, Cause> {
     tag = "Attachments",
     params(
         ("filename" = Option<String>, Query, description = "The file's name, 1 to 255 bytes without control characters. Required for a raw body."),
-        ("encrypted" = Option<bool>, Query, description = "Store the file sealed, for an encrypted message. Defaults to false."),
     ),
     request_body(content = Vec<u8>, description = "The file: raw, with its media type as Content-Type, or as multipart/form-data with one part named `file`.", content_type = "application/octet-stream"),
     responses(
@@ -190,7 +189,6 @@ async fn receive(
     completion: Option<Completion<Upload>>,
 ) -> Result<crate::store::Written<Upload>, ApiError> {
     let filename = query.text("filename");
-    let encrypted = query.flag("encrypted").unwrap_or(false);
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -236,10 +234,8 @@ async fn receive(
         None => (described(&mut query, filename, content_type), body),
     };
     query.finish()?;
-    let file = IncomingFile {
-        encrypted,
-        ..file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest))?
-    };
+    // Uploads are stored plain until sealed uploads are served.
+    let file = file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest))?;
     state
         .uploads
         .upload(actor, file, bytes, completion)
@@ -514,7 +510,6 @@ pub async fn create_upload_url(
     params(
         ("token" = String, Path, description = "The token `uploadUrl` ends with."),
         ("filename" = Option<String>, Query, description = "The file's name. Required for a raw body."),
-        ("encrypted" = Option<bool>, Query, description = "Store the file sealed, for an encrypted message."),
     ),
     request_body(content = Vec<u8>, description = "The file, as for `POST /api/v2/support/uploads`.", content_type = "application/octet-stream"),
     responses(
