@@ -14,7 +14,7 @@ use crate::api::{ApiSettings, AppState};
 use crate::config::Config;
 use crate::core::crypto::DataKeyId;
 use crate::core::idempotency::FingerprintKey;
-use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
+use crate::encryption::{self, ContentKeyring, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::rate_limit::{self, RateLimitStore};
 use crate::service::{RandomIds, SystemClock, UploadPolicy, Uploads};
 use crate::store::{self, Store};
@@ -64,11 +64,13 @@ impl Application {
         let encryption_key = encryption::current_key(&encryption);
         let fingerprint_key = encryption.fingerprint_key();
         let upload_url_key = encryption.upload_url_key();
+        let content_keys = ContentKeyring::new(Arc::clone(&encryption), Arc::clone(&store));
         let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
         let blobs = crate::blob::open(&config.blob_store, &config.database)?;
         let uploads = Uploads::new(
             Arc::clone(&store),
             blobs,
+            Arc::new(content_keys),
             Arc::new(SystemClock),
             Arc::new(RandomIds),
             upload_url_key,

@@ -22,6 +22,7 @@
 //!   unless the database already has one (another node added it first):
 //!   then the node is refused until the key file is copied from that node.
 
+mod content_keys;
 pub mod key_file;
 mod rotate;
 mod store;
@@ -37,6 +38,7 @@ use crate::core::server_secret::ServerSecret;
 use crate::core::time::Timestamp;
 use crate::store::{DatabaseUrl, RegisteredKey, Store, StoreError};
 
+pub use content_keys::ContentKeyring;
 pub use rotate::{KeyStatus, RotateReport, Status, add_key, reseal_all, rotate, status};
 pub use store::{EncryptedStore, ExportBodies};
 

@@ -212,6 +212,9 @@ pub enum Constraint {
     /// `message_sealed_key_check`: a body is sealed with a data key the
     /// database does not accept (not registered, or retiring).
     SealedKey,
+    /// `upload_sealed_key_check`: an upload's content key is sealed with a
+    /// data key the database does not accept (not registered, or retiring).
+    UploadSealedKey,
     /// A foreign key: the row a record belongs to does not exist.
     ForeignKey,
     /// Any other constraint, by its declared name.
@@ -224,6 +227,7 @@ impl Constraint {
         match name {
             "workspace_code_key" => Constraint::WorkspaceCode,
             "message_sealed_key_check" => Constraint::SealedKey,
+            "upload_sealed_key_check" => Constraint::UploadSealedKey,
             "foreign_key" => Constraint::ForeignKey,
             other => Constraint::Named(other.to_owned()),
         }
@@ -234,6 +238,7 @@ impl Constraint {
         match self {
             Constraint::WorkspaceCode => "workspace_code_key",
             Constraint::SealedKey => "message_sealed_key_check",
+            Constraint::UploadSealedKey => "upload_sealed_key_check",
             Constraint::ForeignKey => "foreign_key",
             Constraint::Named(name) => name,
         }
@@ -312,6 +317,28 @@ pub struct Reseal {
     /// The body as read: the message is rewritten only if it still holds it.
     pub old: String,
     /// The new body.
+    pub new: String,
+}
+
+/// The sealed content key of an upload stored sealed, as rotation reads
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedUploadKey {
+    /// The upload.
+    pub id: UploadId,
+    /// Its content key, sealed under a data key.
+    pub content_key: String,
+}
+
+/// A sealed content key to replace with one sealed under another data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadKeyReseal {
+    /// The upload.
+    pub id: UploadId,
+    /// The content key as read: it is replaced only if the upload still
+    /// holds it.
+    pub old: String,
+    /// The content key, sealed anew.
     pub new: String,
 }
 
@@ -479,8 +506,9 @@ pub trait DataKeyStore: Send + Sync {
     /// `NotFound` if `current` is not registered.
     async fn retire_encryption_keys_except(&self, current: DataKeyId) -> Result<(), StoreError>;
 
-    /// Deletes a retiring key if no message body is sealed with it; `false`
-    /// (and nothing changes) if one is, or if the key is not retiring.
+    /// Deletes a retiring key if no message body and no upload's content
+    /// key is sealed with it; `false` (and nothing changes) if one is, or
+    /// if the key is not retiring.
     /// Atomic with respect to writes: none can seal with the key afterwards.
     async fn delete_encryption_key(&self, id: DataKeyId) -> Result<bool, StoreError>;
 
@@ -500,6 +528,21 @@ pub trait DataKeyStore: Send + Sync {
     /// `Conflict(SealedKey)` if a new body is sealed with
     /// a key that is not registered or is retiring.
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError>;
+
+    /// Up to `limit` uploads stored sealed, in id order after `after`,
+    /// skipping those whose content key is sealed with `except`.
+    async fn sealed_upload_keys(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<UploadId>,
+        limit: u32,
+    ) -> Result<Vec<SealedUploadKey>, StoreError>;
+
+    /// Replaces content keys in one transaction, each only if the upload
+    /// still holds the one it was read with; returns how many were
+    /// replaced. `Conflict(UploadSealedKey)` if a new one is sealed with a
+    /// key that is not registered or is retiring.
+    async fn reseal_upload_keys(&self, reseals: Vec<UploadKeyReseal>) -> Result<u64, StoreError>;
 
     /// The check value of the server secret (see
     /// [`crate::core::server_secret`]), if one is registered.

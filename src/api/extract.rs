@@ -279,6 +279,23 @@ impl QueryParams {
         self.take(name)
     }
 
+    /// The boolean parameter `name` (`true` or `false`), if given.
+    pub fn flag(&mut self, name: &str) -> Option<bool> {
+        let text = self.take(name)?;
+        match text.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.errors.push(field_error(
+                    name,
+                    FieldCode::InvalidValue,
+                    format!("`{}` must be `true` or `false`.", quoted(name)),
+                ));
+                None
+            }
+        }
+    }
+
     /// Records an error against the parameter `name`.
     pub fn reject(&mut self, error: FieldError) {
         self.errors.push(error);

@@ -107,7 +107,7 @@ impl From<&Upload> for UploadResponse {
             content_type: upload.content_type.clone(),
             size: upload.size,
             sha256: upload.sha256.clone(),
-            encrypted: upload.encrypted,
+            encrypted: upload.encrypted(),
             attached: upload.attached,
             created_at: upload.created_at.to_string(),
             expires_at: upload.expires_at.to_string(),
@@ -156,6 +156,7 @@ fn upload_created(upload: &Upload) -> Result<StoredResponse, Cause> {
     tag = "Attachments",
     params(
         ("filename" = Option<String>, Query, description = "The file's name, 1 to 255 bytes without control characters. Required for a raw body."),
+        ("encrypted" = Option<bool>, Query, description = "Store the file sealed, for an encrypted message. Defaults to false."),
     ),
     request_body(content = Vec<u8>, description = "The file: raw, with its media type as Content-Type, or as multipart/form-data with one part named `file`.", content_type = "application/octet-stream"),
     responses(
@@ -189,6 +190,7 @@ async fn receive(
     completion: Option<Completion<Upload>>,
 ) -> Result<crate::store::Written<Upload>, ApiError> {
     let filename = query.text("filename");
+    let encrypted = query.flag("encrypted").unwrap_or(false);
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -234,8 +236,10 @@ async fn receive(
         None => (described(&mut query, filename, content_type), body),
     };
     query.finish()?;
-    // Uploads are stored plain until sealed uploads are served.
-    let file = file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest))?;
+    let file = IncomingFile {
+        encrypted,
+        ..file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest))?
+    };
     state
         .uploads
         .upload(actor, file, bytes, completion)
@@ -510,6 +514,7 @@ pub async fn create_upload_url(
     params(
         ("token" = String, Path, description = "The token `uploadUrl` ends with."),
         ("filename" = Option<String>, Query, description = "The file's name. Required for a raw body."),
+        ("encrypted" = Option<bool>, Query, description = "Store the file sealed, for an encrypted message."),
     ),
     request_body(content = Vec<u8>, description = "The file, as for `POST /api/v2/support/uploads`.", content_type = "application/octet-stream"),
     responses(

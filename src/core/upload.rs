@@ -84,8 +84,10 @@ pub struct NewUpload {
     pub filename: Filename,
     /// Its media type, as declared and checked.
     pub content_type: KnownType,
-    /// Whether its bytes are stored sealed.
-    pub encrypted: bool,
+    /// For an upload stored sealed, its content key, sealed under a data
+    /// key ([`crate::core::crypto::seal_content_key`]); `None` for a plain
+    /// one.
+    pub content_key: Option<String>,
     /// When it is recorded.
     pub created_at: Timestamp,
     /// When it is swept unless a message attaches it by then.
@@ -109,8 +111,9 @@ pub struct Upload {
     pub size: u64,
     /// The SHA-256 of its bytes in lowercase hex (empty until stored).
     pub sha256: String,
-    /// Whether its bytes are stored sealed.
-    pub encrypted: bool,
+    /// For an upload stored sealed, its content key, sealed under a data
+    /// key; `None` for a plain one.
+    pub content_key: Option<String>,
     /// Whether its bytes are stored (and it may be attached).
     pub stored: bool,
     /// When it was recorded.
@@ -122,13 +125,19 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// Whether its bytes are stored sealed (only an encrypted message may
+    /// attach it then).
+    pub fn encrypted(&self) -> bool {
+        self.content_key.is_some()
+    }
+
     /// The upload as the attach rule reads it.
     pub fn state(&self) -> attach::UploadState {
         attach::UploadState {
             id: self.id,
             owner: self.owner_id,
             size: self.size,
-            encrypted: self.encrypted,
+            encrypted: self.encrypted(),
             stored: self.stored,
             expires_at: self.expires_at,
             attached: self.attached,

@@ -1,10 +1,13 @@
-//! Key rotation: adding a key, re-sealing every encrypted body under the
-//! newest key, and deleting the keys nothing uses any more.
+//! Key rotation: adding a key, re-sealing every encrypted body and every
+//! sealed upload's content key under the newest key, and deleting the keys
+//! nothing uses any more. An upload's bytes are sealed under its own
+//! content key, so they are never rewritten.
 //!
-//! The pass is keyset-paged ([`Store::encrypted_messages`]), one page of
-//! [`PAGE`] bodies in memory and one transaction per page, so it runs in
-//! constant memory beside a live server; interrupted, it is simply run
-//! again (bodies already under the newest key are skipped).
+//! The pass is keyset-paged ([`Store::encrypted_messages`],
+//! [`Store::sealed_upload_keys`]), one page of [`PAGE`] bodies or keys in
+//! memory and one transaction per page, so it runs in constant memory
+//! beside a live server; interrupted, it is simply run again (what is
+//! already under the newest key is skipped).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +17,7 @@ use serde::Serialize;
 use crate::core::crypto::{self, DataKey, DataKeyId, Keyring};
 use crate::core::time::Timestamp;
 use crate::encryption::{Encryption, MissingKeyFile, describe, key_file, registration, setup};
-use crate::store::{Reseal, Store};
+use crate::store::{Reseal, Store, UploadKeyReseal};
 
 /// Bodies read and re-sealed per transaction.
 const PAGE: u32 = 200;
@@ -24,13 +27,50 @@ const PAGE: u32 = 200;
 const PASSES: usize = 3;
 
 /// Re-seals, under the current key, every encrypted body that is not
-/// sealed with it (including plaintext stored before encryption at rest);
-/// returns how many it re-sealed.
+/// sealed with it (including plaintext stored before encryption at rest)
+/// and every sealed upload's content key; returns how many bodies and
+/// content keys it re-sealed.
 ///
 /// # Errors
-/// A message naming the message that cannot be opened, or the database
-/// failure.
+/// A message naming the message or upload that cannot be opened, or the
+/// database failure.
 pub async fn reseal_all(encryption: &Encryption, store: &dyn Store) -> Result<u64, String> {
+    Ok(reseal_messages(encryption, store).await? + reseal_upload_keys(encryption, store).await?)
+}
+
+/// Re-seals every sealed content key that is not under the current key.
+async fn reseal_upload_keys(encryption: &Encryption, store: &dyn Store) -> Result<u64, String> {
+    let keyring = encryption.keyring();
+    let current = keyring.current();
+    let mut after = None;
+    let mut resealed = 0;
+    loop {
+        let page = store
+            .sealed_upload_keys(Some(current.id()), after, PAGE)
+            .await
+            .map_err(describe)?;
+        let Some(last) = page.last() else {
+            return Ok(resealed);
+        };
+        after = Some(last.id);
+        let mut reseals = Vec::with_capacity(page.len());
+        for stored in page {
+            let key = crypto::open_content_key(&keyring, stored.id, &stored.content_key)
+                .map_err(|error| format!("upload {} cannot be re-sealed: {error}", stored.id))?;
+            let new = crypto::seal_content_key(current, stored.id, &key)
+                .map_err(|error| error.to_string())?;
+            reseals.push(UploadKeyReseal {
+                id: stored.id,
+                old: stored.content_key,
+                new,
+            });
+        }
+        resealed += store.reseal_upload_keys(reseals).await.map_err(describe)?;
+    }
+}
+
+/// Re-seals every encrypted body that is not under the current key.
+async fn reseal_messages(encryption: &Encryption, store: &dyn Store) -> Result<u64, String> {
     let keyring = encryption.keyring();
     let current = keyring.current();
     let mut after = None;
@@ -171,14 +211,19 @@ pub async fn rotate(store: &dyn Store, path: &Path, new_key: bool) -> Result<Rot
                 in_use.push(key.id);
             }
         }
-        // Keys that no message uses any more but that were not deleted are
-        // held by idempotency records until those expire.
-        let messages_resealed = store
+        // Keys that no message or upload uses any more but that were not
+        // deleted are held by idempotency records until those expire.
+        let all_resealed = store
             .encrypted_messages(Some(current), None, 1)
             .await
             .map_err(describe)?
-            .is_empty();
-        if in_use.is_empty() || messages_resealed {
+            .is_empty()
+            && store
+                .sealed_upload_keys(Some(current), None, 1)
+                .await
+                .map_err(describe)?
+                .is_empty();
+        if in_use.is_empty() || all_resealed {
             let kept: Vec<DataKey> = keyring
                 .keys()
                 .iter()
@@ -216,6 +261,8 @@ pub struct KeyStatus {
     pub in_key_file: bool,
     /// Encrypted messages sealed with it.
     pub messages: u64,
+    /// Sealed uploads whose content key is sealed with it.
+    pub uploads: u64,
 }
 
 /// The state of encryption at rest.
@@ -232,8 +279,9 @@ pub struct Status {
     pub unsealed_messages: u64,
 }
 
-/// Reports the keys and how many encrypted messages each seals (reading
-/// every encrypted message's key id, a page at a time).
+/// Reports the keys and how many encrypted messages and sealed uploads
+/// each seals (reading every encrypted message's and sealed upload's key
+/// id, a page at a time).
 ///
 /// # Errors
 /// A message if the key file is missing or wrong, or the database fails.
@@ -257,10 +305,26 @@ pub async fn status(store: &dyn Store, path: &Path) -> Result<Status, String> {
             }
         }
     }
+    let mut uploads: BTreeMap<DataKeyId, u64> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .sealed_upload_keys(None, after, PAGE)
+            .await
+            .map_err(describe)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for stored in &page {
+            if let Some(key) = crypto::content_key_id(&stored.content_key) {
+                *uploads.entry(key).or_default() += 1;
+            }
+        }
+    }
     let registered = store.encryption_keys().await.map_err(describe)?;
     let mut ids: Vec<DataKeyId> = keyring.keys().iter().map(DataKey::id).collect();
     ids.extend(registered.iter().map(|key| key.id));
     ids.extend(counts.keys().copied());
+    ids.extend(uploads.keys().copied());
     ids.sort();
     ids.dedup();
     let keys = ids
@@ -273,6 +337,7 @@ pub async fn status(store: &dyn Store, path: &Path) -> Result<Status, String> {
                 retiring: known.is_some_and(|key| key.retiring),
                 in_key_file: keyring.get(id).is_some(),
                 messages: counts.get(&id).copied().unwrap_or(0),
+                uploads: uploads.get(&id).copied().unwrap_or(0),
             }
         })
         .collect();

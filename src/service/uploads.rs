@@ -6,14 +6,23 @@
 //! one upload without its API key ([`Uploads::sign_url`],
 //! [`Uploads::redeem_url`]). Unattached uploads past their expiry are
 //! swept with their bytes ([`Uploads::sweep_expired`]).
+//!
+//! A file sent `encrypted` is stored sealed ([`crate::core::crypto::stream`])
+//! under a content key of its own, which its record keeps sealed under a
+//! data key ([`ContentKeys`]); its size and sha256 are those of the
+//! plaintext, checked before sealing, and reads open it again.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+
 use crate::blob::inspect::{self, UploadRefusal};
 use crate::blob::{BlobError, BlobStore, ByteStream};
 use crate::core::access::{Actor, Principal};
+use crate::core::crypto::{ContentKey, stream};
 use crate::core::id::{MessageId, UploadId};
 use crate::core::time::Timestamp;
 use crate::core::upload::media::MediaCheck;
@@ -21,7 +30,7 @@ use crate::core::upload::signed_url::{SignedUrlError, UploadGrant, UploadUrlKey}
 use crate::core::upload::{Filename, NewUpload, Upload};
 use crate::service::{Clock, IdSource, ServiceError};
 use crate::store::idempotency::Completion;
-use crate::store::{Store, Written};
+use crate::store::{Constraint, Store, StoreError, Written};
 
 /// How often expired uploads and used URLs are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -32,6 +41,28 @@ const SWEEP_BATCH: u32 = 100;
 /// How much longer than its URL a used nonce is kept: a node whose clock
 /// is behind by less still sees the URL as used, not as live.
 const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Seals and opens the content keys of uploads stored sealed
+/// ([`crate::encryption::ContentKeyring`] in a running server).
+#[async_trait]
+pub trait ContentKeys: Send + Sync {
+    /// A new content key for `upload`, and its sealed form for the record.
+    ///
+    /// # Errors
+    /// `Internal` if it cannot be made.
+    fn generate(&self, upload: UploadId) -> Result<(ContentKey, String), ServiceError>;
+
+    /// The content key `sealed` holds for `upload`.
+    ///
+    /// # Errors
+    /// `Unavailable` if its data key is not at hand; `Internal` if it does
+    /// not open (altered, or another upload's).
+    async fn open(&self, upload: UploadId, sealed: &str) -> Result<ContentKey, ServiceError>;
+
+    /// Re-reads the data keys, after the database refused the newest one
+    /// (a rotation on another node retired it).
+    async fn refresh(&self);
+}
 
 /// The limits and lifetimes of uploads.
 #[derive(Debug, Clone)]
@@ -111,6 +142,7 @@ fn blob_failure(error: BlobError) -> UploadError {
 pub struct Uploads {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
+    keys: Arc<dyn ContentKeys>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     url_key: UploadUrlKey,
@@ -118,10 +150,12 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// The use cases over `store` and `blobs`, signing URLs with `url_key`.
+    /// The use cases over `store` and `blobs`, sealing with `keys` and
+    /// signing URLs with `url_key`.
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
+        keys: Arc<dyn ContentKeys>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
         url_key: UploadUrlKey,
@@ -130,6 +164,7 @@ impl Uploads {
         Self {
             store,
             blobs,
+            keys,
             clock,
             ids,
             url_key,
@@ -163,11 +198,11 @@ impl Uploads {
             .allowed_type(&file.content_type)
             .map_err(UploadRefusal::from)?;
         let now = self.clock.now();
-        let new = NewUpload {
+        let mut new = NewUpload {
             id: self.ids.upload_id(),
             filename: file.filename,
             content_type,
-            encrypted: false,
+            content_key: None,
             created_at: now,
             expires_at: now.plus(self.policy.ttl),
         };
@@ -178,18 +213,43 @@ impl Uploads {
             &self.policy.media,
             self.policy.max_bytes,
         );
-        self.store
-            .create_upload(actor, new)
-            .await
-            .map_err(ServiceError::from)?;
-        if let Err(error) = self.blobs.put(id, checked).await {
-            self.discard(id).await;
-            return Err(blob_failure(error));
-        }
+        let content_key = if file.encrypted {
+            Some(self.create_sealed(actor, &mut new).await?)
+        } else {
+            self.store
+                .create_upload(actor, new)
+                .await
+                .map_err(ServiceError::from)?;
+            None
+        };
+        // Checked as plaintext, then sealed on the way into the blob store.
+        let stored = match &content_key {
+            Some(key) => Box::pin(stream::seal(key, id, checked)),
+            None => checked,
+        };
+        let written = match self.blobs.put(id, stored).await {
+            Ok(written) => written,
+            Err(error) => {
+                self.discard(id).await;
+                return Err(blob_failure(error));
+            }
+        };
         let Some(inspected) = outcome.take() else {
             self.discard(id).await;
             return Err(UploadError::Incomplete);
         };
+        let expected = if content_key.is_some() {
+            stream::sealed_len(inspected.size)
+        } else {
+            inspected.size
+        };
+        if written != expected {
+            self.discard(id).await;
+            return Err(ServiceError::Internal(format!(
+                "the blob store wrote {written} bytes of upload {id}, not {expected}"
+            ))
+            .into());
+        }
         // The time to attach it counts from when its bytes arrived.
         let expires_at = self.clock.now().plus(self.policy.ttl);
         match self
@@ -205,6 +265,33 @@ impl Uploads {
                 Err(ServiceError::from(error).into())
             }
         }
+    }
+
+    /// Records `new` pending with a new content key, sealed under the
+    /// newest data key (re-read once if the database refuses it: a
+    /// rotation elsewhere retired it); returns the content key.
+    async fn create_sealed(
+        &self,
+        actor: &Actor,
+        new: &mut NewUpload,
+    ) -> Result<ContentKey, UploadError> {
+        for _ in 0..2 {
+            let (key, sealed) = self.keys.generate(new.id)?;
+            new.content_key = Some(sealed);
+            match self.store.create_upload(actor, new.clone()).await {
+                Ok(_) => return Ok(key),
+                Err(StoreError::Conflict(Constraint::UploadSealedKey)) => {
+                    self.keys.refresh().await;
+                }
+                Err(error) => return Err(ServiceError::from(error).into()),
+            }
+        }
+        Err(ServiceError::Unavailable(
+            "the database refuses the newest encryption key (retired by a rotation): the key \
+             file is out of date"
+                .into(),
+        )
+        .into())
     }
 
     /// Gives up an upload that will not be kept: marks its record deleting,
@@ -241,14 +328,32 @@ impl Uploads {
         upload: &Upload,
         range: Option<RangeInclusive<u64>>,
     ) -> Result<ByteStream, UploadError> {
-        self.blobs.get(upload.id, range).await.map_err(|error| {
+        let missing = |error| {
             UploadError::Service(match error {
                 BlobError::NotFound => {
                     ServiceError::Internal(format!("the bytes of upload {} are missing", upload.id))
                 }
                 other => ServiceError::Unavailable(other.to_string()),
             })
-        })
+        };
+        let Some(sealed) = &upload.content_key else {
+            return self.blobs.get(upload.id, range).await.map_err(missing);
+        };
+        let key = self.keys.open(upload.id, sealed).await?;
+        let plan = stream::plan(upload.size, range).map_err(|error| {
+            ServiceError::Internal(format!("cannot read upload {}: {error}", upload.id))
+        })?;
+        let stored = self
+            .blobs
+            .get(upload.id, plan.stored.clone())
+            .await
+            .map_err(missing)?;
+        let id = upload.id;
+        let opened = stream::open(&key, id, &plan, stored).inspect_err(move |error| {
+            // The response is cut short; the log says why.
+            tracing::error!(upload = %id, %error, "the sealed bytes of an upload did not open");
+        });
+        Ok(Box::pin(opened))
     }
 
     /// A pre-signed URL's token for one upload as `principal`'s user, and

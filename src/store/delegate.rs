@@ -17,8 +17,8 @@ use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
 use crate::store::idempotency::Completion;
 use crate::store::{
-    DataKeyStore, KeyCredentials, ProvisioningStore, RegisteredKey, Reseal, Store, StoreError,
-    StoredBody, UploadStore, Written,
+    DataKeyStore, KeyCredentials, ProvisioningStore, RegisteredKey, Reseal, SealedUploadKey, Store,
+    StoreError, StoredBody, UploadKeyReseal, UploadStore, Written,
 };
 
 /// A store in front of another, which it forwards the roles it does not
@@ -84,6 +84,19 @@ impl<T: Delegating> DataKeyStore for T {
 
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         self.inner().reseal_messages(reseals).await
+    }
+
+    async fn sealed_upload_keys(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<UploadId>,
+        limit: u32,
+    ) -> Result<Vec<SealedUploadKey>, StoreError> {
+        self.inner().sealed_upload_keys(except, after, limit).await
+    }
+
+    async fn reseal_upload_keys(&self, reseals: Vec<UploadKeyReseal>) -> Result<u64, StoreError> {
+        self.inner().reseal_upload_keys(reseals).await
     }
 
     async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {

@@ -707,3 +707,132 @@ async fn an_upload_that_stops_arriving_is_cut_off_and_leaves_nothing() {
     let far = ticketd::core::time::Timestamp::now().plus(Duration::from_secs(30 * 86_400));
     assert_eq!(app.store.uploads_to_sweep(far, 100).await.unwrap(), []);
 }
+
+/// The bytes the blob store holds for upload `id`, as stored.
+async fn stored_bytes(app: &TestApp, id: &str) -> Vec<u8> {
+    let id = ticketd::core::id::UploadId::parse(id).unwrap();
+    let mut stream = app.blobs.get(id, None).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sealed_upload_is_stored_only_sealed_attached_only_to_encrypted_messages_and_outlives_a_rotation()
+ {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    // Four records of the sealed stream, the last one short.
+    let data = png(3 * 64 * 1024 + 1000);
+    let sealed = app
+        .send(
+            app.client
+                .post(app.url(&format!("{UPLOADS}?filename=scan.png&encrypted=true")))
+                .bearer_auth(&app.customer.token)
+                .header("content-type", "image/png")
+                .body(data.clone()),
+        )
+        .await;
+    assert_eq!(sealed.status, StatusCode::CREATED, "{}", sealed.text);
+    assert_eq!(sealed.body["encrypted"], true);
+    assert_eq!(sealed.body["size"], data.len());
+    assert_eq!(sealed.body["sha256"], sha256_hex(&data));
+    let sealed_id = sealed.body["id"].as_str().unwrap().to_owned();
+    let plain = uploaded(&app, &app.customer, "plain.png", &png(100)).await;
+    let plain_id = plain["id"].as_str().unwrap().to_owned();
+    assert_eq!(plain["encrypted"], false);
+
+    // The blob store holds records and tags, and no run of the plaintext.
+    let raw = stored_bytes(&app, &sealed_id).await;
+    assert_eq!(
+        raw.len() as u64,
+        ticketd::core::crypto::stream::sealed_len(data.len() as u64)
+    );
+    for start in [0, 1000, 64 * 1024 + 7, data.len() - 64] {
+        assert!(
+            !raw.windows(32)
+                .any(|window| window == &data[start..start + 32]),
+            "plaintext at {start} reached the blob store"
+        );
+    }
+
+    // A plain message takes only plain uploads, an encrypted one only
+    // sealed ones.
+    let ticket = customer_ticket(&app).await;
+    for (encrypted, wrong) in [(false, &sealed_id), (true, &plain_id)] {
+        let refused = app
+            .post(
+                &messages_path(&ticket),
+                &app.customer,
+                &json!({"message": "files", "encrypted": encrypted, "attachments": [wrong]}),
+            )
+            .await;
+        refused.assert_problem(400, "invalid_request");
+        assert_eq!(
+            refused.body["errors"][0]["pointer"], "/attachments/0",
+            "{}",
+            refused.text
+        );
+    }
+    let reply = app
+        .post(
+            &messages_path(&ticket),
+            &app.customer,
+            &json!({"message": "the scan", "encrypted": true, "attachments": [sealed_id]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let url = reply.body["attachments"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Readers get the plaintext, whole or any range of it.
+    let check_downloads = |label: &'static str| {
+        let (app, url, data) = (&app, url.clone(), data.clone());
+        async move {
+            let (whole, bytes) = download(app, &url, &app.staff, None).await;
+            assert_eq!(whole.status, StatusCode::OK, "{label}");
+            assert_eq!(whole.header("content-length"), data.len().to_string());
+            assert!(bytes == data, "{label}: the download differs");
+            for (first, last) in [(0, 0), (65_530, 65_545), (100, 3 * 64 * 1024 + 999)] {
+                let (part, bytes) = download(
+                    app,
+                    &url,
+                    &app.customer,
+                    Some(&format!("bytes={first}-{last}")),
+                )
+                .await;
+                assert_eq!(part.status, StatusCode::PARTIAL_CONTENT, "{label}");
+                assert!(
+                    bytes == data[first..=last],
+                    "{label}: range {first}-{last} differs"
+                );
+            }
+        }
+    };
+    check_downloads("before the rotation").await;
+
+    // A rotation re-seals the content key, not the bytes; the running
+    // server, started with the old key, still opens them.
+    let before = ticketd::encryption::status(app.raw_store.as_ref(), &app.key_file)
+        .await
+        .unwrap();
+    assert_eq!((before.keys[0].messages, before.keys[0].uploads), (1, 1));
+    let report = ticketd::encryption::rotate(app.raw_store.as_ref(), &app.key_file, true)
+        .await
+        .unwrap();
+    assert_eq!(report.resealed, 2, "{report:?}");
+    assert_eq!(report.retired_keys, vec![before.current_key.clone()]);
+    let after = ticketd::encryption::status(app.raw_store.as_ref(), &app.key_file)
+        .await
+        .unwrap();
+    assert_eq!(after.keys.len(), 1, "{after:?}");
+    assert_eq!((after.keys[0].messages, after.keys[0].uploads), (1, 1));
+    assert_eq!(stored_bytes(&app, &sealed_id).await, raw);
+    check_downloads("after the rotation").await;
+    app.stop().await;
+}

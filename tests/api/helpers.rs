@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use ticketd::core::upload::attach::AttachLimits;
-use ticketd::service::Uploads;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 use ticketd::application::Application;
+use ticketd::blob::BlobStore;
 use ticketd::config::{Config, Settings};
 use ticketd::core::access::{Role, Scopes};
 use ticketd::core::id::{KeyId, UserId, WorkspaceId};
@@ -18,9 +17,11 @@ use ticketd::core::idempotency::FingerprintKey;
 use ticketd::core::text::TextLimits;
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
+use ticketd::core::upload::attach::AttachLimits;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::rate_limit::{RateLimitStore, RatePolicy};
 use ticketd::server::ConnectionLimits;
+use ticketd::service::Uploads;
 use ticketd::store::{DatabaseUrl, Store};
 use tokio::sync::oneshot;
 
@@ -169,6 +170,9 @@ pub struct TestApp {
     pub fingerprint_key: FingerprintKey,
     /// The server's upload use cases (to sweep on demand).
     pub uploads: Uploads,
+    /// The blob store the server keeps upload bytes in, opened beside it
+    /// (to see what is stored).
+    pub blobs: Arc<dyn BlobStore>,
     pub workspace: WorkspaceId,
     /// Customer "Jane Example" of the main workspace.
     pub customer: TestUser,
@@ -376,6 +380,7 @@ impl TestApp {
         config.upload_ttl = options.upload_ttl;
         config.upload_url_ttl = options.upload_url_ttl;
         config.attach_limits = options.attach_limits;
+        let blobs = ticketd::blob::open(&config.blob_store, &config.database).unwrap();
         let application = Application::build_with_store(config, Arc::clone(&raw_store))
             .await
             .unwrap();
@@ -410,6 +415,7 @@ impl TestApp {
             key_file,
             fingerprint_key,
             uploads,
+            blobs,
             workspace,
             customer,
             other_customer,

@@ -1,6 +1,8 @@
 //! The upload use cases over each backend and its default blob store:
 //! checked bytes are kept, refused or broken ones leave nothing, the sweep
-//! takes expired uploads with their bytes, and an upload URL works once.
+//! takes expired uploads with their bytes, an upload URL works once, and
+//! a sealed upload is stored sealed, opens whole or in part, and holds its
+//! data key until its content key is re-sealed.
 
 use std::io;
 use std::sync::Arc;
@@ -13,14 +15,18 @@ use sha2::{Digest, Sha256};
 use ticketd::blob::inspect::UploadRefusal;
 use ticketd::blob::{BlobError, BlobStore, ByteStream};
 use ticketd::core::access::{Principal, Role, Scopes};
+use ticketd::core::crypto::{self, ContentKey, DataKey, Keyring};
 use ticketd::core::id::KeyId;
+use ticketd::core::id::UploadId;
 use ticketd::core::server_secret::{SECRET_BYTES, ServerSecret};
 use ticketd::core::time::Timestamp;
-use ticketd::core::upload::Filename;
 use ticketd::core::upload::media::MediaError;
 use ticketd::core::upload::signed_url::{SignedUrlError, UploadUrlKey};
-use ticketd::service::{Clock, IncomingFile, RandomIds, UploadError, UploadPolicy, Uploads};
-use ticketd::store::{Store, StoreError};
+use ticketd::core::upload::{Filename, Upload};
+use ticketd::service::{
+    Clock, ContentKeys, IncomingFile, RandomIds, ServiceError, UploadError, UploadPolicy, Uploads,
+};
+use ticketd::store::{Constraint, RegisteredKey, Store, StoreError, UploadKeyReseal};
 
 use crate::fixtures::{actor, workspace};
 
@@ -40,16 +46,67 @@ impl TestClock {
     }
 }
 
-/// The use cases over `store` and `blobs`, on `clock`.
+/// Content keys under a fixed keyring.
+struct TestKeys(Keyring);
+
+#[async_trait::async_trait]
+impl ContentKeys for TestKeys {
+    fn generate(&self, upload: UploadId) -> Result<(ContentKey, String), ServiceError> {
+        let key = ContentKey::generate().unwrap();
+        let sealed = crypto::seal_content_key(self.0.current(), upload, &key).unwrap();
+        Ok((key, sealed))
+    }
+
+    async fn open(&self, upload: UploadId, sealed: &str) -> Result<ContentKey, ServiceError> {
+        crypto::open_content_key(&self.0, upload, sealed)
+            .map_err(|error| ServiceError::Internal(error.to_string()))
+    }
+
+    async fn refresh(&self) {}
+}
+
+/// A new data key, registered with `store`.
+async fn registered_key(store: &Arc<dyn Store>) -> DataKey {
+    let key = DataKey::generate().unwrap();
+    let registration = RegisteredKey {
+        id: key.id(),
+        check_value: crypto::check_value(&key).unwrap(),
+        retiring: false,
+    };
+    let mut known = store.encryption_keys().await.unwrap();
+    known.push(registration);
+    store
+        .register_encryption_keys(known, Timestamp::from_millis(0))
+        .await
+        .unwrap();
+    key
+}
+
+/// The use cases over `store` and `blobs`, on `clock`, sealing under a
+/// key `store` does not know (for tests of plain uploads).
 fn uploads(
     store: &Arc<dyn Store>,
     blobs: &Arc<dyn BlobStore>,
     clock: &Arc<TestClock>,
     policy: UploadPolicy,
 ) -> Uploads {
+    let keys = Keyring::new(vec![DataKey::generate().unwrap()]).unwrap();
+    sealing_uploads(store, blobs, clock, policy, keys)
+}
+
+/// The use cases over `store` and `blobs`, on `clock`, sealing under
+/// `keys`.
+fn sealing_uploads(
+    store: &Arc<dyn Store>,
+    blobs: &Arc<dyn BlobStore>,
+    clock: &Arc<TestClock>,
+    policy: UploadPolicy,
+    keys: Keyring,
+) -> Uploads {
     Uploads::new(
         Arc::clone(store),
         Arc::clone(blobs),
+        Arc::new(TestKeys(keys)),
         Arc::clone(clock) as Arc<dyn Clock>,
         Arc::new(RandomIds),
         UploadUrlKey::new(&ServerSecret::new([7; SECRET_BYTES])),
@@ -61,6 +118,13 @@ fn png(len: usize) -> Vec<u8> {
     let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
     data.extend((0..len.saturating_sub(8)).map(|i| (i % 251) as u8));
     data
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn chunks(data: &[u8]) -> ByteStream {
@@ -79,14 +143,14 @@ fn file(name: &str, content_type: &str) -> IncomingFile {
     }
 }
 
-async fn read(
-    blobs: &dyn BlobStore,
-    id: ticketd::core::id::UploadId,
-) -> Result<Vec<u8>, BlobError> {
-    let mut stream = blobs.get(id, None).await?;
+async fn read(blobs: &dyn BlobStore, id: UploadId) -> Result<Vec<u8>, BlobError> {
+    collect(blobs.get(id, None).await?).await
+}
+
+async fn collect(mut stream: ByteStream) -> Result<Vec<u8>, BlobError> {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.unwrap());
+        out.extend_from_slice(&chunk.map_err(|error| BlobError::Source(error.into()))?);
     }
     Ok(out)
 }
@@ -122,11 +186,7 @@ pub async fn uploads_keep_checked_bytes_and_nothing_of_refused_ones(
         .value;
     assert!(upload.stored);
     assert_eq!(upload.size, data.len() as u64);
-    let digest: String = Sha256::digest(&data)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    assert_eq!(upload.sha256, digest);
+    assert_eq!(upload.sha256, sha256_hex(&data));
     assert_eq!(upload.content_type, "image/png");
     assert_eq!(read(blobs.as_ref(), upload.id).await.unwrap(), data);
     assert_eq!(store.find_upload(&ada, upload.id).await.unwrap(), upload);
@@ -252,6 +312,136 @@ pub async fn an_upload_url_works_once_until_it_expires(
     uploads.sweep_once().await.unwrap();
 }
 
+pub async fn a_sealed_upload_is_stored_sealed_and_holds_its_key_until_resealed(
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+) {
+    let clock = Arc::new(TestClock::default());
+    let old = registered_key(&store).await;
+    let uploads = sealing_uploads(
+        &store,
+        &blobs,
+        &clock,
+        UploadPolicy::default(),
+        Keyring::new(vec![old.clone()]).unwrap(),
+    );
+    let ada = actor(
+        &store,
+        workspace(&store, "ACME").await,
+        Role::Customer,
+        "Ada",
+    )
+    .await;
+    let data = png(200_000);
+    let sealed_file = IncomingFile {
+        encrypted: true,
+        ..file("scan.png", "image/png")
+    };
+    let upload = uploads
+        .upload(&ada, sealed_file.clone(), chunks(&data), None)
+        .await
+        .unwrap()
+        .value;
+    assert!(upload.encrypted());
+    assert_eq!(upload.size, data.len() as u64);
+    assert_eq!(
+        upload.sha256,
+        sha256_hex(&data),
+        "the digest is the plaintext's"
+    );
+    let raw = read(blobs.as_ref(), upload.id).await.unwrap();
+    assert_eq!(
+        raw.len() as u64,
+        crypto::stream::sealed_len(data.len() as u64)
+    );
+    assert!(!raw.starts_with(b"\x89PNG"));
+    let whole = collect(uploads.read(&upload, None).await.unwrap()).await;
+    assert!(whole.unwrap() == data);
+    let part = collect(uploads.read(&upload, Some(65_000..=140_000)).await.unwrap()).await;
+    assert!(part.unwrap() == data[65_000..=140_000]);
+
+    // A rotation's steps: the old key retires, and stays while the
+    // upload's content key is sealed with it.
+    let new = registered_key(&store).await;
+    store.retire_encryption_keys_except(new.id()).await.unwrap();
+    assert!(!store.delete_encryption_key(old.id()).await.unwrap());
+    // Nothing new may be sealed with the retiring key.
+    let refused = uploads
+        .upload(&ada, sealed_file, chunks(&data), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, UploadError::Service(ServiceError::Unavailable(_))),
+        "{refused:?}"
+    );
+    let pending = store
+        .uploads_to_sweep(Timestamp::from_millis(4_000_000_000_000), 10)
+        .await;
+    assert_eq!(
+        pending.unwrap(),
+        vec![upload.id],
+        "the refused upload left a record"
+    );
+    assert!(matches!(
+        store
+            .reseal_upload_keys(vec![UploadKeyReseal {
+                id: upload.id,
+                old: upload.content_key.clone().unwrap(),
+                new: crypto::seal_content_key(&old, upload.id, &ContentKey::generate().unwrap())
+                    .unwrap(),
+            }])
+            .await,
+        Err(StoreError::Conflict(Constraint::UploadSealedKey))
+    ));
+
+    let listed = store
+        .sealed_upload_keys(Some(new.id()), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, upload.id);
+    let both = Keyring::new(vec![old.clone(), new.clone()]).unwrap();
+    let content_key = crypto::open_content_key(&both, upload.id, &listed[0].content_key).unwrap();
+    let resealed = crypto::seal_content_key(&new, upload.id, &content_key).unwrap();
+    let reseal = UploadKeyReseal {
+        id: upload.id,
+        old: listed[0].content_key.clone(),
+        new: resealed.clone(),
+    };
+    assert_eq!(
+        store
+            .reseal_upload_keys(vec![reseal.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    // Only once: the content key it was read with is gone.
+    assert_eq!(store.reseal_upload_keys(vec![reseal]).await.unwrap(), 0);
+    assert!(
+        store
+            .sealed_upload_keys(Some(new.id()), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.delete_encryption_key(old.id()).await.unwrap());
+
+    // Opened with the new key, the bytes are as before.
+    let reopened = sealing_uploads(
+        &store,
+        &blobs,
+        &clock,
+        UploadPolicy::default(),
+        Keyring::new(vec![new]).unwrap(),
+    );
+    let moved = Upload {
+        content_key: Some(resealed),
+        ..upload
+    };
+    let whole = collect(reopened.read(&moved, None).await.unwrap()).await;
+    assert!(whole.unwrap() == data);
+}
+
 /// Instantiates each test on SQLite with a local directory and on
 /// PostgreSQL with its own blob tables.
 macro_rules! upload_service {
@@ -289,4 +479,5 @@ macro_rules! upload_service {
 upload_service!(
     uploads_keep_checked_bytes_and_nothing_of_refused_ones,
     an_upload_url_works_once_until_it_expires,
+    a_sealed_upload_is_stored_sealed_and_holds_its_key_until_resealed,
 );

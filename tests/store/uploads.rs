@@ -20,7 +20,7 @@ fn new_upload(name: &str, created_at: i64, expires_at: i64) -> NewUpload {
         id: UploadId::generate(),
         filename: Filename::parse(name).unwrap(),
         content_type: KnownType::Png,
-        encrypted: false,
+        content_key: None,
         created_at: Timestamp::from_millis(created_at),
         expires_at: Timestamp::from_millis(expires_at),
     }
@@ -48,7 +48,7 @@ pub async fn uploads_are_recorded_pending_then_stored_and_seen_by_their_owner_on
     assert_eq!(pending.owner_id, ada.user_id);
     assert_eq!(pending.filename, "Überweisung März.png");
     assert_eq!(pending.content_type, "image/png");
-    assert!(!pending.stored && !pending.attached && !pending.encrypted);
+    assert!(!pending.stored && !pending.attached && !pending.encrypted());
     assert_eq!((pending.size, pending.sha256.as_str()), (0, ""));
     assert_eq!(pending.created_at, Timestamp::from_millis(1_000));
     assert_eq!(pending.expires_at, Timestamp::from_millis(90_000));

@@ -10,13 +10,15 @@ use tokio_postgres::Row;
 use async_trait::async_trait;
 
 use crate::core::crypto::{DataKeyId, ENVELOPE_PREFIX};
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UploadId};
 use crate::core::time::Timestamp;
 use crate::store::DataKeyStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, parsed, to_sql_time};
 use crate::store::postgres::{execute, map_error, query, query_opt};
-use crate::store::{RegisteredKey, Reseal, StoreError, StoredBody};
+use crate::store::{
+    RegisteredKey, Reseal, SealedUploadKey, StoreError, StoredBody, UploadKeyReseal,
+};
 
 /// The first characters of every body sealed with `key`.
 fn sealed_prefix(key: DataKeyId) -> String {
@@ -161,8 +163,10 @@ pub(super) async fn delete_encryption_key(
         // (until the record expires and is swept), so replays still open.
         "SELECT EXISTS (SELECT 1 FROM message WHERE encrypted AND substr(body, 1, $2) = $1)
              OR EXISTS (SELECT 1 FROM idempotency_record
-                        WHERE position(convert_to($1, 'UTF8') IN response_body) > 0)",
-        &[&prefix, &length],
+                        WHERE position(convert_to($1, 'UTF8') IN response_body) > 0)
+             OR EXISTS (SELECT 1 FROM upload
+                        WHERE encrypted AND substr(content_key, 11, 26) = $3)",
+        &[&prefix, &length, &id.to_string()],
     )
     .await?
     .ok_or_else(|| StoreError::Other("the key use check returned no row".into()))
@@ -238,6 +242,52 @@ pub(super) async fn reseal_messages(
     Ok(replaced)
 }
 
+pub(super) async fn sealed_upload_keys(
+    client: &Object,
+    except: Option<DataKeyId>,
+    after: Option<UploadId>,
+    limit: u32,
+) -> Result<Vec<SealedUploadKey>, StoreError> {
+    let after = after.map(|id| id.key()).unwrap_or_default();
+    let except = except.map(|key| key.to_string());
+    let limit = i64::from(limit);
+    query(
+        client,
+        "SELECT id, content_key FROM upload
+         WHERE id > $1 AND encrypted
+           AND ($2::text IS NULL OR substr(content_key, 11, 26) <> $2)
+         ORDER BY id LIMIT $3",
+        &[&after, &except, &limit],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(SealedUploadKey {
+            id: parsed(row, 0, UploadId::from_key)?,
+            content_key: get(row, 1)?,
+        })
+    })
+    .collect()
+}
+
+pub(super) async fn reseal_upload_keys(
+    client: &mut Object,
+    reseals: &[UploadKeyReseal],
+) -> Result<u64, StoreError> {
+    let tx = client.transaction().await.map_err(map_error)?;
+    let mut replaced = 0;
+    for reseal in reseals {
+        replaced += execute(
+            &tx,
+            "UPDATE upload SET content_key = $2 WHERE id = $1 AND encrypted AND content_key = $3",
+            &[&reseal.id.key(), &reseal.new, &reseal.old],
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(map_error)?;
+    Ok(replaced)
+}
+
 #[async_trait]
 impl DataKeyStore for PostgresStore {
     async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
@@ -277,6 +327,21 @@ impl DataKeyStore for PostgresStore {
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         reseal_messages(&mut client, &reseals).await
+    }
+
+    async fn sealed_upload_keys(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<UploadId>,
+        limit: u32,
+    ) -> Result<Vec<SealedUploadKey>, StoreError> {
+        let client = self.client().await?;
+        sealed_upload_keys(&client, except, after, limit).await
+    }
+
+    async fn reseal_upload_keys(&self, reseals: Vec<UploadKeyReseal>) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        reseal_upload_keys(&mut client, &reseals).await
     }
 
     async fn server_secret_check(&self) -> Result<Option<String>, StoreError> {

@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_uploads.sql",
         include_str!("../../../migrations/postgres/0005_uploads.sql"),
     ),
+    (
+        "0006_sealed_uploads.sql",
+        include_str!("../../../migrations/postgres/0006_sealed_uploads.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -17,7 +17,7 @@ use crate::store::postgres::{PostgresStore, execute, query, query_opt};
 use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
-                              encrypted, state, created_at, expires_at, message_id IS NOT NULL";
+                              content_key, state, created_at, expires_at, message_id IS NOT NULL";
 
 fn upload(row: &Row) -> Result<Upload, StoreError> {
     let size: i64 = get(row, 5)?;
@@ -30,7 +30,7 @@ fn upload(row: &Row) -> Result<Upload, StoreError> {
         content_type: get(row, 4)?,
         size: u64::try_from(size).unwrap_or(0),
         sha256: get(row, 6)?,
-        encrypted: get(row, 7)?,
+        content_key: get(row, 7)?,
         stored: state == "stored",
         created_at: timestamp(row, 9)?,
         expires_at: timestamp(row, 10)?,
@@ -46,8 +46,9 @@ impl UploadStore for PostgresStore {
             &client,
             &format!(
                 "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size,
-                                     sha256, encrypted, state, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, 0, '', $6, 'pending', $7, $8)
+                                     sha256, encrypted, content_key, state, created_at,
+                                     expires_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, '', $6, $7, 'pending', $8, $9)
                  RETURNING {UPLOAD_COLUMNS}"
             ),
             &[
@@ -56,7 +57,8 @@ impl UploadStore for PostgresStore {
                 &actor.user_id.key(),
                 &new.filename.as_str(),
                 &new.content_type.as_str(),
-                &new.encrypted,
+                &new.content_key.is_some(),
+                &new.content_key,
                 &to_sql_time(new.created_at),
                 &to_sql_time(new.expires_at),
             ],

@@ -9,13 +9,15 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use async_trait::async_trait;
 
 use crate::core::crypto::{DataKeyId, ENVELOPE_PREFIX};
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UploadId};
 use crate::core::time::Timestamp;
 use crate::store::DataKeyStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::parsed;
-use crate::store::{RegisteredKey, Reseal, StoreError, StoredBody};
+use crate::store::{
+    RegisteredKey, Reseal, SealedUploadKey, StoreError, StoredBody, UploadKeyReseal,
+};
 
 /// The first characters of every body sealed with `key`.
 pub(super) fn sealed_prefix(key: DataKeyId) -> String {
@@ -121,7 +123,9 @@ pub(super) fn delete_encryption_key(conn: &Connection, id: DataKeyId) -> Result<
                AND NOT EXISTS (SELECT 1 FROM message
                                WHERE encrypted = 1 AND substr(body, 1, ?3) = ?2)
                AND NOT EXISTS (SELECT 1 FROM idempotency_record
-                               WHERE instr(CAST(response_body AS TEXT), ?2) > 0)",
+                               WHERE instr(CAST(response_body AS TEXT), ?2) > 0)
+               AND NOT EXISTS (SELECT 1 FROM upload
+                               WHERE encrypted = 1 AND substr(content_key, 11, 26) = ?1)",
             params![id.to_string(), sealed_prefix(id), sealed_prefix(id).len()],
         )
         .map_err(map_error)?;
@@ -186,6 +190,55 @@ pub(super) fn reseal_messages(conn: &Connection, reseals: &[Reseal]) -> Result<u
     Ok(replaced)
 }
 
+pub(super) fn sealed_upload_keys(
+    conn: &Connection,
+    except: Option<DataKeyId>,
+    after: Option<UploadId>,
+    limit: u32,
+) -> Result<Vec<SealedUploadKey>, StoreError> {
+    conn.prepare_cached(
+        "SELECT id, content_key FROM upload
+         WHERE id > ?1 AND encrypted = 1
+           AND (?2 IS NULL OR substr(content_key, 11, 26) <> ?2)
+         ORDER BY id LIMIT ?3",
+    )
+    .and_then(|mut select| {
+        select
+            .query_map(
+                params![
+                    after.map(|id| id.key()).unwrap_or_default(),
+                    except.map(|key| key.to_string()),
+                    limit
+                ],
+                |row| {
+                    Ok(SealedUploadKey {
+                        id: parsed(row, 0, UploadId::from_key)?,
+                        content_key: row.get(1)?,
+                    })
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(map_error)
+}
+
+pub(super) fn reseal_upload_keys(
+    conn: &Connection,
+    reseals: &[UploadKeyReseal],
+) -> Result<u64, StoreError> {
+    let mut replaced = 0;
+    for reseal in reseals {
+        replaced += conn
+            .prepare_cached(
+                "UPDATE upload SET content_key = ?2
+                 WHERE id = ?1 AND encrypted = 1 AND content_key = ?3",
+            )
+            .and_then(|mut update| update.execute(params![reseal.id.key(), reseal.new, reseal.old]))
+            .map_err(map_error)? as u64;
+    }
+    Ok(replaced)
+}
+
 #[async_trait]
 impl DataKeyStore for SqliteStore {
     async fn encryption_keys(&self) -> Result<Vec<RegisteredKey>, StoreError> {
@@ -227,6 +280,22 @@ impl DataKeyStore for SqliteStore {
     async fn reseal_messages(&self, reseals: Vec<Reseal>) -> Result<u64, StoreError> {
         self.writer
             .write(move |conn| reseal_messages(conn, &reseals))
+            .await
+    }
+
+    async fn sealed_upload_keys(
+        &self,
+        except: Option<DataKeyId>,
+        after: Option<UploadId>,
+        limit: u32,
+    ) -> Result<Vec<SealedUploadKey>, StoreError> {
+        self.readers
+            .read(|conn| sealed_upload_keys(conn, except, after, limit))
+    }
+
+    async fn reseal_upload_keys(&self, reseals: Vec<UploadKeyReseal>) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |conn| reseal_upload_keys(conn, &reseals))
             .await
     }
 

@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_uploads.sql",
         include_str!("../../../migrations/sqlite/0005_uploads.sql"),
     ),
+    (
+        "0006_sealed_uploads.sql",
+        include_str!("../../../migrations/sqlite/0006_sealed_uploads.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

@@ -15,7 +15,7 @@ use crate::store::sqlite::{SqliteStore, map_error};
 use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
-                              encrypted, state, created_at, expires_at, message_id IS NOT NULL";
+                              content_key, state, created_at, expires_at, message_id IS NOT NULL";
 
 fn upload(row: &Row<'_>) -> rusqlite::Result<Upload> {
     let size: i64 = row.get(5)?;
@@ -28,7 +28,7 @@ fn upload(row: &Row<'_>) -> rusqlite::Result<Upload> {
         content_type: row.get(4)?,
         size: u64::try_from(size).unwrap_or(0),
         sha256: row.get(6)?,
-        encrypted: row.get(7)?,
+        content_key: row.get(7)?,
         stored: state == "stored",
         created_at: timestamp(row, 9)?,
         expires_at: timestamp(row, 10)?,
@@ -47,8 +47,8 @@ fn select_upload(conn: &Connection, id: UploadId) -> Result<Upload, StoreError> 
 fn create_upload(conn: &Connection, actor: &Actor, new: &NewUpload) -> Result<Upload, StoreError> {
     conn.prepare_cached(
         "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
-                             encrypted, state, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', ?6, 'pending', ?7, ?8)",
+                             encrypted, content_key, state, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', ?6, ?7, 'pending', ?8, ?9)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -57,7 +57,8 @@ fn create_upload(conn: &Connection, actor: &Actor, new: &NewUpload) -> Result<Up
             actor.user_id.key(),
             new.filename.as_str(),
             new.content_type.as_str(),
-            new.encrypted,
+            new.content_key.is_some(),
+            new.content_key,
             new.created_at.millis(),
             new.expires_at.millis(),
         ])
