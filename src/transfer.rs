@@ -10,15 +10,46 @@
 //! few dozen bytes per user and ticket for that; [`import`] writes batches
 //! of at most [`Batching::records`] records or [`Batching::bytes`] of dump
 //! text, each in one transaction ([`Store::import_records`]).
+//!
+//! The bytes of uploads stream between the blob store and the dump
+//! ([`DumpFiles`]), one [`dump::DATA_CHUNK_BYTES`] line at a time, never
+//! whole in memory.
 
 mod import;
 
 use std::io::Write;
+use std::sync::Arc;
 
-use crate::core::dump::{self, DumpError, DumpOrder, RecordCounts, RecordKind};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+
+use crate::blob::{BlobStore, ByteStream};
+use crate::core::crypto::stream;
+use crate::core::dump::{
+    self, DumpError, DumpOrder, Record, RecordCounts, RecordKind, UploadRecord,
+};
+use crate::service::ContentKeys;
 use crate::store::{Store, StoreError};
 
 pub use import::{Batching, check, import};
+
+/// Where the bytes of a dump's uploads come from and go to.
+pub struct DumpFiles {
+    /// The blob store of the database.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The content keys of sealed uploads, under the database's key file:
+    /// needed to export them opened, or to import ones exported so.
+    pub keys: Option<Arc<dyn ContentKeys>>,
+}
+
+/// How an export writes sealed uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFiles {
+    /// As stored: sealed, with their sealed content keys.
+    AsStored,
+    /// Opened: as plaintext, without content keys (`export --decrypt`).
+    Opened,
+}
 
 /// Records per export page.
 pub const EXPORT_PAGE_SIZE: u32 = 500;
@@ -50,6 +81,9 @@ pub enum TransferError {
     /// The database listed records that do not make a valid dump.
     #[error("the database cannot be exported: {0}")]
     Export(String),
+    /// The bytes of an upload could not be read or stored.
+    #[error("{0}")]
+    Files(String),
     /// The database failed.
     #[error(transparent)]
     Store(StoreError),
@@ -76,16 +110,21 @@ pub enum TransferError {
 }
 
 /// Writes the whole database to `output` as a dump, reading `page_size`
-/// records at a time; returns what it wrote. Flushes `output` at the end.
+/// records at a time, each upload followed by its bytes from `files`
+/// (sealed ones as `sealed` says); returns what it wrote. Flushes `output`
+/// at the end.
 ///
 /// The dump is consistent only if nothing writes to the database meanwhile
 /// (each page is its own read).
 ///
 /// # Errors
 /// `Store` if reading fails, `Write` if writing does, `Export` if the
-/// database lists records out of dump order or with no form in a dump.
+/// database lists records out of dump order or with no form in a dump,
+/// `Files` if an upload's bytes cannot be read.
 pub async fn export<W: Write>(
     store: &dyn Store,
+    files: &DumpFiles,
+    sealed: SealedFiles,
     output: &mut W,
     page_size: u32,
 ) -> Result<RecordCounts, TransferError> {
@@ -110,11 +149,14 @@ pub async fn export<W: Write>(
                     )));
                 }
                 order.accept(record).map_err(export_error)?;
-                let line = dump::record_line(record).map_err(export_error)?;
-                output
-                    .write_all(line.as_bytes())
-                    .and_then(|()| output.write_all(b"\n"))
-                    .map_err(TransferError::Write)?;
+                let Record::Upload(upload) = record else {
+                    write_line(output, &dump::record_line(record).map_err(export_error)?)?;
+                    continue;
+                };
+                let (upload, bytes) = file_of(files, sealed, upload).await?;
+                let line = dump::record_line(&Record::Upload(upload.clone()));
+                write_line(output, &line.map_err(export_error)?)?;
+                write_data(output, &upload, bytes).await?;
             }
             match page.last() {
                 Some(last) if page.len() >= page_size as usize => after = Some(last.cursor()),
@@ -125,6 +167,94 @@ pub async fn export<W: Write>(
     writeln!(output, "{}", dump::trailer_line(order.counts())).map_err(TransferError::Write)?;
     output.flush().map_err(TransferError::Write)?;
     Ok(order.counts())
+}
+
+fn write_line<W: Write>(output: &mut W, line: &str) -> Result<(), TransferError> {
+    output
+        .write_all(line.as_bytes())
+        .and_then(|()| output.write_all(b"\n"))
+        .map_err(TransferError::Write)
+}
+
+/// An upload's record as the dump has it, and the bytes that follow it.
+async fn file_of(
+    files: &DumpFiles,
+    sealed: SealedFiles,
+    upload: &UploadRecord,
+) -> Result<(UploadRecord, ByteStream), TransferError> {
+    let unreadable = |reason: String| {
+        TransferError::Files(format!(
+            "the bytes of upload {} cannot be read: {reason}",
+            upload.id
+        ))
+    };
+    let stored = files
+        .blobs
+        .get(upload.id, None)
+        .await
+        .map_err(|error| unreadable(error.to_string()))?;
+    match (&upload.content_key, sealed) {
+        (Some(content_key), SealedFiles::Opened) => {
+            let keys = files
+                .keys
+                .as_ref()
+                .ok_or_else(|| unreadable("no key file is at hand to open it".into()))?;
+            let key = keys
+                .open(upload.id, content_key)
+                .await
+                .map_err(|error| unreadable(error.to_string()))?;
+            let plan =
+                stream::plan(upload.size, None).map_err(|error| unreadable(error.to_string()))?;
+            let opened = UploadRecord {
+                content_key: None,
+                ..upload.clone()
+            };
+            Ok((
+                opened,
+                Box::pin(stream::open(&key, upload.id, &plan, stored)),
+            ))
+        }
+        _ => Ok((upload.clone(), stored)),
+    }
+}
+
+/// Writes `bytes` as `upload_data` lines; they must be as many as the
+/// record says.
+async fn write_data<W: Write>(
+    output: &mut W,
+    upload: &UploadRecord,
+    mut bytes: ByteStream,
+) -> Result<(), TransferError> {
+    let mut pending = BytesMut::new();
+    let mut written = 0u64;
+    loop {
+        let chunk = bytes.next().await.transpose().map_err(|error| {
+            TransferError::Files(format!(
+                "the bytes of upload {} cannot be read: {error}",
+                upload.id
+            ))
+        })?;
+        let end = chunk.is_none();
+        if let Some(chunk) = chunk {
+            pending.extend_from_slice(&chunk);
+        }
+        while pending.len() >= dump::DATA_CHUNK_BYTES || (end && !pending.is_empty()) {
+            let line = pending.split_to(pending.len().min(dump::DATA_CHUNK_BYTES));
+            written += line.len() as u64;
+            write_line(output, &dump::data_line(&line))?;
+        }
+        if end {
+            break;
+        }
+    }
+    if written != upload.data_len() {
+        return Err(TransferError::Files(format!(
+            "upload {} holds {written} bytes in the blob store, not the {} its record says",
+            upload.id,
+            upload.data_len()
+        )));
+    }
+    Ok(())
 }
 
 fn export_error(error: DumpError) -> TransferError {

@@ -3,16 +3,18 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::{CliError, print_json};
+use crate::blob;
 use crate::config::Config;
 use crate::core::dump::RecordCounts;
-use crate::encryption::{self, EncryptedStore, ExportBodies, MissingKeyFile};
+use crate::encryption::{self, ContentKeyring, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::private_file;
 use crate::store::{self, Store};
-use crate::transfer::{self, Batching, EXPORT_PAGE_SIZE};
+use crate::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE, SealedFiles};
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
@@ -20,8 +22,8 @@ pub struct ExportArgs {
     /// Where to write the dump; `-` for stdout.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
-    /// Write the plaintext of messages marked `encrypted` (needs the key
-    /// file). Without it they are written sealed, as stored.
+    /// Write the plaintext of messages and files marked `encrypted` (needs
+    /// the key file). Without it they are written sealed, as stored.
     #[arg(long)]
     pub decrypt: bool,
 }
@@ -47,6 +49,7 @@ fn counts_json(counts: RecordCounts) -> serde_json::Value {
         "apiKeys": counts.api_keys,
         "tickets": counts.tickets,
         "messages": counts.messages,
+        "uploads": counts.uploads,
     })
 }
 
@@ -62,24 +65,41 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
         )));
     }
     let mut store = store::open(database).await.map_err(CliError::store)?;
-    if args.decrypt {
+    let mut files = DumpFiles {
+        blobs: blob::open(&config.blob_store, database)?,
+        keys: None,
+    };
+    let sealed = if args.decrypt {
         let encryption = encryption::setup(
             store.as_ref(),
             &config.encryption_key_file,
             MissingKeyFile::Refuse,
         )
         .await?;
+        files.keys = Some(Arc::new(ContentKeyring::new(
+            Arc::clone(&encryption),
+            Arc::clone(&store),
+        )));
         store = EncryptedStore::wrap(store, encryption, ExportBodies::Decrypted);
         eprintln!(
-            "ticketd: warning: --decrypt writes the plaintext of encrypted messages into the \
-             dump; keep it as secret as the key file, and delete it when done"
+            "ticketd: warning: --decrypt writes the plaintext of encrypted messages and files \
+             into the dump; keep it as secret as the key file, and delete it when done"
         );
-    }
+        SealedFiles::Opened
+    } else {
+        SealedFiles::AsStored
+    };
     if is_std_stream(output) {
         let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout());
-        transfer::export(store.as_ref(), &mut stdout, EXPORT_PAGE_SIZE)
-            .await
-            .map_err(CliError::from_error)?;
+        transfer::export(
+            store.as_ref(),
+            &files,
+            sealed,
+            &mut stdout,
+            EXPORT_PAGE_SIZE,
+        )
+        .await
+        .map_err(CliError::from_error)?;
         return Ok(());
     }
     // Written to an owner-only file beside the output, under a name nobody
@@ -92,7 +112,7 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
             error,
         )
     })?;
-    let written = write_dump(store.as_ref(), file, output).await;
+    let written = write_dump(store.as_ref(), &files, sealed, file, output).await;
     let renamed = written.and_then(|counts| {
         std::fs::rename(&temporary, output)
             .map(|()| counts)
@@ -116,11 +136,13 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
 /// to disk.
 async fn write_dump(
     store: &dyn Store,
+    files: &DumpFiles,
+    sealed: SealedFiles,
     file: File,
     output: &Path,
 ) -> Result<crate::core::dump::RecordCounts, CliError> {
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let counts = transfer::export(store, &mut writer, EXPORT_PAGE_SIZE)
+    let counts = transfer::export(store, files, sealed, &mut writer, EXPORT_PAGE_SIZE)
         .await
         .map_err(CliError::from_error)?;
     writer
@@ -153,6 +175,13 @@ pub(super) async fn import(config: &Config, input: &Path) -> Result<(), CliError
     // Sealed bodies are opened with the target's keys and checked as
     // plaintext before anything is written.
     let keyring = encryption.keyring();
+    let files = DumpFiles {
+        blobs: blob::open(&config.blob_store, database)?,
+        keys: Some(Arc::new(ContentKeyring::new(
+            Arc::clone(&encryption),
+            Arc::clone(&store),
+        ))),
+    };
     let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
     let store: &dyn Store = store.as_ref();
     if !store.is_empty().await.map_err(CliError::store)? {
@@ -170,6 +199,7 @@ pub(super) async fn import(config: &Config, input: &Path) -> Result<(), CliError
     })?;
     let counts = transfer::import(
         store,
+        &files,
         BufReader::with_capacity(1 << 16, dump),
         Batching::default(),
         &keyring,

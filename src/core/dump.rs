@@ -2,27 +2,35 @@
 //! `ticketd export` and read by `ticketd import`.
 //!
 //! ```text
-//! {"format":"ticketd-dump","version":1}
+//! {"format":"ticketd-dump","version":2}
 //! {"type":"workspace","id":"ws_01j...","numeric_id":1,...}
 //! {"type":"user","id":"usr_01j...",...}
 //! {"type":"api_key","id":"key_01j...",...,"secret_hash":"9f86d0...","scopes":["read:support"],...}
 //! {"type":"ticket","id":"tkt_01j...",...}
 //! {"type":"message","ticket_id":"tkt_01j...","seq":1,...}
-//! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1}
+//! {"type":"upload","id":"upl_01j...","size":48213,"sha256":"9f86d0...",...}
+//! {"type":"upload_data","data":"iVBORw0KGgoAAAANSUhEUgAA..."}
+//! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1,"uploads":1}
 //! ```
 //!
 //! - Line 1 is the header; nothing in it (or anywhere) depends on when the
 //!   dump was made, so the same data always gives byte-identical dumps.
 //! - Then one line per stored row, every column included (see [`record`]
 //!   for the members). Kinds come in dependency order (workspaces, users,
-//!   API keys, tickets, messages) and each kind in key order: workspaces by
-//!   `numeric_id`; users, keys and tickets by `id`; messages by
-//!   `(ticket_id, seq)`. Ids compare as their lowercase text compares
-//!   bytewise.
+//!   API keys, tickets, messages, uploads) and each kind in key order:
+//!   workspaces by `numeric_id`; users, keys, tickets and uploads by `id`;
+//!   messages by `(ticket_id, seq)`. Ids compare as their lowercase text
+//!   compares bytewise.
+//! - Each upload record is followed by its bytes, base64 in `upload_data`
+//!   lines of at most [`DATA_CHUNK_BYTES`] bytes each (none for an empty
+//!   file): as stored (a sealed file sealed, with its sealed content key),
+//!   or, from `export --decrypt`, as plaintext.
 //! - Ids are the public prefixed ids (`ws_`, `usr_`, `key_`, `tkt_`,
 //!   `tmsg_`) in lowercase; times are RFC 3339 UTC with milliseconds
 //!   (`2026-04-27T12:00:00.000Z`), as in the API; `null` marks an absent
 //!   value. Every member is required and unknown members are refused.
+//! - Version 1 (before uploads) is read too: it is version 2 without
+//!   uploads, and its trailer has no `uploads` member.
 //! - The last line is the trailer, with the number of records of each kind:
 //!   a dump without it, or whose counts differ, is truncated or edited.
 //!
@@ -37,19 +45,28 @@ mod text_form;
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 pub use check::{DumpCheck, Refusal};
 pub use record::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
-    WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
+    UserRecord, WorkspaceRecord,
 };
 
 /// The header's `format` member.
 pub const FORMAT: &str = "ticketd-dump";
 
-/// The version of the format this build writes and reads.
-pub const VERSION: u64 = 1;
+/// The version of the format this build writes (it reads version 1 too).
+pub const VERSION: u64 = 2;
+
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u64 = 1;
+
+/// The most bytes of a file one `upload_data` line holds (64 KiB as
+/// base64).
+pub const DATA_CHUNK_BYTES: usize = 48 * 1024;
 
 /// How many records of each kind a dump holds: the trailer's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -65,6 +82,9 @@ pub struct RecordCounts {
     pub tickets: u64,
     /// Message records.
     pub messages: u64,
+    /// Upload records (absent from a version 1 trailer).
+    #[serde(default)]
+    pub uploads: u64,
 }
 
 impl RecordCounts {
@@ -76,13 +96,14 @@ impl RecordCounts {
             RecordKind::ApiKey => &mut self.api_keys,
             RecordKind::Ticket => &mut self.tickets,
             RecordKind::Message => &mut self.messages,
+            RecordKind::Upload => &mut self.uploads,
         };
         *count += 1;
     }
 
     /// All records together.
     pub fn total(&self) -> u64 {
-        self.workspaces + self.users + self.api_keys + self.tickets + self.messages
+        self.workspaces + self.users + self.api_keys + self.tickets + self.messages + self.uploads
     }
 }
 
@@ -90,8 +111,8 @@ impl fmt::Display for RecordCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} workspaces, {} users, {} api keys, {} tickets, {} messages",
-            self.workspaces, self.users, self.api_keys, self.tickets, self.messages
+            "{} workspaces, {} users, {} api keys, {} tickets, {} messages, {} uploads",
+            self.workspaces, self.users, self.api_keys, self.tickets, self.messages, self.uploads
         )
     }
 }
@@ -106,7 +127,9 @@ pub enum DumpError {
     #[error("not a ticketd dump: the first line must be {}", header_line())]
     NotADump,
     /// A header of another version.
-    #[error("unsupported dump version {0}: this ticketd reads version {VERSION}")]
+    #[error(
+        "unsupported dump version {0}: this ticketd reads versions {OLDEST_VERSION} to {VERSION}"
+    )]
     UnsupportedVersion(String),
     /// A line that is not a valid header, record or trailer.
     #[error("{0}")]
@@ -132,9 +155,9 @@ pub enum DumpError {
     #[error("the trailer counts {trailer} but the dump holds {found}: it is incomplete or edited")]
     CountsDiffer {
         /// What the trailer says.
-        trailer: RecordCounts,
+        trailer: Box<RecordCounts>,
         /// What was read.
-        found: RecordCounts,
+        found: Box<RecordCounts>,
     },
     /// A record has no form in the dump (a time outside years 0-9999).
     #[error("{0}")]
@@ -154,7 +177,7 @@ pub enum DumpError {
 fn out_of_order(record: ExportCursor, previous: ExportCursor) -> String {
     if record.kind() < previous.kind() {
         format!(
-            "a {} record after {} records: a dump lists workspaces, users, api keys, tickets, then messages",
+            "a {} record after {} records: a dump lists workspaces, users, api keys, tickets, messages, then uploads",
             record.kind().as_str(),
             previous.kind().as_str()
         )
@@ -179,23 +202,26 @@ struct Header {
     version: u64,
 }
 
-/// Checks a dump's first line.
+/// Checks a dump's first line; returns the dump's version.
 ///
 /// # Errors
 /// `NotADump` unless it is a ticketd dump header; `UnsupportedVersion` for
-/// another version; `Malformed` for a version 1 header with other members.
-pub fn check_header(line: &str) -> Result<(), DumpError> {
+/// a version this build does not read; `Malformed` for a header with other
+/// members.
+pub fn check_header(line: &str) -> Result<u64, DumpError> {
     let value: serde_json::Value = serde_json::from_str(line).map_err(|_| DumpError::NotADump)?;
     if value.get("format").and_then(serde_json::Value::as_str) != Some(FORMAT) {
         return Err(DumpError::NotADump);
     }
-    match value.get("version") {
-        Some(version) if version.as_u64() == Some(VERSION) => {}
-        Some(other) => return Err(DumpError::UnsupportedVersion(other.to_string())),
+    let version = match value.get("version") {
+        Some(version) => match version.as_u64() {
+            Some(known @ OLDEST_VERSION..=VERSION) => known,
+            _ => return Err(DumpError::UnsupportedVersion(version.to_string())),
+        },
         None => return Err(DumpError::NotADump),
-    }
+    };
     serde_json::from_value::<Header>(value)
-        .map(drop)
+        .map(|_| version)
         .map_err(|error| DumpError::Malformed(format!("header: {error}")))
 }
 
@@ -204,8 +230,18 @@ pub fn check_header(line: &str) -> Result<(), DumpError> {
 pub enum Entry {
     /// A record.
     Record(Record),
+    /// Bytes of the upload record before it.
+    Data(Vec<u8>),
     /// The trailer, with its counts.
     End(RecordCounts),
+}
+
+/// An `upload_data` line's members.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataLine {
+    /// The bytes, base64 with padding.
+    data: String,
 }
 
 /// Parses a line after the header.
@@ -234,13 +270,28 @@ pub fn parse_line(line: &str) -> Result<Entry, DumpError> {
         "api_key" => Entry::Record(Record::ApiKey(members_of(members)?)),
         "ticket" => Entry::Record(Record::Ticket(members_of(members)?)),
         "message" => Entry::Record(Record::Message(members_of(members)?)),
+        "upload" => Entry::Record(Record::Upload(members_of(members)?)),
+        "upload_data" => Entry::Data(data_of(members_of(members)?)?),
         "end" => Entry::End(members_of(members)?),
         other => {
             return Err(DumpError::Malformed(format!(
-                "unknown type {other:?}: expected workspace, user, api_key, ticket, message or end"
+                "unknown type {other:?}: expected workspace, user, api_key, ticket, message, \
+                 upload, upload_data or end"
             )));
         }
     })
+}
+
+fn data_of(line: DataLine) -> Result<Vec<u8>, DumpError> {
+    let data = BASE64
+        .decode(line.data.as_bytes())
+        .map_err(|error| DumpError::Malformed(format!("data: not base64: {error}")))?;
+    if data.len() > DATA_CHUNK_BYTES {
+        return Err(DumpError::Malformed(format!(
+            "data: more than {DATA_CHUNK_BYTES} bytes in one line"
+        )));
+    }
+    Ok(data)
 }
 
 fn members_of<T: serde::de::DeserializeOwned>(members: serde_json::Value) -> Result<T, DumpError> {
@@ -279,11 +330,25 @@ pub fn record_line(record: &Record) -> Result<String, DumpError> {
         .map_err(|error| DumpError::Unwritable(format!("{}: {error}", record.cursor())))
 }
 
+/// An `upload_data` line (without its line end) holding `data`, at most
+/// [`DATA_CHUNK_BYTES`] of a file.
+pub fn data_line(data: &[u8]) -> String {
+    format!(
+        r#"{{"type":"upload_data","data":"{}"}}"#,
+        BASE64.encode(data)
+    )
+}
+
 /// The trailer line (without its line end).
 pub fn trailer_line(counts: RecordCounts) -> String {
     format!(
-        r#"{{"type":"end","workspaces":{},"users":{},"api_keys":{},"tickets":{},"messages":{}}}"#,
-        counts.workspaces, counts.users, counts.api_keys, counts.tickets, counts.messages
+        r#"{{"type":"end","workspaces":{},"users":{},"api_keys":{},"tickets":{},"messages":{},"uploads":{}}}"#,
+        counts.workspaces,
+        counts.users,
+        counts.api_keys,
+        counts.tickets,
+        counts.messages,
+        counts.uploads
     )
 }
 
@@ -329,8 +394,8 @@ impl DumpOrder {
             Ok(())
         } else {
             Err(DumpError::CountsDiffer {
-                trailer,
-                found: self.counts,
+                trailer: Box::new(trailer),
+                found: Box::new(self.counts),
             })
         }
     }

@@ -1,11 +1,18 @@
 //! Reading a dump line by line: checking it, and loading it in batches.
 
 use std::io::{BufRead, ErrorKind, Read};
+use std::sync::Arc;
 
-use crate::core::crypto::Keyring;
-use crate::core::dump::{self, DumpCheck, DumpError, DumpOrder, Entry, Record, RecordCounts};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::blob::{BlobError, ByteStream};
+use crate::core::crypto::{Keyring, stream};
+use crate::core::dump::{
+    self, DumpCheck, DumpError, DumpOrder, Entry, Record, RecordCounts, UploadRecord,
+};
 use crate::store::Store;
-use crate::transfer::{MAX_LINE_BYTES, TransferError};
+use crate::transfer::{DumpFiles, MAX_LINE_BYTES, TransferError};
 
 /// How an import groups records into transactions: a batch is written when
 /// it holds `records` records or `bytes` bytes of dump lines.
@@ -87,9 +94,9 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
         Ok(true)
     }
 
-    /// The next record; `None` once the trailer has matched the records and
-    /// the input ended right after it.
-    fn next_record(&mut self) -> Result<Option<Record>, TransferError> {
+    /// The next record or upload data; `None` once the trailer has
+    /// matched the records and the input ended right after it.
+    fn next_item(&mut self) -> Result<Option<Item>, TransferError> {
         if self.ended {
             return Ok(None);
         }
@@ -104,7 +111,13 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
                 self.check
                     .accept(&record, self.line)
                     .map_err(|refusal| self.error_at(refusal.line, refusal.error))?;
-                Ok(Some(record))
+                Ok(Some(Item::Record(record)))
+            }
+            Entry::Data(data) => {
+                self.check
+                    .data(&data, self.line)
+                    .map_err(|refusal| self.error_at(refusal.line, refusal.error))?;
+                Ok(Some(Item::Data(data)))
             }
             Entry::End(counts) => {
                 self.order
@@ -123,6 +136,14 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
     }
 }
 
+/// A line of a dump after its header, checked.
+enum Item {
+    /// A record.
+    Record(Record),
+    /// Bytes of the upload record before it.
+    Data(Vec<u8>),
+}
+
 /// Reads a whole dump without writing anything: header, every record, the
 /// order, what the records must hold ([`DumpCheck`], opening sealed bodies
 /// with `keyring`: the keys of the database to import into) and the
@@ -133,7 +154,7 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
 /// `Read` if reading fails.
 pub fn check(input: impl BufRead, keyring: &Keyring) -> Result<RecordCounts, TransferError> {
     let mut reader = DumpReader::open(input, keyring)?;
-    while reader.next_record()?.is_some() {}
+    while reader.next_item()?.is_some() {}
     Ok(reader.order.counts())
 }
 
@@ -179,6 +200,84 @@ impl Batch {
     }
 }
 
+/// The bytes of one upload on their way into the blob store, while its
+/// `upload_data` lines are read.
+struct IncomingFile {
+    record: UploadRecord,
+    line: u64,
+    chunks: mpsc::Sender<std::io::Result<Bytes>>,
+    put: tokio::task::JoinHandle<Result<u64, BlobError>>,
+}
+
+impl IncomingFile {
+    /// Starts storing the bytes of `record`, read from `line`; a sealed
+    /// upload whose bytes come as plaintext is sealed under a new content
+    /// key on the way in.
+    fn start(
+        mut record: UploadRecord,
+        line: u64,
+        files: &DumpFiles,
+    ) -> Result<Self, TransferError> {
+        let (chunks, arriving) = mpsc::channel(4);
+        let arriving: ByteStream = Box::pin(futures_util::stream::unfold(
+            arriving,
+            |mut arriving| async move { arriving.recv().await.map(|chunk| (chunk, arriving)) },
+        ));
+        let bytes = if record.encrypted && record.content_key.is_none() {
+            let keys = files.keys.as_ref().ok_or_else(|| {
+                TransferError::Files(format!(
+                    "line {line}: upload {} is to be sealed, and no key file is at hand",
+                    record.id
+                ))
+            })?;
+            let (key, sealed) = keys
+                .generate(record.id)
+                .map_err(|error| TransferError::Files(error.to_string()))?;
+            record.content_key = Some(sealed);
+            Box::pin(stream::seal(&key, record.id, arriving))
+        } else {
+            arriving
+        };
+        let (blobs, id) = (Arc::clone(&files.blobs), record.id);
+        let put = tokio::spawn(async move { blobs.put(id, bytes).await });
+        Ok(Self {
+            record,
+            line,
+            chunks,
+            put,
+        })
+    }
+
+    /// Passes on the bytes of one `upload_data` line.
+    async fn send(&self, data: Vec<u8>) {
+        // A put that failed stops listening; `finish` says why.
+        let _ = self.chunks.send(Ok(Bytes::from(data))).await;
+    }
+
+    /// Waits until the bytes are durable; the record, to be written.
+    async fn finish(self) -> Result<(u64, Record), TransferError> {
+        drop(self.chunks);
+        let failed = |reason: String| {
+            TransferError::Files(format!(
+                "line {}: the bytes of upload {} cannot be stored: {reason}",
+                self.line, self.record.id
+            ))
+        };
+        let written = self
+            .put
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .map_err(|error| failed(error.to_string()))?;
+        let expected = self.record.data_len();
+        if written != expected {
+            return Err(failed(format!(
+                "{written} bytes were stored, not {expected}"
+            )));
+        }
+        Ok((self.line, Record::Upload(self.record)))
+    }
+}
+
 /// Loads a dump into `store`, which must be empty, in batches; returns what
 /// it imported. Each record is checked as [`check`] does before the batch
 /// holding it is written, and the last batch only after the trailer
@@ -187,12 +286,17 @@ impl Batch {
 /// behind (the error says so), and that database should be discarded. Run
 /// [`check`] over the whole dump first to write nothing from a bad one.
 ///
+/// The bytes of each upload go into `files.blobs` as they are read, and
+/// its record joins a batch only once they are durable.
+///
 /// # Errors
 /// `NotEmpty` if the store holds data; `Dump` naming the line for a bad
-/// dump; `Batch` if the database refuses records; `Partial` wrapping any of
-/// these once batches were committed.
+/// dump; `Batch` if the database refuses records; `Files` if the blob
+/// store fails; `Partial` wrapping any of these once batches were
+/// committed.
 pub async fn import(
     store: &dyn Store,
+    files: &DumpFiles,
     input: impl BufRead,
     batching: Batching,
     keyring: &Keyring,
@@ -203,6 +307,7 @@ pub async fn import(
     let mut reader = DumpReader::open(input, keyring)?;
     let mut batch = Batch::default();
     let mut written = 0;
+    let mut file: Option<IncomingFile> = None;
     let partial = |written: u64, error: TransferError| {
         if written == 0 {
             error
@@ -214,18 +319,38 @@ pub async fn import(
         }
     };
     loop {
-        match reader.next_record() {
-            Ok(Some(record)) => {
-                batch.push(record, reader.line, reader.text.len());
-                if batch.is_full(batching) {
-                    written += batch
-                        .write(store)
-                        .await
-                        .map_err(|error| partial(written, error))?;
-                }
+        let item = reader
+            .next_item()
+            .map_err(|error| partial(written, error))?;
+        if let Some(Item::Data(data)) = item {
+            if let Some(file) = &file {
+                file.send(data).await;
             }
-            Ok(None) => break,
-            Err(error) => return Err(partial(written, error)),
+            continue;
+        }
+        if let Some(done) = file.take() {
+            let (line, record) = done
+                .finish()
+                .await
+                .map_err(|error| partial(written, error))?;
+            batch.push(record, line, 0);
+        }
+        match item {
+            Some(Item::Record(Record::Upload(upload))) => {
+                file = Some(
+                    IncomingFile::start(upload, reader.line, files)
+                        .map_err(|error| partial(written, error))?,
+                );
+            }
+            Some(Item::Record(record)) => batch.push(record, reader.line, reader.text.len()),
+            Some(Item::Data(_)) => {}
+            None => break,
+        }
+        if batch.is_full(batching) {
+            written += batch
+                .write(store)
+                .await
+                .map_err(|error| partial(written, error))?;
         }
     }
     batch

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use ticketd::blob::local::LocalBlobs;
 use ticketd::core::access::{Actor, Role};
 use ticketd::core::crypto::{DataKey, Keyring};
 use ticketd::core::id::{MessageId, TicketId, UserId, WorkspaceId};
@@ -20,7 +21,7 @@ use ticketd::core::time::Timestamp;
 use ticketd::core::workspace::{NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::Written;
 use ticketd::store::{DatabaseUrl, Store};
-use ticketd::transfer::{self, Batching, EXPORT_PAGE_SIZE};
+use ticketd::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE, SealedFiles};
 
 use super::BACKEND;
 use super::cli::{Scratch, Server, one_json_line, refused, text};
@@ -333,7 +334,7 @@ async fn a_moved_database_answers_exactly_as_before() {
 
     let dump_path = source.dir.path().join("dump.jsonl");
     let dump_arg = dump_path.to_str().unwrap();
-    let counts = json!({"workspaces": 2, "users": 6, "apiKeys": 8, "tickets": 4, "messages": 7});
+    let counts = json!({"workspaces": 2, "users": 6, "apiKeys": 8, "tickets": 4, "messages": 7, "uploads": 0});
     assert_eq!(
         source.json(&["export", "--output", dump_arg]),
         json!({"exported": counts})
@@ -342,10 +343,10 @@ async fn a_moved_database_answers_exactly_as_before() {
     assert_eq!(export_stdout(&source), dump, "stdout and file dumps differ");
     let lines: Vec<&str> = dump.lines().collect();
     assert_eq!(lines.len(), 1 + 27 + 1);
-    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":1}"#);
+    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":2}"#);
     assert_eq!(
         lines[28],
-        r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":4,"messages":7}"#
+        r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":4,"messages":7,"uploads":0}"#
     );
     // Encrypted bodies are written sealed, as stored.
     for secret in ["hunter2", "invoice question"] {
@@ -533,9 +534,9 @@ async fn import_refuses_a_truncated_or_edited_dump() {
         (
             "a record missing",
             joined(&without_a_key),
-            "line 6: the trailer counts 1 workspaces, 2 users, 2 api keys, 0 tickets, 0 messages \
-             but the dump holds 1 workspaces, 2 users, 1 api keys, 0 tickets, 0 messages: \
-             it is incomplete or edited"
+            "line 6: the trailer counts 1 workspaces, 2 users, 2 api keys, 0 tickets, 0 messages, \
+             0 uploads but the dump holds 1 workspaces, 2 users, 1 api keys, 0 tickets, \
+             0 messages, 0 uploads: it is incomplete or edited"
                 .into(),
         ),
         (
@@ -711,7 +712,7 @@ async fn import_refuses_another_version_or_format() {
     let Some(target) = Scratch::new(BACKEND) else {
         return;
     };
-    let newer = dump.replacen(r#""version":1"#, r#""version":2"#, 1);
+    let newer = dump.replacen(r#""version":2"#, r#""version":3"#, 1);
     let headerless = dump
         .lines()
         .skip(1)
@@ -720,15 +721,15 @@ async fn import_refuses_another_version_or_format() {
     let cases = [
         (
             newer,
-            "ticketd: line 1: unsupported dump version 2: this ticketd reads version 1\n",
+            "ticketd: line 1: unsupported dump version 3: this ticketd reads versions 1 to 2\n",
         ),
         (
             headerless,
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":1}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":2}\n",
         ),
         (
             "id,name\n1,Acme\n".to_owned(),
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":1}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":2}\n",
         ),
         (String::new(), "ticketd: line 1: the dump is empty\n"),
     ];
@@ -913,9 +914,20 @@ fn keys() -> Keyring {
     Keyring::new(vec![DataKey::generate().unwrap()]).unwrap()
 }
 
-async fn export_bytes(store: &dyn Store, page_size: u32) -> Vec<u8> {
+/// The blob store of a scratch directory (these dumps hold no files).
+fn files(scratch: &Scratch) -> DumpFiles {
+    let blobs = LocalBlobs::open(&scratch.dir.path().join("blobs")).unwrap();
+    DumpFiles {
+        blobs: Arc::new(blobs),
+        keys: None,
+    }
+}
+
+async fn export_bytes(store: &dyn Store, files: &DumpFiles, page_size: u32) -> Vec<u8> {
     let mut dump = Vec::new();
-    transfer::export(store, &mut dump, page_size).await.unwrap();
+    transfer::export(store, files, SealedFiles::AsStored, &mut dump, page_size)
+        .await
+        .unwrap();
     dump
 }
 
@@ -923,15 +935,16 @@ async fn export_bytes(store: &dyn Store, page_size: u32) -> Vec<u8> {
 async fn large_dumps_stream_in_pages_and_batches() {
     let source = source();
     let store = busy_database(&source).await;
-    let dump = export_bytes(store.as_ref(), EXPORT_PAGE_SIZE).await;
+    let source_files = files(&source);
+    let dump = export_bytes(store.as_ref(), &source_files, EXPORT_PAGE_SIZE).await;
     // Pages of 7 cross every kind's boundaries and hundreds of message pages.
     assert!(
-        export_bytes(store.as_ref(), 7).await == dump,
+        export_bytes(store.as_ref(), &source_files, 7).await == dump,
         "paging changed the dump"
     );
     let text_dump = String::from_utf8(dump.clone()).unwrap();
     assert!(text_dump.ends_with(
-        "{\"type\":\"end\",\"workspaces\":1,\"users\":1,\"api_keys\":0,\"tickets\":3,\"messages\":2103}\n"
+        "{\"type\":\"end\",\"workspaces\":1,\"users\":1,\"api_keys\":0,\"tickets\":3,\"messages\":2103,\"uploads\":0}\n"
     ));
 
     for batching in [
@@ -948,12 +961,19 @@ async fn large_dumps_stream_in_pages_and_batches() {
             return;
         };
         let store = open(&target).await;
-        let counts = transfer::import(store.as_ref(), dump.as_slice(), batching, &keys())
-            .await
-            .unwrap();
+        let target_files = files(&target);
+        let counts = transfer::import(
+            store.as_ref(),
+            &target_files,
+            dump.as_slice(),
+            batching,
+            &keys(),
+        )
+        .await
+        .unwrap();
         assert_eq!(counts.total(), 2108);
         assert!(
-            export_bytes(store.as_ref(), EXPORT_PAGE_SIZE).await == dump,
+            export_bytes(store.as_ref(), &target_files, EXPORT_PAGE_SIZE).await == dump,
             "{batching:?}"
         );
     }
@@ -1005,4 +1025,227 @@ async fn large_dumps_stream_in_pages_and_batches() {
     );
     assert!(!stderr.contains("were imported before this"), "{stderr}");
     assert!(is_empty(&target).await, "a checked dump wrote records");
+}
+
+/// A PNG of `len` bytes whose content depends on `seed`.
+fn png(len: usize, seed: u8) -> Vec<u8> {
+    let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
+    data.extend((0..len - 8).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    data
+}
+
+/// Uploads `data` as a PNG (sealed if `encrypted`); the upload's id.
+async fn upload(server: &Server, token: &str, data: &[u8], encrypted: bool) -> String {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v2/support/uploads?filename=f.png&encrypted={encrypted}",
+            server.base_url
+        ))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let upload: Value = response.json().await.unwrap();
+    text(&upload["id"]).to_owned()
+}
+
+async fn download(server: &Server, token: &str, url: &str) -> Vec<u8> {
+    let response = reqwest::Client::new()
+        .get(format!("{}{url}", server.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn a_moved_database_keeps_every_file_byte_for_byte() {
+    let source = source();
+    let workspace = source.create_workspace("Acme Hosting");
+    let workspace = text(&workspace["id"]).to_owned();
+    let (_, jane) = user_with_key(&source, &workspace, "customer", "Jane Example");
+    let (plain, sealed, waiting) = (png(150_000, 1), png(200_000, 2), png(1_000, 3));
+    let mut server = source.serve().await;
+    let ticket = expect(
+        &server,
+        Method::POST,
+        TICKETS,
+        &jane,
+        Some(json!({"subject": "Files", "message": "See below"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let thread = format!("{TICKETS}/{}/messages", text(&ticket["id"]));
+    let mut urls = Vec::new();
+    for (data, encrypted) in [(&plain, false), (&sealed, true)] {
+        let id = upload(&server, &jane, data, encrypted).await;
+        let reply = expect(
+            &server,
+            Method::POST,
+            &thread,
+            &jane,
+            Some(json!({"message": "a file", "encrypted": encrypted, "attachments": [id]})),
+            StatusCode::CREATED,
+        )
+        .await;
+        urls.push(text(&reply["attachments"][0]["url"]).to_owned());
+    }
+    let waiting_id = upload(&server, &jane, &waiting, false).await;
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+
+    let dump_path = source.dir.path().join("dump.jsonl");
+    let dump_arg = dump_path.to_str().unwrap();
+    let counts = json!({"workspaces": 1, "users": 1, "apiKeys": 1, "tickets": 1, "messages": 3, "uploads": 3});
+    assert_eq!(
+        source.json(&["export", "--output", dump_arg]),
+        json!({"exported": counts})
+    );
+    let dump = std::fs::read_to_string(&dump_path).unwrap();
+    // Each file's bytes follow its record; the sealed one as stored.
+    assert_eq!(dump.matches(r#"{"type":"upload","#).count(), 3);
+    assert_eq!(dump.matches(r#""content_key":"tkdupl:v1:"#).count(), 1);
+    let data_lines = dump.matches(r#"{"type":"upload_data","#).count();
+    let chunk = ticketd::core::dump::DATA_CHUNK_BYTES;
+    let sealed_len = ticketd::core::crypto::stream::sealed_len(sealed.len() as u64) as usize;
+    assert_eq!(
+        data_lines,
+        plain.len().div_ceil(chunk) + sealed_len.div_ceil(chunk) + 1
+    );
+    assert!(
+        dump.ends_with(",\"uploads\":3}\n"),
+        "{}",
+        &dump[dump.len() - 120..]
+    );
+
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    target.copy_key_file(&source.key_file());
+    assert_eq!(
+        target.json(&["import", "--input", dump_arg]),
+        json!({"imported": counts})
+    );
+    assert!(
+        export_stdout(&target) == dump,
+        "the round trip changed the dump"
+    );
+    let mut server = target.serve().await;
+    assert!(download(&server, &jane, &urls[0]).await == plain);
+    assert!(download(&server, &jane, &urls[1]).await == sealed);
+    // The unattached upload moved too, and is attached after the move; the
+    // ticket's files are counted as before.
+    let reply = expect(
+        &server,
+        Method::POST,
+        &thread,
+        &jane,
+        Some(json!({"message": "one more", "attachments": [waiting_id]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let url = text(&reply["attachments"][0]["url"]).to_owned();
+    assert!(download(&server, &jane, &url).await == waiting);
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+
+    // A decrypted dump holds the sealed file as plaintext; a database with
+    // a key file of its own seals it anew on import.
+    let decrypted = source.run(&["export", "--decrypt"]);
+    assert!(decrypted.status.success());
+    let decrypted = String::from_utf8(decrypted.stdout).unwrap();
+    assert_eq!(decrypted.matches(r#""content_key":null"#).count(), 3);
+    let Some(other) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let path = source.dir.path().join("decrypted.jsonl");
+    std::fs::write(&path, &decrypted).unwrap();
+    assert_eq!(
+        other.json(&["import", "--input", path.to_str().unwrap()]),
+        json!({"imported": counts})
+    );
+    let resealed = export_stdout(&other);
+    assert_eq!(resealed.matches(r#""content_key":"tkdupl:v1:"#).count(), 1);
+    let server = other.serve().await;
+    assert!(download(&server, &jane, &urls[1]).await == sealed);
+    assert!(download(&server, &jane, &urls[0]).await == plain);
+}
+
+#[tokio::test]
+async fn import_refuses_a_file_whose_bytes_do_not_match_its_record() {
+    let source = source();
+    let workspace = source.create_workspace("Acme Hosting");
+    let workspace = text(&workspace["id"]).to_owned();
+    let (_, jane) = user_with_key(&source, &workspace, "customer", "Jane Example");
+    let mut server = source.serve().await;
+    upload(&server, &jane, &png(70_000, 9), false).await;
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+    let dump = export_stdout(&source);
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let lines: Vec<&str> = dump.lines().collect();
+    let record = lines
+        .iter()
+        .position(|line| line.starts_with(r#"{"type":"upload","#))
+        .unwrap();
+    let path = source.dir.path().join("edited.jsonl");
+    // One byte changed, a line dropped, a line added.
+    let mut changed: Value = serde_json::from_str(lines[record + 1]).unwrap();
+    let data = changed["data"].as_str().unwrap().to_owned();
+    changed["data"] = json!(format!("A{}", &data[1..]));
+    let cases = [
+        (
+            record + 1,
+            changed.to_string(),
+            "sha256: its bytes have the digest ",
+        ),
+        (record + 2, String::new(), "bytes follow it, not the 70000"),
+        (
+            record + 2,
+            format!("{}\n{}", lines[record + 2], lines[record + 2]),
+            "more than its 70000 bytes follow it",
+        ),
+    ];
+    for (index, replacement, expected) in cases {
+        let mut edited: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
+        edited[index] = replacement;
+        let text: String = edited
+            .iter()
+            .filter(|line| !line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let stderr = target.fails(&["import", "--input", path.to_str().unwrap()]);
+        assert!(
+            stderr.contains(": upload upl_") && stderr.contains(expected),
+            "{expected}: {stderr}"
+        );
+        assert!(is_empty(&target).await);
+    }
+}
+
+#[tokio::test]
+async fn a_version_1_dump_still_imports() {
+    let source = source();
+    let (_, dump) = small_dump(&source);
+    // What a ticketd from before uploads wrote for the same database.
+    let version_1 = dump
+        .replacen(r#""version":2"#, r#""version":1"#, 1)
+        .replacen(r#","uploads":0}"#, "}", 1);
+    assert_ne!(version_1, dump);
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let output = run_with_stdin(&target, &["import"], version_1.as_bytes());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Exported again, it is the version 2 dump of the same data.
+    assert!(export_stdout(&target) == dump);
 }

@@ -19,6 +19,11 @@
 //!   codes are unique; a ticket's number is unique in its workspace and at
 //!   most the workspace's `last_ticket_number`; a ticket's messages are
 //!   numbered 1, 2, 3, ... and there are `message_count` of them.
+//! - **Files**: an upload's owner is a user of its workspace, its name and
+//!   media type follow the upload rules, and the bytes after it are as many
+//!   as it says; plaintext bytes match its `sha256`, and a sealed file's
+//!   content key opens with the target's keys. Which message attaches it
+//!   is checked by the database (the message's rows are not kept here).
 //!
 //! [`DumpCheck`] sees records one at a time in dump order (checked first by
 //! [`super::DumpOrder`]). It keeps what later records refer to: each
@@ -30,11 +35,15 @@ use std::collections::{HashMap, HashSet};
 
 use crate::core::access::Role;
 use crate::core::crypto::{self, CryptoError, Keyring};
+use sha2::{Digest, Sha256};
+
 use crate::core::dump::{
-    ApiKeyRecord, DumpError, MessageRecord, Record, TicketRecord, UserRecord, WorkspaceRecord,
+    ApiKeyRecord, DumpError, MessageRecord, Record, TicketRecord, UploadRecord, UserRecord,
+    WorkspaceRecord,
 };
 use crate::core::id::{TicketId, UserId, WorkspaceId};
 use crate::core::text::{self, TextLimits};
+use crate::core::upload::Filename;
 use crate::core::workspace::{EMAIL_MAX_BYTES, WorkspaceCode, is_email};
 
 /// A record refused, with the line at fault: the record's own, or for a
@@ -75,6 +84,18 @@ struct Thread {
     seq: i64,
 }
 
+/// The upload whose bytes are streaming past.
+struct OpenUpload {
+    name: String,
+    line: u64,
+    sha256: String,
+    /// Bytes the record says follow it.
+    expected: u64,
+    received: u64,
+    /// The digest so far, of bytes that follow as plaintext.
+    digest: Option<Sha256>,
+}
+
 /// Checks the records of one dump, in dump order; see the module.
 pub struct DumpCheck<'k> {
     keyring: &'k Keyring,
@@ -88,6 +109,7 @@ pub struct DumpCheck<'k> {
     /// Tickets before this index have had their messages counted.
     next_ticket: usize,
     thread: Option<Thread>,
+    upload: Option<OpenUpload>,
 }
 
 impl<'k> DumpCheck<'k> {
@@ -105,6 +127,7 @@ impl<'k> DumpCheck<'k> {
             numbers: HashSet::new(),
             next_ticket: 0,
             thread: None,
+            upload: None,
         }
     }
 
@@ -121,6 +144,7 @@ impl<'k> DumpCheck<'k> {
                 reason,
             },
         };
+        self.end_upload()?;
         match record {
             Record::Workspace(workspace) => self
                 .workspace(workspace)
@@ -138,15 +162,141 @@ impl<'k> DumpCheck<'k> {
                 Failure::Here(reason) => refused(message_name(message), reason),
                 Failure::Earlier(refusal) => refusal,
             }),
+            Record::Upload(upload) => self
+                .upload(upload, line)
+                .map_err(|reason| refused(format!("upload {}", upload.id), reason)),
         }
     }
 
+    /// Checks the bytes of an `upload_data` line, read from `line`.
+    ///
+    /// # Errors
+    /// A [`Refusal`] if no upload record comes before it, or if it holds
+    /// more bytes than the upload says.
+    pub fn data(&mut self, data: &[u8], line: u64) -> Result<(), Refusal> {
+        let Some(upload) = &mut self.upload else {
+            return Err(Refusal {
+                line,
+                error: DumpError::Malformed(
+                    "an upload_data line must follow an upload record or its data".into(),
+                ),
+            });
+        };
+        upload.received = upload.received.saturating_add(data.len() as u64);
+        if upload.received > upload.expected {
+            return Err(Refusal {
+                line,
+                error: DumpError::Invalid {
+                    record: upload.name.clone(),
+                    reason: format!("more than its {} bytes follow it", upload.expected),
+                },
+            });
+        }
+        if let Some(digest) = &mut upload.digest {
+            digest.update(data);
+        }
+        Ok(())
+    }
+
+    /// Closes the upload whose bytes were streaming past: they must be
+    /// whole and, as plaintext, match its digest.
+    fn end_upload(&mut self) -> Result<(), Refusal> {
+        let Some(upload) = self.upload.take() else {
+            return Ok(());
+        };
+        let refused = |reason: String| Refusal {
+            line: upload.line,
+            error: DumpError::Invalid {
+                record: upload.name.clone(),
+                reason,
+            },
+        };
+        if upload.received != upload.expected {
+            return Err(refused(format!(
+                "{} bytes follow it, not the {} it needs",
+                upload.received, upload.expected
+            )));
+        }
+        if let Some(digest) = upload.digest {
+            let found: String = digest
+                .finalize()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            if found != upload.sha256 {
+                return Err(refused(format!(
+                    "sha256: its bytes have the digest {found}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn upload(&mut self, record: &UploadRecord, line: u64) -> Result<(), String> {
+        let workspace = self.workspace_of("workspace_id", record.workspace_id)?;
+        let owner = self.user_of("owner_id", record.owner_id)?;
+        if self.users[owner as usize].workspace != workspace {
+            return Err(format!(
+                "owner_id: user {} is not of workspace {}",
+                record.owner_id, record.workspace_id
+            ));
+        }
+        Filename::parse(&record.filename).map_err(|error| format!("filename: {error}"))?;
+        if record.content_type.is_empty()
+            || record.content_type.len() > 255
+            || record.content_type.chars().any(char::is_control)
+        {
+            return Err(
+                "content_type: must be a media type of 1 to 255 bytes without control characters"
+                    .into(),
+            );
+        }
+        if record.sha256.len() != 64
+            || !record
+                .sha256
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err("sha256: must be 64 lowercase hex digits".into());
+        }
+        match (record.message_id, record.position) {
+            (None, None) => {}
+            (Some(_), Some(position)) if position >= 0 => {}
+            (Some(_), Some(_)) => return Err("position: must not be negative".into()),
+            _ => return Err("position: must be null exactly when message_id is".into()),
+        }
+        if let Some(sealed) = &record.content_key {
+            if !record.encrypted {
+                return Err("content_key: a plain upload has none".into());
+            }
+            crypto::open_content_key(self.keyring, record.id, sealed).map_err(
+                |error| match error {
+                    CryptoError::UnknownKey(key) => format!(
+                        "content_key: sealed with key {key}, which the key file of the database \
+                     to import into lacks"
+                    ),
+                    other => format!("content_key: does not open ({other})"),
+                },
+            )?;
+        }
+        self.upload = Some(OpenUpload {
+            name: format!("upload {}", record.id),
+            line,
+            sha256: record.sha256.clone(),
+            expected: record.data_len(),
+            received: 0,
+            digest: record.content_key.is_none().then(Sha256::new),
+        });
+        Ok(())
+    }
+
     /// Checks what only the end of the dump shows: that the last tickets
-    /// hold as many messages as they say.
+    /// hold as many messages as they say, and the last upload its bytes.
     ///
     /// # Errors
     /// A [`Refusal`] at the line of the first ticket that does not.
     pub fn finish(&mut self) -> Result<(), Refusal> {
+        self.end_upload()?;
         self.end_thread()?;
         self.skip_tickets_to(self.tickets.len())
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::core::access::{Role, Scopes};
-use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
@@ -187,8 +187,64 @@ impl From<MessageRecord> for Message {
             sender_id,
             sender_role,
             sender_name,
-            // Dumps of this version carry no files.
+            // A message's files are upload records of their own.
             attachments: Vec::new(),
+        }
+    }
+}
+
+/// A row of the `upload` table, for an upload whose bytes are stored; in
+/// the dump its bytes follow it ([`super::DataLine`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRecord {
+    /// Public id.
+    #[serde(with = "super::text_form::text")]
+    pub id: UploadId,
+    /// The workspace of its owner.
+    #[serde(with = "super::text_form::text")]
+    pub workspace_id: WorkspaceId,
+    /// The user who uploaded it.
+    #[serde(with = "super::text_form::text")]
+    pub owner_id: UserId,
+    /// The file's name.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes (of the plaintext, for a sealed file).
+    pub size: u64,
+    /// The SHA-256 of its bytes (of the plaintext), as 64 lowercase hex
+    /// digits.
+    pub sha256: String,
+    /// Whether it is stored sealed.
+    pub encrypted: bool,
+    /// The sealed content key of a file whose bytes follow sealed, as
+    /// stored; `null` for a plain file, and for a sealed one whose bytes
+    /// follow as plaintext (`export --decrypt`), which import seals anew.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub content_key: Option<String>,
+    /// When it was uploaded.
+    #[serde(with = "super::text_form::text")]
+    pub created_at: Timestamp,
+    /// When it is swept unless attached.
+    #[serde(with = "super::text_form::text")]
+    pub expires_at: Timestamp,
+    /// The message that attaches it, or `null`.
+    #[serde(with = "super::text_form::optional_text")]
+    pub message_id: Option<MessageId>,
+    /// Its place among that message's files, from 0, or `null`.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub position: Option<i64>,
+}
+
+impl UploadRecord {
+    /// How many bytes follow the record: the plaintext's size, or the
+    /// sealed form's.
+    pub fn data_len(&self) -> u64 {
+        if self.content_key.is_some() {
+            crate::core::crypto::stream::sealed_len(self.size)
+        } else {
+            self.size
         }
     }
 }
@@ -208,6 +264,8 @@ pub enum Record {
     Ticket(TicketRecord),
     /// A message.
     Message(MessageRecord),
+    /// An upload (its bytes follow it).
+    Upload(UploadRecord),
 }
 
 impl Record {
@@ -219,6 +277,7 @@ impl Record {
             Record::ApiKey(_) => RecordKind::ApiKey,
             Record::Ticket(_) => RecordKind::Ticket,
             Record::Message(_) => RecordKind::Message,
+            Record::Upload(_) => RecordKind::Upload,
         }
     }
 
@@ -230,6 +289,7 @@ impl Record {
             Record::ApiKey(key) => ExportCursor::ApiKey(key.id),
             Record::Ticket(ticket) => ExportCursor::Ticket(ticket.id),
             Record::Message(message) => ExportCursor::Message(message.ticket_id, message.seq),
+            Record::Upload(upload) => ExportCursor::Upload(upload.id),
         }
     }
 }
@@ -248,16 +308,19 @@ pub enum RecordKind {
     Ticket,
     /// `message` rows, by `(ticket_id, seq)`.
     Message,
+    /// Stored `upload` rows, by `id`, each followed by its bytes.
+    Upload,
 }
 
 impl RecordKind {
     /// Every kind, in dump order.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::Workspace,
         RecordKind::User,
         RecordKind::ApiKey,
         RecordKind::Ticket,
         RecordKind::Message,
+        RecordKind::Upload,
     ];
 
     /// The kind's `type` member.
@@ -268,6 +331,7 @@ impl RecordKind {
             RecordKind::ApiKey => "api_key",
             RecordKind::Ticket => "ticket",
             RecordKind::Message => "message",
+            RecordKind::Upload => "upload",
         }
     }
 }
@@ -288,6 +352,8 @@ pub enum ExportCursor {
     Ticket(TicketId),
     /// After this message, named by `(ticket_id, seq)`.
     Message(TicketId, i64),
+    /// After this upload.
+    Upload(UploadId),
 }
 
 impl ExportCursor {
@@ -299,6 +365,7 @@ impl ExportCursor {
             ExportCursor::ApiKey(_) => RecordKind::ApiKey,
             ExportCursor::Ticket(_) => RecordKind::Ticket,
             ExportCursor::Message(..) => RecordKind::Message,
+            ExportCursor::Upload(_) => RecordKind::Upload,
         }
     }
 }
@@ -311,6 +378,7 @@ impl fmt::Display for ExportCursor {
             ExportCursor::ApiKey(id) => write!(f, "api_key {id}"),
             ExportCursor::Ticket(id) => write!(f, "ticket {id}"),
             ExportCursor::Message(ticket, seq) => write!(f, "message {seq} of {ticket}"),
+            ExportCursor::Upload(id) => write!(f, "upload {id}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::core::access::{Role, Scope};
-use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::BodyFormat;
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
@@ -13,6 +13,7 @@ const USR: &str = "01hxa3b4c5d6e7f8g9h0j1k2m4";
 const KEY: &str = "01hxa3b4c5d6e7f8g9h0j1k2m5";
 const TKT: &str = "01hxa3b4c5d6e7f8g9h0j1k2m6";
 const MSG: &str = "01hxa3b4c5d6e7f8g9h0j1k2m7";
+const UPL: &str = "01hxa3b4c5d6e7f8g9h0j1k2m8";
 
 fn at(millis: i64) -> Timestamp {
     Timestamp::from_millis(1_777_291_200_000 + millis)
@@ -75,6 +76,21 @@ fn samples() -> Vec<Record> {
             encrypted: true,
             sent_at: at(5),
         }),
+        Record::Upload(UploadRecord {
+            id: UploadId::from_key(UPL).unwrap(),
+            workspace_id,
+            owner_id: user_id,
+            filename: "scan \"1\".png".into(),
+            content_type: "image/png".into(),
+            size: 3,
+            sha256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81".into(),
+            encrypted: false,
+            content_key: None,
+            created_at: at(4),
+            expires_at: at(7),
+            message_id: Some(MessageId::from_key(MSG).unwrap()),
+            position: Some(0),
+        }),
     ]
 }
 
@@ -90,6 +106,7 @@ fn records_have_one_exact_form() {
         r#"{"type":"api_key","id":"key_01hxa3b4c5d6e7f8g9h0j1k2m5","user_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","secret_hash":"abababababababababababababababababababababababababababababababab","scopes":["read:support"],"created_at":"2026-04-27T12:00:00.002Z","revoked_at":"2026-04-27T12:00:00.003Z"}"#,
         r#"{"type":"ticket","id":"tkt_01hxa3b4c5d6e7f8g9h0j1k2m6","workspace_id":"ws_01hxa3b4c5d6e7f8g9h0j1k2m3","number":41,"customer_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","subject":"Line\nbreak","status":"closed","priority":"urgent","created_at":"2026-04-27T12:00:00.004Z","updated_at":"2026-04-27T12:00:00.006Z","last_message_at":"2026-04-27T12:00:00.005Z","message_count":1,"resolved_at":null,"closed_at":"2026-04-27T12:00:00.006Z"}"#,
         "{\"type\":\"message\",\"ticket_id\":\"tkt_01hxa3b4c5d6e7f8g9h0j1k2m6\",\"seq\":1,\"id\":\"tmsg_01hxa3b4c5d6e7f8g9h0j1k2m7\",\"sender_id\":\"usr_01hxa3b4c5d6e7f8g9h0j1k2m4\",\"sender_role\":\"customer\",\"sender_name\":\"Jane Exämple\",\"body\":\"**bold**\\r\\n\u{2028}\",\"body_format\":\"markdown\",\"encrypted\":true,\"sent_at\":\"2026-04-27T12:00:00.005Z\"}",
+        r#"{"type":"upload","id":"upl_01hxa3b4c5d6e7f8g9h0j1k2m8","workspace_id":"ws_01hxa3b4c5d6e7f8g9h0j1k2m3","owner_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","filename":"scan \"1\".png","content_type":"image/png","size":3,"sha256":"039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81","encrypted":false,"content_key":null,"created_at":"2026-04-27T12:00:00.004Z","expires_at":"2026-04-27T12:00:00.007Z","message_id":"tmsg_01hxa3b4c5d6e7f8g9h0j1k2m7","position":0}"#,
     ];
     assert_eq!(lines, expected);
     assert!(lines.iter().all(|line| !line.contains('\n')));
@@ -107,21 +124,53 @@ fn records_round_trip() {
         api_keys: 3,
         tickets: 4,
         messages: 5,
+        uploads: 6,
     };
     assert_eq!(
         trailer_line(counts),
-        r#"{"type":"end","workspaces":1,"users":2,"api_keys":3,"tickets":4,"messages":5}"#
+        r#"{"type":"end","workspaces":1,"users":2,"api_keys":3,"tickets":4,"messages":5,"uploads":6}"#
     );
     assert_eq!(parse_line(&trailer_line(counts)), Ok(Entry::End(counts)));
+    // A version 1 trailer has no uploads.
+    assert_eq!(
+        parse_line(
+            r#"{"type":"end","workspaces":1,"users":2,"api_keys":3,"tickets":4,"messages":5}"#
+        ),
+        Ok(Entry::End(RecordCounts {
+            uploads: 0,
+            ..counts
+        }))
+    );
+    // File bytes, as base64 lines of at most DATA_CHUNK_BYTES.
+    assert_eq!(
+        data_line(b"\x89PNG"),
+        r#"{"type":"upload_data","data":"iVBORw=="}"#
+    );
+    assert_eq!(
+        parse_line(&data_line(&[7; DATA_CHUNK_BYTES])),
+        Ok(Entry::Data(vec![7; DATA_CHUNK_BYTES]))
+    );
+    assert!(matches!(
+        parse_line(&data_line(&[7; DATA_CHUNK_BYTES + 1])),
+        Err(DumpError::Malformed(reason)) if reason.contains("more than")
+    ));
+    assert!(matches!(
+        parse_line(r#"{"type":"upload_data","data":"not base64!"}"#),
+        Err(DumpError::Malformed(reason)) if reason.starts_with("data: not base64")
+    ));
 }
 
 #[test]
 fn the_header_is_checked() {
-    assert_eq!(header_line(), r#"{"format":"ticketd-dump","version":1}"#);
-    assert_eq!(check_header(&header_line()), Ok(()));
+    assert_eq!(header_line(), r#"{"format":"ticketd-dump","version":2}"#);
+    assert_eq!(check_header(&header_line()), Ok(2));
     assert_eq!(
-        check_header(r#"{"format":"ticketd-dump","version":2}"#),
-        Err(DumpError::UnsupportedVersion("2".into()))
+        check_header(r#"{"format":"ticketd-dump","version":1}"#),
+        Ok(1)
+    );
+    assert_eq!(
+        check_header(r#"{"format":"ticketd-dump","version":3}"#),
+        Err(DumpError::UnsupportedVersion("3".into()))
     );
     assert_eq!(
         check_header(r#"{"version":"1","format":"ticketd-dump"}"#),
@@ -282,6 +331,7 @@ fn the_order_is_checked_and_counted() {
         api_keys: 1,
         tickets: 1,
         messages: 1,
+        uploads: 1,
     };
     assert_eq!(order.counts(), counts);
     assert_eq!(order.check_trailer(counts), Ok(()));
@@ -292,8 +342,8 @@ fn the_order_is_checked_and_counted() {
     assert_eq!(
         order.check_trailer(wrong),
         Err(DumpError::CountsDiffer {
-            trailer: wrong,
-            found: counts
+            trailer: Box::new(wrong),
+            found: Box::new(counts)
         })
     );
 
@@ -302,10 +352,10 @@ fn the_order_is_checked_and_counted() {
     assert!(
         error
             .to_string()
-            .starts_with("a workspace record after message records"),
+            .starts_with("a workspace record after upload records"),
         "{error}"
     );
-    let error = order.accept(&records[4]).unwrap_err();
+    let error = order.accept(&records[5]).unwrap_err();
     assert!(error.to_string().contains("does not come after"), "{error}");
 
     // Messages go by (ticket, seq).

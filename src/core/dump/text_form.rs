@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::core::access::{Role, Scope, Scopes};
-use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::BodyFormat;
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
@@ -54,6 +54,7 @@ id_text_form!(
     KeyId => "a key_ id in lowercase",
     TicketId => "a tkt_ id in lowercase",
     MessageId => "a tmsg_ id in lowercase",
+    UploadId => "an upl_ id in lowercase",
 );
 
 macro_rules! named_text_form {

@@ -14,19 +14,19 @@ use async_trait::async_trait;
 
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
-    WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
+    UserRecord, WorkspaceRecord,
 };
-use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::token::SecretHash;
-use crate::store::StoreError;
 use crate::store::TransferStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
 use crate::store::postgres::tickets::insert_message;
 use crate::store::postgres::{execute, map_error, query, query_opt};
+use crate::store::{Constraint, StoreError};
 
 pub(super) async fn is_empty(client: &Object) -> Result<bool, StoreError> {
     let row = query_opt(
@@ -92,6 +92,17 @@ impl Keyset {
                 order: "ticket_id, seq",
                 record: message,
             },
+            // Only uploads whose bytes are stored: a pending or deleting one
+            // is the sweep's.
+            RecordKind::Upload => Keyset {
+                select: "SELECT id, workspace_id, owner_id, filename, content_type, size, sha256,
+                                encrypted, content_key, created_at, expires_at, message_id,
+                                position
+                         FROM (SELECT * FROM upload WHERE state = 'stored') AS upload",
+                after: "id > $1",
+                order: "id",
+                record: upload,
+            },
         }
     }
 
@@ -128,6 +139,7 @@ impl CursorValues {
             ExportCursor::ApiKey(id) => CursorValues::Key(id.key()),
             ExportCursor::Ticket(id) => CursorValues::Key(id.key()),
             ExportCursor::Message(ticket_id, seq) => CursorValues::Thread(ticket_id.key(), seq),
+            ExportCursor::Upload(id) => CursorValues::Key(id.key()),
         }
     }
 
@@ -239,6 +251,92 @@ fn message(row: &Row) -> Result<Record, StoreError> {
     }))
 }
 
+fn upload(row: &Row) -> Result<Record, StoreError> {
+    let size: i64 = get(row, 5)?;
+    let message_id: Option<&str> = get(row, 11)?;
+    let position: Option<i32> = get(row, 12)?;
+    Ok(Record::Upload(UploadRecord {
+        id: parsed(row, 0, UploadId::from_key)?,
+        workspace_id: parsed(row, 1, WorkspaceId::from_key)?,
+        owner_id: parsed(row, 2, UserId::from_key)?,
+        filename: get(row, 3)?,
+        content_type: get(row, 4)?,
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: get(row, 6)?,
+        encrypted: get(row, 7)?,
+        content_key: get(row, 8)?,
+        created_at: timestamp(row, 9)?,
+        expires_at: timestamp(row, 10)?,
+        message_id: match message_id {
+            Some(_) => Some(parsed(row, 11, MessageId::from_key)?),
+            None => None,
+        },
+        position: position.map(i64::from),
+    }))
+}
+
+/// Inserts an upload as stored and, if a message attaches it, counts it in
+/// its ticket; the message must be its owner's and as encrypted as it.
+async fn insert_upload<C: GenericClient>(
+    client: &C,
+    upload: &UploadRecord,
+) -> Result<(), StoreError> {
+    let size = i64::try_from(upload.size)
+        .map_err(|_| StoreError::other("an upload's size is out of range"))?;
+    let position = upload
+        .position
+        .map(i32::try_from)
+        .transpose()
+        .map_err(|_| StoreError::other("an upload's position is out of range"))?;
+    execute(
+        client,
+        "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
+                             encrypted, content_key, state, created_at, expires_at, message_id,
+                             position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'stored', $10, $11, $12, $13)",
+        &[
+            &upload.id.key(),
+            &upload.workspace_id.key(),
+            &upload.owner_id.key(),
+            &upload.filename,
+            &upload.content_type,
+            &size,
+            &upload.sha256,
+            &upload.encrypted,
+            &upload.content_key,
+            &to_sql_time(upload.created_at),
+            &to_sql_time(upload.expires_at),
+            &upload.message_id.map(|id| id.key()),
+            &position,
+        ],
+    )
+    .await?;
+    let Some(message) = upload.message_id else {
+        return Ok(());
+    };
+    let counted = execute(
+        client,
+        "UPDATE ticket SET attachment_count = attachment_count + 1,
+                           attachment_bytes = attachment_bytes + $2
+         WHERE id = (SELECT ticket_id FROM message
+                     WHERE id = $1 AND sender_id = $3 AND encrypted = $4)",
+        &[
+            &message.key(),
+            &size,
+            &upload.owner_id.key(),
+            &upload.encrypted,
+        ],
+    )
+    .await?;
+    if counted == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(Constraint::Named(
+            "upload_message_check".into(),
+        )))
+    }
+}
+
 /// Inserts records as they are, in one transaction: the batch is kept or
 /// dropped as a whole.
 pub(super) async fn import_records(
@@ -332,6 +430,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
         Record::Message(message) => {
             insert_message(client, &Message::from(message.clone())).await?;
         }
+        Record::Upload(upload) => insert_upload(client, upload).await?,
     }
     Ok(())
 }

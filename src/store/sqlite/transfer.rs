@@ -12,20 +12,20 @@ use async_trait::async_trait;
 
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
-    WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
+    UserRecord, WorkspaceRecord,
 };
-use crate::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
-use crate::store::StoreError;
 use crate::store::TransferStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
 use crate::store::sqlite::tickets::insert_message;
+use crate::store::{Constraint, StoreError};
 
 pub(super) fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
     conn.query_row(
@@ -89,6 +89,17 @@ impl Keyset {
                 order: "ticket_id, seq",
                 record: message,
             },
+            // Only uploads whose bytes are stored: a pending or deleting one
+            // is the sweep's.
+            RecordKind::Upload => Keyset {
+                select: "SELECT id, workspace_id, owner_id, filename, content_type, size, sha256,
+                                encrypted, content_key, created_at, expires_at, message_id,
+                                position
+                         FROM (SELECT * FROM upload WHERE state = 'stored') AS upload",
+                after: "id > ?",
+                order: "id",
+                record: upload,
+            },
         }
     }
 
@@ -118,6 +129,7 @@ fn cursor_values(cursor: ExportCursor) -> Vec<Value> {
         ExportCursor::Message(ticket_id, seq) => {
             vec![Value::Text(ticket_id.key()), Value::Integer(seq)]
         }
+        ExportCursor::Upload(id) => vec![Value::Text(id.key())],
     }
 }
 
@@ -221,6 +233,86 @@ fn message(row: &Row<'_>) -> rusqlite::Result<Record> {
     }))
 }
 
+fn upload(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let size: i64 = row.get(5)?;
+    let message_id: Option<String> = row.get(11)?;
+    Ok(Record::Upload(UploadRecord {
+        id: parsed(row, 0, UploadId::from_key)?,
+        workspace_id: parsed(row, 1, WorkspaceId::from_key)?,
+        owner_id: parsed(row, 2, UserId::from_key)?,
+        filename: row.get(3)?,
+        content_type: row.get(4)?,
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: row.get(6)?,
+        encrypted: row.get(7)?,
+        content_key: row.get(8)?,
+        created_at: timestamp(row, 9)?,
+        expires_at: timestamp(row, 10)?,
+        message_id: match message_id {
+            Some(_) => Some(parsed(row, 11, MessageId::from_key)?),
+            None => None,
+        },
+        position: row.get(12)?,
+    }))
+}
+
+/// Inserts an upload as stored and, if a message attaches it, counts it in
+/// its ticket; the message must be its owner's and as encrypted as it.
+fn insert_upload(conn: &Connection, upload: &UploadRecord) -> Result<(), StoreError> {
+    let size = i64::try_from(upload.size)
+        .map_err(|_| StoreError::other("an upload's size is out of range"))?;
+    conn.prepare_cached(
+        "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
+                             encrypted, content_key, state, created_at, expires_at, message_id,
+                             position)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'stored', ?10, ?11, ?12, ?13)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            upload.id.key(),
+            upload.workspace_id.key(),
+            upload.owner_id.key(),
+            upload.filename,
+            upload.content_type,
+            size,
+            upload.sha256,
+            upload.encrypted,
+            upload.content_key,
+            upload.created_at.millis(),
+            upload.expires_at.millis(),
+            upload.message_id.map(|id| id.key()),
+            upload.position,
+        ])
+    })
+    .map_err(map_error)?;
+    let Some(message) = upload.message_id else {
+        return Ok(());
+    };
+    let counted = conn
+        .prepare_cached(
+            "UPDATE ticket SET attachment_count = attachment_count + 1,
+                               attachment_bytes = attachment_bytes + ?2
+             WHERE id = (SELECT ticket_id FROM message
+                         WHERE id = ?1 AND sender_id = ?3 AND encrypted = ?4)",
+        )
+        .and_then(|mut update| {
+            update.execute(params![
+                message.key(),
+                size,
+                upload.owner_id.key(),
+                upload.encrypted
+            ])
+        })
+        .map_err(map_error)?;
+    if counted == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(Constraint::Named(
+            "upload_message_check".into(),
+        )))
+    }
+}
+
 /// Inserts records as they are. Runs as one write job, so the batch is kept
 /// or dropped as a whole.
 pub(super) fn import_records(conn: &Connection, records: &[Record]) -> Result<(), StoreError> {
@@ -306,6 +398,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         Record::Message(message) => {
             return insert_message(conn, &Message::from(message.clone()));
         }
+        Record::Upload(upload) => return insert_upload(conn, upload),
     };
     inserted.map(drop).map_err(map_error)
 }
@@ -349,6 +442,7 @@ mod tests {
             ExportCursor::ApiKey(KeyId::generate()),
             ExportCursor::Ticket(TicketId::generate()),
             ExportCursor::Message(TicketId::generate(), 1),
+            ExportCursor::Upload(UploadId::generate()),
         ];
         for cursor in cursors {
             let keyset = Keyset::of(cursor.kind());
