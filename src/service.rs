@@ -21,4 +21,4 @@ pub use idempotency::{
     ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy, KeyedRequest,
 };
 pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};
-pub use uploads::{ContentKeys, IncomingFile, UploadError, UploadPolicy, Uploads};
+pub use uploads::{ContentKeys, IncomingFile, MalformedFile, UploadError, UploadPolicy, Uploads};

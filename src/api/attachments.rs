@@ -4,12 +4,12 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
 use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport};
-use crate::api::download::{self, FileFacts};
+use crate::api::download::{self, Conditions, FileFacts};
 use crate::api::extract::{PathParams, QueryParams, TicketPath};
 use crate::api::problem::{ApiError, ErrorCode, Problem};
 use crate::api::service_errors::{canonical, canonical_upload};
@@ -22,8 +22,10 @@ use crate::core::id::{MessageId, UploadId};
 /// `X-Content-Type-Options: nosniff` and `Content-Security-Policy:
 /// sandbox`, so a browser saves it and never runs it. One `Range`
 /// (`bytes=first-last`, `first-` or `-suffix`) is answered 206; several
-/// are answered with the whole file; a range past the end is 416. `HEAD`
-/// answers the headers alone.
+/// are answered with the whole file; a range past the end is 416. An
+/// `If-None-Match` naming the `ETag` is answered 304, and a `Range` with an
+/// `If-Range` that does not name it gets the whole file. `HEAD` answers
+/// the headers alone.
 #[utoipa::path(
     get,
     path = "/api/v2/support/tickets/{id}/messages/{messageId}/attachments/{attachmentId}",
@@ -33,10 +35,13 @@ use crate::core::id::{MessageId, UploadId};
         ("messageId" = String, Path, description = "The message's id (`tmsg_...`)."),
         ("attachmentId" = String, Path, description = "The file's id (`upl_...`), from the message's `attachments`."),
         ("Range" = Option<String>, Header, description = "One byte range, as `bytes=0-1023`."),
+        ("If-Range" = Option<String>, Header, description = "The `ETag` of the copy the range continues; another answers the whole file."),
+        ("If-None-Match" = Option<String>, Header, description = "`ETag`s of copies the client holds: a match is answered 304."),
     ),
     responses(
         (status = 200, description = "The file.", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "The range asked for.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "The copy `If-None-Match` names is this file."),
         (status = 404, description = "Not found, or not visible to the caller.", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The range starts past the end of the file; `Content-Range` gives its length."),
     ),
@@ -74,9 +79,6 @@ pub async fn download_attachment(
         .attached(message, file)
         .await
         .map_err(|error| canonical_upload(error, media))?;
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok());
     let head = download::head(
         FileFacts {
             filename: &upload.filename,
@@ -84,7 +86,7 @@ pub async fn download_attachment(
             size: upload.size,
             sha256: &upload.sha256,
         },
-        range,
+        Conditions::of(&headers),
     );
     let body = match (&head.bytes, method == Method::HEAD) {
         (Some(bytes), false) => {

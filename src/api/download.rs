@@ -3,6 +3,11 @@
 //! them, so they are sent to be saved, never shown in ticketd's origin: as
 //! an attachment, with `nosniff`, and sandboxed should a browser render
 //! them anyway (an HTML or SVG file must not run script here).
+//!
+//! A download answers the conditional headers a cache or a resuming
+//! client sends (RFC 9110): `If-None-Match` naming its `ETag` is a 304, and
+//! a `Range` counts only while `If-Range`, when given, names its `ETag`
+//! (otherwise the whole file is sent, as the file may have changed).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
@@ -22,11 +27,43 @@ pub struct FileFacts<'a> {
     pub sha256: &'a str,
 }
 
+/// The headers of a download request that decide what it is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions<'a> {
+    /// `Range`.
+    pub range: Option<&'a str>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a str>,
+    /// `If-Range`.
+    pub if_range: Option<&'a str>,
+}
+
+impl<'a> Conditions<'a> {
+    /// The conditions `headers` carry (a header that is not text is taken
+    /// as absent).
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+        Self {
+            range: text(header::RANGE),
+            if_none_match: text(header::IF_NONE_MATCH),
+            if_range: text(header::IF_RANGE),
+        }
+    }
+}
+
+/// Whether an `If-None-Match` list names `etag` (weakly compared: a `W/`
+/// prefix is ignored) or is `*`.
+fn none_match_names(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
 /// What to send for a download: the status, the headers, and which bytes
-/// of the file (none for a 416).
+/// of the file (none for a 304 or a 416).
 #[derive(Debug, Clone)]
 pub struct DownloadHead {
-    /// 200, 206 or 416.
+    /// 200, 206, 304 or 416.
     pub status: StatusCode,
     /// Every header of the response.
     pub headers: HeaderMap,
@@ -40,16 +77,33 @@ fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The head of a download of `file` for a request with `range` (the
-/// `Range` header, if any).
-pub fn head(file: FileFacts<'_>, range: Option<&str>) -> DownloadHead {
+/// The head of a download of `file` for a request with `conditions`.
+pub fn head(file: FileFacts<'_>, conditions: Conditions<'_>) -> DownloadHead {
+    let etag = format!("\"{}\"", file.sha256);
     let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, value(&etag));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    if conditions
+        .if_none_match
+        .is_some_and(|list| none_match_names(list, &etag))
+    {
+        return DownloadHead {
+            status: StatusCode::NOT_MODIFIED,
+            headers,
+            bytes: None,
+        };
+    }
+    // A range of another version of the file would be spliced wrongly:
+    // it counts only while the client's copy is this one (a strong match;
+    // a date never matches, as no Last-Modified is sent).
+    let range = conditions
+        .range
+        .filter(|_| conditions.if_range.is_none_or(|tag| tag.trim() == etag));
     headers.insert(header::CONTENT_TYPE, value(file.content_type));
     headers.insert(
         header::CONTENT_DISPOSITION,
         value(&disposition::attachment(file.filename)),
     );
-    headers.insert(header::ETAG, value(&format!("\"{}\"", file.sha256)));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -58,7 +112,6 @@ pub fn head(file: FileFacts<'_>, range: Option<&str>) -> DownloadHead {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let (status, bytes) = match RangeRequest::of(range, file.size) {
         RangeRequest::Whole => (StatusCode::OK, (file.size > 0).then(|| 0..=file.size - 1)),
@@ -85,7 +138,8 @@ pub fn head(file: FileFacts<'_>, range: Option<&str>) -> DownloadHead {
     }
 }
 
-/// The header names [`head`] always sets, for tests and documentation.
+/// The header names [`head`] sets on every answer but a 304 (which has
+/// only `ETag` and `Cache-Control`), for tests and documentation.
 pub const ALWAYS_SENT: [HeaderName; 8] = [
     header::CONTENT_TYPE,
     header::CONTENT_DISPOSITION,
@@ -112,9 +166,16 @@ mod tests {
         }
     }
 
+    fn range(range: &str) -> Conditions<'_> {
+        Conditions {
+            range: Some(range),
+            ..Conditions::default()
+        }
+    }
+
     #[test]
     fn a_whole_file_is_sent_to_be_saved_never_run() {
-        let head = head(file(1000), None);
+        let head = head(file(1000), Conditions::default());
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(head.bytes, Some(0..=999));
         for name in ALWAYS_SENT {
@@ -136,28 +197,87 @@ mod tests {
 
     #[test]
     fn a_range_is_a_part_or_unsatisfiable() {
-        let part = head(file(1000), Some("bytes=100-199"));
+        let part = head(file(1000), range("bytes=100-199"));
         assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
         assert_eq!(part.bytes, Some(100..=199));
         assert_eq!(part.headers[header::CONTENT_LENGTH], "100");
         assert_eq!(part.headers[header::CONTENT_RANGE], "bytes 100-199/1000");
 
-        let past = head(file(1000), Some("bytes=1000-"));
+        let past = head(file(1000), range("bytes=1000-"));
         assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(past.bytes, None);
         assert_eq!(past.headers[header::CONTENT_LENGTH], "0");
         assert_eq!(past.headers[header::CONTENT_RANGE], "bytes */1000");
 
-        let several = head(file(1000), Some("bytes=0-1,5-6"));
+        let several = head(file(1000), range("bytes=0-1,5-6"));
         assert_eq!(several.status, StatusCode::OK);
         assert_eq!(several.bytes, Some(0..=999));
     }
 
     #[test]
     fn an_empty_file_has_no_bytes_to_send() {
-        let empty = head(file(0), None);
+        let empty = head(file(0), Conditions::default());
         assert_eq!(empty.status, StatusCode::OK);
         assert_eq!(empty.bytes, None);
         assert_eq!(empty.headers[header::CONTENT_LENGTH], "0");
+    }
+
+    #[test]
+    fn a_cached_copy_is_not_sent_again() {
+        let etag = format!("\"{SHA}\"");
+        for list in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"other\", {etag}"),
+            "*".into(),
+        ] {
+            let cached = head(
+                file(1000),
+                Conditions {
+                    if_none_match: Some(&list),
+                    range: Some("bytes=0-9"),
+                    ..Conditions::default()
+                },
+            );
+            assert_eq!(cached.status, StatusCode::NOT_MODIFIED, "{list}");
+            assert_eq!(cached.bytes, None);
+            assert_eq!(cached.headers[header::ETAG], etag.as_str());
+            assert!(!cached.headers.contains_key(header::CONTENT_LENGTH));
+        }
+        let changed = head(
+            file(1000),
+            Conditions {
+                if_none_match: Some("\"other\""),
+                ..Conditions::default()
+            },
+        );
+        assert_eq!(changed.status, StatusCode::OK);
+    }
+
+    #[test]
+    fn a_range_counts_only_for_the_copy_if_range_names() {
+        let etag = format!("\"{SHA}\"");
+        let resumed = head(
+            file(1000),
+            Conditions {
+                range: Some("bytes=500-"),
+                if_range: Some(&etag),
+                ..Conditions::default()
+            },
+        );
+        assert_eq!(resumed.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(resumed.bytes, Some(500..=999));
+        for other in ["\"other\"", "W/\"9f86\"", "Wed, 21 Oct 2026 07:28:00 GMT"] {
+            let whole = head(
+                file(1000),
+                Conditions {
+                    range: Some("bytes=500-"),
+                    if_range: Some(other),
+                    ..Conditions::default()
+                },
+            );
+            assert_eq!(whole.status, StatusCode::OK, "{other}");
+            assert_eq!(whole.bytes, Some(0..=999));
+        }
     }
 }

@@ -106,6 +106,10 @@ pub fn canonical_upload(error: UploadError, media: &MediaCheck) -> ApiError {
             ))
         }
         UploadError::Incomplete => ApiError::new(ErrorCode::UploadIncomplete),
+        UploadError::Malformed(reason) => {
+            ApiError::invalid(vec![field_error("file", FieldCode::InvalidValue, &reason)])
+                .with_detail(reason)
+        }
         UploadError::TooSlow => ApiError::new(ErrorCode::RequestBodyTimeout).with_detail(format!(
             "The file stopped arriving, or arrived slower than {} KiB/s; send it again.",
             crate::api::uploads::MIN_UPLOAD_BYTES_PER_SEC / 1024

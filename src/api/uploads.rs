@@ -40,7 +40,7 @@ use crate::blob::ByteStream;
 use crate::core::access::Actor;
 use crate::core::id::UploadId;
 use crate::core::upload::{Filename, Upload};
-use crate::service::{IncomingFile, ServiceError, UploadError};
+use crate::service::{IncomingFile, MalformedFile, ServiceError, UploadError};
 use crate::store::Cause;
 use crate::store::idempotency::{Completion, StoredResponse};
 
@@ -308,7 +308,8 @@ struct Part {
 ///
 /// # Errors
 /// `invalid_request` when the body holds no part, or its first part is
-/// not `file`; `upload_incomplete` when it cannot be read.
+/// not `file` (and, through the stream, when a second part follows);
+/// `upload_incomplete` when it cannot be read.
 async fn first_part(body: ByteStream, boundary: String) -> Result<(Part, ByteStream), ApiError> {
     let head_read = Arc::new(AtomicBool::new(false));
     let body = Metered {
@@ -324,6 +325,9 @@ async fn first_part(body: ByteStream, boundary: String) -> Result<(Part, ByteStr
         Ok(Some(field)) => field,
         Ok(None) => return Err(multipart_refusal("The multipart body holds no part.")),
         Err(error) => {
+            if let Some(MalformedFile(reason)) = malformed_cause(&error) {
+                return Err(multipart_refusal(reason));
+            }
             return Err(ApiError::new(ErrorCode::UploadIncomplete)
                 .with_detail(format!("The multipart body could not be read: {error}.")));
         }
@@ -351,9 +355,10 @@ async fn first_part(body: ByteStream, boundary: String) -> Result<(Part, ByteStr
             match multipart.next_field().await {
                 Ok(None) => None,
                 Ok(Some(_)) => Some((
-                    Err(io::Error::other(
-                        "the multipart body holds more than one part",
-                    )),
+                    Err(io::Error::other(MalformedFile(
+                        "The multipart body must hold one part, named `file`; it holds more."
+                            .into(),
+                    ))),
                     (None, None),
                 )),
                 Err(error) => Some((Err(io::Error::other(error)), (None, None))),
@@ -393,13 +398,34 @@ impl Stream for Metered {
             self.yield_next = true;
             self.handed = self.handed.saturating_add(chunk.len() as u64);
             if !self.head_read.load(Ordering::Relaxed) && self.handed > MULTIPART_OVERHEAD_BYTES {
-                return Poll::Ready(Some(Err(io::Error::other(
-                    "the multipart body's first part has no end to its headers",
-                ))));
+                return Poll::Ready(Some(Err(io::Error::other(MalformedFile(format!(
+                    "The multipart body's first part must begin within \
+                     {MULTIPART_OVERHEAD_BYTES} bytes and its headers end there."
+                ))))));
             }
         }
         polled
     }
+}
+
+/// The [`MalformedFile`] a parser's error was caused by, if any.
+fn malformed_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e MalformedFile> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(malformed) = error.downcast_ref::<MalformedFile>() {
+            return Some(malformed);
+        }
+        // An I/O error's source is its inner error's source: look inside.
+        if let Some(inner) = error
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            && let Some(malformed) = inner.downcast_ref::<MalformedFile>()
+        {
+            return Some(malformed);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 fn multipart_refusal(detail: &str) -> ApiError {

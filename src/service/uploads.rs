@@ -115,6 +115,11 @@ pub enum UploadError {
     /// The client stopped sending the file before its end.
     #[error("the file did not arrive whole")]
     Incomplete,
+    /// The body arrived whole but is not one file as the API takes it (a
+    /// multipart body with a second part, say): its stream failed with a
+    /// [`MalformedFile`].
+    #[error("{0}")]
+    Malformed(String),
     /// The file arrived too slowly, or stopped arriving.
     #[error("the file arrived too slowly")]
     TooSlow,
@@ -123,7 +128,23 @@ pub enum UploadError {
     Service(#[from] ServiceError),
 }
 
+/// What an API's stream of a file fails with when the request's body is
+/// not one file as that API takes it: the upload is refused as
+/// [`UploadError::Malformed`], not as incomplete.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedFile(pub String);
+
 fn blob_failure(error: BlobError) -> UploadError {
+    let malformed = match &error {
+        BlobError::Source(source) => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<MalformedFile>()),
+        _ => None,
+    };
+    if let Some(MalformedFile(reason)) = malformed {
+        return UploadError::Malformed(reason.clone());
+    }
     match inspect::refusal_of(&error) {
         Some(refusal) => UploadError::Refused(refusal.clone()),
         None => match error {

@@ -230,6 +230,41 @@ async fn a_file_is_uploaded_attached_listed_and_downloaded_by_whoever_may_read_i
         past.header("content-range"),
         format!("bytes */{}", data.len())
     );
+    // A cached copy is not sent again; a range of another copy is the
+    // whole file.
+    let etag = format!("\"{}\"", sha256_hex(&data));
+    let cached = app
+        .send(
+            app.client
+                .get(app.url(&url))
+                .bearer_auth(&app.customer.token)
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.header("etag"), etag);
+    assert!(cached.text.is_empty());
+    for (if_range, status) in [
+        (etag.as_str(), StatusCode::PARTIAL_CONTENT),
+        ("\"another\"", StatusCode::OK),
+    ] {
+        let resumed = app
+            .client
+            .get(app.url(&url))
+            .bearer_auth(&app.customer.token)
+            .header("range", "bytes=10-")
+            .header("if-range", if_range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resumed.status(), status, "{if_range}");
+        let expected = if status == StatusCode::OK {
+            &data[..]
+        } else {
+            &data[10..]
+        };
+        assert!(resumed.bytes().await.unwrap() == expected, "{if_range}");
+    }
     // HEAD: the headers alone.
     let head = app
         .send(
@@ -307,7 +342,7 @@ async fn a_new_ticket_attaches_files_and_a_multipart_upload_keeps_a_unicode_name
         "{disposition}"
     );
     // A part whose headers never end is refused, not held in memory, and
-    // so is a second part after the file.
+    // so is a second part after the file: as invalid, naming `file`.
     let mut endless =
         b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nX: ".to_vec();
     endless.extend(std::iter::repeat_n(b'x', 64 * 1024));
@@ -333,7 +368,12 @@ async fn a_new_ticket_attaches_files_and_a_multipart_upload_keeps_a_unicode_name
                     .body(body),
             )
             .await;
-        refused.assert_problem(400, "upload_incomplete");
+        refused.assert_problem(400, "invalid_request");
+        assert_eq!(
+            refused.body["errors"][0]["pointer"], "/file",
+            "{}",
+            refused.text
+        );
     }
 }
 
