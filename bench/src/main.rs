@@ -71,6 +71,10 @@ enum Scenario {
     CreateTicket,
     /// POST /api/v2/support/tickets/{id}/messages (the headline)
     Reply,
+    /// POST /api/v2/support/uploads, a file of --upload-bytes as the raw
+    /// body (not in the default list: every upload stays on disk until the
+    /// run ends)
+    Upload,
 }
 
 impl Scenario {
@@ -81,6 +85,18 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::CreateTicket => "create-ticket",
             Scenario::Reply => "reply",
+            Scenario::Upload => "upload",
+        }
+    }
+
+    /// The clients the scenario runs with: --upload-concurrency for
+    /// uploads, whose bytes would otherwise fill the disk (and the
+    /// loopback) many times faster than replies do, --concurrency for the
+    /// rest.
+    fn concurrency(self, args: &RunArgs) -> usize {
+        match self {
+            Scenario::Upload => args.upload_concurrency,
+            _ => args.concurrency,
         }
     }
 }
@@ -130,6 +146,14 @@ struct RunArgs {
     /// Concurrent clients (one keep-alive connection each).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Bytes of each file the `upload` scenario sends (ticketd's default
+    /// limit, max_upload_bytes, is 26214400).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    upload_bytes: usize,
+    /// Concurrent clients of the `upload` scenario, in place of
+    /// --concurrency.
+    #[arg(long, default_value_t = 8)]
+    upload_concurrency: usize,
     /// Seconds measured per scenario.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
@@ -172,6 +196,39 @@ const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for
 const ENCRYPTED_REPLY_BODY: &str =
     r#"{"message":"Here are the extra details you asked for.","encrypted":true}"#;
 const CREATE_BODY: &str = r#"{"subject":"Benchmark ticket","message":"Opened by the benchmark."}"#;
+
+/// Where the `upload` scenario posts its files.
+const UPLOAD_PATH: &str = "/api/v2/support/uploads?filename=bench.png";
+
+/// The PNG signature, which ticketd's upload check wants first.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// The file every upload sends: `bytes` long, the PNG signature and then
+/// pseudo-random bytes (which neither compress nor repeat in short runs).
+/// Built once and shared, so the load generator copies nothing per request.
+fn upload_file(bytes: usize) -> Bytes {
+    let mut rng = Rng::new(0x5eed);
+    let mut data = Vec::with_capacity(bytes);
+    data.extend_from_slice(&PNG_SIGNATURE[..PNG_SIGNATURE.len().min(bytes)]);
+    while data.len() < bytes {
+        let word = rng.next_u64().to_le_bytes();
+        let room = (bytes - data.len()).min(word.len());
+        data.extend_from_slice(&word[..room]);
+    }
+    Bytes::from(data)
+}
+
+/// `POST UPLOAD_PATH` with `file` as the raw body, declared a PNG.
+fn upload_request(auth: &HeaderValue, file: &Bytes) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method("POST")
+        .uri(UPLOAD_PATH)
+        .header(HOST, "127.0.0.1")
+        .header(AUTHORIZATION, auth.clone())
+        .header(CONTENT_TYPE, "image/png")
+        .body(Full::new(file.clone()))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
 
 /// A target ticket as the load sees it.
 struct Target {
@@ -244,6 +301,7 @@ fn factory(
     fixture: &Fixture,
     encrypted: bool,
     keys: Option<Arc<KeySource>>,
+    upload: &Bytes,
 ) -> Result<RequestFactory, String> {
     let reply_body = if encrypted {
         ENCRYPTED_REPLY_BODY
@@ -292,6 +350,10 @@ fn factory(
             );
             KeySource::key(keys.as_deref(), create)
         }),
+        Scenario::Upload => {
+            let file = upload.clone();
+            Arc::new(move |rng| upload_request(&targets_for[pick(rng)].auth, &file))
+        }
         Scenario::Mixed => Arc::new(move |rng| {
             let target = &targets_for[pick(rng)];
             match rng.below(10) {
@@ -352,7 +414,7 @@ async fn measure_ceiling(
     let baseline = ServerProcess::start(&me, &baseline_args, addr, None).await?;
     let outcome = load::run(
         &[addr],
-        args.concurrency,
+        scenario.concurrency(args),
         Duration::from_secs(args.warmup_secs),
         Duration::from_secs(args.duration_secs),
         factory,
@@ -362,8 +424,23 @@ async fn measure_ceiling(
     Ok(CeilingResult {
         scenario: scenario.name().into(),
         throughput_rps: outcome.throughput(),
+        throughput_mib_per_s: upload_mib_per_s(scenario, args, &outcome),
         latency: Latency::from_histogram(&outcome.latencies),
         response_bytes,
+    })
+}
+
+/// The file bytes the `upload` scenario got stored a second, in MiB: the
+/// 201s of the window times the file size (a refused or failed upload
+/// counts for nothing); `None` for the other scenarios.
+fn upload_mib_per_s(
+    scenario: Scenario,
+    args: &RunArgs,
+    outcome: &load::LoadOutcome,
+) -> Option<f64> {
+    (scenario == Scenario::Upload).then(|| {
+        let created = outcome.statuses_measured.get(&201).copied().unwrap_or(0);
+        created as f64 / outcome.window.as_secs_f64() * args.upload_bytes as f64 / (1024.0 * 1024.0)
     })
 }
 
@@ -401,8 +478,21 @@ impl RunArgs {
         {
             return Err("--postgres-url must be a postgres:// URL".into());
         }
-        if self.concurrency == 0 || self.tickets == 0 || self.customers == 0 {
-            return Err("--concurrency, --tickets and --customers must be at least 1".into());
+        if self.concurrency == 0
+            || self.upload_concurrency == 0
+            || self.tickets == 0
+            || self.customers == 0
+        {
+            return Err(
+                "--concurrency, --upload-concurrency, --tickets and --customers must be at least 1"
+                    .into(),
+            );
+        }
+        if self.upload_bytes < PNG_SIGNATURE.len() {
+            return Err(format!(
+                "--upload-bytes must be at least {} (a PNG signature)",
+                PNG_SIGNATURE.len()
+            ));
         }
         Ok(())
     }
@@ -517,6 +607,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 eprintln!("kept SQLite database {} (--keep-data)", path.display());
             } else {
                 remove_sqlite_files(&path);
+                remove_blobs(&data_dir.join("blobs"));
             }
             outcome
         }
@@ -566,6 +657,17 @@ fn remove_sqlite_files(path: &Path) {
     }
 }
 
+/// Removes the blob directory beside the SQLite file: every file the
+/// `upload` scenario sent is there (unattached uploads are only swept a day
+/// later), gigabytes after a run.
+fn remove_blobs(dir: &Path) {
+    if let Err(error) = std::fs::remove_dir_all(dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("cannot remove {}: {error}", dir.display());
+    }
+}
+
 /// Provisions `database`, runs every size and scenario against it, prints
 /// the table and writes the JSON report.
 async fn measure(
@@ -601,6 +703,7 @@ async fn measure(
     };
 
     let keys = args.idempotency_keys.then(|| Arc::new(KeySource::new()));
+    let upload = upload_file(args.upload_bytes);
     let mut ceilings: BTreeMap<Scenario, CeilingResult> = BTreeMap::new();
     let mut results = Vec::new();
     let mut idle_rss_mib = f64::MAX;
@@ -620,7 +723,7 @@ async fn measure(
         idle_rss_mib = idle_rss_mib.min(idle);
 
         for &scenario in &args.scenarios {
-            let factory = factory(scenario, &fixture, args.encrypted, keys.clone())?;
+            let factory = factory(scenario, &fixture, args.encrypted, keys.clone(), &upload)?;
             if let Entry::Vacant(slot) = ceilings.entry(scenario) {
                 let bytes = sample_response_bytes(nodes.addrs[0], &factory).await?;
                 eprintln!(
@@ -631,6 +734,7 @@ async fn measure(
             }
             eprintln!("running {} at {size} messages...", scenario.name());
             let messages_at_start = provision::count_messages(database).await?;
+            let uploads_at_start = provision::count_stored_uploads(database).await?;
             let pids = nodes.pids();
             for pid in &pids {
                 // Resets the peak-RSS counter so VmHWM covers this run only.
@@ -643,7 +747,7 @@ async fn measure(
                 .and_then(postgres::ServerProcesses::cpu_seconds);
             let outcome = load::run(
                 &nodes.addrs,
-                args.concurrency,
+                scenario.concurrency(args),
                 Duration::from_secs(args.warmup_secs),
                 Duration::from_secs(args.duration_secs),
                 factory,
@@ -663,6 +767,13 @@ async fn measure(
                 .map(|pid| procfs::memory_mib(*pid, "VmHWM").unwrap_or(0.0))
                 .collect();
             let messages_added = provision::count_messages(database).await? - messages_at_start;
+            let uploads_added = provision::count_stored_uploads(database).await? - uploads_at_start;
+            // What a 201 leaves: a stored upload, or a message.
+            let rows_added = if scenario == Scenario::Upload {
+                uploads_added
+            } else {
+                messages_added
+            };
             let created = outcome.statuses_total.get(&201).copied().unwrap_or(0);
             let ceiling = ceilings
                 .get(&scenario)
@@ -677,6 +788,9 @@ async fn measure(
                 scenario: scenario.name().into(),
                 messages_at_start,
                 throughput_rps: outcome.throughput(),
+                concurrency: scenario.concurrency(args),
+                upload_bytes: (scenario == Scenario::Upload).then_some(args.upload_bytes),
+                throughput_mib_per_s: upload_mib_per_s(scenario, args, &outcome),
                 ratio_to_ceiling: if ceiling > 0.0 {
                     outcome.throughput() / ceiling
                 } else {
@@ -698,8 +812,9 @@ async fn measure(
                     .map(|(before, after)| after - before),
                 created,
                 messages_added,
+                uploads_added,
                 stored_matches_created: i64::try_from(created)
-                    .is_ok_and(|created| created == messages_added),
+                    .is_ok_and(|created| created == rows_added),
             });
         }
         nodes.stop().await?;
@@ -739,7 +854,8 @@ async fn measure(
         .count();
     if mismatches > 0 {
         return Err(format!(
-            "{mismatches} scenario(s) stored a different number of messages than they got 201s"
+            "{mismatches} scenario(s) stored a different number of messages (or uploads) \
+             than they got 201s"
         ));
     }
     Ok(())

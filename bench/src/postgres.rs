@@ -99,6 +99,17 @@ pub async fn count_messages(url: &str) -> Result<i64, String> {
         .map_err(|error| format!("cannot count messages: {error}"))
 }
 
+/// The number of stored upload records in the database at `url`.
+pub async fn count_stored_uploads(url: &str) -> Result<i64, String> {
+    let client = connect(url).await?;
+    let row = client
+        .query_one("SELECT count(*) FROM upload WHERE state = 'stored'", &[])
+        .await
+        .map_err(|error| format!("cannot count uploads: {error}"))?;
+    row.try_get(0)
+        .map_err(|error| format!("cannot count uploads: {error}"))
+}
+
 /// The PostgreSQL server's processes, when they run on this machine and
 /// /proc shows them.
 pub struct ServerProcesses {

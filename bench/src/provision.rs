@@ -251,3 +251,19 @@ pub async fn count_messages(url: &DatabaseUrl) -> Result<i64, String> {
         DatabaseUrl::Postgres(url) => crate::postgres::count_messages(url).await,
     }
 }
+
+/// The number of stored upload records in the database at `url`.
+pub async fn count_stored_uploads(url: &DatabaseUrl) -> Result<i64, String> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).map_err(err)?;
+            conn.query_row(
+                "SELECT count(*) FROM upload WHERE state = 'stored'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(err)
+        }
+        DatabaseUrl::Postgres(url) => crate::postgres::count_stored_uploads(url).await,
+    }
+}

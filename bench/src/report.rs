@@ -31,6 +31,8 @@ impl Latency {
 pub struct CeilingResult {
     pub scenario: String,
     pub throughput_rps: f64,
+    /// `upload` only: file bytes a second, in MiB.
+    pub throughput_mib_per_s: Option<f64>,
     pub latency: Latency,
     pub response_bytes: usize,
 }
@@ -41,6 +43,12 @@ pub struct ScenarioResult {
     pub scenario: String,
     pub messages_at_start: i64,
     pub throughput_rps: f64,
+    /// The clients of the load (`--upload-concurrency` for `upload`).
+    pub concurrency: usize,
+    /// `upload` only: the size of each file sent.
+    pub upload_bytes: Option<usize>,
+    /// `upload` only: file bytes a second, in MiB (req/s times the size).
+    pub throughput_mib_per_s: Option<f64>,
     pub ratio_to_ceiling: f64,
     pub latency: Latency,
     /// Responses by status in the measurement window ("0" = transport error).
@@ -61,7 +69,10 @@ pub struct ScenarioResult {
     pub created: u64,
     /// Message rows added during the run, counted in the database.
     pub messages_added: i64,
-    /// Whether every 201 left exactly one new message row.
+    /// Stored upload records added during the run, counted in the database.
+    pub uploads_added: i64,
+    /// Whether every 201 left exactly one new message row (one new stored
+    /// upload, for `upload`).
     pub stored_matches_created: bool,
 }
 
@@ -212,6 +223,45 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     out.push('\n');
+    out.push_str(&upload_note(report));
     out.push_str(&crate::rendering::table(&report.rendering));
+    out
+}
+
+/// The closing note on the `upload` runs: file bytes a second against the
+/// ceiling's, and the server's peak RSS, which streaming keeps from
+/// growing with the file size.
+fn upload_note(report: &Report) -> String {
+    let ceiling = report
+        .ceilings
+        .iter()
+        .find(|ceiling| ceiling.scenario == "upload")
+        .and_then(|ceiling| ceiling.throughput_mib_per_s);
+    let mut out = String::new();
+    for result in &report.results {
+        let (Some(bytes), Some(mib_per_s)) = (result.upload_bytes, result.throughput_mib_per_s)
+        else {
+            continue;
+        };
+        out.push_str(&format!(
+            "upload: {:.1} MiB files, {} clients, at {} messages: {mib_per_s:.1} MiB/s",
+            bytes as f64 / (1024.0 * 1024.0),
+            result.concurrency,
+            result.messages_at_start,
+        ));
+        if let Some(ceiling) = ceiling.filter(|ceiling| *ceiling > 0.0) {
+            out.push_str(&format!(
+                " ({:.0}% of the baseline's {ceiling:.1} MiB/s)",
+                mib_per_s / ceiling * 100.0
+            ));
+        }
+        out.push_str(&format!(
+            "; server peak RSS {:.1} MiB (idle {:.1} MiB)\n",
+            result.server_peak_rss_mib, report.idle_rss_mib
+        ));
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
     out
 }
