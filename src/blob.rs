@@ -200,6 +200,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// # Errors
     /// `Storage`.
     async fn delete(&self, id: UploadId) -> Result<(), BlobError>;
+
+    /// Removes what a crash in the middle of a [`BlobStore::put`] left
+    /// behind (a store whose writes leave nothing half-done has nothing to
+    /// remove), once it is old enough that no `put` can still be writing
+    /// it; returns how many pieces it removed.
+    ///
+    /// # Errors
+    /// `Storage`.
+    async fn remove_abandoned(&self) -> Result<u64, BlobError> {
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! A blob is written to a new owner-only temporary file beside its final
 //! name (see [`crate::private_file`]), synced, renamed to the upload's id
 //! and the directory synced: a crash midway leaves at most a temporary file,
-//! which nothing references and a later start removes (once it is an hour
-//! old, so that a server starting beside one still running never takes
-//! the other's uploads in progress).
+//! which nothing references and which is removed once it is an hour old
+//! (by a later start, or by the upload sweep's hourly round), so that a
+//! server never takes the uploads in progress of another one beside it.
 
 use std::io;
 use std::ops::RangeInclusive;
@@ -25,7 +25,7 @@ use crate::private_file;
 /// Bytes read from a file per chunk of a download.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How old a temporary file must be for [`LocalBlobs::open`] to remove it.
+/// How old a temporary file must be to be removed as abandoned.
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Blobs as files named by their upload's id in one directory.
@@ -45,18 +45,7 @@ impl LocalBlobs {
             private_file::create_dir_all(dir)?;
             private_file::sync_parent_or_fail(dir)?;
         }
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let abandoned = entry
-                .metadata()
-                .and_then(|meta| meta.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age >= ABANDONED_AFTER);
-            if abandoned && entry.file_name().to_string_lossy().contains(".tmp-") {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
+        remove_abandoned_in(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -65,6 +54,30 @@ impl LocalBlobs {
     fn path_of(&self, id: UploadId) -> PathBuf {
         self.dir.join(id.key())
     }
+}
+
+/// Removes the temporary files in `dir` that are [`ABANDONED_AFTER`] old;
+/// returns how many.
+fn remove_abandoned_in(dir: &Path) -> io::Result<u64> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let abandoned = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= ABANDONED_AFTER);
+        if abandoned && entry.file_name().to_string_lossy().contains(".tmp-") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                // Removed meanwhile by another sweep.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[async_trait]
@@ -138,6 +151,14 @@ impl BlobStore for LocalBlobs {
             file.take(length),
             READ_CHUNK,
         )))
+    }
+
+    async fn remove_abandoned(&self) -> Result<u64, BlobError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_abandoned_in(&dir))
+            .await
+            .map_err(|error| BlobError::storage(io::Error::other(error)))?
+            .map_err(BlobError::storage)
     }
 
     async fn delete(&self, id: UploadId) -> Result<(), BlobError> {

@@ -35,6 +35,10 @@ use crate::store::{Constraint, Store, StoreError, Written};
 /// How often expired uploads and used URLs are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Every how many sweeps the blob store's abandoned writes are removed
+/// (hourly).
+const ABANDONED_EVERY: u32 = 60;
+
 /// Uploads (or URLs) taken per sweeping batch.
 const SWEEP_BATCH: u32 = 100;
 
@@ -487,15 +491,27 @@ impl Uploads {
     }
 
     /// Sweeps now and then every [`SWEEP_INTERVAL`], on every node (the
-    /// steps are safe to race); runs until dropped. Failures are logged and
-    /// retried at the next round.
+    /// steps are safe to race), and every [`ABANDONED_EVERY`] rounds has
+    /// the blob store remove what interrupted writes left; runs until
+    /// dropped. Failures are logged and retried at the next round.
     pub async fn sweep_expired(self) {
         let mut rounds = tokio::time::interval(SWEEP_INTERVAL);
         rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for round in 0u32.. {
             rounds.tick().await;
             if let Err(error) = self.sweep_once().await {
                 tracing::warn!(%error, "sweeping expired uploads failed");
+            }
+            if round % ABANDONED_EVERY == 0 {
+                match self.blobs.remove_abandoned().await {
+                    Ok(0) => {}
+                    Ok(removed) => {
+                        tracing::info!(removed, "removed the pieces of uploads a crash cut short");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "removing the pieces of interrupted uploads failed");
+                    }
+                }
             }
         }
     }

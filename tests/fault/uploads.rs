@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use ticketd::blob::BlobStore;
 use ticketd::blob::local::LocalBlobs;
-use ticketd::core::server_secret::{SECRET_BYTES, ServerSecret};
 use ticketd::core::time::Timestamp;
-use ticketd::core::upload::signed_url::UploadUrlKey;
+use ticketd::encryption::{ContentKeyring, MissingKeyFile};
 use ticketd::service::{Clock, RandomIds, UploadPolicy, Uploads};
 use ticketd::store::Store;
 use ticketd::store::sqlite::SqliteStore;
@@ -301,10 +300,12 @@ async fn sigkill_during_uploads_keeps_every_acknowledged_file_and_the_sweep_leav
     assert!(restarted.terminate().success());
 
     // The next sweep, a day and a minute on: what the crash left (pending
-    // records and their bytes) goes with the unattached. Temporary files
-    // are removed when the blob directory is opened once they are an hour
-    // old (younger ones may be another server's uploads in progress), so
-    // they are made to look that old before it is opened again.
+    // records and their bytes) goes with the unattached; and the hourly
+    // round removes temporary files once they are an hour old (younger
+    // ones may be another server's uploads in progress), so they are made
+    // to look that old after the blob directory is opened.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db.clone()).await.unwrap());
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobs::open(&blob_dir).unwrap());
     let stale = SystemTime::now() - Duration::from_secs(2 * 60 * 60);
     for name in files_in(&blob_dir) {
         if name.contains(".tmp-") {
@@ -315,21 +316,27 @@ async fn sigkill_during_uploads_keeps_every_acknowledged_file_and_the_sweep_leav
             file.set_modified(stale).unwrap();
         }
     }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db.clone()).await.unwrap());
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobs::open(&blob_dir).unwrap());
+    let key_file = db.with_file_name(ticketd::encryption::KEY_FILE_NAME);
+    let encryption = ticketd::encryption::setup(store.as_ref(), &key_file, MissingKeyFile::Refuse)
+        .await
+        .unwrap();
+    let url_key = encryption.upload_url_key();
     let policy = UploadPolicy::default();
     let uploads = Uploads::new(
-        store,
-        blobs,
+        Arc::clone(&store),
+        Arc::clone(&blobs),
+        Arc::new(ContentKeyring::new(encryption, store)),
         Arc::new(FixedClock(
             Timestamp::now().plus(policy.ttl + Duration::from_secs(60)),
         )),
         Arc::new(RandomIds),
-        UploadUrlKey::new(&ServerSecret::new([7; SECRET_BYTES])),
+        url_key,
         policy,
     );
     let records_before = upload_records(&db).len();
     let swept = uploads.sweep_once().await.unwrap();
+    let abandoned = blobs.remove_abandoned().await.unwrap();
+    assert_eq!(abandoned, temporary_after_kill as u64);
     let unattached = uploaded.len() - attached.len();
     assert!(
         swept >= unattached as u64,
