@@ -39,8 +39,10 @@ use crate::api::service_errors::canonical_upload;
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;
+use crate::core::upload::signed_url::SignedUrlError;
 use crate::rate_limit::RateDecision;
 use crate::server::{AddressGroup, Authenticated};
+use crate::service::UploadError;
 use crate::store::{KeyCredentials, StoreError};
 
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -50,12 +52,7 @@ const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Middleware: authenticate the bearer token, apply the key's rate limit
 /// and its cap on requests in progress.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Set by the listener; absent only where the router is driven without
-    // one, which then has no per-address limit.
-    let address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| AddressGroup::of(peer.ip()));
+    let address = client_address(&request);
     match resolve_principal(&state, request.headers(), address).await {
         Ok(principal) => admit(&state, principal, request, next).await,
         Err(error) => error.into_response(),
@@ -72,9 +69,19 @@ pub async fn authenticate_upload_url(
     request: Request,
     next: Next,
 ) -> Response {
+    let address = client_address(&request);
     let token = request.uri().path().rsplit('/').next().unwrap_or_default();
     let grant = match state.uploads.grant_of(token) {
         Ok(grant) => grant,
+        // A URL ticketd did not sign is a failed authentication, counted
+        // as a wrong API key is (an expired one was ticketd's).
+        Err(error @ UploadError::Url(SignedUrlError::Malformed | SignedUrlError::Forged)) => {
+            let refusal = canonical_upload(error, &state.uploads.policy().media);
+            return match count_failure(&state, address).await {
+                Some(wait) => too_many_failures(wait).into_response(),
+                None => refusal.into_response(),
+            };
+        }
         Err(error) => {
             return canonical_upload(error, &state.uploads.policy().media).into_response();
         }
@@ -158,18 +165,35 @@ async fn resolve_principal(
         Err(Failure::Refused(error)) => return Err(error),
         Err(Failure::Unauthorized(error)) => error,
     };
+    match count_failure(state, address).await {
+        Some(wait) => Err(too_many_failures(wait)),
+        None => Err(failure),
+    }
+}
+
+/// The client's address group. Set by the listener; absent only where the
+/// router is driven without one, which then has no per-address limit.
+fn client_address(request: &Request) -> Option<AddressGroup> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| AddressGroup::of(peer.ip()))
+}
+
+/// Counts a failed authentication against `address`; how long it must
+/// wait if that spent its budget.
+async fn count_failure(state: &AppState, address: Option<AddressGroup>) -> Option<Duration> {
     let (Some(failures), Some(address)) = (&state.auth_failures, address) else {
-        return Err(failure);
+        return None;
     };
     match failures.failed(address).await {
-        Ok(None) => Err(failure),
-        Ok(Some(wait)) => Err(too_many_failures(wait)),
+        Ok(wait) => wait,
         // A shared limiter that cannot count the failure does not turn a
         // 401 into a 503: the request is refused either way, and the
         // address's earlier refusals still hold on this node.
         Err(error) => {
             tracing::debug!(%error, "a failed authentication could not be counted");
-            Err(failure)
+            None
         }
     }
 }

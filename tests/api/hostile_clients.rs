@@ -621,3 +621,33 @@ async fn failed_authentications_are_limited_per_address() {
     let health = guesser.exchange(&raw_get("/healthz")).await.unwrap();
     assert_eq!(health.status, 200, "{}", health.head);
 }
+
+#[tokio::test]
+async fn forged_upload_urls_count_as_failed_authentications() {
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            auth_failure_limit: Some(RatePolicy {
+                per_minute: 1,
+                burst: 3,
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let forged = "/api/v2/support/uploads/signed/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..3 {
+        app.send(app.client.post(app.url(forged)).body("x"))
+            .await
+            .assert_problem(403, "upload_url_invalid");
+    }
+    let refused = app.send(app.client.post(app.url(forged)).body("x")).await;
+    refused.assert_problem(429, "auth_rate_limit_exceeded");
+    // So are wrong API keys from the same address now.
+    app.send(app.client.get(app.url(TICKETS)).bearer_auth("not-a-key"))
+        .await
+        .assert_problem(429, "auth_rate_limit_exceeded");
+}
