@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ticketd::core::access::{Actor, Role, Scopes};
+use ticketd::core::access::{Actor, Role, Scopes, TicketScope};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -90,6 +90,7 @@ async fn user(
         user_id: id,
         role,
         name,
+        scope: TicketScope::ByRole,
     };
     Ok((actor, token.expose()))
 }

@@ -90,7 +90,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::access::{Actor, Principal, Role, Scopes};
+    use crate::core::access::{Actor, Principal, Role, Scopes, TicketScope};
     use crate::core::id::{UserId, WorkspaceId};
     use crate::core::token::ApiToken;
 
@@ -107,6 +107,7 @@ mod tests {
                     user_id: UserId::generate(),
                     role: Role::Customer,
                     name: "Jane Example".into(),
+                    scope: TicketScope::ByRole,
                 },
             },
         })

@@ -15,7 +15,7 @@ use crate::service::{ServiceError, UploadError};
 /// The canonical API's refusal for `error`.
 pub fn canonical(error: ServiceError) -> ApiError {
     match error {
-        ServiceError::NotFound => ApiError::new(ErrorCode::NotFound),
+        ServiceError::NotFound | ServiceError::NotOwner => ApiError::new(ErrorCode::NotFound),
         // The canonical renderer words it, naming its reopen route.
         ServiceError::TicketClosed => ApiError::new(ErrorCode::TicketClosed),
         ServiceError::OnBehalfOf(OnBehalfOfError::CustomerMayNotName) => ApiError::new(

@@ -119,6 +119,19 @@ impl FromIterator<Scope> for Scopes {
     }
 }
 
+/// Which tickets an actor sees and writes, beside the workspace it is
+/// confined to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketScope {
+    /// As its role allows: a customer its own, staff and automation all of
+    /// the workspace's (the canonical API).
+    #[default]
+    ByRole,
+    /// Only the tickets it owns as their customer, whatever its role (an
+    /// API whose tickets are owner-scoped, as TeamBattles' are).
+    Own,
+}
+
 /// The user a request acts as, resolved from its API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -130,14 +143,36 @@ pub struct Actor {
     pub role: Role,
     /// The user's display name now (stored with each message they send).
     pub name: String,
+    /// Which of the workspace's tickets it sees and writes.
+    pub scope: TicketScope,
 }
 
 impl Actor {
     /// The customer whose tickets alone the actor may see: the actor, if a
-    /// customer; `None` for staff and automation, who see their whole
-    /// workspace.
+    /// customer or scoped to its own tickets; `None` for staff and
+    /// automation, who see their whole workspace.
     pub fn visible_customer(&self) -> Option<UserId> {
-        (!self.role.is_agent()).then_some(self.user_id)
+        (!self.role.is_agent() || self.scope == TicketScope::Own).then_some(self.user_id)
+    }
+
+    /// The same user, seeing and writing only the tickets it owns.
+    #[must_use]
+    pub fn scoped_to_own_tickets(self) -> Self {
+        Self {
+            scope: TicketScope::Own,
+            ..self
+        }
+    }
+}
+
+/// An actor of `actor`'s workspace that sees all of its tickets: for telling
+/// "another user's ticket" from "no such ticket" when `actor`, scoped to its
+/// own, was refused one. Never to act with.
+pub fn workspace_reader(actor: &Actor) -> Actor {
+    Actor {
+        role: Role::Staff,
+        scope: TicketScope::ByRole,
+        ..actor.clone()
     }
 }
 

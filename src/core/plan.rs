@@ -183,6 +183,7 @@ fn message_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::access::TicketScope;
     use crate::core::id::{MessageId, WorkspaceId};
     use crate::core::message::BodyFormat;
     use crate::core::text::TextLimits;
@@ -194,6 +195,7 @@ mod tests {
             user_id: UserId::generate(),
             role,
             name: "Sam".into(),
+            scope: TicketScope::ByRole,
         }
     }
 

@@ -12,6 +12,11 @@ pub enum ServiceError {
     /// No such ticket or message, or the actor may not see it.
     #[error("not found")]
     NotFound,
+    /// The ticket is another user's, in the actor's workspace, and the
+    /// actor is scoped to its own tickets (a write an owner-scoped API
+    /// refuses as forbidden rather than not found).
+    #[error("the ticket is another user's")]
+    NotOwner,
     /// The ticket is closed; it must be reopened first.
     #[error("the ticket is closed")]
     TicketClosed,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::core::access::{self, Actor};
+use crate::core::access::{self, Actor, TicketScope};
 use crate::core::id::{MessageId, TicketId, UploadId, UserId};
 use crate::core::idempotency::ClaimToken;
 use crate::core::lifecycle::TicketAction;
@@ -14,7 +14,7 @@ use crate::core::time::Timestamp;
 use crate::core::upload::attach::AttachLimits;
 use crate::service::ServiceError;
 use crate::store::idempotency::Completion;
-use crate::store::{Store, Written};
+use crate::store::{Store, StoreError, Written};
 
 /// Where the current time comes from.
 pub trait Clock: Send + Sync {
@@ -187,8 +187,9 @@ impl Support {
     /// status; completes `completion` in the same transaction.
     ///
     /// # Errors
-    /// `NotFound` if the actor cannot see the ticket; `TicketClosed` if it
-    /// is closed; storage failures.
+    /// `NotFound` if the actor cannot see the ticket (`NotOwner` if it is
+    /// scoped to its own tickets and the ticket is another user's of its
+    /// workspace); `TicketClosed` if it is closed; storage failures.
     pub async fn reply(
         &self,
         actor: &Actor,
@@ -197,10 +198,31 @@ impl Support {
         completion: Option<Completion<Message>>,
     ) -> Result<Written<Message>, ServiceError> {
         let new = self.new_message(draft);
-        Ok(self
+        match self
             .store
             .append_message(actor, ticket, new, completion)
-            .await?)
+            .await
+        {
+            Err(StoreError::NotFound) if actor.scope == TicketScope::Own => {
+                Err(self.not_owned(actor, ticket).await)
+            }
+            written => Ok(written?),
+        }
+    }
+
+    /// Why an actor scoped to its own tickets could not write `ticket`:
+    /// `NotOwner` if it is another user's ticket of the actor's workspace,
+    /// `NotFound` if there is none there.
+    async fn not_owned(&self, actor: &Actor, ticket: TicketRef) -> ServiceError {
+        match self
+            .store
+            .find_ticket(&access::workspace_reader(actor), ticket)
+            .await
+        {
+            Ok(_) => ServiceError::NotOwner,
+            Err(StoreError::NotFound) => ServiceError::NotFound,
+            Err(other) => other.into(),
+        }
     }
 
     /// Takes a lifecycle action on a ticket the actor can see; completes

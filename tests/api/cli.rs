@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use ticketd::core::access::{Actor, Role};
+use ticketd::core::access::{Actor, Role, TicketScope};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -869,6 +869,7 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
         user_id: UserId::parse(&provisioned.customer).unwrap(),
         role: Role::Customer,
         name: "Jane Example".to_owned(),
+        scope: TicketScope::ByRole,
     };
     let new = NewTicket {
         id: TicketId::parse(SEED_TICKET).unwrap(),

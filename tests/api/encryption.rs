@@ -6,7 +6,7 @@ use std::process::Output;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use ticketd::core::access::{Actor, Role};
+use ticketd::core::access::{Actor, Role, TicketScope};
 use ticketd::core::crypto::ENVELOPE_PREFIX;
 use ticketd::core::id::{MessageId, TicketId};
 use ticketd::core::idempotency::{Fingerprint, FingerprintKey};
@@ -91,6 +91,7 @@ fn staff_actor(app: &TestApp) -> Actor {
         user_id: app.staff.id,
         role: Role::Staff,
         name: app.staff.name.clone(),
+        scope: TicketScope::ByRole,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use ticketd::core::access::{Actor, Role};
+use ticketd::core::access::{Actor, Role, TicketScope};
 use ticketd::core::id::{MessageId, TicketId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -198,6 +198,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
         user_id: app.customer.id,
         role: Role::Customer,
         name: app.customer.name.clone(),
+        scope: TicketScope::ByRole,
     };
     let at = Timestamp::now();
     let mut created = Vec::new();

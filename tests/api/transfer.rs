@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketd::blob::local::LocalBlobs;
-use ticketd::core::access::{Actor, Role};
+use ticketd::core::access::{Actor, Role, TicketScope};
 use ticketd::core::crypto::{DataKey, Keyring};
 use ticketd::core::id::{MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
@@ -863,6 +863,7 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
         user_id: customer.id,
         role: Role::Customer,
         name: customer.name,
+        scope: TicketScope::ByRole,
     };
     let message = |text: String| NewMessage {
         id: MessageId::generate(),

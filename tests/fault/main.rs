@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use ticketd::core::access::{Actor, Role, Scopes};
+use ticketd::core::access::{Actor, Role, Scopes, TicketScope};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
 use ticketd::core::text::{MessageBody, Subject};
@@ -81,6 +81,7 @@ async fn provision(store: &dyn Store) -> Fixture {
             user_id: user.id,
             role,
             name: name.into(),
+            scope: TicketScope::ByRole,
         });
     }
     let mut tokens = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ticketd::core::access::{Actor, Role, Scopes};
+use ticketd::core::access::{Actor, Role, Scopes, TicketScope};
 use ticketd::core::dump::{Record, RecordKind};
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::message::{BodyFormat, NewMessage};
@@ -49,6 +49,7 @@ pub async fn actor(
         user_id: user.id,
         role,
         name: user.name,
+        scope: TicketScope::ByRole,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ticketd::core::access::{Actor, Role, Scope, Scopes};
+use ticketd::core::access::{Actor, Role, Scope, Scopes, TicketScope};
 use ticketd::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
     WorkspaceRecord,
@@ -1253,6 +1253,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         user_id: user.id,
         role: user.role,
         name: user.name.clone(),
+        scope: TicketScope::ByRole,
     };
     let (alice, bob) = (as_actor(&alice), as_actor(&bob));
     let page = PageRequest {

@@ -157,6 +157,7 @@ pub fn check_attachments(
 mod tests {
     use super::*;
     use crate::core::access::Role;
+    use crate::core::access::TicketScope;
     use crate::core::id::WorkspaceId;
 
     fn actor() -> Actor {
@@ -165,6 +166,7 @@ mod tests {
             user_id: UserId::generate(),
             role: Role::Customer,
             name: "Ada".into(),
+            scope: TicketScope::ByRole,
         }
     }
 

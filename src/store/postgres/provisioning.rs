@@ -4,7 +4,7 @@ use deadpool_postgres::Object;
 
 use async_trait::async_trait;
 
-use crate::core::access::{Actor, Principal, Role, Scopes};
+use crate::core::access::{Actor, Principal, Role, Scopes, TicketScope};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
@@ -179,6 +179,7 @@ pub(super) async fn find_key_credentials(
                 workspace_id: parsed(&row, 4, WorkspaceId::from_key)?,
                 role: parsed(&row, 5, Role::parse)?,
                 name: get(&row, 6)?,
+                scope: TicketScope::ByRole,
             },
         },
     }))

@@ -502,6 +502,7 @@ impl TicketStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::core::access::Role;
+    use crate::core::access::TicketScope;
     use crate::core::id::{UserId, WorkspaceId};
     use crate::core::page::PageSize;
     use crate::store::sqlite::query_plans::{migrated, plan};
@@ -543,6 +544,7 @@ mod tests {
                 user_id: UserId::generate(),
                 role,
                 name: "x".into(),
+                scope: TicketScope::ByRole,
             };
             for status in [None, Some(TicketStatus::Open)] {
                 for after in [None, Some(cursor)] {
