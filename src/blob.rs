@@ -144,6 +144,22 @@ pub fn open(location: &BlobLocation, database: &DatabaseUrl) -> Result<Arc<dyn B
     }
 }
 
+/// Opens the blob store at `location` to read what it holds, as
+/// [`open`] does, except that a directory is neither created nor cleaned
+/// (`ticketd export` changes nothing).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_to_read(
+    location: &BlobLocation,
+    database: &DatabaseUrl,
+) -> Result<Arc<dyn BlobStore>, String> {
+    match location {
+        BlobLocation::Directory(dir) => Ok(Arc::new(local::LocalBlobs::existing(dir))),
+        other => open(other, database),
+    }
+}
+
 /// Bytes in chunks, as read from a request or from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 

@@ -125,6 +125,7 @@ pub async fn provision(
             id: TicketId::generate(),
             subject: Subject::parse(format!("Benchmark ticket {i}")).map_err(err)?,
             priority: Priority::Normal,
+            category: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

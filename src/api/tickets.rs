@@ -20,7 +20,7 @@ use crate::core::lifecycle::TicketAction;
 use crate::core::message::BodyFormat;
 use crate::core::page::{Cursor, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject, TextLimits};
-use crate::core::ticket::{Priority, Ticket, TicketFilter, TicketStatus};
+use crate::core::ticket::{Category, Priority, Ticket, TicketFilter, TicketStatus};
 use crate::service::{Draft, OpenTicket};
 use crate::store::idempotency::StoredResponse;
 use crate::store::{Cause, Written};
@@ -53,6 +53,10 @@ pub struct TicketResponse {
     pub status: WireStatus,
     /// Priority.
     pub priority: WirePriority,
+    /// What it is about, if its opener said (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "billing")]
+    pub category: Option<String>,
     /// The customer who owns the ticket.
     pub customer: CustomerResponse,
     /// When it was opened.
@@ -83,6 +87,7 @@ impl From<Ticket> for TicketResponse {
             subject: ticket.subject,
             status: ticket.status.into(),
             priority: ticket.priority.into(),
+            category: ticket.category.map(|category| category.as_str().to_owned()),
             customer: CustomerResponse {
                 id: ticket.customer.id.to_string(),
                 name: ticket.customer.name,
@@ -135,6 +140,10 @@ pub struct CreateTicketRequest {
     pub body_format: Option<WireBodyFormat>,
     /// `normal` unless given.
     pub priority: Option<WirePriority>,
+    /// What the ticket is about, in your own words: 1 to 64 lowercase
+    /// letters, digits, `_` and `-`, starting with a letter.
+    #[schema(example = "billing", pattern = "^[a-z][a-z0-9_-]{0,63}$")]
+    pub category: Option<String>,
     /// Staff and automation only: the customer to open the ticket for.
     #[schema(
         pattern = "^usr_[0-7][0-9a-hjkmnp-tv-z]{25}$",
@@ -161,6 +170,8 @@ pub struct CreateTicketInput {
     pub body_format: BodyFormat,
     /// Priority.
     pub priority: Priority,
+    /// What it is about, if given.
+    pub category: Option<Category>,
     /// The customer to open the ticket for (staff and automation only).
     pub customer_id: Option<UserId>,
     /// The uploads the first message attaches, in order.
@@ -183,6 +194,7 @@ pub fn read_create_ticket(
         let body_format =
             fields.optional_choice("bodyFormat", &BodyFormat::ALL, BodyFormat::as_str);
         let priority = fields.optional_choice("priority", &Priority::ALL, Priority::as_str);
+        let category = fields.optional_parsed("category", CATEGORY, Category::parse);
         let customer_id = fields.optional_parsed("customerId", "a `usr_` id", UserId::parse);
         let attachments = fields.optional_list("attachments", UPLOAD_ID, UploadId::parse);
         Some(CreateTicketInput {
@@ -191,12 +203,16 @@ pub fn read_create_ticket(
             encrypted: encrypted.ok()?.unwrap_or(false),
             body_format: body_format.ok()?.unwrap_or_default(),
             priority: priority.ok()?.unwrap_or_default(),
+            category: category.ok()?,
             customer_id: customer_id.ok()?,
             attachments: attachments.ok()?,
         })
     })
     .map_err(ApiError::invalid)
 }
+
+/// What a `category` must be.
+pub const CATEGORY: &str = "1 to 64 lowercase letters, digits, `_` and `-`, starting with a letter";
 
 /// What an entry of `attachments` must be.
 pub const UPLOAD_ID: &str = "the `upl_` id of one of your uploads";
@@ -247,6 +263,7 @@ pub async fn create_ticket(
     let command = OpenTicket {
         subject: input.subject,
         priority: input.priority,
+        category: input.category,
         customer: input.customer_id,
         first_message: Draft {
             body: input.message,

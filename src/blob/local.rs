@@ -51,6 +51,14 @@ impl LocalBlobs {
         })
     }
 
+    /// Blobs in `dir` to read, as they are: the directory is neither
+    /// created nor cleaned (a missing one holds no blobs).
+    pub fn existing(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     fn path_of(&self, id: UploadId) -> PathBuf {
         self.dir.join(id.key())
     }

@@ -66,7 +66,7 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
     }
     let mut store = store::open(database).await.map_err(CliError::store)?;
     let mut files = DumpFiles {
-        blobs: blob::open(&config.blob_store, database)?,
+        blobs: blob::open_to_read(&config.blob_store, database)?,
         keys: None,
     };
     let sealed = if args.decrypt {

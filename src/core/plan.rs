@@ -85,6 +85,7 @@ pub fn plan_open(actor: &Actor, new: &NewTicket, customer: UserSummary, number: 
             subject: new.subject.as_str().to_owned(),
             status: state.status,
             priority: new.priority,
+            category: new.category.clone(),
             customer,
             created_at: at,
             updated_at: at,
@@ -277,6 +278,7 @@ mod tests {
                 .subject("Help".into())
                 .expect("a subject"),
             priority: Priority::High,
+            category: None,
             on_behalf_of: None,
             first_message: new_message(700),
         };

@@ -5,6 +5,35 @@ use crate::core::message::NewMessage;
 use crate::core::text::Subject;
 use crate::core::time::Timestamp;
 
+/// What a ticket is about, as the API it was opened through classifies it
+/// (`billing`, `technical_bug`, ...): 1 to [`Category::MAX_BYTES`] bytes of
+/// lowercase ASCII letters, digits, `_` and `-`, starting with a letter.
+/// Each API decides which categories it offers; all of them keep the
+/// category with the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Category(String);
+
+impl Category {
+    /// The longest category, in bytes.
+    pub const MAX_BYTES: usize = 64;
+
+    /// Checks a category; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut bytes = text.bytes();
+        let first_is_letter = bytes.next().is_some_and(|byte| byte.is_ascii_lowercase());
+        let rest_fits = bytes.all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-'
+        });
+        (first_is_letter && rest_fits && text.len() <= Self::MAX_BYTES)
+            .then(|| Self(text.to_owned()))
+    }
+
+    /// The category.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Where a ticket stands in its lifecycle (see [`crate::core::lifecycle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TicketStatus {
@@ -141,6 +170,8 @@ pub struct Ticket {
     pub status: TicketStatus,
     /// How urgent its opener said it is.
     pub priority: Priority,
+    /// What it is about, if its opener said.
+    pub category: Option<Category>,
     /// The customer who owns the ticket.
     pub customer: UserSummary,
     /// When it was opened.
@@ -166,6 +197,8 @@ pub struct NewTicket {
     pub subject: Subject,
     /// How urgent its opener says it is.
     pub priority: Priority,
+    /// What it is about, if its opener says.
+    pub category: Option<Category>,
     /// The owning customer when staff or automation open it on a customer's
     /// behalf; `None` when a customer opens their own.
     pub on_behalf_of: Option<UserId>,
@@ -183,6 +216,17 @@ pub struct TicketFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn categories_are_lowercase_tokens() {
+        for good in ["billing", "technical_bug", "feature-request", "a", "v2"] {
+            assert_eq!(Category::parse(good).map(|c| c.0), Some(good.to_owned()));
+        }
+        let long = "a".repeat(Category::MAX_BYTES + 1);
+        for bad in ["", "Billing", "_x", "2fa", "tech bug", "é", long.as_str()] {
+            assert_eq!(Category::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ticket_refs_accept_ids_and_numbers() {

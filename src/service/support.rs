@@ -9,7 +9,7 @@ use crate::core::lifecycle::TicketAction;
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject};
-use crate::core::ticket::{NewTicket, Priority, Ticket, TicketFilter, TicketRef};
+use crate::core::ticket::{Category, NewTicket, Priority, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::AttachLimits;
 use crate::service::ServiceError;
@@ -96,6 +96,8 @@ pub struct OpenTicket {
     pub subject: Subject,
     /// How urgent the opener says it is.
     pub priority: Priority,
+    /// What it is about, if the opener says.
+    pub category: Option<Category>,
     /// The customer the ticket is for, as the request names one (staff and
     /// automation only: see [`access::on_behalf_of`]).
     pub customer: Option<UserId>,
@@ -177,6 +179,7 @@ impl Support {
             id: self.ids.ticket_id(),
             subject: command.subject,
             priority: command.priority,
+            category: command.category,
             on_behalf_of,
             first_message: self.new_message(command.first_message),
         };

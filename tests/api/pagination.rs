@@ -207,6 +207,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
             id: TicketId::generate(),
             subject: Subject::parse(format!("Tied {n}")).unwrap(),
             priority: Priority::Normal,
+            category: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

@@ -25,7 +25,7 @@ fn migrate_creates_the_database_file() {
     assert!(!file.exists());
     assert_eq!(
         migrate(),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql"]})
     );
     assert!(file.is_file(), "migrate did not create {}", file.display());
     assert_eq!(migrate(), json!({"applied": []}));
@@ -41,7 +41,7 @@ fn the_default_database_is_a_file_under_ticketd_data() {
     let output = scratch.command().arg("migrate").output().unwrap();
     assert_eq!(
         one_json_line(&output, &["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql"]})
     );
     assert!(file.is_file(), "no database at {}", file.display());
     let args = ["workspace", "create", "--name", "Acme Hosting"];
@@ -148,7 +148,8 @@ fn a_sqlite_url_names_a_file_never_a_sqlite_uri() {
 
 /// The data directory ticketd creates is owner-only, and so is every file
 /// it creates there: the database (whose -wal and -shm SQLite creates with
-/// the database's permissions) and the key file.
+/// the database's permissions), the key file and the directory of upload
+/// bytes.
 #[cfg(unix)]
 #[test]
 fn the_data_directory_and_its_files_are_owner_only() {
@@ -188,6 +189,7 @@ fn the_data_directory_and_its_files_are_owner_only() {
     assert_eq!(
         files,
         [
+            ("blobs".to_owned(), 0o700),
             ("encryption.key".to_owned(), 0o600),
             ("ticketd.db".to_owned(), 0o600)
         ]

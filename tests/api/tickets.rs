@@ -224,6 +224,45 @@ async fn a_customer_chooses_priority_format_and_encryption() {
 }
 
 #[tokio::test]
+async fn a_category_is_kept_with_the_ticket_and_checked() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let body = json!({"subject": "Charged twice", "message": "Twice!", "category": "billing"});
+    let ticket = expect(
+        app.post(TICKETS, &app.customer, &body).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(ticket["category"], "billing");
+    let found = app
+        .get(&format!("{TICKETS}/{}", id_of(&ticket)), &app.staff)
+        .await;
+    assert_eq!(found.body["category"], "billing");
+    // A ticket opened without one has none, and says nothing of it.
+    let plain = expect(
+        app.post(
+            TICKETS,
+            &app.customer,
+            &json!({"subject": "Hi", "message": "Hello"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert!(plain.get("category").is_none(), "{plain}");
+    for bad in [json!("Billing"), json!(""), json!(7), json!("a b")] {
+        let refused = app
+            .post(
+                TICKETS,
+                &app.customer,
+                &json!({"subject": "Hi", "message": "Hello", "category": bad}),
+            )
+            .await;
+        refused.assert_problem(400, "invalid_request");
+        assert_eq!(refused.body["errors"][0]["pointer"], "/category", "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn text_at_the_length_limits_is_kept_exactly() {
     let Some(app) = TestApp::spawn(BACKEND).await else {
         return;

@@ -105,6 +105,7 @@ async fn provision(store: &dyn Store) -> Fixture {
             id: TicketId::generate(),
             subject: Subject::parse(format!("Fault ticket {i}")).unwrap(),
             priority: Priority::Normal,
+            category: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

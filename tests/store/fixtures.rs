@@ -85,6 +85,7 @@ pub fn new_ticket(subject: &str, on_behalf_of: Option<UserId>, at: Timestamp) ->
         id: TicketId::generate(),
         subject: Subject::parse(subject.to_owned()).unwrap(),
         priority: Priority::Normal,
+        category: None,
         on_behalf_of,
         first_message: message("First message", at),
     }

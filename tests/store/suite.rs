@@ -1027,6 +1027,7 @@ fn imported() -> Imported {
         message_count: 2,
         resolved_at: Some(at(30)),
         closed_at: None,
+        category: None,
     };
     let first = MessageRecord {
         ticket_id: ticket.id,
@@ -1225,6 +1226,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         message_count: 1,
         resolved_at: None,
         closed_at: None,
+        category: None,
     };
     let message = MessageRecord {
         ticket_id: ticket.id,

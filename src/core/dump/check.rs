@@ -660,6 +660,7 @@ mod tests {
             message_count: 2,
             resolved_at: None,
             closed_at: None,
+            category: None,
         };
         let first = MessageRecord {
             ticket_id: ticket.id,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::access::{Role, Scopes};
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
-use crate::core::ticket::{Priority, TicketStatus};
+use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 
@@ -127,6 +127,9 @@ pub struct TicketRecord {
     /// When it was closed, or `null`.
     #[serde(with = "super::text_form::optional_text")]
     pub closed_at: Option<Timestamp>,
+    /// What it is about, or `null` (absent from a version 1 dump).
+    #[serde(default, with = "super::text_form::optional_text")]
+    pub category: Option<Category>,
 }
 
 /// A row of the `message` table.

@@ -12,7 +12,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use crate::core::access::{Role, Scope, Scopes};
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::BodyFormat;
-use crate::core::ticket::{Priority, TicketStatus};
+use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 
@@ -82,6 +82,19 @@ named_text_form!(
     BodyFormat => "plain or markdown",
     Scope => "read:support or write:support",
 );
+
+impl TextForm for Category {
+    const EXPECTED: &'static str =
+        "a category: 1 to 64 lowercase letters, digits, _ and -, starting with a letter";
+
+    fn to_text(&self) -> Result<String, String> {
+        Ok(self.as_str().to_owned())
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Category::parse(text)
+    }
+}
 
 impl TextForm for Timestamp {
     const EXPECTED: &'static str =

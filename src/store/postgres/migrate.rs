@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_sealed_uploads.sql",
         include_str!("../../../migrations/postgres/0006_sealed_uploads.sql"),
     ),
+    (
+        "0007_ticket_category.sql",
+        include_str!("../../../migrations/postgres/0007_ticket_category.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -8,7 +8,7 @@ use tokio_postgres::types::FromSql;
 use crate::core::access::Role;
 use crate::core::id::{MessageId, TicketId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
-use crate::core::ticket::{Priority, Ticket, TicketStatus, UserSummary};
+use crate::core::ticket::{Category, Priority, Ticket, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
 use crate::store::StoreError;
 use crate::store::postgres::map_error;
@@ -72,7 +72,7 @@ pub(super) const TICKET_JOIN: &str =
 /// The columns [`ticket`] reads, for `FROM` [`TICKET_JOIN`].
 pub(super) const TICKET_COLUMNS: &str = "t.id, t.workspace_id, t.number, t.subject, t.status, t.priority, \
      t.customer_id, c.name, t.created_at, t.updated_at, t.last_message_at, t.message_count, \
-     t.resolved_at, t.closed_at";
+     t.resolved_at, t.closed_at, t.category";
 
 /// A ticket from a row of [`TICKET_COLUMNS`].
 pub(super) fn ticket(row: &Row) -> Result<Ticket, StoreError> {
@@ -93,7 +93,14 @@ pub(super) fn ticket(row: &Row) -> Result<Ticket, StoreError> {
         message_count: get(row, 11)?,
         resolved_at: optional_timestamp(row, 12)?,
         closed_at: optional_timestamp(row, 13)?,
+        category: category(get(row, 14)?),
     })
+}
+
+/// A stored category; one that is not a category (which only an edited
+/// database holds) is read as none.
+fn category(stored: Option<String>) -> Option<Category> {
+    stored.as_deref().and_then(Category::parse)
 }
 
 /// The columns [`message`] reads, for `FROM message m` (or a join naming

@@ -16,7 +16,9 @@ use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
+use crate::core::ticket::{
+    Category, NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary,
+};
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
 use crate::store::idempotency::Completion;
@@ -281,8 +283,8 @@ pub(super) async fn create_ticket(
     execute(
         &tx,
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
-                             created_at, updated_at, last_message_at, message_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9)",
+                             created_at, updated_at, last_message_at, message_count, category)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10)",
         &[
             &ticket.id.key(),
             &ticket.workspace_id.key(),
@@ -293,6 +295,7 @@ pub(super) async fn create_ticket(
             &ticket.priority.as_str(),
             &to_sql_time(ticket.created_at),
             &ticket.message_count,
+            &ticket.category.as_ref().map(Category::as_str),
         ],
     )
     .await?;

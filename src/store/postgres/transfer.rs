@@ -19,7 +19,7 @@ use crate::core::dump::{
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
-use crate::core::ticket::{Priority, TicketStatus};
+use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::token::SecretHash;
 use crate::store::TransferStore;
 use crate::store::postgres::PostgresStore;
@@ -78,7 +78,7 @@ impl Keyset {
             RecordKind::Ticket => Keyset {
                 select: "SELECT id, workspace_id, number, customer_id, subject, status, priority,
                                 created_at, updated_at, last_message_at, message_count,
-                                resolved_at, closed_at
+                                resolved_at, closed_at, category
                          FROM ticket",
                 after: "id > $1",
                 order: "id",
@@ -233,6 +233,10 @@ fn ticket(row: &Row) -> Result<Record, StoreError> {
         message_count: get(row, 10)?,
         resolved_at: optional_timestamp(row, 11)?,
         closed_at: optional_timestamp(row, 12)?,
+        category: match get::<Option<&str>>(row, 13)? {
+            Some(_) => Some(parsed(row, 13, Category::parse)?),
+            None => None,
+        },
     }))
 }
 
@@ -406,8 +410,8 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
                 client,
                 "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                                      created_at, updated_at, last_message_at, message_count,
-                                     resolved_at, closed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                     resolved_at, closed_at, category)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 &[
                     &ticket.id.key(),
                     &ticket.workspace_id.key(),
@@ -422,6 +426,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
                     &ticket.message_count,
                     &ticket.resolved_at.map(to_sql_time),
                     &ticket.closed_at.map(to_sql_time),
+                    &ticket.category.as_ref().map(Category::as_str),
                 ],
             )
             .await?;

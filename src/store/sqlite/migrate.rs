@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_sealed_uploads.sql",
         include_str!("../../../migrations/sqlite/0006_sealed_uploads.sql"),
     ),
+    (
+        "0007_ticket_category.sql",
+        include_str!("../../../migrations/sqlite/0007_ticket_category.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

@@ -6,7 +6,7 @@ use rusqlite::types::Type;
 use crate::core::access::Role;
 use crate::core::id::{MessageId, TicketId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
-use crate::core::ticket::{Priority, Ticket, TicketStatus, UserSummary};
+use crate::core::ticket::{Category, Priority, Ticket, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
 
 /// Reads column `index` as text and parses it, failing the row (not
@@ -49,7 +49,7 @@ pub(super) const TICKET_JOIN: &str =
 /// The columns [`ticket`] reads, for `FROM` [`TICKET_JOIN`].
 pub(super) const TICKET_COLUMNS: &str = "t.id, t.workspace_id, t.number, t.subject, t.status, t.priority, \
      t.customer_id, c.name, t.created_at, t.updated_at, t.last_message_at, t.message_count, \
-     t.resolved_at, t.closed_at";
+     t.resolved_at, t.closed_at, t.category";
 
 /// A ticket from a row of [`TICKET_COLUMNS`].
 pub(super) fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
@@ -70,7 +70,14 @@ pub(super) fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
         message_count: row.get(11)?,
         resolved_at: optional_timestamp(row, 12)?,
         closed_at: optional_timestamp(row, 13)?,
+        category: category(row.get(14)?),
     })
+}
+
+/// A stored category; one that is not a category (which only an edited
+/// database holds) is read as none.
+fn category(stored: Option<String>) -> Option<Category> {
+    stored.as_deref().and_then(Category::parse)
 }
 
 /// The columns [`message`] reads, for `FROM message m` (or a join naming

@@ -11,7 +11,9 @@ use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary};
+use crate::core::ticket::{
+    Category, NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary,
+};
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
 use crate::store::idempotency::Completion;
@@ -212,8 +214,8 @@ pub(super) fn create_ticket(
     } = plan::plan_open(actor, new, customer, number);
     conn.prepare_cached(
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
-                             created_at, updated_at, last_message_at, message_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9)",
+                             created_at, updated_at, last_message_at, message_count, category)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -226,6 +228,7 @@ pub(super) fn create_ticket(
             ticket.priority.as_str(),
             ticket.created_at.millis(),
             ticket.message_count,
+            ticket.category.as_ref().map(Category::as_str),
         ])
     })
     .map_err(map_error)?;

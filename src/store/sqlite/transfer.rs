@@ -17,7 +17,7 @@ use crate::core::dump::{
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
-use crate::core::ticket::{Priority, TicketStatus};
+use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::store::TransferStore;
@@ -75,7 +75,7 @@ impl Keyset {
             RecordKind::Ticket => Keyset {
                 select: "SELECT id, workspace_id, number, customer_id, subject, status, priority,
                                 created_at, updated_at, last_message_at, message_count,
-                                resolved_at, closed_at
+                                resolved_at, closed_at, category
                          FROM ticket",
                 after: "id > ?",
                 order: "id",
@@ -215,6 +215,10 @@ fn ticket(row: &Row<'_>) -> rusqlite::Result<Record> {
         message_count: row.get(10)?,
         resolved_at: optional_timestamp(row, 11)?,
         closed_at: optional_timestamp(row, 12)?,
+        category: match row.get::<_, Option<String>>(13)? {
+            Some(_) => Some(parsed(row, 13, Category::parse)?),
+            None => None,
+        },
     }))
 }
 
@@ -374,8 +378,8 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             .prepare_cached(
                 "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                                      created_at, updated_at, last_message_at, message_count,
-                                     resolved_at, closed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                     resolved_at, closed_at, category)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .and_then(|mut insert| {
                 insert.execute(params![
@@ -392,6 +396,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
                     ticket.message_count,
                     ticket.resolved_at.map(Timestamp::millis),
                     ticket.closed_at.map(Timestamp::millis),
+                    ticket.category.as_ref().map(Category::as_str),
                 ])
             }),
         // The one message insert, shared with replies.
