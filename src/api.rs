@@ -17,6 +17,7 @@ pub mod messages;
 pub mod openapi;
 pub mod percent;
 pub mod problem;
+pub mod profiles;
 pub mod range;
 pub mod refusal;
 pub mod respond;
@@ -40,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::problem::{ApiError, ErrorCode, Rfc9457};
+use crate::api::profiles::Profile;
 use crate::api::refusal::Renderers;
 use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
@@ -89,6 +91,8 @@ pub struct ApiSettings {
     pub html_cache_bytes: usize,
     /// How many files a message may carry, and what a ticket's may hold.
     pub attach_limits: AttachLimits,
+    /// The compatibility profiles served beside the canonical API.
+    pub profiles: Vec<Profile>,
 }
 
 /// What every handler shares: one reference-counted bundle, so that the
@@ -160,6 +164,7 @@ impl AppState {
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits);
         let openapi = openapi::with_file_limits(&openapi, &file_limits).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
+        let settings_profiles = settings.profiles.clone();
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));
         Self(Arc::new(SharedState {
             support: Support::new(Arc::clone(&store)).with_attach_limits(settings.attach_limits),
@@ -183,7 +188,7 @@ impl AppState {
             key_cache,
             html_cache,
             openapi,
-            renderers: Renderers::new(Rfc9457),
+            renderers: profiles::renderers(Renderers::new(Rfc9457), &settings_profiles),
         }))
     }
 }
@@ -281,7 +286,9 @@ async fn method_not_allowed() -> ApiError {
 /// `max_upload_bytes` instead of `max_body_bytes`, and get longer to
 /// arrive ([`uploads::deadline`]).
 pub fn streams_body(path: &str) -> bool {
-    path == uploads::UPLOADS_PATH || path.starts_with(uploads::SIGNED_UPLOADS_PREFIX)
+    path == uploads::UPLOADS_PATH
+        || path.starts_with(uploads::SIGNED_UPLOADS_PREFIX)
+        || profiles::streams_body(path)
 }
 
 /// Admits a request to the router: answers 413 at once when its declared
@@ -328,10 +335,23 @@ pub fn app(state: AppState) -> Router {
         operations,
         ..
     } = documented_routes();
-    // Route layers run outermost last-added first: authentication (with
-    // the key's rate limit, then admission: its place among the key's
-    // requests in progress, the body, a turn among the requests handled at
-    // once), then idempotency keys (scoped to the authenticated API key).
+    // The profiles' routes join the canonical ones before the layers, so
+    // that every API shares them. Route layers run outermost last-added
+    // first: authentication (with the key's rate limit, then admission: its
+    // place among the key's requests in progress, the body, a turn among
+    // the requests handled at once), then idempotency keys (scoped to the
+    // authenticated API key).
+    let mut support = support;
+    let mut signed_uploads = signed_uploads;
+    let mut operations = operations;
+    for profile in &state.settings.profiles {
+        let routes = match profile {
+            Profile::Teambattles => profiles::teambattles::routes(),
+        };
+        support = support.merge(routes.authenticated);
+        signed_uploads = signed_uploads.merge(routes.signed);
+        operations = operations.merge(routes.open);
+    }
     let support = support
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

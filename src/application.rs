@@ -101,6 +101,7 @@ impl Application {
             api_key_cache: config.api_key_cache,
             html_cache_bytes: config.html_cache_bytes,
             attach_limits: config.attach_limits,
+            profiles: config.profiles.clone(),
         };
         let limiters = rate_limit::open(
             &config.rate_limit_store,

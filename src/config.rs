@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::profiles::Profile;
 use crate::blob::BlobLocation;
 use crate::core::text::{TextLimitError, TextLimits};
 use crate::core::upload::attach::AttachLimits;
@@ -225,7 +226,7 @@ pub struct Settings {
     #[arg(long, env = "TICKETD_UPLOAD_URL_TTL_SECS", value_name = "SECS")]
     pub upload_url_ttl_secs: Option<u64>,
     /// The media types uploads may be of, comma-separated, from image/png,
-    /// image/jpeg, image/gif, image/webp, application/pdf, application/zip,
+    /// image/jpeg, image/gif, image/webp, image/avif, application/pdf, application/zip,
     /// text/plain, text/x-log, text/csv and application/json. Default:
     /// all but text/csv and application/json
     #[arg(long, env = "TICKETD_UPLOAD_MEDIA_TYPES", value_name = "TYPES")]
@@ -237,6 +238,16 @@ pub struct Settings {
     /// (1 GiB)
     #[arg(long, env = "TICKETD_MAX_TICKET_ATTACHMENT_BYTES", value_name = "BYTES")]
     pub max_ticket_attachment_bytes: Option<u64>,
+    /// The compatibility profiles to serve beside the canonical API,
+    /// comma-separated (in TOML, a list): teambattles. Empty serves none.
+    /// Default: all of them
+    #[arg(
+        long,
+        env = "TICKETD_PROFILES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub profiles: Option<Vec<String>>,
 }
 }
 
@@ -651,6 +662,29 @@ impl Settings {
         Ok(MediaCheck::new(allowed))
     }
 
+    /// `profiles`: every profile unless set; each name one ticketd serves,
+    /// once.
+    fn profiles(&self) -> Result<Vec<Profile>, String> {
+        let Some(names) = &self.profiles else {
+            return Ok(Profile::ALL.to_vec());
+        };
+        let mut profiles = Vec::new();
+        for name in names
+            .iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+        {
+            let profile = Profile::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Profile::ALL.iter().map(|profile| profile.name()).collect();
+                format!("profiles: {name:?} is not one of {}", known.join(", "))
+            })?;
+            if !profiles.contains(&profile) {
+                profiles.push(profile);
+            }
+        }
+        Ok(profiles)
+    }
+
     /// `max_attachments_per_message` and `max_ticket_attachment_bytes`.
     fn attach_limits(&self) -> Result<AttachLimits, String> {
         let defaults = AttachLimits::default();
@@ -815,6 +849,8 @@ pub struct Config {
     pub upload_media: MediaCheck,
     /// Files per message, and bytes of files per ticket.
     pub attach_limits: AttachLimits,
+    /// The compatibility profiles served beside the canonical API.
+    pub profiles: Vec<Profile>,
 }
 }
 
@@ -909,6 +945,7 @@ impl Config {
         let upload_url_ttl = settings.upload_url_ttl()?;
         let upload_media = settings.upload_media()?;
         let attach_limits = settings.attach_limits()?;
+        let profiles = settings.profiles()?;
         Ok(Self {
             database,
             listen,
@@ -936,6 +973,7 @@ impl Config {
             upload_url_ttl: Duration::from_secs(upload_url_ttl),
             upload_media,
             attach_limits,
+            profiles,
         })
     }
 }

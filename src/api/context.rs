@@ -38,6 +38,7 @@ pub async fn track_request(
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     let uri = request.uri().clone();
+    let credentials_sent = request.headers().contains_key(header::AUTHORIZATION);
     request.extensions_mut().insert(request_id);
 
     let mut response = crate::api::admit(&state, request, next).await;
@@ -49,6 +50,7 @@ pub async fn track_request(
         &state.settings.public_url,
         uri.path(),
         request_id,
+        credentials_sent,
     );
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -79,17 +81,21 @@ pub fn finish_refusal(
     public_url: &str,
     path: &str,
     request_id: RequestId,
+    credentials_sent: bool,
 ) -> Option<String> {
     let mut refusal = response.extensions_mut().remove::<PendingRefusal>()?;
     let renderer = renderers.for_path(path);
     let cause = refusal.cause.take();
-    let facts = RequestFacts {
+    let mut facts = RequestFacts {
         public_url,
         path,
         request_id,
         now: Timestamp::now(),
         status: response.status(),
+        credentials_sent,
     };
+    facts.status = renderer.status(&refusal, &facts);
+    *response.status_mut() = facts.status;
     let (content_type, body) = renderer.render(refusal, &facts);
     *response.body_mut() = Body::from(body);
     response.headers_mut().remove(header::CONTENT_LENGTH);
@@ -126,6 +132,7 @@ mod tests {
             public_url,
             path,
             request_id,
+            true,
         );
     }
 
@@ -340,6 +347,7 @@ mod tests {
                         "https://t.example",
                         &path,
                         RequestId::generate(),
+                        true,
                     );
                     logged.lock().expect("not poisoned").push(cause);
                     response

@@ -167,6 +167,11 @@ impl Fields {
         self.members.remove(name).filter(|value| !value.is_null())
     }
 
+    /// Whether the member `name` is given, and not `null`.
+    fn has(&self, name: &str) -> bool {
+        self.members.get(name).is_some_and(|value| !value.is_null())
+    }
+
     fn wrong_type(&mut self, name: &str, expected: &str) {
         self.reject(field_error(
             name,
@@ -234,6 +239,25 @@ impl Fields {
                 Err(Rejected)
             }
         }
+    }
+
+    /// A required string naming one of `all`, whose wire names `as_str`
+    /// gives.
+    pub fn required_choice<T: Copy>(
+        &mut self,
+        name: &str,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
+    ) -> Option<T> {
+        if !self.has(name) {
+            self.reject(field_error(
+                name,
+                FieldCode::MissingRequired,
+                format!("`{}` is required.", quoted(name)),
+            ));
+            return None;
+        }
+        self.optional_choice(name, all, as_str).ok().flatten()
     }
 
     /// An optional array of strings, each parsed by `parse` (`what`

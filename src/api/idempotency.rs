@@ -60,6 +60,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         _ => return next.run(request).await,
     };
     let key = match key_of(&request) {
+        Ok(key) if crate::api::profiles::keys_scoped_by_path(request.uri().path()) => {
+            key.within(request.uri().path())
+        }
         Ok(key) => key,
         Err(error) => return error.into_response(),
     };

@@ -636,6 +636,10 @@ pub struct PendingRefusal {
     pub retry_after_secs: Option<u64>,
     /// For 5xx: what actually happened, for the request's log line only.
     pub cause: Option<String>,
+    /// A finer reason, in the vocabulary of the API whose handler refused
+    /// (a compatibility profile's own error code); renderers of other APIs
+    /// ignore it.
+    pub reason: Option<&'static str>,
 }
 
 impl PendingRefusal {
@@ -652,11 +656,14 @@ impl PendingRefusal {
 #[derive(Debug)]
 pub struct Refusal {
     code: ErrorCode,
-    detail: Option<String>,
+    // Boxed strings keep the refusal, which every fallible handler returns,
+    // small.
+    detail: Option<Box<str>>,
     errors: FieldErrors,
     retry_after_secs: Option<u64>,
     /// For 5xx: what actually happened, for the log only.
-    cause: Option<String>,
+    cause: Option<Box<str>>,
+    reason: Option<&'static str>,
 }
 
 impl Refusal {
@@ -668,6 +675,7 @@ impl Refusal {
             errors: FieldErrors::new(),
             retry_after_secs: None,
             cause: None,
+            reason: None,
         }
     }
 
@@ -677,13 +685,20 @@ impl Refusal {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         let mut detail = detail.into();
         truncate(&mut detail, MAX_DETAIL_BYTES);
-        self.detail = Some(detail);
+        self.detail = Some(detail.into_boxed_str());
         self
     }
 
     /// Replaces the entries of `errors[]`.
     pub fn with_errors(mut self, errors: impl Into<FieldErrors>) -> Self {
         self.errors = errors.into();
+        self
+    }
+
+    /// Names a finer reason in the refusing API's own vocabulary (see
+    /// [`PendingRefusal::reason`]).
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
         self
     }
 
@@ -704,7 +719,7 @@ impl Refusal {
     /// An internal error; `cause` goes to the log, never to the client.
     pub fn internal(cause: impl Into<String>) -> Self {
         Self {
-            cause: Some(cause.into()),
+            cause: Some(cause.into().into_boxed_str()),
             ..Self::new(ErrorCode::InternalError)
         }
     }
@@ -713,7 +728,7 @@ impl Refusal {
     /// that cannot be reached; `cause` is logged.
     pub fn unavailable(cause: impl Into<String>) -> Self {
         Self {
-            cause: Some(cause.into()),
+            cause: Some(cause.into().into_boxed_str()),
             ..Self::new(ErrorCode::ServiceUnavailable).with_retry_after(1)
         }
     }
@@ -741,10 +756,11 @@ impl IntoResponse for Refusal {
         }
         response.extensions_mut().insert(PendingRefusal {
             code: self.code,
-            detail: self.detail,
+            detail: self.detail.map(String::from),
             errors: self.errors.into_vec(),
             retry_after_secs: self.retry_after_secs,
-            cause: self.cause,
+            cause: self.cause.map(String::from),
+            reason: self.reason,
         });
         response
     }
@@ -773,15 +789,25 @@ pub struct RequestFacts<'a> {
     pub now: Timestamp,
     /// The response's status.
     pub status: StatusCode,
+    /// Whether the request carried an `Authorization` header (a 401 may
+    /// tell a missing key from a wrong one).
+    pub credentials_sent: bool,
 }
 
 /// Writes refusals in one wire format: the canonical API's RFC 9457
 /// problem documents ([`crate::api::problem::Rfc9457`]) or a compatibility
 /// profile's own envelope.
 pub trait RefusalRenderer: Send + Sync + 'static {
+    /// The status to send the refusal with, if this API's differs from the
+    /// code's ([`ErrorCode::status`], in `facts.status`).
+    fn status(&self, _refusal: &PendingRefusal, facts: &RequestFacts<'_>) -> StatusCode {
+        facts.status
+    }
+
     /// The body of the refused response and its `Content-Type`. The status
-    /// and the `Retry-After` and `WWW-Authenticate` headers are already set;
-    /// the cause has been taken out for the log.
+    /// (as [`RefusalRenderer::status`] chose it, in `facts.status`) and the
+    /// `Retry-After` and `WWW-Authenticate` headers are already set; the
+    /// cause has been taken out for the log.
     fn render(&self, refusal: PendingRefusal, facts: &RequestFacts<'_>) -> (HeaderValue, Vec<u8>);
 }
 

@@ -180,6 +180,29 @@ pub async fn create_upload(
     written_response(written, upload_created)
 }
 
+/// A raw upload's body as a stream: refused at once if its declared
+/// `Content-Length` is over `max_bytes`, and cut off if it stalls or
+/// arrives too slowly (for an API that takes only raw bodies).
+///
+/// # Errors
+/// `Refused(TooLarge)` for a declared length over `max_bytes`.
+pub fn request_body_stream(
+    state: &AppState,
+    request: Request,
+    max_bytes: u64,
+) -> Result<ByteStream, UploadError> {
+    if declared_length(request.headers()).is_some_and(|length| length > max_bytes) {
+        return Err(UploadError::Refused(
+            crate::blob::inspect::UploadRefusal::TooLarge { limit: max_bytes },
+        ));
+    }
+    Ok(paced(
+        request.into_body(),
+        state.settings.body_read_timeout,
+        MIN_UPLOAD_BYTES_PER_SEC,
+    ))
+}
+
 /// Reads an upload request's parameters and streams its file into the
 /// upload use case.
 async fn receive(

@@ -45,6 +45,14 @@ impl IdempotencyKey {
     /// The longest key accepted, in characters.
     pub const MAX_LEN: usize = 255;
 
+    /// The key as stored for an API that scopes keys by path as well as by
+    /// API key: the same key sent to two paths names two records. (A space
+    /// is in no key, so a scoped key never equals an unscoped one.)
+    #[must_use]
+    pub fn within(&self, path: &str) -> Self {
+        Self(format!("{path} {}", self.0))
+    }
+
     /// Parses a key as stored: 1 to 255 visible ASCII characters.
     ///
     /// # Errors

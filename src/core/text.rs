@@ -93,6 +93,16 @@ impl TextLimits {
         })
     }
 
+    /// These limits, lowered to at most `subject_chars` and
+    /// `message_chars` (for an API that publishes stricter ones).
+    #[must_use]
+    pub fn narrowed(self, subject_chars: usize, message_chars: usize) -> Self {
+        Self {
+            subject_chars: self.subject_chars.min(subject_chars).max(1),
+            message_chars: self.message_chars.min(message_chars).max(1),
+        }
+    }
+
     /// The longest subject, in characters.
     pub fn subject_chars(self) -> usize {
         self.subject_chars

@@ -25,7 +25,7 @@ use crate::core::access::{Actor, Principal};
 use crate::core::crypto::{ContentKey, stream};
 use crate::core::id::{MessageId, UploadId};
 use crate::core::time::Timestamp;
-use crate::core::upload::media::MediaCheck;
+use crate::core::upload::media::{KnownType, MediaCheck};
 use crate::core::upload::signed_url::{SignedUrlError, UploadGrant, UploadUrlKey};
 use crate::core::upload::{Filename, NewUpload, Upload};
 use crate::service::{Clock, IdSource, ServiceError};
@@ -79,6 +79,44 @@ pub struct UploadPolicy {
     pub ttl: Duration,
     /// How long a pre-signed upload URL works.
     pub url_ttl: Duration,
+}
+
+/// What one upload's file must be: at most `max_bytes`, of a type `media`
+/// allows. The server's settings give them ([`UploadPolicy::rules`]); an
+/// API whose published contract is stricter narrows them
+/// ([`UploadPolicy::narrowed`]).
+#[derive(Debug, Clone)]
+pub struct FileRules {
+    /// The largest file, in bytes.
+    pub max_bytes: u64,
+    /// The media types allowed.
+    pub media: MediaCheck,
+}
+
+impl UploadPolicy {
+    /// The rules the server's settings give every upload.
+    pub fn rules(&self) -> FileRules {
+        FileRules {
+            max_bytes: self.max_bytes,
+            media: self.media.clone(),
+        }
+    }
+
+    /// The server's rules, narrowed to files of at most `max_bytes` and of
+    /// the `types` the server also allows.
+    pub fn narrowed(&self, max_bytes: u64, types: &[KnownType]) -> FileRules {
+        let allowed = self
+            .media
+            .allowed()
+            .iter()
+            .copied()
+            .filter(|known| types.contains(known))
+            .collect();
+        FileRules {
+            max_bytes: max_bytes.min(self.max_bytes),
+            media: MediaCheck::new(allowed),
+        }
+    }
 }
 
 impl Default for UploadPolicy {
@@ -216,9 +254,25 @@ impl Uploads {
         bytes: ByteStream,
         completion: Option<Completion<Upload>>,
     ) -> Result<Written<Upload>, UploadError> {
+        self.upload_within(actor, file, bytes, completion, &self.policy.rules())
+            .await
+    }
+
+    /// [`Uploads::upload`], with the file held to `rules` (narrower than
+    /// the server's, for an API that publishes stricter ones).
+    ///
+    /// # Errors
+    /// As [`Uploads::upload`].
+    pub async fn upload_within(
+        &self,
+        actor: &Actor,
+        file: IncomingFile,
+        bytes: ByteStream,
+        completion: Option<Completion<Upload>>,
+        rules: &FileRules,
+    ) -> Result<Written<Upload>, UploadError> {
         // The declared type is checked before anything is recorded.
-        let content_type = self
-            .policy
+        let content_type = rules
             .media
             .allowed_type(&file.content_type)
             .map_err(UploadRefusal::from)?;
@@ -232,12 +286,8 @@ impl Uploads {
             expires_at: now.plus(self.policy.ttl),
         };
         let id = new.id;
-        let (checked, outcome) = inspect::inspect(
-            bytes,
-            &file.content_type,
-            &self.policy.media,
-            self.policy.max_bytes,
-        );
+        let (checked, outcome) =
+            inspect::inspect(bytes, &file.content_type, &rules.media, rules.max_bytes);
         let content_key = if file.encrypted {
             Some(self.create_sealed(actor, &mut new).await?)
         } else {

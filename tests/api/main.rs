@@ -42,6 +42,7 @@ mod sqlite {
     mod openapi;
     mod pagination;
     mod rate_limit;
+    mod teambattles;
     mod tickets;
     mod transfer;
 
@@ -67,6 +68,7 @@ mod postgres {
     mod openapi;
     mod pagination;
     mod rate_limit;
+    mod teambattles;
     mod tickets;
     mod transfer;
 }

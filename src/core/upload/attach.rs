@@ -36,6 +36,18 @@ pub struct AttachLimits {
     pub per_ticket_bytes: u64,
 }
 
+impl AttachLimits {
+    /// These limits, lowered to at most `per_message` files a message (for
+    /// an API that publishes a stricter one).
+    #[must_use]
+    pub fn narrowed(self, per_message: usize) -> Self {
+        Self {
+            per_message: self.per_message.min(per_message),
+            ..self
+        }
+    }
+}
+
 impl Default for AttachLimits {
     fn default() -> Self {
         Self {

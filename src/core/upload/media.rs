@@ -18,6 +18,8 @@ pub enum KnownType {
     Gif,
     /// `image/webp`.
     Webp,
+    /// `image/avif`.
+    Avif,
     /// `application/pdf`.
     Pdf,
     /// `application/zip`.
@@ -34,11 +36,12 @@ pub enum KnownType {
 
 impl KnownType {
     /// Every known type.
-    pub const ALL: [KnownType; 10] = [
+    pub const ALL: [KnownType; 11] = [
         KnownType::Png,
         KnownType::Jpeg,
         KnownType::Gif,
         KnownType::Webp,
+        KnownType::Avif,
         KnownType::Pdf,
         KnownType::Zip,
         KnownType::PlainText,
@@ -49,11 +52,12 @@ impl KnownType {
 
     /// The types allowed unless configured otherwise: images, PDF, plain
     /// text, logs and zip archives.
-    pub const DEFAULT_ALLOWED: [KnownType; 8] = [
+    pub const DEFAULT_ALLOWED: [KnownType; 9] = [
         KnownType::Png,
         KnownType::Jpeg,
         KnownType::Gif,
         KnownType::Webp,
+        KnownType::Avif,
         KnownType::Pdf,
         KnownType::PlainText,
         KnownType::Log,
@@ -67,6 +71,7 @@ impl KnownType {
             KnownType::Jpeg => "image/jpeg",
             KnownType::Gif => "image/gif",
             KnownType::Webp => "image/webp",
+            KnownType::Avif => "image/avif",
             KnownType::Pdf => "application/pdf",
             KnownType::Zip => "application/zip",
             KnownType::PlainText => "text/plain",
@@ -94,6 +99,12 @@ impl KnownType {
             KnownType::Gif => head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a"),
             KnownType::Webp => {
                 head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP"
+            }
+            // An ISO base media file whose `ftyp` box names an AVIF brand.
+            KnownType::Avif => {
+                head.len() >= 12
+                    && &head[4..8] == b"ftyp"
+                    && matches!(&head[8..12], b"avif" | b"avis")
             }
             KnownType::Pdf => head.starts_with(b"%PDF-"),
             // A local file header, or the end record of an empty archive.
@@ -232,6 +243,14 @@ mod tests {
         assert_eq!(
             check.admits("image/webp", b"RIFF\x24\0\0\0WEBPVP8 "),
             Ok(KnownType::Webp)
+        );
+        assert_eq!(
+            check.admits("image/avif", b"\0\0\0\x1cftypavif\0\0\0\0"),
+            Ok(KnownType::Avif)
+        );
+        assert_eq!(
+            check.admits("image/avif", b"\0\0\0\x1cftypheic\0\0\0\0"),
+            Err(MediaError::ContentMismatch(KnownType::Avif))
         );
         assert_eq!(
             check.admits("application/zip", b"PK\x03\x04\x14\0"),
