@@ -689,3 +689,47 @@ impl RawConnection {
 pub fn raw_get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
 }
+
+/// A Python virtualenv at `target/NAME` holding the packages `requirements`
+/// (a file under the repository) pins, installed from PyPI the first time
+/// and again whenever the file changes; its `python`. `None`, after a loud
+/// notice, when it cannot be made (no Python, no network) and `CI` is not
+/// set; under CI that fails the test instead.
+pub fn python_venv(name: &str, requirements: &str) -> Option<std::path::PathBuf> {
+    use std::process::Command;
+    static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SETUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target").join(name);
+    let wanted = std::fs::read(root.join(requirements)).unwrap();
+    let marker = venv.join("installed-requirements.txt");
+    let python = venv.join("bin/python");
+    if std::fs::read(&marker).ok().as_deref() == Some(wanted.as_slice()) && python.exists() {
+        return Some(python);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|status| status.success())
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(root.join(requirements))
+            .status()
+            .is_ok_and(|status| status.success());
+    if made {
+        std::fs::write(&marker, &wanted).unwrap();
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "cannot install {requirements} into target/{name}, and CI is set"
+    );
+    eprintln!(
+        "\n*** SKIPPED: cannot install {requirements} into target/{name} (no python3 or no \
+         PyPI); this test needs them. ***\n"
+    );
+    None
+}

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::BACKEND;
+use super::cli::{Scratch, text};
 use crate::helpers::{TestApp, TestResponse, TestUser};
 
 const TICKETS: &str = "/api/v1/tickets";
@@ -570,4 +571,50 @@ async fn the_profile_has_its_own_openapi_document() {
             "/api/v1/uploads/signed/{token}",
         ]
     );
+}
+
+#[tokio::test]
+async fn the_published_sdk_works_unchanged_against_ticketd_serve() {
+    let Some(python) =
+        crate::helpers::python_venv("sdk-venv", "tests/sdk/teambattles-requirements.txt")
+    else {
+        return;
+    };
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let workspace = scratch.create_workspace("Acme Gaming");
+    let workspace = text(&workspace["id"]).to_owned();
+    let mut keys = Vec::new();
+    for name in ["Jane Player", "John Player"] {
+        let user = scratch.create_user(&workspace, "customer", name);
+        let key = scratch.create_key(text(&user["id"]));
+        keys.push(text(&key["token"]).to_owned());
+    }
+    let mut server = scratch.serve().await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/teambattles_sdk_check.py"
+    );
+    let base_url = format!("{}/api/v1", server.base_url);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .env("TB_BASE_URL", base_url)
+            .env("TB_KEY", &keys[0])
+            .env("TB_OTHER_KEY", &keys[1])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK's checks failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+    assert!(stdout.contains("teambattles-sdk checks passed"), "{stdout}");
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
 }
