@@ -22,7 +22,6 @@ use std::sync::LazyLock;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -128,6 +127,7 @@ fn ok<T: serde::Serialize>(body: &T) -> Result<StoredResponse, Cause> {
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
         (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -227,6 +227,7 @@ async fn thread_of(
         (status = 404, description = "`TICKET_NOT_FOUND`: no such ticket of yours.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
         (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -269,8 +270,11 @@ fn images(fields: &mut Fields) -> Option<Vec<UploadId>> {
         (status = 401, description = "No or unknown API key.", body = ErrorBody),
         (status = 403, description = "The key lacks `write:support`, or is not a customer's.", body = ErrorBody),
         (status = 409, description = "`error_idempotency_key_conflict`.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
         (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -340,8 +344,11 @@ pub async fn create_ticket(
         (status = 403, description = "`TICKET_ACCESS_DENIED`, or the key lacks `write:support`.", body = ErrorBody),
         (status = 404, description = "`TICKET_NOT_FOUND`.", body = ErrorBody),
         (status = 409, description = "`error_idempotency_key_conflict`.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
         (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -397,10 +404,13 @@ pub async fn reply_to_ticket(
     tag = "Uploads",
     responses(
         (status = 200, description = "The URL.", body = UploadUrl),
+        (status = 400, description = "A body was sent: this takes none.", body = ErrorBody),
         (status = 401, description = "No or unknown API key.", body = ErrorBody),
         (status = 403, description = "The key lacks `write:support`.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
         (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -435,8 +445,11 @@ pub async fn create_image_url(
         (status = 200, description = "The image was stored.", body = StoredImage),
         (status = 400, description = "`INVALID_INPUT`: not an image TeamBattles takes, or too large.", body = ErrorBody),
         (status = 403, description = "The URL is not one this server made, or expired.", body = ErrorBody),
+        (status = 408, description = "The image stopped arriving, or arrived too slowly.", body = ErrorBody),
         (status = 409, description = "The URL was used already.", body = ErrorBody),
         (status = 429, description = "Rate limited.", body = ErrorBody),
+        (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     )
 )]
 pub async fn upload_image(
@@ -480,6 +493,36 @@ pub async fn upload_image(
             storage_id: upload.id.to_string(),
         },
     )
+}
+
+/// Upload an image to its URL (as `POST`).
+///
+/// The same as `POST`, for clients that follow the one place TeamBattles'
+/// documents call the upload step a `PUT`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/uploads/signed/{token}",
+    tag = "Uploads",
+    params(("token" = String, Path, description = "The token `uploadUrl` ends with.")),
+    request_body(content = Vec<u8>, description = "The image.", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The image was stored.", body = StoredImage),
+        (status = 400, description = "`INVALID_INPUT`: not an image TeamBattles takes, or too large.", body = ErrorBody),
+        (status = 403, description = "The URL is not one this server made, or expired.", body = ErrorBody),
+        (status = 408, description = "The image stopped arriving, or arrived too slowly.", body = ErrorBody),
+        (status = 409, description = "The URL was used already.", body = ErrorBody),
+        (status = 429, description = "Rate limited.", body = ErrorBody),
+        (status = 500, description = "Server fault.", body = ErrorBody),
+        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+    )
+)]
+pub async fn put_image(
+    state: State<AppState>,
+    authed: Authed<WriteSupport>,
+    params: PathParams,
+    request: Request,
+) -> Result<Response, Refusal> {
+    upload_image(state, authed, params, request).await
 }
 
 /// This profile's OpenAPI 3.1 document.
@@ -542,10 +585,8 @@ pub fn routes() -> Routes {
         .routes(routes!(create_image_url))
         .split_for_parts();
     let (signed, signed_doc) = OpenApiRouter::<AppState>::new()
-        .routes(routes!(upload_image))
+        .routes(routes!(upload_image, put_image))
         .split_for_parts();
-    // TeamBattles' documents call the upload step PUT in one place.
-    let signed = signed.route("/api/v1/uploads/signed/{token}", put(upload_image));
     let (open, open_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(serve_openapi))
         .split_for_parts();
