@@ -3,7 +3,6 @@
 //! store, and convert the result to a wire DTO.
 
 pub mod admission;
-pub mod attachments;
 pub mod auth;
 pub mod context;
 pub mod download;
@@ -13,19 +12,15 @@ pub mod fields;
 pub mod health;
 pub mod idempotency;
 pub mod key_cache;
-pub mod messages;
-pub mod openapi;
 pub mod percent;
 pub mod problem;
 pub mod profiles;
 pub mod range;
 pub mod refusal;
 pub mod respond;
-pub mod service_errors;
-pub mod tickets;
-pub mod uploads;
+pub mod upload_body;
 pub mod utf8;
-pub mod wire;
+pub mod v2;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -43,6 +38,7 @@ use utoipa_axum::routes;
 use crate::api::problem::{ApiError, ErrorCode, Rfc9457};
 use crate::api::profiles::Profile;
 use crate::api::refusal::Renderers;
+use crate::api::v2::{attachments, messages, openapi, tickets, uploads};
 use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
@@ -284,7 +280,7 @@ async fn method_not_allowed() -> ApiError {
 /// Whether requests to `path` stream their bodies to their handler (file
 /// uploads) rather than having them read whole first: they are limited by
 /// `max_upload_bytes` instead of `max_body_bytes`, and get longer to
-/// arrive ([`uploads::deadline`]).
+/// arrive ([`upload_body::deadline`]).
 pub fn streams_body(path: &str) -> bool {
     path == uploads::UPLOADS_PATH
         || path.starts_with(uploads::SIGNED_UPLOADS_PREFIX)
@@ -311,7 +307,7 @@ pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Res
         return ApiError::new(ErrorCode::PayloadTooLarge).into_response();
     }
     let deadline = if streamed {
-        uploads::deadline(state)
+        upload_body::deadline(state)
     } else {
         state.settings.request_timeout
     };

@@ -1711,6 +1711,34 @@ mod tests {
     }
 
     #[test]
+    fn every_profile_is_served_unless_the_list_says_otherwise() {
+        let served = |toml_text: &str| {
+            let settings: Settings = toml::from_str(toml_text).expect("valid TOML");
+            Config::from_settings(settings).map(|config| config.profiles)
+        };
+        assert_eq!(served(""), Ok(Profile::ALL.to_vec()));
+        assert_eq!(served("profiles = []"), Ok(Vec::new()));
+        assert_eq!(
+            served("profiles = [\"teambattles\", \"teambattles\"]"),
+            Ok(vec![Profile::Teambattles])
+        );
+        let refused = served("profiles = [\"teambatles\"]").expect_err("unknown");
+        assert!(
+            refused.contains("\"teambatles\" is not one of teambattles"),
+            "{refused}"
+        );
+        // From the flag or TICKETD_PROFILES: comma-separated, empty for none.
+        let flags = Settings {
+            profiles: Some(vec![String::new()]),
+            ..Settings::default()
+        };
+        assert_eq!(
+            Config::from_settings(flags).map(|c| c.profiles),
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
     fn upload_settings_are_validated() {
         for (settings, named) in [
             (

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::AppState;
 use crate::api::admission::{self, over_key_concurrency};
 use crate::api::refusal::{ErrorCode, Refusal};
-use crate::api::service_errors::canonical_upload;
+use crate::api::v2::service_errors::canonical_upload;
 use crate::core::access::{Principal, Scope};
 use crate::core::id::KeyId;
 use crate::core::token::ApiToken;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::api::refusal::Refusal;
 use crate::store::Cause;
+use crate::store::Written;
 use crate::store::idempotency::StoredResponse;
 
 /// A JSON response with `status`.
@@ -64,4 +65,21 @@ pub fn from_stored(stored: StoredResponse) -> Result<Response, Refusal> {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The response to a write: the one its idempotency record stored, or, for
+/// a write without a key, `render`'s.
+///
+/// # Errors
+/// `internal_error` if the response cannot be rendered.
+pub fn written<T>(
+    written: Written<T>,
+    render: fn(&T) -> Result<StoredResponse, Cause>,
+) -> Result<Response, Refusal> {
+    match written.response {
+        Some(stored) => crate::api::idempotency::completed(stored),
+        None => from_stored(
+            render(&written.value).map_err(|cause| Refusal::internal(cause.to_string()))?,
+        ),
+    }
 }

@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
+use ticketd::api::profiles::Profile;
 use ticketd::application::Application;
 use ticketd::blob::BlobStore;
 use ticketd::config::{Config, Settings};
@@ -122,6 +123,8 @@ pub struct TestOptions {
     pub upload_url_ttl: Duration,
     /// Files per message and bytes per ticket.
     pub attach_limits: AttachLimits,
+    /// The compatibility profiles served.
+    pub profiles: Vec<Profile>,
 }
 
 impl Default for TestOptions {
@@ -151,6 +154,7 @@ impl Default for TestOptions {
             upload_ttl: Duration::from_secs(Config::DEFAULT_UPLOAD_TTL_SECS),
             upload_url_ttl: Duration::from_secs(900),
             attach_limits: AttachLimits::default(),
+            profiles: Profile::ALL.to_vec(),
         }
     }
 }
@@ -380,6 +384,7 @@ impl TestApp {
         config.upload_ttl = options.upload_ttl;
         config.upload_url_ttl = options.upload_url_ttl;
         config.attach_limits = options.attach_limits;
+        config.profiles = options.profiles;
         let blobs = ticketd::blob::open(&config.blob_store, &config.database).unwrap();
         let application = Application::build_with_store(config, Arc::clone(&raw_store))
             .await

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::BACKEND;
 use super::cli::{Scratch, text};
-use crate::helpers::{TestApp, TestResponse, TestUser};
+use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
 
 const TICKETS: &str = "/api/v1/tickets";
 
@@ -617,4 +617,26 @@ async fn the_published_sdk_works_unchanged_against_ticketd_serve() {
     );
     assert!(stdout.contains("teambattles-sdk checks passed"), "{stdout}");
     assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
+}
+
+#[tokio::test]
+async fn a_server_without_the_profile_serves_nothing_under_its_prefix() {
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            profiles: Vec::new(),
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // The canonical API's 404, in its own format.
+    app.get(TICKETS, &app.customer)
+        .await
+        .assert_problem(404, "not_found");
+    app.send(app.client.get(app.url("/api/v1/openapi.json")))
+        .await
+        .assert_problem(404, "not_found");
 }

@@ -33,8 +33,7 @@ use crate::api::fields::Fields;
 use crate::api::idempotency::IdempotencyClaim;
 use crate::api::refusal::Refusal;
 use crate::api::respond;
-use crate::api::tickets::written_response;
-use crate::api::uploads::request_body_stream;
+use crate::api::upload_body::request_body_stream;
 use crate::core::access::Actor;
 use crate::core::id::UploadId;
 use crate::core::message::{BodyFormat, Message};
@@ -324,7 +323,7 @@ pub async fn create_ticket(
         )
         .await
         .map_err(refusal_of)?;
-    written_response(written, render)
+    respond::written(written, render)
 }
 
 /// Reply to one of your tickets.
@@ -391,7 +390,7 @@ pub async fn reply_to_ticket(
         )
         .await
         .map_err(refusal_of)?;
-    written_response(written, render)
+    respond::written(written, render)
 }
 
 /// Get a URL to upload one image to.

@@ -186,7 +186,7 @@ pub fn upload_refusal(error: UploadError) -> Refusal {
             .with_reason(INVALID_INPUT)
             .with_detail(format!("image: {refusal}")),
         UploadError::Service(error) => refusal_of(error),
-        other => crate::api::service_errors::canonical_upload(
+        other => crate::api::v2::service_errors::canonical_upload(
             other,
             &crate::core::upload::media::MediaCheck::default(),
         ),

@@ -12,7 +12,7 @@ use crate::api::auth::{Authed, ReadSupport};
 use crate::api::download::{self, Conditions, FileFacts};
 use crate::api::extract::{PathParams, QueryParams, TicketPath};
 use crate::api::problem::{ApiError, ErrorCode, Problem};
-use crate::api::service_errors::{canonical, canonical_upload};
+use crate::api::v2::service_errors::{canonical, canonical_upload};
 use crate::core::id::{MessageId, UploadId};
 
 /// Download a file a message carries.

@@ -10,11 +10,11 @@ use crate::api::AppState;
 use crate::api::auth::{Authed, ReadSupport, WriteSupport};
 use crate::api::extract::{EmptyBody, JsonBody, QueryParams, TicketPath};
 use crate::api::fields::Fields;
-use crate::api::idempotency::{self, IdempotencyClaim};
+use crate::api::idempotency::IdempotencyClaim;
 use crate::api::problem::{ApiError, Problem};
 use crate::api::respond;
-use crate::api::service_errors::canonical;
-use crate::api::wire::{WireBodyFormat, WirePriority, WireStatus};
+use crate::api::v2::service_errors::canonical;
+use crate::api::v2::wire::{WireBodyFormat, WirePriority, WireStatus};
 use crate::core::id::{TicketId, UploadId, UserId};
 use crate::core::lifecycle::TicketAction;
 use crate::core::message::BodyFormat;
@@ -22,8 +22,8 @@ use crate::core::page::{Cursor, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject, TextLimits};
 use crate::core::ticket::{Category, Priority, Ticket, TicketFilter, TicketStatus};
 use crate::service::{Draft, OpenTicket};
+use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
-use crate::store::{Cause, Written};
 
 /// The customer who owns a ticket.
 #[derive(Debug, Serialize, ToSchema)]
@@ -281,24 +281,7 @@ pub async fn create_ticket(
         )
         .await
         .map_err(canonical)?;
-    written_response(written, ticket_created)
-}
-
-/// The response to a write: the one its idempotency record stored, or, for
-/// a write without a key, `render`'s.
-///
-/// # Errors
-/// `internal_error` if the response cannot be rendered.
-pub fn written_response<T>(
-    written: Written<T>,
-    render: fn(&T) -> Result<StoredResponse, Cause>,
-) -> Result<Response, ApiError> {
-    match written.response {
-        Some(stored) => idempotency::completed(stored),
-        None => respond::from_stored(
-            render(&written.value).map_err(|cause| ApiError::internal(cause.to_string()))?,
-        ),
-    }
+    respond::written(written, ticket_created)
 }
 
 /// List the caller's visible tickets, most recent activity first.
@@ -385,7 +368,7 @@ async fn take_action(
         )
         .await
         .map_err(canonical)?;
-    written_response(written, ticket_acted_on)
+    respond::written(written, ticket_acted_on)
 }
 
 /// Close a support ticket (the owner or staff). Closing a closed ticket

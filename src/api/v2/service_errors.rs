@@ -112,7 +112,7 @@ pub fn canonical_upload(error: UploadError, media: &MediaCheck) -> ApiError {
         }
         UploadError::TooSlow => ApiError::new(ErrorCode::RequestBodyTimeout).with_detail(format!(
             "The file stopped arriving, or arrived slower than {} KiB/s; send it again.",
-            crate::api::uploads::MIN_UPLOAD_BYTES_PER_SEC / 1024
+            crate::api::upload_body::MIN_UPLOAD_BYTES_PER_SEC / 1024
         )),
         UploadError::Url(SignedUrlError::Expired) => ApiError::new(ErrorCode::UploadUrlExpired),
         UploadError::Url(SignedUrlError::Malformed | SignedUrlError::Forged) => {

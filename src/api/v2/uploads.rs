@@ -16,11 +16,9 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream};
@@ -34,8 +32,8 @@ use crate::api::fields::field_error;
 use crate::api::idempotency::IdempotencyClaim;
 use crate::api::problem::{ApiError, ErrorCode, FieldCode, Problem};
 use crate::api::respond;
-use crate::api::service_errors::{canonical, canonical_upload};
-use crate::api::tickets::written_response;
+use crate::api::upload_body::{MIN_UPLOAD_BYTES_PER_SEC, declared_length, paced};
+use crate::api::v2::service_errors::{canonical, canonical_upload};
 use crate::blob::ByteStream;
 use crate::core::access::Actor;
 use crate::core::id::UploadId;
@@ -50,20 +48,9 @@ pub const UPLOADS_PATH: &str = "/api/v2/support/uploads";
 /// Where the pre-signed upload URLs point, before their token.
 pub const SIGNED_UPLOADS_PREFIX: &str = "/api/v2/support/uploads/signed/";
 
-/// The slowest an upload may arrive on average, once
-/// `body_read_timeout_secs` has passed: 32 KiB/s.
-pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
-
 /// Bytes of a multipart body beyond its file that its `Content-Length`
 /// may declare: the boundaries and the part's headers.
 const MULTIPART_OVERHEAD_BYTES: u64 = 16 * 1024;
-
-/// The longest an upload request may take in all: the request timeout,
-/// plus the time the largest file takes at [`MIN_UPLOAD_BYTES_PER_SEC`].
-pub fn deadline(state: &AppState) -> Duration {
-    let transfer = state.uploads.policy().max_bytes / MIN_UPLOAD_BYTES_PER_SEC;
-    state.settings.request_timeout + Duration::from_secs(transfer)
-}
 
 /// An uploaded file.
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,30 +164,7 @@ pub async fn create_upload(
 ) -> Result<Response, ApiError> {
     let completion = claim.completion(Box::new(upload_created));
     let written = receive(&state, &authed.principal.actor, query, request, completion).await?;
-    written_response(written, upload_created)
-}
-
-/// A raw upload's body as a stream: refused at once if its declared
-/// `Content-Length` is over `max_bytes`, and cut off if it stalls or
-/// arrives too slowly (for an API that takes only raw bodies).
-///
-/// # Errors
-/// `Refused(TooLarge)` for a declared length over `max_bytes`.
-pub fn request_body_stream(
-    state: &AppState,
-    request: Request,
-    max_bytes: u64,
-) -> Result<ByteStream, UploadError> {
-    if declared_length(request.headers()).is_some_and(|length| length > max_bytes) {
-        return Err(UploadError::Refused(
-            crate::blob::inspect::UploadRefusal::TooLarge { limit: max_bytes },
-        ));
-    }
-    Ok(paced(
-        request.into_body(),
-        state.settings.body_read_timeout,
-        MIN_UPLOAD_BYTES_PER_SEC,
-    ))
+    respond::written(written, upload_created)
 }
 
 /// Reads an upload request's parameters and streams its file into the
@@ -310,13 +274,6 @@ fn is_multipart(content_type: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
 }
 
 /// The `file` part of a multipart body as its headers describe it.
@@ -456,42 +413,6 @@ fn multipart_refusal(detail: &str) -> ApiError {
         .with_detail(detail.to_owned())
 }
 
-/// A request body as a stream that fails when nothing arrives for `idle`,
-/// or when, once `idle` has passed since the first poll, fewer than
-/// `min_rate` bytes a second have arrived on average.
-fn paced(body: Body, idle: Duration, min_rate: u64) -> ByteStream {
-    struct Pace {
-        data: Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>,
-        started: Option<Instant>,
-        received: u64,
-    }
-    let pace = Pace {
-        data: Box::pin(body.into_data_stream()),
-        started: None,
-        received: 0,
-    };
-    Box::pin(stream::unfold(Some(pace), move |pace| async move {
-        let mut pace = pace?;
-        let started = *pace.started.get_or_insert_with(Instant::now);
-        let chunk = match tokio::time::timeout(idle, pace.data.next()).await {
-            Ok(None) => return None,
-            Ok(Some(Ok(chunk))) => chunk,
-            Ok(Some(Err(error))) => return Some((Err(io::Error::other(error)), None)),
-            Err(_) => {
-                let stalled = io::Error::new(io::ErrorKind::TimedOut, "the upload stalled");
-                return Some((Err(stalled), None));
-            }
-        };
-        pace.received = pace.received.saturating_add(chunk.len() as u64);
-        let elapsed = started.elapsed();
-        if elapsed > idle && pace.received < min_rate.saturating_mul(elapsed.as_secs()) {
-            let slow = io::Error::new(io::ErrorKind::TimedOut, "the upload is too slow");
-            return Some((Err(slow), None));
-        }
-        Some((Ok(chunk), Some(pace)))
-    }))
-}
-
 /// Describe one of your uploads.
 #[utoipa::path(
     get,
@@ -590,5 +511,5 @@ pub async fn upload_to_url(
         .await
         .map_err(|error| canonical_upload(error, &state.uploads.policy().media))?;
     let written = receive(&state, &authed.principal.actor, query, request, None).await?;
-    written_response(written, upload_created)
+    respond::written(written, upload_created)
 }
