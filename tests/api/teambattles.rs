@@ -640,3 +640,62 @@ async fn a_server_without_the_profile_serves_nothing_under_its_prefix() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn limits_and_scopes_are_refused_in_the_teambattles_envelope() {
+    let Some(app) = TestApp::spawn_with(
+        BACKEND,
+        TestOptions {
+            rate_limit: ticketd::rate_limit::RatePolicy {
+                per_minute: 1,
+                burst: 4,
+            },
+            max_body_bytes: 4096,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (ticket, _) = open(&app, &app.customer, "Limits").await;
+    // A body over max_body_bytes: 413, before anything is written.
+    let large = json!({"content": "x".repeat(5000)});
+    assert_error(
+        &app.post(&messages_of(&ticket), &app.customer, &large).await,
+        413,
+        "error_payload_too_large",
+    );
+    // A key without write:support: 403 in TeamBattles' words.
+    let scopes: ticketd::core::access::Scopes = [ticketd::core::access::Scope::ReadSupport]
+        .into_iter()
+        .collect();
+    let (_, read_only) = crate::helpers::provision_key(&app.store, app.customer.id, scopes).await;
+    let refused = app
+        .send(
+            app.client
+                .post(app.url(&messages_of(&ticket)))
+                .bearer_auth(&read_only)
+                .json(&json!({"content": "hi"})),
+        )
+        .await;
+    assert_error(&refused, 403, "error_api_key_permission_denied");
+    // Past the key's rate limit: 429 with Retry-After, and nothing written.
+    let mut limited = None;
+    for _ in 0..10 {
+        let answer = app
+            .post(
+                &messages_of(&ticket),
+                &app.customer,
+                &json!({"content": "again"}),
+            )
+            .await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("the rate limit was never reached");
+    assert_error(&limited, 429, "error_api_rate_limited");
+    assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
+}
