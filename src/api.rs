@@ -295,6 +295,8 @@ pub fn streams_body(path: &str) -> bool {
 /// is taken later, by support API requests only, once they are
 /// authenticated and have their bodies ([`admission`]). Uploads check
 /// their own length, against their own limit, and have their own deadline.
+/// A request that has started a write is given the time to finish it
+/// ([`within_deadline`]).
 pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Response {
     let streamed = streams_body(request.uri().path());
     let declared = request
@@ -311,12 +313,35 @@ pub(crate) async fn admit(state: &AppState, request: Request, next: Next) -> Res
     } else {
         state.settings.request_timeout
     };
-    match tokio::time::timeout(deadline, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(ErrorCode::RequestTimeout)
+    let grace = state.settings.request_timeout;
+    match within_deadline(deadline, grace, next.run(request)).await {
+        Some(response) => response,
+        None => ApiError::new(ErrorCode::RequestTimeout)
             .with_retry_after(1)
             .into_response(),
     }
+}
+
+/// Runs `request` for at most `deadline`; but once it has started a write
+/// ([`crate::service::watch_writes`]), which may commit at any moment,
+/// until its outcome is known, for at most `grace` more: a client must
+/// never be told "timed out, retry" for a write that committed. `None` if
+/// it took longer.
+async fn within_deadline<F: std::future::Future<Output = Response>>(
+    deadline: Duration,
+    grace: Duration,
+    request: F,
+) -> Option<Response> {
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = crate::service::watch_writes(Arc::clone(&started), request);
+    tokio::pin!(run);
+    if let Ok(response) = tokio::time::timeout(deadline, &mut run).await {
+        return Some(response);
+    }
+    if !crate::service::started_a_write(&started) {
+        return None;
+    }
+    tokio::time::timeout(grace, run).await.ok()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -373,4 +398,40 @@ pub fn app(state: AppState) -> Router {
             context::track_request,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> Response {
+        axum::http::StatusCode::CREATED.into_response()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_started_a_write_is_answered_with_its_outcome() {
+        let (deadline, grace) = (Duration::from_secs(30), Duration::from_secs(30));
+        let reading = async {
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            ok()
+        };
+        assert!(within_deadline(deadline, grace, reading).await.is_none());
+        let writing = async {
+            crate::service::note_write_for_tests();
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            ok()
+        };
+        let answered = within_deadline(deadline, grace, writing).await;
+        assert_eq!(
+            answered.map(|response| response.status().as_u16()),
+            Some(201)
+        );
+        // Not for ever: a write that never ends is cut off after the grace.
+        let stuck = async {
+            crate::service::note_write_for_tests();
+            std::future::pending::<()>().await;
+            ok()
+        };
+        assert!(within_deadline(deadline, grace, stuck).await.is_none());
+    }
 }

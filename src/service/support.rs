@@ -183,6 +183,7 @@ impl Support {
             on_behalf_of,
             first_message: self.new_message(command.first_message),
         };
+        super::commit_window::note_write();
         Ok(self.store.create_ticket(actor, new, completion).await?)
     }
 
@@ -201,6 +202,7 @@ impl Support {
         completion: Option<Completion<Message>>,
     ) -> Result<Written<Message>, ServiceError> {
         let new = self.new_message(draft);
+        super::commit_window::note_write();
         match self
             .store
             .append_message(actor, ticket, new, completion)
@@ -246,6 +248,7 @@ impl Support {
             return Err(ServiceError::ActionNotPermitted(action));
         }
         let at = self.clock.now();
+        super::commit_window::note_write();
         Ok(self
             .store
             .apply_action(actor, ticket, action, at, completion)

@@ -327,6 +327,7 @@ impl Uploads {
         }
         // The time to attach it counts from when its bytes arrived.
         let expires_at = self.clock.now().plus(self.policy.ttl);
+        super::commit_window::note_write();
         match self
             .store
             .store_upload(id, inspected.size, inspected.sha256, expires_at, completion)
