@@ -699,3 +699,48 @@ async fn limits_and_scopes_are_refused_in_the_teambattles_envelope() {
     assert_error(&limited, 429, "error_api_rate_limited");
     assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
 }
+
+#[tokio::test]
+async fn a_long_thread_shows_its_latest_replies_within_a_bounded_read() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let (ticket, _) = open(&app, &app.customer, "Long").await;
+    let ticket_ref = ticketd::core::ticket::TicketRef::parse(&ticket).unwrap();
+    // Through the use cases, to write them fast: 505 replies of 20,000
+    // characters (10 MB of text).
+    let support = ticketd::service::Support::new(std::sync::Arc::clone(&app.store));
+    let actor = ticketd::core::access::Actor {
+        workspace_id: app.workspace,
+        user_id: app.staff.id,
+        role: ticketd::core::access::Role::Staff,
+        name: "Sam Staff".into(),
+        scope: ticketd::core::access::TicketScope::ByRole,
+    };
+    for n in 0..505 {
+        let draft = ticketd::service::Draft {
+            body: ticketd::core::text::MessageBody::parse(format!("{n:05}{}", "x".repeat(19_995)))
+                .unwrap(),
+            body_format: ticketd::core::message::BodyFormat::Plain,
+            encrypted: false,
+            attachments: Vec::new(),
+        };
+        support
+            .reply(&actor, ticket_ref, draft, None)
+            .await
+            .unwrap();
+    }
+    let detail = app.get(&format!("{TICKETS}/{ticket}"), &app.customer).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let thread = detail.body["messages"].as_array().unwrap();
+    // 8 MiB of 20,000-character replies: the latest 419.
+    assert_eq!(thread.len(), 419);
+    assert!(
+        thread.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("00504")
+    );
+    assert!(thread[0]["content"].as_str().unwrap().starts_with("00086"));
+    assert!(detail.text.len() < 9 * 1024 * 1024);
+}

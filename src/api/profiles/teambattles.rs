@@ -84,6 +84,10 @@ pub const IMAGE_TYPES: [KnownType; 5] = [
 /// request costs a bounded read however long the thread.
 pub const THREAD_MESSAGES: i64 = 500;
 
+/// The most bytes of reply text a ticket's detail carries (the latest
+/// replies that fit), as a page of the canonical thread does.
+pub const THREAD_BYTES: usize = 8 * 1024 * 1024;
+
 /// What an entry of `images` must be.
 const STORAGE_ID: &str = "a storageId from the image upload URL";
 
@@ -160,7 +164,7 @@ pub async fn list_tickets(
 }
 
 /// The opening text and the latest [`THREAD_MESSAGES`] replies of a
-/// ticket the actor can see.
+/// ticket the actor can see, within [`THREAD_BYTES`] of text.
 async fn thread_of(
     state: &AppState,
     actor: &Actor,
@@ -207,8 +211,19 @@ async fn thread_of(
                 .iter()
                 .map(|message: &Message| ThreadMessage::of(message, actor.user_id)),
         );
-        after = page.next;
+        // Replies that arrive meanwhile do not lengthen the read.
+        after = page
+            .next
+            .filter(|_| messages.len() < THREAD_MESSAGES as usize);
     }
+    // The latest replies that fit the budget.
+    let mut bytes: usize = messages.iter().map(|message| message.content.len()).sum();
+    let mut oldest_kept = 0;
+    while bytes > THREAD_BYTES && oldest_kept < messages.len() {
+        bytes -= messages[oldest_kept].content.len();
+        oldest_kept += 1;
+    }
+    messages.drain(..oldest_kept);
     Ok((description, messages))
 }
 

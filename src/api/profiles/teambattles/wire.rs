@@ -228,8 +228,9 @@ pub struct TicketDetail {
     pub resolved_at: Option<String>,
     /// When it was closed, while it is.
     pub closed_at: Option<String>,
-    /// The replies after the opening text, oldest first (the latest
-    /// [`super::THREAD_MESSAGES`] of a longer thread).
+    /// The replies after the opening text, oldest first (of a longer
+    /// thread, the latest [`super::THREAD_MESSAGES`] within
+    /// [`super::THREAD_BYTES`] of text).
     pub messages: Vec<ThreadMessage>,
     /// When the response was made (ISO 8601).
     pub timestamp: String,
