@@ -41,6 +41,10 @@ impl BodyFormat {
 pub struct Message {
     /// Its `msg_` id, the same in every API and across export and import.
     pub id: MessageId,
+    /// Its integer id, unique across the database and kept by export and
+    /// import, for the APIs whose clients know only integers; given by the
+    /// store when the message is written (0 before).
+    pub numeric_id: i64,
     /// The ticket it belongs to.
     pub ticket_id: TicketId,
     /// Position in the ticket's thread, from 1: the thread's order.

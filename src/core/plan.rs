@@ -166,6 +166,8 @@ fn message_of(
     sent_at: Timestamp,
 ) -> Message {
     Message {
+        // Given by the store as it writes the message.
+        numeric_id: 0,
         id: new.id,
         ticket_id,
         seq,

@@ -122,6 +122,9 @@ pub struct Upload {
     pub expires_at: Timestamp,
     /// Whether a message attaches it.
     pub attached: bool,
+    /// Its integer id, unique across the database and kept by export and
+    /// import, for the APIs whose clients know only integers.
+    pub numeric_id: i64,
 }
 
 impl Upload {

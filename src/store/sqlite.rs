@@ -267,6 +267,8 @@ fn constraint_name(message: &str) -> String {
         ("api_key.id", "api_key_pkey"),
         ("ticket.id", "ticket_pkey"),
         ("message.id", "message_id_key"),
+        ("message.numeric_id", "message_numeric_id_key"),
+        ("upload.numeric_id", "upload_numeric_id_key"),
         (
             "idempotency_record.api_key_id, idempotency_record.key",
             "idempotency_record_pkey",

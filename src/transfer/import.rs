@@ -137,6 +137,10 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
 }
 
 /// A line of a dump after its header, checked.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one item at a time, moved straight into its batch or the blob store"
+)]
 enum Item {
     /// A record.
     Record(Record),

@@ -52,6 +52,7 @@ conformance!(
     key_credentials_round_trip,
     revoking_is_idempotent,
     tickets_are_numbered_per_workspace,
+    messages_get_integer_ids_unique_across_tickets,
     concurrent_creation_never_reuses_a_number,
     only_customers_own_tickets,
     visibility_follows_roles,

@@ -1040,6 +1040,7 @@ fn imported() -> Imported {
         body_format: BodyFormat::Plain,
         encrypted: false,
         sent_at: at(10),
+        numeric_id: Some(500),
     };
     let second = MessageRecord {
         seq: 2,
@@ -1051,6 +1052,7 @@ fn imported() -> Imported {
         body_format: BodyFormat::Markdown,
         encrypted: true,
         sent_at: at(20),
+        numeric_id: Some(1000),
         ..first.clone()
     };
     let mut users = [customer.clone(), staff];
@@ -1069,6 +1071,62 @@ fn imported() -> Imported {
         token,
         records,
     }
+}
+
+pub async fn messages_get_integer_ids_unique_across_tickets(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "NUMBERS").await;
+    let ada = actor(store, ws, Role::Customer, "Ada").await;
+    let one = ticket(store, &ada, "One").await;
+    let two = ticket(store, &ada, "Two").await;
+    let mut ids = Vec::new();
+    for target in [one.id, two.id, one.id, two.id] {
+        let reply = store
+            .append_message(
+                &ada,
+                TicketRef::Id(target),
+                message("Hi", Timestamp::now()),
+                None,
+            )
+            .await
+            .map(Written::into_value)
+            .unwrap();
+        ids.push(reply.numeric_id);
+    }
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    assert!(
+        ids[0] > 1,
+        "the tickets' first messages come first: {ids:?}"
+    );
+    // Read back as given, and in the dump.
+    let thread = store
+        .list_messages(
+            &ada,
+            TicketRef::Id(one.id),
+            PageRequest {
+                size: PageSize::DEFAULT,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let read: Vec<i64> = thread
+        .items
+        .iter()
+        .map(|message| message.numeric_id)
+        .collect();
+    assert_eq!(read[1..], [ids[0], ids[2]]);
+    let mut dumped: Vec<i64> = export_all(store, RecordKind::Message, 3)
+        .await
+        .into_iter()
+        .filter_map(|record| match record {
+            Record::Message(message) => message.numeric_id,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dumped.len(), 6);
+    dumped.sort_unstable();
+    dumped.dedup();
+    assert_eq!(dumped.len(), 6, "integer ids are unique");
 }
 
 pub async fn imported_records_read_back_exactly(store: &Arc<dyn Store>) {
@@ -1122,6 +1180,8 @@ pub async fn imported_records_read_back_exactly(store: &Arc<dyn Store>) {
         .map(Written::into_value)
         .unwrap();
     assert_eq!(reply.seq, 3);
+    // So do the integer ids of messages (the new ticket's first took 1001).
+    assert_eq!(reply.numeric_id, 1002);
     let created = store
         .create_workspace(NewWorkspace {
             id: WorkspaceId::generate(),
@@ -1239,6 +1299,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         body_format: BodyFormat::Plain,
         encrypted: false,
         sent_at: at,
+        numeric_id: Some(1),
     };
     let mut users = [alice.clone(), bob.clone()];
     users.sort_by_key(|user| user.id);
@@ -1368,6 +1429,7 @@ pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {
                 body_format: BodyFormat::Plain,
                 encrypted: seq % 2 == 0,
                 sent_at: Timestamp::from_millis(1_700_000_000_000 + seq),
+                numeric_id: Some(ticket.number * 1000 + seq),
             })
         }));
     }

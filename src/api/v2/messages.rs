@@ -523,6 +523,7 @@ mod tests {
 
     fn message(body: &str) -> Message {
         Message {
+            numeric_id: 1,
             id: MessageId::generate(),
             ticket_id: TicketId::generate(),
             seq: 1,

@@ -15,7 +15,8 @@
 //!   not open (another key file, or altered) is refused here too. Names
 //!   (of workspaces, plans, users and senders) follow a subject's rules,
 //!   workspace codes and email addresses the provisioning commands' rules.
-//! - **Numbers** a database goes on from are consistent: workspace ids and
+//! - **Numbers** a database goes on from are consistent (and integer ids
+//!   are at least 1; their uniqueness is the database's to check): workspace ids and
 //!   codes are unique; a ticket's number is unique in its workspace and at
 //!   most the workspace's `last_ticket_number`; a ticket's messages are
 //!   numbered 1, 2, 3, ... and there are `message_count` of them.
@@ -233,6 +234,9 @@ impl<'k> DumpCheck<'k> {
     }
 
     fn upload(&mut self, record: &UploadRecord, line: u64) -> Result<(), String> {
+        if record.numeric_id < 1 {
+            return Err("numeric_id: must be at least 1".into());
+        }
         let workspace = self.workspace_of("workspace_id", record.workspace_id)?;
         let owner = self.user_of("owner_id", record.owner_id)?;
         if self.users[owner as usize].workspace != workspace {
@@ -420,6 +424,9 @@ impl<'k> DumpCheck<'k> {
     }
 
     fn message(&mut self, record: &MessageRecord) -> Result<(), Failure> {
+        if record.numeric_id.is_some_and(|id| id < 1) {
+            return Err("numeric_id: must be at least 1".to_owned().into());
+        }
         let ticket = self.enter_thread(record.ticket_id)?;
         let entry = &self.tickets[ticket];
         let expected = self.thread.as_ref().map_or(1, |thread| thread.seq + 1);
@@ -673,6 +680,7 @@ mod tests {
             body_format: BodyFormat::Plain,
             encrypted: false,
             sent_at: at,
+            numeric_id: None,
         };
         let second_id = MessageId::generate();
         let sealed = crypto::seal(keyring.current(), ticket.id, second_id, "Try 1234.")

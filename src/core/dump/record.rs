@@ -162,6 +162,10 @@ pub struct MessageRecord {
     /// When it was sent.
     #[serde(with = "super::text_form::text")]
     pub sent_at: Timestamp,
+    /// Its integer id (absent from a version 1 dump: the import gives it
+    /// one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numeric_id: Option<i64>,
 }
 
 impl From<MessageRecord> for Message {
@@ -178,8 +182,10 @@ impl From<MessageRecord> for Message {
             body_format,
             encrypted,
             sent_at,
+            numeric_id,
         } = record;
         Message {
+            numeric_id: numeric_id.unwrap_or(0),
             id,
             ticket_id,
             seq,
@@ -238,6 +244,8 @@ pub struct UploadRecord {
     /// Its place among that message's files, from 0, or `null`.
     #[serde(deserialize_with = "Option::deserialize")]
     pub position: Option<i64>,
+    /// Its integer id.
+    pub numeric_id: i64,
 }
 
 impl UploadRecord {

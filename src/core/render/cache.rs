@@ -139,6 +139,7 @@ mod tests {
     fn a_message_renders_once_then_comes_from_the_cache() {
         let cache = HtmlCache::new(1 << 20);
         let mut message = Message {
+            numeric_id: 1,
             id: MessageId::generate(),
             ticket_id: TicketId::generate(),
             seq: 1,

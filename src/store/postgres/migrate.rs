@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_ticket_category.sql",
         include_str!("../../../migrations/postgres/0007_ticket_category.sql"),
     ),
+    (
+        "0008_numeric_ids.sql",
+        include_str!("../../../migrations/postgres/0008_numeric_ids.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -106,11 +106,12 @@ fn category(stored: Option<String>) -> Option<Category> {
 /// The columns [`message`] reads, for `FROM message m` (or a join naming
 /// it `m`).
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.ticket_id, m.seq, m.sent_at, m.body, m.body_format, \
-     m.encrypted, m.sender_id, m.sender_role, m.sender_name";
+     m.encrypted, m.sender_id, m.sender_role, m.sender_name, m.numeric_id";
 
 /// A message from a row of [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
+        numeric_id: get(row, 10)?,
         id: parsed(row, 0, MessageId::from_key)?,
         ticket_id: parsed(row, 1, TicketId::from_key)?,
         seq: get(row, 2)?,

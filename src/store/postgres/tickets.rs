@@ -305,16 +305,19 @@ pub(super) async fn create_ticket(
 }
 
 /// Inserts one message row as given: a reply's, a new ticket's first
-/// message, or an imported one.
+/// message, or an imported one; returns its integer id, the one it was
+/// given or, for 0, the sequence's next.
 pub(super) async fn insert_message<C: GenericClient>(
     client: &C,
     message: &Message,
-) -> Result<(), StoreError> {
-    execute(
+) -> Result<i64, StoreError> {
+    let row = query_opt(
         client,
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
-                              body, body_format, encrypted, sent_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                              body, body_format, encrypted, sent_at, numeric_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                 coalesce($11, nextval('message_numeric_id_seq')))
+         RETURNING numeric_id",
         &[
             &message.id.key(),
             &message.ticket_id.key(),
@@ -326,10 +329,12 @@ pub(super) async fn insert_message<C: GenericClient>(
             &message.body_format.as_str(),
             &message.encrypted,
             &to_sql_time(message.sent_at),
+            &(message.numeric_id > 0).then_some(message.numeric_id),
         ],
     )
-    .await?;
-    Ok(())
+    .await?
+    .ok_or_else(|| StoreError::other("the insert returned no row"))?;
+    get(&row, 0)
 }
 
 /// Appends a message, completing `completion`'s record if there is one, in
@@ -344,7 +349,7 @@ pub(super) async fn append_message(
     let tx = idempotency::begin(client, completion.as_ref()).await?;
     let thread = locate(&tx, actor, reference, Lock::ForUpdate).await?;
     let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, &new)?;
-    insert_message(&tx, &message).await?;
+    message.numeric_id = insert_message(&tx, &message).await?;
     message.attachments = super::uploads::attach(
         &tx,
         actor,

@@ -86,7 +86,7 @@ impl Keyset {
             },
             RecordKind::Message => Keyset {
                 select: "SELECT ticket_id, seq, id, sender_id, sender_role, sender_name, body,
-                                body_format, encrypted, sent_at
+                                body_format, encrypted, sent_at, numeric_id
                          FROM message",
                 after: "(ticket_id, seq) > ($1, $2)",
                 order: "ticket_id, seq",
@@ -97,7 +97,7 @@ impl Keyset {
             RecordKind::Upload => Keyset {
                 select: "SELECT id, workspace_id, owner_id, filename, content_type, size, sha256,
                                 encrypted, content_key, created_at, expires_at, message_id,
-                                position
+                                position, numeric_id
                          FROM (SELECT * FROM upload WHERE state = 'stored') AS upload",
                 after: "id > $1",
                 order: "id",
@@ -252,6 +252,7 @@ fn message(row: &Row) -> Result<Record, StoreError> {
         body_format: parsed(row, 7, BodyFormat::parse)?,
         encrypted: get(row, 8)?,
         sent_at: timestamp(row, 9)?,
+        numeric_id: Some(get(row, 10)?),
     }))
 }
 
@@ -276,6 +277,7 @@ fn upload(row: &Row) -> Result<Record, StoreError> {
             None => None,
         },
         position: position.map(i64::from),
+        numeric_id: get(row, 13)?,
     }))
 }
 
@@ -296,8 +298,8 @@ async fn insert_upload<C: GenericClient>(
         client,
         "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
                              encrypted, content_key, state, created_at, expires_at, message_id,
-                             position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'stored', $10, $11, $12, $13)",
+                             position, numeric_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'stored', $10, $11, $12, $13, $14)",
         &[
             &upload.id.key(),
             &upload.workspace_id.key(),
@@ -312,6 +314,7 @@ async fn insert_upload<C: GenericClient>(
             &to_sql_time(upload.expires_at),
             &upload.message_id.map(|id| id.key()),
             &position,
+            &upload.numeric_id,
         ],
     )
     .await?;
@@ -351,6 +354,16 @@ pub(super) async fn import_records(
     for record in records {
         insert(&tx, record).await?;
     }
+    // New messages and uploads are numbered after the imported ones.
+    execute(
+        &tx,
+        "SELECT setval('message_numeric_id_seq',
+                       greatest((SELECT max(numeric_id) FROM message), 0) + 1, false),
+                setval('upload_numeric_id_seq',
+                       greatest((SELECT max(numeric_id) FROM upload), 0) + 1, false)",
+        &[],
+    )
+    .await?;
     tx.commit().await.map_err(map_error)
 }
 

@@ -17,7 +17,8 @@ use crate::store::postgres::{PostgresStore, execute, query, query_opt};
 use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
-                              content_key, state, created_at, expires_at, message_id IS NOT NULL";
+                              content_key, state, created_at, expires_at, message_id IS NOT NULL, \
+                              numeric_id";
 
 fn upload(row: &Row) -> Result<Upload, StoreError> {
     let size: i64 = get(row, 5)?;
@@ -35,6 +36,7 @@ fn upload(row: &Row) -> Result<Upload, StoreError> {
         created_at: timestamp(row, 9)?,
         expires_at: timestamp(row, 10)?,
         attached: get(row, 11)?,
+        numeric_id: get(row, 12)?,
     })
 }
 

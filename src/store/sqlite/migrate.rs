@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_ticket_category.sql",
         include_str!("../../../migrations/sqlite/0007_ticket_category.sql"),
     ),
+    (
+        "0008_numeric_ids.sql",
+        include_str!("../../../migrations/sqlite/0008_numeric_ids.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

@@ -245,29 +245,35 @@ pub(super) fn create_ticket(
 }
 
 /// Inserts one message row as given: a reply's, a new ticket's first
-/// message, or an imported one.
-pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
+/// message, or an imported one; returns its integer id, the one it was
+/// given or, for 0, the next one.
+pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
-                              body, body_format, encrypted, sent_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              body, body_format, encrypted, sent_at, numeric_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                 coalesce(?11, (SELECT coalesce(max(numeric_id), 0) + 1 FROM message)))
+         RETURNING numeric_id",
     )
     .and_then(|mut insert| {
-        insert.execute(params![
-            message.id.key(),
-            message.ticket_id.key(),
-            message.seq,
-            message.sender_id.key(),
-            message.sender_role.as_str(),
-            message.sender_name,
-            message.body,
-            message.body_format.as_str(),
-            message.encrypted,
-            message.sent_at.millis(),
-        ])
+        insert.query_row(
+            params![
+                message.id.key(),
+                message.ticket_id.key(),
+                message.seq,
+                message.sender_id.key(),
+                message.sender_role.as_str(),
+                message.sender_name,
+                message.body,
+                message.body_format.as_str(),
+                message.encrypted,
+                message.sent_at.millis(),
+                (message.numeric_id > 0).then_some(message.numeric_id),
+            ],
+            |row| row.get(0),
+        )
     })
-    .map_err(map_error)?;
-    Ok(())
+    .map_err(map_error)
 }
 
 pub(super) fn append_message(
@@ -278,7 +284,7 @@ pub(super) fn append_message(
 ) -> Result<Message, StoreError> {
     let thread = locate(conn, actor, reference)?;
     let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, new)?;
-    insert_message(conn, &message)?;
+    message.numeric_id = insert_message(conn, &message)?;
     message.attachments = super::uploads::attach(
         conn,
         actor,

@@ -83,7 +83,7 @@ impl Keyset {
             },
             RecordKind::Message => Keyset {
                 select: "SELECT ticket_id, seq, id, sender_id, sender_role, sender_name, body,
-                                body_format, encrypted, sent_at
+                                body_format, encrypted, sent_at, numeric_id
                          FROM message",
                 after: "(ticket_id, seq) > (?, ?)",
                 order: "ticket_id, seq",
@@ -94,7 +94,7 @@ impl Keyset {
             RecordKind::Upload => Keyset {
                 select: "SELECT id, workspace_id, owner_id, filename, content_type, size, sha256,
                                 encrypted, content_key, created_at, expires_at, message_id,
-                                position
+                                position, numeric_id
                          FROM (SELECT * FROM upload WHERE state = 'stored') AS upload",
                 after: "id > ?",
                 order: "id",
@@ -234,6 +234,7 @@ fn message(row: &Row<'_>) -> rusqlite::Result<Record> {
         body_format: parsed(row, 7, BodyFormat::parse)?,
         encrypted: row.get(8)?,
         sent_at: timestamp(row, 9)?,
+        numeric_id: Some(row.get(10)?),
     }))
 }
 
@@ -257,6 +258,7 @@ fn upload(row: &Row<'_>) -> rusqlite::Result<Record> {
             None => None,
         },
         position: row.get(12)?,
+        numeric_id: row.get(13)?,
     }))
 }
 
@@ -268,8 +270,8 @@ fn insert_upload(conn: &Connection, upload: &UploadRecord) -> Result<(), StoreEr
     conn.prepare_cached(
         "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
                              encrypted, content_key, state, created_at, expires_at, message_id,
-                             position)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'stored', ?10, ?11, ?12, ?13)",
+                             position, numeric_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'stored', ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -286,6 +288,7 @@ fn insert_upload(conn: &Connection, upload: &UploadRecord) -> Result<(), StoreEr
             upload.expires_at.millis(),
             upload.message_id.map(|id| id.key()),
             upload.position,
+            upload.numeric_id,
         ])
     })
     .map_err(map_error)?;
@@ -401,7 +404,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             }),
         // The one message insert, shared with replies.
         Record::Message(message) => {
-            return insert_message(conn, &Message::from(message.clone()));
+            return insert_message(conn, &Message::from(message.clone())).map(drop);
         }
         Record::Upload(upload) => return insert_upload(conn, upload),
     };

@@ -15,7 +15,8 @@ use crate::store::sqlite::{SqliteStore, map_error};
 use crate::store::{StoreError, UploadStore, Written, distribute_attachments};
 
 const UPLOAD_COLUMNS: &str = "id, workspace_id, owner_id, filename, content_type, size, sha256, \
-                              content_key, state, created_at, expires_at, message_id IS NOT NULL";
+                              content_key, state, created_at, expires_at, message_id IS NOT NULL, \
+                              numeric_id";
 
 fn upload(row: &Row<'_>) -> rusqlite::Result<Upload> {
     let size: i64 = row.get(5)?;
@@ -33,6 +34,7 @@ fn upload(row: &Row<'_>) -> rusqlite::Result<Upload> {
         created_at: timestamp(row, 9)?,
         expires_at: timestamp(row, 10)?,
         attached: row.get(11)?,
+        numeric_id: row.get(12)?,
     })
 }
 
@@ -47,8 +49,9 @@ fn select_upload(conn: &Connection, id: UploadId) -> Result<Upload, StoreError> 
 fn create_upload(conn: &Connection, actor: &Actor, new: &NewUpload) -> Result<Upload, StoreError> {
     conn.prepare_cached(
         "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size, sha256,
-                             encrypted, content_key, state, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', ?6, ?7, 'pending', ?8, ?9)",
+                             encrypted, content_key, state, created_at, expires_at, numeric_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', ?6, ?7, 'pending', ?8, ?9,
+                 (SELECT coalesce(max(numeric_id), 0) + 1 FROM upload))",
     )
     .and_then(|mut insert| {
         insert.execute(params![
