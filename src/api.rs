@@ -351,9 +351,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole HTTP application over `state`.
 pub fn app(state: AppState) -> Router {
     let DocumentedRoutes {
-        support,
-        signed_uploads,
-        operations,
+        mut support,
+        mut signed_uploads,
+        mut operations,
         ..
     } = documented_routes();
     // The profiles' routes join the canonical ones before the layers, so
@@ -362,9 +362,6 @@ pub fn app(state: AppState) -> Router {
     // place among the key's requests in progress, the body, a turn among
     // the requests handled at once), then idempotency keys (scoped to the
     // authenticated API key).
-    let mut support = support;
-    let mut signed_uploads = signed_uploads;
-    let mut operations = operations;
     for profile in &state.settings.profiles {
         let routes = match profile {
             Profile::Teambattles => profiles::teambattles::routes(),

@@ -206,14 +206,14 @@ impl Batch {
 
 /// The bytes of one upload on their way into the blob store, while its
 /// `upload_data` lines are read.
-struct IncomingFile {
+struct ArrivingFile {
     record: UploadRecord,
     line: u64,
     chunks: mpsc::Sender<std::io::Result<Bytes>>,
     put: tokio::task::JoinHandle<Result<u64, BlobError>>,
 }
 
-impl IncomingFile {
+impl ArrivingFile {
     /// Starts storing the bytes of `record`, read from `line`; a sealed
     /// upload whose bytes come as plaintext is sealed under a new content
     /// key on the way in.
@@ -311,7 +311,7 @@ pub async fn import(
     let mut reader = DumpReader::open(input, keyring)?;
     let mut batch = Batch::default();
     let mut written = 0;
-    let mut file: Option<IncomingFile> = None;
+    let mut file: Option<ArrivingFile> = None;
     let partial = |written: u64, error: TransferError| {
         if written == 0 {
             error
@@ -323,15 +323,20 @@ pub async fn import(
         }
     };
     loop {
-        let item = reader
+        let record = match reader
             .next_item()
-            .map_err(|error| partial(written, error))?;
-        if let Some(Item::Data(data)) = item {
-            if let Some(file) = &file {
-                file.send(data).await;
+            .map_err(|error| partial(written, error))?
+        {
+            Some(Item::Data(data)) => {
+                // The check refuses data that no upload record precedes.
+                if let Some(file) = &file {
+                    file.send(data).await;
+                }
+                continue;
             }
-            continue;
-        }
+            Some(Item::Record(record)) => Some(record),
+            None => None,
+        };
         if let Some(done) = file.take() {
             let (line, record) = done
                 .finish()
@@ -339,15 +344,14 @@ pub async fn import(
                 .map_err(|error| partial(written, error))?;
             batch.push(record, line, 0);
         }
-        match item {
-            Some(Item::Record(Record::Upload(upload))) => {
+        match record {
+            Some(Record::Upload(upload)) => {
                 file = Some(
-                    IncomingFile::start(upload, reader.line, files)
+                    ArrivingFile::start(upload, reader.line, files)
                         .map_err(|error| partial(written, error))?,
                 );
             }
-            Some(Item::Record(record)) => batch.push(record, reader.line, reader.text.len()),
-            Some(Item::Data(_)) => {}
+            Some(record) => batch.push(record, reader.line, reader.text.len()),
             None => break,
         }
         if batch.is_full(batching) {
