@@ -39,6 +39,7 @@ use crate::api::problem::{ApiError, ErrorCode, Rfc9457};
 use crate::api::profiles::Profile;
 use crate::api::refusal::Renderers;
 use crate::api::v2::{attachments, messages, openapi, tickets, uploads};
+use crate::core::agency_signature::AgencySignatureKey;
 use crate::core::id::KeyId;
 use crate::core::idempotency::FingerprintKey;
 use crate::core::render::HtmlCache;
@@ -114,6 +115,8 @@ pub struct SharedState {
     pub settings: ApiSettings,
     /// What requests with an `Idempotency-Key` are fingerprinted under.
     fingerprint_key: FingerprintKey,
+    /// What agency signatures are checked with.
+    pub agency_signatures: AgencySignatureKey,
     /// Turns among the requests handled at once.
     in_flight: Semaphore,
     /// Requests in progress per API key.
@@ -144,12 +147,14 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Bundles the parts of a running API. `fingerprint_key` comes from the
     /// server secret (`Encryption::fingerprint_key`), the same on every node;
-    /// so does the key `uploads` signs upload URLs with.
+    /// so do `agency_signatures` and the key `uploads` signs upload URLs
+    /// with.
     pub fn new(
         store: Arc<dyn Store>,
         limiters: Limiters,
         settings: ApiSettings,
         fingerprint_key: FingerprintKey,
+        agency_signatures: AgencySignatureKey,
         uploads: Uploads,
     ) -> Self {
         let in_flight = Semaphore::new(settings.max_concurrent_requests.max(1));
@@ -177,6 +182,7 @@ impl AppState {
             auth_failures: limiters.auth_failures,
             settings,
             fingerprint_key,
+            agency_signatures,
             in_flight,
             key_concurrency,
             body_budget,
@@ -363,17 +369,30 @@ pub fn app(state: AppState) -> Router {
     // the requests handled at once), then idempotency keys (scoped to the
     // authenticated API key).
     for profile in &state.settings.profiles {
-        let routes = match profile {
-            Profile::Teambattles => profiles::teambattles::routes(),
-        };
-        support = support.merge(routes.authenticated);
-        signed_uploads = signed_uploads.merge(routes.signed);
-        operations = operations.merge(routes.open);
+        match profile {
+            Profile::Teambattles => {
+                let routes = profiles::teambattles::routes();
+                support = support.merge(routes.authenticated);
+                signed_uploads = signed_uploads.merge(routes.signed);
+                operations = operations.merge(routes.open);
+            }
+            Profile::Agency => {
+                let routes = profiles::agency::routes();
+                support = support.merge(routes.authenticated);
+                operations = operations.merge(routes.open);
+            }
+        }
     }
+    // An agency request's signature is checked once its key is known, and
+    // before its idempotency key is claimed.
     let support = support
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::guard,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            profiles::agency::check_signature,
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

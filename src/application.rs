@@ -64,6 +64,7 @@ impl Application {
         let encryption_key = encryption::current_key(&encryption);
         let fingerprint_key = encryption.fingerprint_key();
         let upload_url_key = encryption.upload_url_key();
+        let agency_signatures = encryption.agency_signature_key();
         let content_keys = ContentKeyring::new(Arc::clone(&encryption), Arc::clone(&store));
         let store = EncryptedStore::wrap(store, encryption, ExportBodies::Sealed);
         let blobs = crate::blob::open(&config.blob_store, &config.database)?;
@@ -109,7 +110,14 @@ impl Application {
             config.auth_failure_limit,
         )
         .await?;
-        let state = AppState::new(store, limiters, settings, fingerprint_key.clone(), uploads);
+        let state = AppState::new(
+            store,
+            limiters,
+            settings,
+            fingerprint_key.clone(),
+            agency_signatures,
+            uploads,
+        );
         Ok(Self {
             config,
             listener,

@@ -3,6 +3,7 @@
 //! or knows about HTTP or SQL; the API adapters and the stores both build on it.
 
 pub mod access;
+pub mod agency_signature;
 pub mod crypto;
 pub mod dump;
 pub mod id;

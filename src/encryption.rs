@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::core::agency_signature::AgencySignatureKey;
 use crate::core::crypto::{self, DataKey, DataKeyId, Keyring};
 use crate::core::idempotency::FingerprintKey;
 use crate::core::server_secret::ServerSecret;
@@ -109,6 +110,11 @@ impl Encryption {
     /// The key idempotency fingerprints are made with.
     pub fn fingerprint_key(&self) -> FingerprintKey {
         FingerprintKey::derive(&self.secret)
+    }
+
+    /// The key agency signatures are made with.
+    pub fn agency_signature_key(&self) -> AgencySignatureKey {
+        AgencySignatureKey::new(&self.secret)
     }
 
     /// The key pre-signed upload URLs are signed with.

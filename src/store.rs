@@ -28,14 +28,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::access::{Actor, Principal};
+use crate::core::access::{Actor, KeyWorkspace, Principal};
 use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, WorkspaceId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketRows};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
 use crate::core::upload::attach::AttachRefusal;
@@ -387,6 +387,19 @@ pub trait TicketStore: Send + Sync {
         page: PageRequest<TicketCursor>,
     ) -> Result<Page<Ticket, TicketCursor>, StoreError>;
 
+    /// A slice of the tickets the actor can see, by offset, most recent
+    /// activity first, each with the actor's unread count and a preview of
+    /// its latest message; with how many match in all.
+    async fn list_ticket_rows(
+        &self,
+        actor: &Actor,
+        query: &TicketRowQuery,
+    ) -> Result<TicketRows, StoreError>;
+
+    /// Moves the actor's read marker on a ticket they found up to `seq`
+    /// (never back).
+    async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError>;
+
     /// Appends the actor's message to a ticket they can see and moves the
     /// ticket's status. `NotFound` if they cannot see it;
     /// `Lifecycle(TicketClosed)` if it is closed.
@@ -444,6 +457,17 @@ pub trait ProvisioningStore: Send + Sync {
 
     /// Looks up a key for authentication; `None` if there is no such key.
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
+
+    /// The workspace as its agency signatures name it, with its signature
+    /// generation: `generation` becomes it if `replace` is set or the
+    /// workspace has none yet ([`crate::core::agency_signature`]).
+    /// `NotFound` if there is no such workspace.
+    async fn agency_signature_generation(
+        &self,
+        workspace: WorkspaceId,
+        generation: String,
+        replace: bool,
+    ) -> Result<KeyWorkspace, StoreError>;
 }
 
 /// Whole-database export and import ([`crate::transfer`]), row for row.

@@ -126,6 +126,7 @@ pub async fn provision(
             subject: Subject::parse(format!("Benchmark ticket {i}")).map_err(err)?,
             priority: Priority::Normal,
             category: None,
+            booking_id: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

@@ -359,6 +359,12 @@ impl QueryParams {
         value
     }
 
+    /// Drops the parameters not taken yet, for an API that ignores
+    /// parameters it does not know rather than refusing them.
+    pub fn ignore_others(&mut self) {
+        self.pairs.clear();
+    }
+
     /// Fails with the errors found, including parameters nobody took (in
     /// sorted order, each once).
     pub fn finish(mut self) -> Result<(), Refusal> {

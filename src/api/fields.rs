@@ -162,6 +162,34 @@ impl Fields {
         self.errors.push(error);
     }
 
+    /// Drops the members not taken yet, for an API that ignores members
+    /// it does not know rather than refusing them.
+    pub fn ignore_others(&mut self) {
+        self.members.clear();
+    }
+
+    /// An optional positive integer (a JSON number, or a string of
+    /// decimal digits as form-minded clients send); `Ok(None)` when absent.
+    pub fn optional_positive_integer(&mut self, name: &str) -> Result<Option<i64>, Rejected> {
+        let value = match self.take(name) {
+            None => return Ok(None),
+            Some(Value::Number(number)) => number.as_i64(),
+            Some(Value::String(text)) if text.len() <= 19 => text.parse::<i64>().ok(),
+            Some(_) => None,
+        };
+        match value.filter(|number| *number >= 1) {
+            Some(number) => Ok(Some(number)),
+            None => {
+                self.reject(field_error(
+                    name,
+                    FieldCode::InvalidValue,
+                    format!("`{}` must be a positive integer.", quoted(name)),
+                ));
+                Err(Rejected)
+            }
+        }
+    }
+
     /// Takes a member; explicit `null` counts as absent.
     fn take(&mut self, name: &str) -> Option<Value> {
         self.members.remove(name).filter(|value| !value.is_null())

@@ -90,7 +90,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::access::{Actor, Principal, Role, Scopes, TicketScope};
+    use crate::core::access::{Actor, KeyWorkspace, Principal, Role, Scopes, TicketScope};
     use crate::core::id::{UserId, WorkspaceId};
     use crate::core::token::ApiToken;
 
@@ -108,6 +108,11 @@ mod tests {
                     role: Role::Customer,
                     name: "Jane Example".into(),
                     scope: TicketScope::ByRole,
+                },
+                workspace: KeyWorkspace {
+                    numeric_id: 1,
+                    code: "ACME".into(),
+                    agency_signature_kid: None,
                 },
             },
         })

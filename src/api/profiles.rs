@@ -5,27 +5,36 @@
 //! ([`crate::api::refusal::Renderers`]); authentication, rate limits,
 //! idempotency keys, admission and the request log are the shared ones.
 
+pub mod agency;
 pub mod teambattles;
 
 use std::fmt;
 
 use crate::api::refusal::Renderers;
+use crate::core::access::Actor;
+use crate::core::message::Message;
+use crate::core::page::{MessageCursor, PageRequest, PageSize};
+use crate::core::ticket::{Ticket, TicketRef};
+use crate::service::{ServiceError, Support};
 
 /// A compatibility profile ticketd can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Profile {
     /// TeamBattles' API v1 (seed 003), under `/api/v1`.
     Teambattles,
+    /// Daakey's client API (seed 004), under `/api/v1/client`.
+    Agency,
 }
 
 impl Profile {
     /// Every profile, served by default.
-    pub const ALL: [Profile; 1] = [Profile::Teambattles];
+    pub const ALL: [Profile; 2] = [Profile::Teambattles, Profile::Agency];
 
     /// Its name in `profiles`.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Teambattles => "teambattles",
+            Profile::Agency => "agency",
         }
     }
 
@@ -38,6 +47,7 @@ impl Profile {
     pub fn prefix(self) -> &'static str {
         match self {
             Profile::Teambattles => teambattles::PREFIX,
+            Profile::Agency => agency::PREFIX,
         }
     }
 
@@ -45,6 +55,7 @@ impl Profile {
     pub fn openapi_json(self) -> &'static str {
         match self {
             Profile::Teambattles => teambattles::openapi_json(),
+            Profile::Agency => agency::openapi_json(),
         }
     }
 
@@ -60,6 +71,53 @@ impl fmt::Display for Profile {
     }
 }
 
+/// The latest messages of a ticket the actor can see, oldest first: at
+/// most `max_messages` of them, and of those the latest within `max_bytes`
+/// of text, so that one request costs a bounded read however long the
+/// thread.
+///
+/// # Errors
+/// As [`Support::list_messages`].
+pub async fn latest_messages(
+    support: &Support,
+    actor: &Actor,
+    ticket: &Ticket,
+    max_messages: i64,
+    max_bytes: usize,
+) -> Result<Vec<Message>, ServiceError> {
+    let reference = TicketRef::Id(ticket.id);
+    let mut after = Some(MessageCursor {
+        seq: (ticket.message_count - max_messages).max(0),
+    });
+    let mut messages = Vec::new();
+    let max_count = usize::try_from(max_messages).unwrap_or(0);
+    while let Some(cursor) = after {
+        let page = support
+            .list_messages(
+                actor,
+                reference,
+                PageRequest {
+                    size: PageSize::new(PageSize::MAX).unwrap_or(PageSize::DEFAULT),
+                    after: Some(cursor),
+                },
+            )
+            .await?;
+        messages.extend(page.items);
+        // Replies that arrive meanwhile do not lengthen the read.
+        after = page.next.filter(|_| messages.len() < max_count);
+    }
+    messages.truncate(max_count);
+    // The latest replies that fit the budget.
+    let mut bytes: usize = messages.iter().map(|message| message.body.len()).sum();
+    let mut oldest_kept = 0;
+    while bytes > max_bytes && oldest_kept < messages.len() {
+        bytes -= messages[oldest_kept].body.len();
+        oldest_kept += 1;
+    }
+    messages.drain(..oldest_kept);
+    Ok(messages)
+}
+
 /// The renderers of the canonical API and of `profiles`.
 pub fn renderers(canonical: Renderers, profiles: &[Profile]) -> Renderers {
     profiles
@@ -68,13 +126,14 @@ pub fn renderers(canonical: Renderers, profiles: &[Profile]) -> Renderers {
             Profile::Teambattles => {
                 renderers.mount(teambattles::PREFIX, teambattles::errors::TeambattlesErrors)
             }
+            Profile::Agency => renderers.mount(agency::PREFIX, agency::errors::AgencyErrors),
         })
 }
 
 /// Whether requests to `path` stream their bodies in a profile (its upload
 /// URLs).
 pub fn streams_body(path: &str) -> bool {
-    teambattles::streams_body(path)
+    teambattles::streams_body(path) || agency::streams_body(path)
 }
 
 /// Whether idempotency keys sent to `path` are scoped by the path as well
@@ -82,4 +141,20 @@ pub fn streams_body(path: &str) -> bool {
 /// key alone.
 pub fn keys_scoped_by_path(path: &str) -> bool {
     teambattles::owns(path)
+}
+
+/// The bearer-key security scheme of a profile's OpenAPI document.
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearerAuth",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
 }

@@ -74,7 +74,7 @@ pub fn from_stored(stored: StoredResponse) -> Result<Response, Refusal> {
 /// `internal_error` if the response cannot be rendered.
 pub fn written<T>(
     written: Written<T>,
-    render: fn(&T) -> Result<StoredResponse, Cause>,
+    render: impl Fn(&T) -> Result<StoredResponse, Cause>,
 ) -> Result<Response, Refusal> {
     match written.response {
         Some(stored) => crate::api::idempotency::completed(stored),

@@ -108,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(_) => serve::serve(config).await,
         Command::Migrate => migrate::migrate(&config.database).await,
-        Command::Workspace(command) => provision::workspace(&config.database, command).await,
+        Command::Workspace(command) => provision::workspace(&config, command).await,
         Command::User(command) => provision::user(&config.database, command).await,
         Command::Key(command) => provision::key(&config.database, command).await,
         Command::Export(args) => transfer::export(&config, &args).await,

@@ -5,13 +5,16 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::{CliError, print_json};
+use crate::config::Config;
 use crate::core::access::{Role, Scopes};
+use crate::core::agency_signature;
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::ApiToken;
 use crate::core::workspace::{
     ApiKey, DisplayName, Email, NewApiKey, NewUser, NewWorkspace, User, Workspace, WorkspaceCode,
 };
+use crate::encryption::{self, MissingKeyFile};
 use crate::store::{self, Constraint, DatabaseUrl, StoreError};
 
 /// `workspace` subcommands.
@@ -25,6 +28,23 @@ pub enum WorkspaceCommand {
         /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
         #[arg(long)]
         code: Option<String>,
+    },
+    /// Print the workspace's agency signature: the `X-Agency-Signature`
+    /// its apps send with every request of the agency profile. Starts the
+    /// workspace's first signature generation if it has none.
+    AgencySignature {
+        /// The workspace (`ws_...`).
+        #[arg(value_name = "WS_ID")]
+        workspace: String,
+    },
+    /// Start a new generation of the workspace's agency signatures and
+    /// print one: every earlier signature of the workspace stops working
+    /// (on running servers once their cached API keys are read again,
+    /// within `api_key_cache_secs`).
+    RotateSignature {
+        /// The workspace (`ws_...`).
+        #[arg(value_name = "WS_ID")]
+        workspace: String,
     },
 }
 
@@ -93,11 +113,59 @@ impl From<Workspace> for WorkspaceOutput {
     }
 }
 
-pub(super) async fn workspace(
+/// An agency signature as printed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignatureOutput {
+    workspace: String,
+    agency_id: i64,
+    agency_code: String,
+    signature: String,
+}
+
+pub(super) async fn workspace(config: &Config, command: WorkspaceCommand) -> Result<(), CliError> {
+    let (workspace, replace) = match command {
+        WorkspaceCommand::Create { name, code } => {
+            return create_workspace(&config.database, name, code).await;
+        }
+        WorkspaceCommand::AgencySignature { workspace } => (workspace, false),
+        WorkspaceCommand::RotateSignature { workspace } => (workspace, true),
+    };
+    let id = WorkspaceId::parse(&workspace).ok_or("WS_ID must be a workspace id (ws_...)")?;
+    let store = store::open(&config.database)
+        .await
+        .map_err(CliError::store)?;
+    let encryption = encryption::setup(
+        store.as_ref(),
+        &config.encryption_key_file,
+        MissingKeyFile::CreateForNewDatabase,
+    )
+    .await?;
+    let generation = agency_signature::new_generation().map_err(CliError::from_error)?;
+    let agency = store
+        .agency_signature_generation(id, generation, replace)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound => CliError::new(format!("no workspace {workspace}")),
+            other => CliError::store(other),
+        })?;
+    let signature = encryption
+        .agency_signature_key()
+        .mint(&agency, Timestamp::now())
+        .ok_or("the workspace has no signature generation")?;
+    print_json(&SignatureOutput {
+        workspace,
+        agency_id: agency.numeric_id,
+        agency_code: agency.code,
+        signature,
+    })
+}
+
+async fn create_workspace(
     database: &DatabaseUrl,
-    command: WorkspaceCommand,
+    name: String,
+    code: Option<String>,
 ) -> Result<(), CliError> {
-    let WorkspaceCommand::Create { name, code } = command;
     let name = DisplayName::parse(&name)
         .map_err(|_| "--name must be 1 to 200 characters")?
         .into_string();

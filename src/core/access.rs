@@ -220,6 +220,22 @@ pub struct Principal {
     pub scopes: Scopes,
     /// Who it acts as.
     pub actor: Actor,
+    /// The workspace the key belongs to (the actor's).
+    pub workspace: KeyWorkspace,
+}
+
+/// The workspace of an API key, as the APIs that name it show it
+/// (Daakey's agency id and code) and as its agency signatures are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyWorkspace {
+    /// Its numeric id.
+    pub numeric_id: i64,
+    /// Its unique short code.
+    pub code: String,
+    /// The generation of its agency signatures, once one was minted
+    /// ([`crate::core::agency_signature`]); only signatures of this
+    /// generation are accepted.
+    pub agency_signature_kid: Option<String>,
 }
 
 #[cfg(test)]

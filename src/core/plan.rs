@@ -86,6 +86,7 @@ pub fn plan_open(actor: &Actor, new: &NewTicket, customer: UserSummary, number: 
             status: state.status,
             priority: new.priority,
             category: new.category.clone(),
+            booking_id: new.booking_id,
             customer,
             created_at: at,
             updated_at: at,
@@ -281,6 +282,7 @@ mod tests {
                 .expect("a subject"),
             priority: Priority::High,
             category: None,
+            booking_id: None,
             on_behalf_of: None,
             first_message: new_message(700),
         };

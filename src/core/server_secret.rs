@@ -48,14 +48,17 @@ pub enum Purpose {
     /// Signatures of pre-signed upload URLs
     /// ([`crate::core::upload::signed_url`]).
     UploadUrl,
+    /// Agency signatures ([`crate::core::agency_signature`]).
+    AgencySignature,
 }
 
 impl Purpose {
     /// Every purpose, for tests that they are told apart.
-    pub const ALL: [Purpose; 3] = [
+    pub const ALL: [Purpose; 4] = [
         Purpose::SecretCheck,
         Purpose::IdempotencyFingerprint,
         Purpose::UploadUrl,
+        Purpose::AgencySignature,
     ];
 
     /// The label the purpose's key is derived under.
@@ -64,6 +67,7 @@ impl Purpose {
             Purpose::SecretCheck => "ticketd server secret check v1",
             Purpose::IdempotencyFingerprint => "ticketd idempotency fingerprint v1",
             Purpose::UploadUrl => "ticketd upload url v1",
+            Purpose::AgencySignature => "ticketd agency signature v1",
         }
     }
 }

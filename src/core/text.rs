@@ -93,6 +93,28 @@ impl TextLimits {
         })
     }
 
+    /// The longest text any API stores: what a dump's text is checked
+    /// against.
+    pub const STORED: TextLimits = TextLimits {
+        subject_chars: Subject::MAX_STORED_CHARS,
+        message_chars: MessageBody::MAX_CHARS,
+    };
+
+    /// These limits as an API that publishes subjects of up to
+    /// `subject_chars` (at most [`Subject::MAX_STORED_CHARS`]) applies
+    /// them: its own subject limit, unless the deployment lowered the
+    /// canonical one, which then holds for every API.
+    #[must_use]
+    pub fn with_published_subject(self, subject_chars: usize) -> Self {
+        if self.subject_chars < Subject::MAX_CHARS {
+            return self;
+        }
+        Self {
+            subject_chars: subject_chars.clamp(1, Subject::MAX_STORED_CHARS),
+            ..self
+        }
+    }
+
     /// These limits, lowered to at most `subject_chars` and
     /// `message_chars` (for an API that publishes stricter ones).
     #[must_use]
@@ -169,13 +191,18 @@ impl Default for TextLimits {
     }
 }
 
-/// A ticket subject: 1 to 200 characters.
+/// A ticket subject: 1 to 200 characters, or up to 255 through an API
+/// that publishes that ([`TextLimits::with_published_subject`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject(String);
 
 impl Subject {
-    /// The longest subject, in characters (the published limit).
+    /// The longest subject, in characters, the canonical API publishes.
     pub const MAX_CHARS: usize = 200;
+
+    /// The longest subject any API ticketd serves takes, in characters
+    /// (Daakey's 255), and so the longest one stored.
+    pub const MAX_STORED_CHARS: usize = 255;
 
     /// Validates a subject against the published limit.
     ///

@@ -172,6 +172,9 @@ pub struct Ticket {
     pub priority: Priority,
     /// What it is about, if its opener said.
     pub category: Option<Category>,
+    /// An integer the opener's system refers to the ticket's subject by
+    /// (Daakey's booking id); opaque to ticketd.
+    pub booking_id: Option<i64>,
     /// The customer who owns the ticket.
     pub customer: UserSummary,
     /// When it was opened.
@@ -199,6 +202,8 @@ pub struct NewTicket {
     pub priority: Priority,
     /// What it is about, if its opener says.
     pub category: Option<Category>,
+    /// An integer the opener's system refers to its subject by.
+    pub booking_id: Option<i64>,
     /// The owning customer when staff or automation open it on a customer's
     /// behalf; `None` when a customer opens their own.
     pub on_behalf_of: Option<UserId>,
@@ -211,6 +216,55 @@ pub struct NewTicket {
 pub struct TicketFilter {
     /// Only tickets in this status.
     pub status: Option<TicketStatus>,
+}
+
+/// Which of the tickets a user can see an offset-paginated list shows,
+/// and which slice of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRowQuery {
+    /// Only tickets in one of these statuses; every status when empty.
+    pub statuses: Vec<TicketStatus>,
+    /// How many of the matching tickets (most recent activity first) to
+    /// skip.
+    pub offset: u64,
+    /// The most rows to return.
+    pub limit: u32,
+}
+
+/// The opening of a ticket's latest message, as a list previews it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessagePreview {
+    /// At most [`MessagePreview::CHARS`] + 1 characters of its body (one
+    /// more than shown, so that a preview can tell it was cut).
+    Text(String),
+    /// The body is sealed: a list does not open it.
+    Sealed,
+}
+
+impl MessagePreview {
+    /// The characters of a body a preview shows.
+    pub const CHARS: usize = 100;
+}
+
+/// A ticket as a list shows it to one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRow {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// How many of its messages the user has not read: those after their
+    /// read marker (viewing a ticket and writing in it move the marker).
+    pub unread_count: i64,
+    /// Its latest message's opening.
+    pub last_message: MessagePreview,
+}
+
+/// A slice of a ticket list, with how many tickets match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRows {
+    /// The rows, most recent activity first.
+    pub rows: Vec<TicketRow>,
+    /// How many tickets match the query, whatever its offset and limit.
+    pub total: u64,
 }
 
 #[cfg(test)]

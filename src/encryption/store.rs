@@ -15,7 +15,7 @@ use crate::core::lifecycle::TicketAction;
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::MessageBody;
-use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef};
+use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketRows};
 use crate::core::time::Timestamp;
 use crate::encryption::Encryption;
 use crate::store::delegate::Delegating;
@@ -392,6 +392,19 @@ impl TicketStore for EncryptedStore {
         page: PageRequest<TicketCursor>,
     ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
         self.inner.list_tickets(actor, filter, page).await
+    }
+
+    async fn list_ticket_rows(
+        &self,
+        actor: &Actor,
+        query: &TicketRowQuery,
+    ) -> Result<TicketRows, StoreError> {
+        // A sealed latest message is previewed as sealed, never opened.
+        self.inner.list_ticket_rows(actor, query).await
+    }
+
+    async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError> {
+        self.inner.mark_read(actor, ticket, seq).await
     }
 
     async fn append_message(

@@ -9,7 +9,9 @@ use crate::core::lifecycle::TicketAction;
 use crate::core::message::{BodyFormat, Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject};
-use crate::core::ticket::{Category, NewTicket, Priority, Ticket, TicketFilter, TicketRef};
+use crate::core::ticket::{
+    Category, NewTicket, Priority, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketRows,
+};
 use crate::core::time::Timestamp;
 use crate::core::upload::attach::AttachLimits;
 use crate::service::ServiceError;
@@ -98,6 +100,8 @@ pub struct OpenTicket {
     pub priority: Priority,
     /// What it is about, if the opener says.
     pub category: Option<Category>,
+    /// An integer the opener's system refers to its subject by.
+    pub booking_id: Option<i64>,
     /// The customer the ticket is for, as the request names one (staff and
     /// automation only: see [`access::on_behalf_of`]).
     pub customer: Option<UserId>,
@@ -180,6 +184,7 @@ impl Support {
             subject: command.subject,
             priority: command.priority,
             category: command.category,
+            booking_id: command.booking_id,
             on_behalf_of,
             first_message: self.new_message(command.first_message),
         };
@@ -265,6 +270,37 @@ impl Support {
         ticket: TicketRef,
     ) -> Result<Ticket, ServiceError> {
         Ok(self.store.find_ticket(actor, ticket).await?)
+    }
+
+    /// One ticket the actor can see, read by them: every message it holds
+    /// stops counting as unread to them.
+    ///
+    /// # Errors
+    /// `NotFound` if the actor cannot see it; storage failures.
+    pub async fn view_ticket(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+    ) -> Result<Ticket, ServiceError> {
+        let ticket = self.store.find_ticket(actor, ticket).await?;
+        self.store
+            .mark_read(actor, ticket.id, ticket.message_count)
+            .await?;
+        Ok(ticket)
+    }
+
+    /// A slice of the tickets the actor can see, by offset, most recent
+    /// activity first, with the actor's unread counts, the previews of
+    /// their latest messages, and how many match in all.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_ticket_rows(
+        &self,
+        actor: &Actor,
+        query: &TicketRowQuery,
+    ) -> Result<TicketRows, ServiceError> {
+        Ok(self.store.list_ticket_rows(actor, query).await?)
     }
 
     /// A page of the tickets the actor can see, most recent activity first.

@@ -9,9 +9,9 @@
 
 use async_trait::async_trait;
 
-use crate::core::access::Actor;
+use crate::core::access::{Actor, KeyWorkspace};
 use crate::core::crypto::DataKeyId;
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
@@ -48,6 +48,17 @@ impl<T: Delegating> ProvisioningStore for T {
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         self.inner().find_key_credentials(id).await
+    }
+
+    async fn agency_signature_generation(
+        &self,
+        workspace: WorkspaceId,
+        generation: String,
+        replace: bool,
+    ) -> Result<KeyWorkspace, StoreError> {
+        self.inner()
+            .agency_signature_generation(workspace, generation, replace)
+            .await
     }
 }
 

@@ -14,7 +14,7 @@ use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
 const UPLOADS: &str = "/api/v2/support/uploads";
 
 /// A PNG of `len` bytes: the signature, then bytes that vary.
-fn png(len: usize) -> Vec<u8> {
+pub(super) fn png(len: usize) -> Vec<u8> {
     let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
     data.extend((0..len.saturating_sub(8)).map(|i| (i * 31 + i / 7) as u8));
     data.truncate(len);
@@ -65,7 +65,7 @@ async fn uploaded(app: &TestApp, user: &TestUser, name: &str, data: &[u8]) -> Va
 }
 
 /// A multipart/form-data body with one part named `file`.
-fn multipart(name: &str, content_type: &str, data: &[u8]) -> (String, Vec<u8>) {
+pub(super) fn multipart(name: &str, content_type: &str, data: &[u8]) -> (String, Vec<u8>) {
     let boundary = "ticketd-test-boundary-7d3f";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\

@@ -662,7 +662,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }
@@ -876,6 +876,7 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
         subject: Subject::parse("Need more details".to_owned()).unwrap(),
         priority: Priority::Normal,
         category: None,
+        booking_id: None,
         on_behalf_of: None,
         first_message: NewMessage {
             id: MessageId::generate(),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use ticketd::core::agency_signature::AgencySignatureKey;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -178,6 +179,10 @@ pub struct TestApp {
     /// (to see what is stored).
     pub blobs: Arc<dyn BlobStore>,
     pub workspace: WorkspaceId,
+    /// The second workspace.
+    pub other_workspace: WorkspaceId,
+    /// The key the server checks agency signatures with.
+    pub agency_signatures: AgencySignatureKey,
     /// Customer "Jane Example" of the main workspace.
     pub customer: TestUser,
     /// Another customer of the main workspace.
@@ -393,6 +398,7 @@ impl TestApp {
         let store = Arc::clone(&application.state().store);
         let fingerprint_key = application.fingerprint_key().clone();
         let uploads = application.state().uploads.clone();
+        let agency_signatures = application.state().agency_signatures.clone();
 
         let workspace = provision_workspace(&store, "Acme Hosting").await;
         let other_workspace = provision_workspace(&store, "Other Corp").await;
@@ -422,6 +428,8 @@ impl TestApp {
             uploads,
             blobs,
             workspace,
+            other_workspace,
+            agency_signatures,
             customer,
             other_customer,
             staff,
@@ -455,6 +463,20 @@ impl TestApp {
                 .body(serde_json::to_vec(body).unwrap());
         }
         read(request.send().await.unwrap()).await
+    }
+
+    /// An agency signature of `workspace`, as `ticketd workspace
+    /// agency-signature` prints it (`rotate`: as `rotate-signature` does).
+    pub async fn agency_signature(&self, workspace: WorkspaceId, rotate: bool) -> String {
+        let generation = ticketd::core::agency_signature::new_generation().unwrap();
+        let agency = self
+            .store
+            .agency_signature_generation(workspace, generation, rotate)
+            .await
+            .unwrap();
+        self.agency_signatures
+            .mint(&agency, Timestamp::now())
+            .unwrap()
     }
 
     /// Sends a prepared request builder.

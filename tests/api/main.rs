@@ -28,6 +28,7 @@ mod test_redis;
 mod sqlite {
     const BACKEND: crate::helpers::Backend = crate::helpers::Backend::Sqlite;
 
+    mod agency;
     mod attachments;
     mod auth;
     mod cli;
@@ -54,6 +55,7 @@ mod sqlite {
 mod postgres {
     const BACKEND: crate::helpers::Backend = crate::helpers::Backend::Postgres;
 
+    mod agency;
     mod attachments;
     mod auth;
     mod cli;

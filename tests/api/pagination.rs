@@ -208,6 +208,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
             subject: Subject::parse(format!("Tied {n}")).unwrap(),
             priority: Priority::Normal,
             category: None,
+            booking_id: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

@@ -884,6 +884,7 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
                     subject: Subject::parse(format!("Ticket {number}")).unwrap(),
                     priority: Priority::Normal,
                     category: None,
+                    booking_id: None,
                     on_behalf_of: None,
                     first_message: message("First".into()),
                 },

@@ -106,6 +106,7 @@ async fn provision(store: &dyn Store) -> Fixture {
             subject: Subject::parse(format!("Fault ticket {i}")).unwrap(),
             priority: Priority::Normal,
             category: None,
+            booking_id: None,
             on_behalf_of: None,
             first_message: NewMessage {
                 id: MessageId::generate(),

@@ -86,6 +86,7 @@ pub fn new_ticket(subject: &str, on_behalf_of: Option<UserId>, at: Timestamp) ->
         subject: Subject::parse(subject.to_owned()).unwrap(),
         priority: Priority::Normal,
         category: None,
+        booking_id: None,
         on_behalf_of,
         first_message: message("First message", at),
     }

@@ -1028,6 +1028,7 @@ fn imported() -> Imported {
         resolved_at: Some(at(30)),
         closed_at: None,
         category: None,
+        booking_id: None,
     };
     let first = MessageRecord {
         ticket_id: ticket.id,
@@ -1287,6 +1288,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         resolved_at: None,
         closed_at: None,
         category: None,
+        booking_id: None,
     };
     let message = MessageRecord {
         ticket_id: ticket.id,

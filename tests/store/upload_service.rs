@@ -14,7 +14,7 @@ use futures_util::{StreamExt, stream};
 use sha2::{Digest, Sha256};
 use ticketd::blob::inspect::UploadRefusal;
 use ticketd::blob::{BlobError, BlobStore, ByteStream};
-use ticketd::core::access::{Principal, Role, Scopes};
+use ticketd::core::access::{KeyWorkspace, Principal, Role, Scopes};
 use ticketd::core::crypto::{self, ContentKey, DataKey, Keyring};
 use ticketd::core::id::KeyId;
 use ticketd::core::id::UploadId;
@@ -279,6 +279,11 @@ pub async fn an_upload_url_works_once_until_it_expires(
         key_id: KeyId::generate(),
         scopes: Scopes::all(),
         actor: ada.clone(),
+        workspace: KeyWorkspace {
+            numeric_id: 1,
+            code: "ACME".into(),
+            agency_signature_kid: None,
+        },
     };
     let (token, expires_at) = uploads.sign_url(&principal);
     assert_eq!(expires_at, Timestamp::from_millis(15 * 60 * 1000));

@@ -37,7 +37,7 @@ use crate::api::upload_body::request_body_stream;
 use crate::core::access::Actor;
 use crate::core::id::UploadId;
 use crate::core::message::{BodyFormat, Message};
-use crate::core::page::{Cursor, MessageCursor, PageRequest, PageSize, TicketCursor};
+use crate::core::page::{Cursor, PageRequest, PageSize, TicketCursor};
 use crate::core::ticket::{Category, Priority, Ticket, TicketFilter, TicketRef};
 use crate::core::time::Timestamp;
 use crate::core::upload::Filename;
@@ -46,6 +46,7 @@ use crate::service::{Draft, IncomingFile, OpenTicket, Support};
 use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
+use super::BearerAuth;
 use errors::{refusal_of, upload_refusal};
 use wire::{
     CreateCategory, ErrorBody, ReplyCreated, StoredImage, ThreadMessage, TicketCreated,
@@ -189,41 +190,15 @@ async fn thread_of(
         .first()
         .map(|message| message.body.clone())
         .unwrap_or_default();
-    let mut after = Some(MessageCursor {
-        seq: (ticket.message_count - THREAD_MESSAGES).max(1),
-    });
-    let mut messages = Vec::new();
-    while let Some(cursor) = after {
-        let page = state
-            .support
-            .list_messages(
-                actor,
-                reference,
-                PageRequest {
-                    size: PageSize::new(PageSize::MAX).unwrap_or(PageSize::DEFAULT),
-                    after: Some(cursor),
-                },
-            )
+    let messages =
+        super::latest_messages(&state.support, actor, ticket, THREAD_MESSAGES, THREAD_BYTES)
             .await
-            .map_err(refusal_of)?;
-        messages.extend(
-            page.items
-                .iter()
-                .map(|message: &Message| ThreadMessage::of(message, actor.user_id)),
-        );
-        // Replies that arrive meanwhile do not lengthen the read.
-        after = page
-            .next
-            .filter(|_| messages.len() < THREAD_MESSAGES as usize);
-    }
-    // The latest replies that fit the budget.
-    let mut bytes: usize = messages.iter().map(|message| message.content.len()).sum();
-    let mut oldest_kept = 0;
-    while bytes > THREAD_BYTES && oldest_kept < messages.len() {
-        bytes -= messages[oldest_kept].content.len();
-        oldest_kept += 1;
-    }
-    messages.drain(..oldest_kept);
+            .map_err(refusal_of)?
+            .iter()
+            // The opening message is the description.
+            .filter(|message| message.seq > 1)
+            .map(|message| ThreadMessage::of(message, actor.user_id))
+            .collect();
     Ok((description, messages))
 }
 
@@ -312,6 +287,7 @@ pub async fn create_ticket(
             subject: subject?,
             priority: Priority::default(),
             category: Category::parse(category?.as_str()),
+            booking_id: None,
             customer: None,
             first_message: Draft {
                 body: description?,
@@ -561,21 +537,6 @@ pub async fn serve_openapi() -> Response {
     modifiers(&BearerAuth)
 )]
 struct ProfileDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "bearerAuth",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-    }
-}
 
 /// The profile's routes: those behind an API key, those its upload URLs
 /// authenticate, and the open ones; with its OpenAPI document.

@@ -264,6 +264,7 @@ pub async fn create_ticket(
         subject: input.subject,
         priority: input.priority,
         category: input.category,
+        booking_id: None,
         customer: input.customer_id,
         first_message: Draft {
             body: input.message,

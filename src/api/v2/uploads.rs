@@ -38,7 +38,7 @@ use crate::blob::ByteStream;
 use crate::core::access::Actor;
 use crate::core::id::UploadId;
 use crate::core::upload::{Filename, Upload};
-use crate::service::{IncomingFile, MalformedFile, ServiceError, UploadError};
+use crate::service::{FileRules, IncomingFile, MalformedFile, ServiceError, UploadError};
 use crate::store::Cause;
 use crate::store::idempotency::{Completion, StoredResponse};
 
@@ -163,18 +163,29 @@ pub async fn create_upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     let completion = claim.completion(Box::new(upload_created));
-    let written = receive(&state, &authed.principal.actor, query, request, completion).await?;
+    let rules = state.uploads.policy().rules();
+    let written = receive(
+        &state,
+        &authed.principal.actor,
+        query,
+        request,
+        completion,
+        &rules,
+    )
+    .await?;
     respond::written(written, upload_created)
 }
 
 /// Reads an upload request's parameters and streams its file into the
-/// upload use case.
-async fn receive(
+/// upload use case, held to `rules` (the server's, or an API's narrower
+/// ones).
+pub(crate) async fn receive(
     state: &AppState,
     actor: &Actor,
     mut query: QueryParams,
     request: Request,
     completion: Option<Completion<Upload>>,
+    rules: &FileRules,
 ) -> Result<crate::store::Written<Upload>, ApiError> {
     let filename = query.text("filename");
     let encrypted = query.flag("encrypted").unwrap_or(false);
@@ -188,7 +199,7 @@ async fn receive(
         .filter(|value| is_multipart(value))
         .map(multer::parse_boundary);
     let declared = declared_length(request.headers());
-    let limit = state.uploads.policy().max_bytes;
+    let limit = rules.max_bytes;
     let slack = if boundary.is_some() {
         MULTIPART_OVERHEAD_BYTES
     } else {
@@ -197,7 +208,7 @@ async fn receive(
     if declared.is_some_and(|length| length > limit.saturating_add(slack)) {
         return Err(canonical_upload(
             UploadError::Refused(crate::blob::inspect::UploadRefusal::TooLarge { limit }),
-            &state.uploads.policy().media,
+            &rules.media,
         ));
     }
     let body = paced(
@@ -229,9 +240,9 @@ async fn receive(
     };
     state
         .uploads
-        .upload(actor, file, bytes, completion)
+        .upload_within(actor, file, bytes, completion, rules)
         .await
-        .map_err(|error| canonical_upload(error, &state.uploads.policy().media))
+        .map_err(|error| canonical_upload(error, &rules.media))
 }
 
 /// The file as a request names it: its filename (required) and media type
@@ -510,6 +521,15 @@ pub async fn upload_to_url(
         .redeem_url(params.get("token"))
         .await
         .map_err(|error| canonical_upload(error, &state.uploads.policy().media))?;
-    let written = receive(&state, &authed.principal.actor, query, request, None).await?;
+    let rules = state.uploads.policy().rules();
+    let written = receive(
+        &state,
+        &authed.principal.actor,
+        query,
+        request,
+        None,
+        &rules,
+    )
+    .await?;
     respond::written(written, upload_created)
 }

@@ -9,7 +9,7 @@
 //!   the ticket's own customer (customers write only in their own tickets).
 //! - **Text** follows the API's rules ([`crate::core::text`], at the
 //!   published limits: a dump holds what any ticketd may have accepted):
-//!   subjects and message bodies are not blank, within 200 and 25,000
+//!   subjects and message bodies are not blank, within 255 and 25,000
 //!   characters, and hold no NUL. The plaintext of a sealed body is opened
 //!   with the target's keys and checked the same way, so a body that does
 //!   not open (another key file, or altered) is refused here too. Names
@@ -119,7 +119,7 @@ impl<'k> DumpCheck<'k> {
     pub fn new(keyring: &'k Keyring) -> Self {
         Self {
             keyring,
-            limits: TextLimits::PUBLISHED,
+            limits: TextLimits::STORED,
             workspaces: Vec::new(),
             workspace_index: HashMap::new(),
             codes: HashSet::new(),
@@ -668,6 +668,7 @@ mod tests {
             resolved_at: None,
             closed_at: None,
             category: None,
+            booking_id: None,
         };
         let first = MessageRecord {
             ticket_id: ticket.id,
@@ -1010,13 +1011,13 @@ mod tests {
         );
 
         let mut fixture = self::fixture();
-        fixture.ticket.subject = "é".repeat(201);
+        fixture.ticket.subject = "é".repeat(256);
         assert_eq!(
             fixture.check(),
             Err((
                 fixture.ticket_line(),
                 format!(
-                    "{}: subject: must be at most 200 characters long (got 201)",
+                    "{}: subject: must be at most 255 characters long (got 256)",
                     fixture.ticket_name()
                 )
             ))

@@ -130,6 +130,9 @@ pub struct TicketRecord {
     /// What it is about, or `null` (absent from a version 1 dump).
     #[serde(default, with = "super::text_form::optional_text")]
     pub category: Option<Category>,
+    /// The integer its opener's system refers to it by; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<i64>,
 }
 
 /// A row of the `message` table.

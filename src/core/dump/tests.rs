@@ -64,6 +64,7 @@ fn samples() -> Vec<Record> {
             resolved_at: None,
             closed_at: Some(at(6)),
             category: None,
+            booking_id: None,
         }),
         Record::Message(MessageRecord {
             ticket_id,

@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_numeric_ids.sql",
         include_str!("../../../migrations/postgres/0008_numeric_ids.sql"),
     ),
+    (
+        "0009_agency.sql",
+        include_str!("../../../migrations/postgres/0009_agency.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -4,7 +4,7 @@ use deadpool_postgres::Object;
 
 use async_trait::async_trait;
 
-use crate::core::access::{Actor, Principal, Role, Scopes, TicketScope};
+use crate::core::access::{Actor, KeyWorkspace, Principal, Role, Scopes, TicketScope};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
@@ -157,8 +157,10 @@ pub(super) async fn find_key_credentials(
 ) -> Result<Option<KeyCredentials>, StoreError> {
     let Some(row) = query_opt(
         client,
-        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name
+        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name,
+                w.numeric_id, w.code, w.agency_signature_kid
          FROM api_key k JOIN principal p ON p.id = k.principal_id
+              JOIN workspace w ON w.id = p.workspace_id
          WHERE k.id = $1",
         &[&id.key()],
     )
@@ -180,6 +182,11 @@ pub(super) async fn find_key_credentials(
                 role: parsed(&row, 5, Role::parse)?,
                 name: get(&row, 6)?,
                 scope: TicketScope::ByRole,
+            },
+            workspace: KeyWorkspace {
+                numeric_id: get(&row, 7)?,
+                code: get(&row, 8)?,
+                agency_signature_kid: get(&row, 9)?,
             },
         },
     }))
@@ -205,6 +212,30 @@ impl ProvisioningStore for PostgresStore {
     async fn revoke_api_key(&self, id: KeyId, at: Timestamp) -> Result<ApiKey, StoreError> {
         let client = self.client().await?;
         revoke_api_key(&client, id, at).await
+    }
+
+    async fn agency_signature_generation(
+        &self,
+        workspace: WorkspaceId,
+        generation: String,
+        replace: bool,
+    ) -> Result<KeyWorkspace, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(
+            &client,
+            "UPDATE workspace SET agency_signature_kid =
+                 CASE WHEN $3 OR agency_signature_kid IS NULL THEN $2
+                      ELSE agency_signature_kid END
+             WHERE id = $1 RETURNING numeric_id, code, agency_signature_kid",
+            &[&workspace.key(), &generation, &replace],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(KeyWorkspace {
+            numeric_id: get(&row, 0)?,
+            code: get(&row, 1)?,
+            agency_signature_kid: get(&row, 2)?,
+        })
     }
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {

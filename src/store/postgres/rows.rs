@@ -72,7 +72,7 @@ pub(super) const TICKET_JOIN: &str =
 /// The columns [`ticket`] reads, for `FROM` [`TICKET_JOIN`].
 pub(super) const TICKET_COLUMNS: &str = "t.id, t.workspace_id, t.number, t.subject, t.status, t.priority, \
      t.customer_id, c.name, t.created_at, t.updated_at, t.last_message_at, t.message_count, \
-     t.resolved_at, t.closed_at, t.category";
+     t.resolved_at, t.closed_at, t.category, t.booking_id";
 
 /// A ticket from a row of [`TICKET_COLUMNS`].
 pub(super) fn ticket(row: &Row) -> Result<Ticket, StoreError> {
@@ -94,6 +94,7 @@ pub(super) fn ticket(row: &Row) -> Result<Ticket, StoreError> {
         resolved_at: optional_timestamp(row, 12)?,
         closed_at: optional_timestamp(row, 13)?,
         category: category(get(row, 14)?),
+        booking_id: get(row, 15)?,
     })
 }
 

@@ -11,13 +11,14 @@ use tokio_postgres::types::ToSql;
 use async_trait::async_trait;
 
 use crate::core::access::Actor;
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
-    Category, NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary,
+    Category, MessagePreview, NewTicket, Ticket, TicketFilter, TicketRef, TicketRow,
+    TicketRowQuery, TicketRows, TicketStatus, UserSummary,
 };
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
@@ -239,6 +240,90 @@ pub(super) async fn list_tickets(
     }))
 }
 
+/// A slice of the tickets the actor can see, by offset, with their unread
+/// counts and previews, and how many there are. The visibility rule is
+/// [`list_tickets_sql`]'s; `$3` is every status asked for, or NULL for any.
+pub(super) async fn list_ticket_rows(
+    client: &Object,
+    actor: &Actor,
+    wanted: &TicketRowQuery,
+) -> Result<TicketRows, StoreError> {
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS}, t.message_count - coalesce(r.last_read_seq, 0),
+                lm.encrypted, left(lm.body, $4)
+         FROM {TICKET_JOIN}
+         LEFT JOIN ticket_read r ON r.ticket_id = t.id AND r.user_id = $5
+         LEFT JOIN message lm ON lm.ticket_id = t.id AND lm.seq = t.message_count
+         WHERE t.workspace_id = $1 AND ($2::text IS NULL OR t.customer_id = $2)
+           AND ($3::text[] IS NULL OR t.status = ANY($3))
+         ORDER BY t.updated_at DESC, t.id DESC LIMIT $6 OFFSET $7"
+    );
+    let statuses: Option<Vec<&str>> = (!wanted.statuses.is_empty()).then(|| {
+        wanted
+            .statuses
+            .iter()
+            .map(|status| status.as_str())
+            .collect()
+    });
+    let preview_chars = i32::try_from(MessagePreview::CHARS + 1).unwrap_or(i32::MAX);
+    let limit = i64::from(wanted.limit);
+    let offset = i64::try_from(wanted.offset).unwrap_or(i64::MAX);
+    let customer = restricted_to(actor);
+    let rows = query(
+        client,
+        &sql,
+        &[
+            &actor.workspace_id.key(),
+            &customer,
+            &statuses,
+            &preview_chars,
+            &actor.user_id.key(),
+            &limit,
+            &offset,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        let sealed: Option<bool> = get(row, 17)?;
+        Ok(TicketRow {
+            ticket: rows::ticket(row)?,
+            unread_count: get::<i64>(row, 16)?.max(0),
+            last_message: if sealed.unwrap_or(false) {
+                MessagePreview::Sealed
+            } else {
+                MessagePreview::Text(get::<Option<String>>(row, 18)?.unwrap_or_default())
+            },
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let total = count_visible(client, actor, statuses).await?;
+    Ok(TicketRows {
+        rows,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// How many tickets the actor can see in `statuses` (any, for `None`).
+async fn count_visible(
+    client: &Object,
+    actor: &Actor,
+    statuses: Option<Vec<&str>>,
+) -> Result<i64, StoreError> {
+    let row = query_opt(
+        client,
+        &format!(
+            "SELECT count(*) FROM {TICKET_JOIN}
+             WHERE t.workspace_id = $1 AND ($2::text IS NULL OR t.customer_id = $2)
+               AND ($3::text[] IS NULL OR t.status = ANY($3))"
+        ),
+        &[&actor.workspace_id.key(), &restricted_to(actor), &statuses],
+    )
+    .await?
+    .ok_or_else(|| StoreError::other("a count returned no row"))?;
+    get(&row, 0)
+}
+
 /// Opens a ticket, completing `completion`'s record if there is one, in
 /// one transaction.
 pub(super) async fn create_ticket(
@@ -283,8 +368,9 @@ pub(super) async fn create_ticket(
     execute(
         &tx,
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
-                             created_at, updated_at, last_message_at, message_count, category)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10)",
+                             created_at, updated_at, last_message_at, message_count, category,
+                             booking_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10, $11)",
         &[
             &ticket.id.key(),
             &ticket.workspace_id.key(),
@@ -296,12 +382,32 @@ pub(super) async fn create_ticket(
             &to_sql_time(ticket.created_at),
             &ticket.message_count,
             &ticket.category.as_ref().map(Category::as_str),
+            &ticket.booking_id,
         ],
     )
     .await?;
     insert_message(&tx, &first_message).await?;
+    mark_read(&tx, ticket.id, actor.user_id, first_message.seq).await?;
     super::uploads::attach(&tx, actor, ticket.id, 0, &first_message, &new.first_message).await?;
     idempotency::commit(tx, completion, ticket).await
+}
+
+/// Moves `user`'s read marker on `ticket` up to `seq` (never back).
+pub(super) async fn mark_read<C: GenericClient>(
+    client: &C,
+    ticket: TicketId,
+    user: UserId,
+    seq: i64,
+) -> Result<(), StoreError> {
+    execute(
+        client,
+        "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES ($1, $2, $3)
+         ON CONFLICT (ticket_id, user_id)
+         DO UPDATE SET last_read_seq = greatest(ticket_read.last_read_seq, excluded.last_read_seq)",
+        &[&ticket.key(), &user.key(), &seq],
+    )
+    .await
+    .map(drop)
 }
 
 /// Inserts one message row as given: a reply's, a new ticket's first
@@ -350,6 +456,9 @@ pub(super) async fn append_message(
     let thread = locate(&tx, actor, reference, Lock::ForUpdate).await?;
     let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, &new)?;
     message.numeric_id = insert_message(&tx, &message).await?;
+    // Writing in a thread is reading it: the sender's own message is never
+    // unread to them.
+    mark_read(&tx, thread.id, actor.user_id, message.seq).await?;
     message.attachments = super::uploads::attach(
         &tx,
         actor,
@@ -498,6 +607,20 @@ impl TicketStore for PostgresStore {
     async fn find_ticket(&self, actor: &Actor, ticket: TicketRef) -> Result<Ticket, StoreError> {
         let client = self.client().await?;
         find_ticket(&client, actor, ticket).await
+    }
+
+    async fn list_ticket_rows(
+        &self,
+        actor: &Actor,
+        query: &TicketRowQuery,
+    ) -> Result<TicketRows, StoreError> {
+        let client = self.client().await?;
+        list_ticket_rows(&client, actor, query).await
+    }
+
+    async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        mark_read(&client, ticket, actor.user_id, seq).await
     }
 
     async fn list_tickets(

@@ -78,7 +78,7 @@ impl Keyset {
             RecordKind::Ticket => Keyset {
                 select: "SELECT id, workspace_id, number, customer_id, subject, status, priority,
                                 created_at, updated_at, last_message_at, message_count,
-                                resolved_at, closed_at, category
+                                resolved_at, closed_at, category, booking_id
                          FROM ticket",
                 after: "id > $1",
                 order: "id",
@@ -237,6 +237,7 @@ fn ticket(row: &Row) -> Result<Record, StoreError> {
             Some(_) => Some(parsed(row, 13, Category::parse)?),
             None => None,
         },
+        booking_id: get(row, 14)?,
     }))
 }
 
@@ -423,8 +424,8 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
                 client,
                 "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                                      created_at, updated_at, last_message_at, message_count,
-                                     resolved_at, closed_at, category)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                     resolved_at, closed_at, category, booking_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 &[
                     &ticket.id.key(),
                     &ticket.workspace_id.key(),
@@ -440,6 +441,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
                     &ticket.resolved_at.map(to_sql_time),
                     &ticket.closed_at.map(to_sql_time),
                     &ticket.category.as_ref().map(Category::as_str),
+                    &ticket.booking_id,
                 ],
             )
             .await?;

@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_numeric_ids.sql",
         include_str!("../../../migrations/sqlite/0008_numeric_ids.sql"),
     ),
+    (
+        "0009_agency.sql",
+        include_str!("../../../migrations/sqlite/0009_agency.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use async_trait::async_trait;
 
-use crate::core::access::{Actor, Principal, Role, Scopes, TicketScope};
+use crate::core::access::{Actor, KeyWorkspace, Principal, Role, Scopes, TicketScope};
 use crate::core::id::{KeyId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::token::SecretHash;
@@ -152,8 +152,10 @@ pub(super) fn find_key_credentials(
     id: KeyId,
 ) -> Result<Option<KeyCredentials>, StoreError> {
     conn.prepare_cached(
-        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name
+        "SELECT k.secret_hash, k.scopes, k.revoked_at IS NOT NULL, p.id, p.workspace_id, p.role, p.name,
+                w.numeric_id, w.code, w.agency_signature_kid
          FROM api_key k JOIN principal p ON p.id = k.principal_id
+              JOIN workspace w ON w.id = p.workspace_id
          WHERE k.id = ?1",
     )
     .and_then(|mut select| {
@@ -178,6 +180,11 @@ pub(super) fn find_key_credentials(
                             role: parsed(row, 5, Role::parse)?,
                             name: row.get(6)?,
                             scope: TicketScope::ByRole,
+                        },
+                        workspace: KeyWorkspace {
+                            numeric_id: row.get(7)?,
+                            code: row.get(8)?,
+                            agency_signature_kid: row.get(9)?,
                         },
                     },
                 })
@@ -213,5 +220,33 @@ impl ProvisioningStore for SqliteStore {
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         self.readers.read(|conn| find_key_credentials(conn, id))
+    }
+
+    async fn agency_signature_generation(
+        &self,
+        workspace: WorkspaceId,
+        generation: String,
+        replace: bool,
+    ) -> Result<KeyWorkspace, StoreError> {
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE workspace SET agency_signature_kid =
+                         CASE WHEN ?3 OR agency_signature_kid IS NULL THEN ?2
+                              ELSE agency_signature_kid END
+                     WHERE id = ?1 RETURNING numeric_id, code, agency_signature_kid",
+                )
+                .and_then(|mut update| {
+                    update.query_row(params![workspace.key(), generation, replace], |row| {
+                        Ok(KeyWorkspace {
+                            numeric_id: row.get(0)?,
+                            code: row.get(1)?,
+                            agency_signature_kid: row.get(2)?,
+                        })
+                    })
+                })
+                .map_err(map_error)
+            })
+            .await
     }
 }

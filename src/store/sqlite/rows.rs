@@ -49,7 +49,7 @@ pub(super) const TICKET_JOIN: &str =
 /// The columns [`ticket`] reads, for `FROM` [`TICKET_JOIN`].
 pub(super) const TICKET_COLUMNS: &str = "t.id, t.workspace_id, t.number, t.subject, t.status, t.priority, \
      t.customer_id, c.name, t.created_at, t.updated_at, t.last_message_at, t.message_count, \
-     t.resolved_at, t.closed_at, t.category";
+     t.resolved_at, t.closed_at, t.category, t.booking_id";
 
 /// A ticket from a row of [`TICKET_COLUMNS`].
 pub(super) fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
@@ -71,6 +71,7 @@ pub(super) fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
         resolved_at: optional_timestamp(row, 12)?,
         closed_at: optional_timestamp(row, 13)?,
         category: category(row.get(14)?),
+        booking_id: row.get(15)?,
     })
 }
 

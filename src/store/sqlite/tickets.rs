@@ -6,13 +6,14 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use async_trait::async_trait;
 
 use crate::core::access::Actor;
-use crate::core::id::{MessageId, TicketId};
+use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
 use crate::core::message::{Message, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
-    Category, NewTicket, Ticket, TicketFilter, TicketRef, TicketStatus, UserSummary,
+    Category, MessagePreview, NewTicket, Ticket, TicketFilter, TicketRef, TicketRow,
+    TicketRowQuery, TicketRows, TicketStatus, UserSummary,
 };
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
@@ -176,6 +177,88 @@ pub(super) fn list_tickets(
     }))
 }
 
+/// Where a row list's tickets are found, with its arguments: the
+/// visibility rule of [`list_tickets_query`], and the statuses asked for.
+fn ticket_rows_filter(actor: &Actor, query: &TicketRowQuery) -> (String, Vec<Value>) {
+    let mut sql = String::from("t.workspace_id = ?");
+    let mut args = vec![Value::Text(actor.workspace_id.key())];
+    if let Some(customer) = restricted_to(actor) {
+        sql.push_str(" AND t.customer_id = ?");
+        args.push(Value::Text(customer));
+    }
+    if !query.statuses.is_empty() {
+        let places = vec!["?"; query.statuses.len()].join(", ");
+        sql.push_str(&format!(" AND t.status IN ({places})"));
+        args.extend(
+            query
+                .statuses
+                .iter()
+                .map(|status| Value::Text(status.as_str().to_owned())),
+        );
+    }
+    (sql, args)
+}
+
+/// A slice of the tickets the actor can see, by offset, with their unread
+/// counts and previews, and how many there are; read in one snapshot.
+pub(super) fn list_ticket_rows(
+    conn: &Connection,
+    actor: &Actor,
+    query: &TicketRowQuery,
+) -> Result<TicketRows, StoreError> {
+    let (filter, filter_args) = ticket_rows_filter(actor, query);
+    let preview_chars = i64::try_from(MessagePreview::CHARS + 1).unwrap_or(i64::MAX);
+    let select = format!(
+        "SELECT {TICKET_COLUMNS}, t.message_count - coalesce(r.last_read_seq, 0),
+                lm.encrypted, substr(lm.body, 1, ?)
+         FROM {TICKET_JOIN}
+         LEFT JOIN ticket_read r ON r.ticket_id = t.id AND r.user_id = ?
+         LEFT JOIN message lm ON lm.ticket_id = t.id AND lm.seq = t.message_count
+         WHERE {filter}
+         ORDER BY t.updated_at DESC, t.id DESC LIMIT ? OFFSET ?"
+    );
+    let mut args = vec![
+        Value::Integer(preview_chars),
+        Value::Text(actor.user_id.key()),
+    ];
+    args.extend(filter_args.iter().cloned());
+    args.push(Value::Integer(i64::from(query.limit)));
+    args.push(Value::Integer(
+        i64::try_from(query.offset).unwrap_or(i64::MAX),
+    ));
+    let rows = conn
+        .prepare_cached(&select)
+        .and_then(|mut select| {
+            select
+                .query_map(params_from_iter(args), |row| {
+                    let encrypted: Option<bool> = row.get(17)?;
+                    Ok(TicketRow {
+                        ticket: rows::ticket(row)?,
+                        unread_count: row.get::<_, i64>(16)?.max(0),
+                        last_message: if encrypted.unwrap_or(false) {
+                            MessagePreview::Sealed
+                        } else {
+                            MessagePreview::Text(
+                                row.get::<_, Option<String>>(18)?.unwrap_or_default(),
+                            )
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_error)?;
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM {TICKET_JOIN} WHERE {filter}"
+        ))
+        .and_then(|mut count| count.query_row(params_from_iter(filter_args), |row| row.get(0)))
+        .map_err(map_error)?;
+    Ok(TicketRows {
+        rows,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
 pub(super) fn create_ticket(
     conn: &Connection,
     actor: &Actor,
@@ -214,8 +297,9 @@ pub(super) fn create_ticket(
     } = plan::plan_open(actor, new, customer, number);
     conn.prepare_cached(
         "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
-                             created_at, updated_at, last_message_at, message_count, category)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10)",
+                             created_at, updated_at, last_message_at, message_count, category,
+                             booking_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -229,10 +313,12 @@ pub(super) fn create_ticket(
             ticket.created_at.millis(),
             ticket.message_count,
             ticket.category.as_ref().map(Category::as_str),
+            ticket.booking_id,
         ])
     })
     .map_err(map_error)?;
     insert_message(conn, &first_message)?;
+    mark_read(conn, ticket.id, actor.user_id, first_message.seq)?;
     super::uploads::attach(
         conn,
         actor,
@@ -242,6 +328,23 @@ pub(super) fn create_ticket(
         &new.first_message,
     )?;
     Ok(ticket)
+}
+
+/// Moves `user`'s read marker on `ticket` up to `seq` (never back).
+pub(super) fn mark_read(
+    conn: &Connection,
+    ticket: TicketId,
+    user: UserId,
+    seq: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (ticket_id, user_id)
+         DO UPDATE SET last_read_seq = max(last_read_seq, excluded.last_read_seq)",
+    )
+    .and_then(|mut upsert| upsert.execute(params![ticket.key(), user.key(), seq]))
+    .map(drop)
+    .map_err(map_error)
 }
 
 /// Inserts one message row as given: a reply's, a new ticket's first
@@ -285,6 +388,9 @@ pub(super) fn append_message(
     let thread = locate(conn, actor, reference)?;
     let ReplyPlan { mut message, next } = plan::plan_reply(&thread, actor, new)?;
     message.numeric_id = insert_message(conn, &message)?;
+    // Writing in a thread is reading it: the sender's own message is never
+    // unread to them.
+    mark_read(conn, thread.id, actor.user_id, message.seq)?;
     message.attachments = super::uploads::attach(
         conn,
         actor,
@@ -449,6 +555,22 @@ impl TicketStore for SqliteStore {
     ) -> Result<Page<Ticket, TicketCursor>, StoreError> {
         self.readers
             .read(|conn| list_tickets(conn, actor, filter, page))
+    }
+
+    async fn list_ticket_rows(
+        &self,
+        actor: &Actor,
+        query: &TicketRowQuery,
+    ) -> Result<TicketRows, StoreError> {
+        self.readers
+            .read_snapshot(|conn| list_ticket_rows(conn, actor, query))
+    }
+
+    async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError> {
+        let user = actor.user_id;
+        self.writer
+            .write(move |conn| mark_read(conn, ticket, user, seq))
+            .await
     }
 
     async fn append_message(

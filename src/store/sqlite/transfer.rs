@@ -75,7 +75,7 @@ impl Keyset {
             RecordKind::Ticket => Keyset {
                 select: "SELECT id, workspace_id, number, customer_id, subject, status, priority,
                                 created_at, updated_at, last_message_at, message_count,
-                                resolved_at, closed_at, category
+                                resolved_at, closed_at, category, booking_id
                          FROM ticket",
                 after: "id > ?",
                 order: "id",
@@ -219,6 +219,7 @@ fn ticket(row: &Row<'_>) -> rusqlite::Result<Record> {
             Some(_) => Some(parsed(row, 13, Category::parse)?),
             None => None,
         },
+        booking_id: row.get(14)?,
     }))
 }
 
@@ -381,8 +382,8 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             .prepare_cached(
                 "INSERT INTO ticket (id, workspace_id, number, customer_id, subject, status, priority,
                                      created_at, updated_at, last_message_at, message_count,
-                                     resolved_at, closed_at, category)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                     resolved_at, closed_at, category, booking_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .and_then(|mut insert| {
                 insert.execute(params![
@@ -400,6 +401,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
                     ticket.resolved_at.map(Timestamp::millis),
                     ticket.closed_at.map(Timestamp::millis),
                     ticket.category.as_ref().map(Category::as_str),
+                    ticket.booking_id,
                 ])
             }),
         // The one message insert, shared with replies.
