@@ -49,6 +49,7 @@ fn counts_json(counts: RecordCounts) -> serde_json::Value {
         "apiKeys": counts.api_keys,
         "tickets": counts.tickets,
         "messages": counts.messages,
+        "readMarkers": counts.read_markers,
         "uploads": counts.uploads,
     })
 }

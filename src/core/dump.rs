@@ -2,24 +2,26 @@
 //! `ticketd export` and read by `ticketd import`.
 //!
 //! ```text
-//! {"format":"ticketd-dump","version":2}
+//! {"format":"ticketd-dump","version":3}
 //! {"type":"workspace","id":"ws_01j...","numeric_id":1,...}
 //! {"type":"user","id":"usr_01j...",...}
 //! {"type":"api_key","id":"key_01j...",...,"secret_hash":"9f86d0...","scopes":["read:support"],...}
 //! {"type":"ticket","id":"tkt_01j...",...}
 //! {"type":"message","ticket_id":"tkt_01j...","seq":1,...}
+//! {"type":"read_marker","ticket_id":"tkt_01j...","user_id":"usr_01j...","last_read_seq":1}
 //! {"type":"upload","id":"upl_01j...","size":48213,"sha256":"9f86d0...",...}
 //! {"type":"upload_data","data":"iVBORw0KGgoAAAANSUhEUgAA..."}
-//! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1,"uploads":1}
+//! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1,"read_markers":1,"uploads":1}
 //! ```
 //!
 //! - Line 1 is the header; nothing in it (or anywhere) depends on when the
 //!   dump was made, so the same data always gives byte-identical dumps.
 //! - Then one line per stored row, every column included (see [`record`]
 //!   for the members). Kinds come in dependency order (workspaces, users,
-//!   API keys, tickets, messages, uploads) and each kind in key order:
-//!   workspaces by `numeric_id`; users, keys, tickets and uploads by `id`;
-//!   messages by `(ticket_id, seq)`. Ids compare as their lowercase text
+//!   API keys, tickets, messages, read markers, uploads) and each kind in
+//!   key order: workspaces by `numeric_id`; users, keys, tickets and
+//!   uploads by `id`; messages by `(ticket_id, seq)`; read markers by
+//!   `(ticket_id, user_id)`. Ids compare as their lowercase text
 //!   compares bytewise.
 //! - Each upload record is followed by its bytes, base64 in `upload_data`
 //!   lines of at most [`DATA_CHUNK_BYTES`] bytes each (none for an empty
@@ -29,8 +31,12 @@
 //!   `tmsg_`) in lowercase; times are RFC 3339 UTC with milliseconds
 //!   (`2026-04-27T12:00:00.000Z`), as in the API; `null` marks an absent
 //!   value. Every member is required and unknown members are refused.
-//! - Version 1 (before uploads) is read too: it is version 2 without
-//!   uploads, and its trailer has no `uploads` member.
+//! - Versions 1 and 2 are read too. Version 2 is version 3 without read
+//!   markers, booking ids and agency signature generations (its trailer
+//!   has no `read_markers`): importing it gives each sender a read marker
+//!   at their latest message, as migrating to version 3's schema did.
+//!   Version 1 is version 2 without uploads (its trailer has no
+//!   `uploads`).
 //! - The last line is the trailer, with the number of records of each kind:
 //!   a dump without it, or whose counts differ, is truncated or edited.
 //!
@@ -51,15 +57,16 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{DumpCheck, Refusal};
 pub use record::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
-    UserRecord, WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
+    UploadRecord, UserRecord, WorkspaceRecord,
 };
 
 /// The header's `format` member.
 pub const FORMAT: &str = "ticketd-dump";
 
-/// The version of the format this build writes (it reads version 1 too).
-pub const VERSION: u64 = 2;
+/// The version of the format this build writes (it reads versions 1 and 2
+/// too).
+pub const VERSION: u64 = 3;
 
 /// The oldest version this build reads.
 pub const OLDEST_VERSION: u64 = 1;
@@ -85,6 +92,9 @@ pub struct RecordCounts {
     /// Upload records (absent from a version 1 trailer).
     #[serde(default)]
     pub uploads: u64,
+    /// Read marker records (absent before version 3).
+    #[serde(default)]
+    pub read_markers: u64,
 }
 
 impl RecordCounts {
@@ -96,6 +106,7 @@ impl RecordCounts {
             RecordKind::ApiKey => &mut self.api_keys,
             RecordKind::Ticket => &mut self.tickets,
             RecordKind::Message => &mut self.messages,
+            RecordKind::ReadMarker => &mut self.read_markers,
             RecordKind::Upload => &mut self.uploads,
         };
         *count += 1;
@@ -103,7 +114,13 @@ impl RecordCounts {
 
     /// All records together.
     pub fn total(&self) -> u64 {
-        self.workspaces + self.users + self.api_keys + self.tickets + self.messages + self.uploads
+        self.workspaces
+            + self.users
+            + self.api_keys
+            + self.tickets
+            + self.messages
+            + self.read_markers
+            + self.uploads
     }
 }
 
@@ -111,8 +128,15 @@ impl fmt::Display for RecordCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} workspaces, {} users, {} api keys, {} tickets, {} messages, {} uploads",
-            self.workspaces, self.users, self.api_keys, self.tickets, self.messages, self.uploads
+            "{} workspaces, {} users, {} api keys, {} tickets, {} messages, {} read markers, \
+             {} uploads",
+            self.workspaces,
+            self.users,
+            self.api_keys,
+            self.tickets,
+            self.messages,
+            self.read_markers,
+            self.uploads
         )
     }
 }
@@ -270,13 +294,14 @@ pub fn parse_line(line: &str) -> Result<Entry, DumpError> {
         "api_key" => Entry::Record(Record::ApiKey(members_of(members)?)),
         "ticket" => Entry::Record(Record::Ticket(members_of(members)?)),
         "message" => Entry::Record(Record::Message(members_of(members)?)),
+        "read_marker" => Entry::Record(Record::ReadMarker(members_of(members)?)),
         "upload" => Entry::Record(Record::Upload(members_of(members)?)),
         "upload_data" => Entry::Data(data_of(members_of(members)?)?),
         "end" => Entry::End(members_of(members)?),
         other => {
             return Err(DumpError::Malformed(format!(
                 "unknown type {other:?}: expected workspace, user, api_key, ticket, message, \
-                 upload, upload_data or end"
+                 read_marker, upload, upload_data or end"
             )));
         }
     })
@@ -342,12 +367,13 @@ pub fn data_line(data: &[u8]) -> String {
 /// The trailer line (without its line end).
 pub fn trailer_line(counts: RecordCounts) -> String {
     format!(
-        r#"{{"type":"end","workspaces":{},"users":{},"api_keys":{},"tickets":{},"messages":{},"uploads":{}}}"#,
+        r#"{{"type":"end","workspaces":{},"users":{},"api_keys":{},"tickets":{},"messages":{},"read_markers":{},"uploads":{}}}"#,
         counts.workspaces,
         counts.users,
         counts.api_keys,
         counts.tickets,
         counts.messages,
+        counts.read_markers,
         counts.uploads
     )
 }

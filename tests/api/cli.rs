@@ -307,6 +307,29 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// [`Server::call`] with the agency signature `signature`.
+    pub(super) async fn call_agency(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        (token, signature): (&str, &str),
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .header("x-agency-signature", signature)
+            .timeout(Duration::from_secs(30));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// Sends SIGTERM and waits, bounded, for the process to exit.
     pub(super) fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -33,6 +33,8 @@ const TICKETS: &str = "/api/v2/support/tickets";
 struct Caller {
     label: &'static str,
     token: String,
+    /// The agency signature of the caller's workspace.
+    signature: String,
 }
 
 /// A user created with the CLI, with one key; returns (user id, token).
@@ -58,8 +60,10 @@ async fn expect(
 }
 
 /// Two workspaces of users and keys (one revoked, one read-only), and
-/// tickets in every shape, made through the CLI and the HTTP API.
-async fn populate(scratch: &Scratch) -> Vec<Caller> {
+/// tickets in every shape, made through the CLI and the HTTP API; with
+/// `agency`, also agency signatures, a ticket with a booking and a ticket
+/// read through the agency API (which dumps before version 3 cannot hold).
+async fn populate(scratch: &Scratch, agency: bool) -> Vec<Caller> {
     let acme = scratch.create_workspace("Acme Hosting");
     let acme = text(&acme["id"]).to_owned();
     let other = scratch.create_workspace("Other Corp");
@@ -93,6 +97,14 @@ async fn populate(scratch: &Scratch) -> Vec<Caller> {
     let (_, bot_token) = user_with_key(scratch, &acme, "automation", "Helper Bot");
     let (_, fran_token) = user_with_key(scratch, &other, "customer", "Fran Foreign");
     let (_, fred_token) = user_with_key(scratch, &other, "staff", "Fred Foreign");
+    let signature_of = |workspace: &str| {
+        if !agency {
+            return String::new();
+        }
+        let minted = scratch.json(&["workspace", "agency-signature", workspace]);
+        text(&minted["signature"]).to_owned()
+    };
+    let (acme_signature, other_signature) = (signature_of(&acme), signature_of(&other));
 
     let mut server = scratch.serve().await;
     let created = StatusCode::CREATED;
@@ -201,21 +213,45 @@ async fn populate(scratch: &Scratch) -> Vec<Caller> {
         created,
     )
     .await;
+    // Jane opens a ticket about a booking through the agency API and
+    // reads her first ticket there, so that it has nothing unread.
+    if agency {
+        let jane_app = (jane_token.as_str(), acme_signature.as_str());
+        let (status, _) = server
+            .call_agency(Method::GET, "/api/v1/client/tickets/1", jane_app, None)
+            .await;
+        assert_eq!(status, ok);
+        let booking = json!({"subject": "Scratched door", "message": "Photo to follow.", "category": "damage", "booking_id": 42});
+        let (status, _) = server
+            .call_agency(
+                Method::POST,
+                "/api/v1/client/tickets",
+                jane_app,
+                Some(booking),
+            )
+            .await;
+        assert_eq!(status, created);
+    }
     assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
 
-    let caller = |label, token: &str| Caller {
+    let caller = |label, token: &str, signature: &str| Caller {
         label,
         token: token.to_owned(),
+        signature: signature.to_owned(),
     };
     vec![
-        caller("jane", &jane_token),
-        caller("jane's revoked key", text(&old_key["token"])),
-        caller("john", &john_token),
-        caller("sam", &sam_token),
-        caller("sam read-only", text(&read_only["token"])),
-        caller("bot", &bot_token),
-        caller("fran", &fran_token),
-        caller("fred", &fred_token),
+        caller("jane", &jane_token, &acme_signature),
+        caller(
+            "jane's revoked key",
+            text(&old_key["token"]),
+            &acme_signature,
+        ),
+        caller("john", &john_token, &acme_signature),
+        caller("sam", &sam_token, &acme_signature),
+        caller("sam read-only", text(&read_only["token"]), &acme_signature),
+        caller("bot", &bot_token, &acme_signature),
+        caller("fran", &fran_token, &other_signature),
+        caller("fred", &fred_token, &other_signature),
     ]
 }
 
@@ -225,6 +261,39 @@ async fn populate(scratch: &Scratch) -> Vec<Caller> {
 async fn snapshot(server: &Server, callers: &[Caller]) -> Vec<(String, u16, Value)> {
     let mut answers = Vec::new();
     for caller in callers {
+        // The agency API's tickets, with their messages' integer ids, then
+        // its list, with unread counts (viewed first, so that the views
+        // change nothing the second time); its request ids and times
+        // differ per request.
+        for number in 1..=5 {
+            let (status, body) = server
+                .call_agency(
+                    Method::GET,
+                    &format!("/api/v1/client/tickets/{number}"),
+                    (&caller.token, &caller.signature),
+                    None,
+                )
+                .await;
+            answers.push((
+                format!("{}: agency ticket {number}", caller.label),
+                status.as_u16(),
+                json!({"data": body["data"], "message": body["message"]}),
+            ));
+        }
+        let (status, body) = server
+            .call_agency(
+                Method::GET,
+                "/api/v1/client/tickets?per_page=100",
+                (&caller.token, &caller.signature),
+                None,
+            )
+            .await;
+        let kept = json!({"data": body["data"], "meta": body["meta"], "message": body["message"]});
+        answers.push((
+            format!("{}: agency list", caller.label),
+            status.as_u16(),
+            kept,
+        ));
         let mut get = async |path: String| -> Value {
             let (status, body) = server.call(Method::GET, &path, &caller.token, None).await;
             let kept = if status.is_success() {
@@ -327,14 +396,14 @@ async fn is_empty(scratch: &Scratch) -> bool {
 #[tokio::test]
 async fn a_moved_database_answers_exactly_as_before() {
     let source = source();
-    let callers = populate(&source).await;
+    let callers = populate(&source, true).await;
     let mut server = source.serve().await;
     let before = snapshot(&server, &callers).await;
     assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
 
     let dump_path = source.dir.path().join("dump.jsonl");
     let dump_arg = dump_path.to_str().unwrap();
-    let counts = json!({"workspaces": 2, "users": 6, "apiKeys": 8, "tickets": 4, "messages": 7, "uploads": 0});
+    let counts = json!({"workspaces": 2, "users": 6, "apiKeys": 8, "tickets": 5, "messages": 8, "readMarkers": 8, "uploads": 0});
     assert_eq!(
         source.json(&["export", "--output", dump_arg]),
         json!({"exported": counts})
@@ -342,12 +411,14 @@ async fn a_moved_database_answers_exactly_as_before() {
     let dump = std::fs::read_to_string(&dump_path).unwrap();
     assert_eq!(export_stdout(&source), dump, "stdout and file dumps differ");
     let lines: Vec<&str> = dump.lines().collect();
-    assert_eq!(lines.len(), 1 + 27 + 1);
-    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":2}"#);
+    assert_eq!(lines.len(), 1 + 37 + 1);
+    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":3}"#);
     assert_eq!(
-        lines[28],
-        r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":4,"messages":7,"uploads":0}"#
+        lines[38],
+        r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":5,"messages":8,"read_markers":8,"uploads":0}"#
     );
+    assert_eq!(dump.matches(r#""agency_signature_kid":""#).count(), 2);
+    assert_eq!(dump.matches(r#""booking_id":42"#).count(), 1);
     // Encrypted bodies are written sealed, as stored.
     for secret in ["hunter2", "invoice question"] {
         assert!(!dump.contains(secret), "{secret} in {dump}");
@@ -386,10 +457,27 @@ async fn a_moved_database_answers_exactly_as_before() {
     // closed ones. Each ticket: by id, by number, its thread, one message per
     // page (and the next page), each message: 8 reads for the three-message
     // thread, 7 for two messages, 5 for one.
-    assert_eq!(answered("sam: GET", 200), 4 + 8 + 5 + 5, "{before:#?}");
-    assert_eq!(answered("jane: GET", 200), 3 + 8 + 5, "{before:#?}");
+    assert_eq!(answered("sam: GET", 200), 4 + 8 + 5 + 5 + 5, "{before:#?}");
+    assert_eq!(answered("jane: GET", 200), 4 + 8 + 5 + 5, "{before:#?}");
     assert_eq!(answered("fran: GET", 200), 3 + 7, "{before:#?}");
-    assert_eq!(answered("jane's revoked key", 401), 3, "{before:#?}");
+    // And the agency API's five tickets and its list.
+    assert_eq!(
+        answered("jane's revoked key", 401),
+        3 + 5 + 1,
+        "{before:#?}"
+    );
+    let agency_ticket = &before
+        .iter()
+        .find(|(what, _, _)| what == "jane: agency ticket 1")
+        .unwrap()
+        .2;
+    let message_ids: Vec<i64> = agency_ticket["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(message_ids.len(), 3, "{agency_ticket}");
     assert!(
         before.contains(&("sam read-only: reply".to_owned(), 403, json!("forbidden"))),
         "{before:#?}"
@@ -406,7 +494,7 @@ async fn a_moved_database_answers_exactly_as_before() {
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(next["number"], 4);
+    assert_eq!(next["number"], 5);
     let reply = Some(json!({"message": "One more thing"}));
     let path = format!("{TICKETS}/1/messages");
     expect(
@@ -535,8 +623,8 @@ async fn import_refuses_a_truncated_or_edited_dump() {
             "a record missing",
             joined(&without_a_key),
             "line 6: the trailer counts 1 workspaces, 2 users, 2 api keys, 0 tickets, 0 messages, \
-             0 uploads but the dump holds 1 workspaces, 2 users, 1 api keys, 0 tickets, \
-             0 messages, 0 uploads: it is incomplete or edited"
+             0 read markers, 0 uploads but the dump holds 1 workspaces, 2 users, 1 api keys, \
+             0 tickets, 0 messages, 0 read markers, 0 uploads: it is incomplete or edited"
                 .into(),
         ),
         (
@@ -712,7 +800,7 @@ async fn import_refuses_another_version_or_format() {
     let Some(target) = Scratch::new(BACKEND) else {
         return;
     };
-    let newer = dump.replacen(r#""version":2"#, r#""version":3"#, 1);
+    let newer = dump.replacen(r#""version":3"#, r#""version":4"#, 1);
     let headerless = dump
         .lines()
         .skip(1)
@@ -721,15 +809,15 @@ async fn import_refuses_another_version_or_format() {
     let cases = [
         (
             newer,
-            "ticketd: line 1: unsupported dump version 3: this ticketd reads versions 1 to 2\n",
+            "ticketd: line 1: unsupported dump version 4: this ticketd reads versions 1 to 3\n",
         ),
         (
             headerless,
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":2}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":3}\n",
         ),
         (
             "id,name\n1,Acme\n".to_owned(),
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":2}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":3}\n",
         ),
         (String::new(), "ticketd: line 1: the dump is empty\n"),
     ];
@@ -947,7 +1035,7 @@ async fn large_dumps_stream_in_pages_and_batches() {
     );
     let text_dump = String::from_utf8(dump.clone()).unwrap();
     assert!(text_dump.ends_with(
-        "{\"type\":\"end\",\"workspaces\":1,\"users\":1,\"api_keys\":0,\"tickets\":3,\"messages\":2103,\"uploads\":0}\n"
+        "{\"type\":\"end\",\"workspaces\":1,\"users\":1,\"api_keys\":0,\"tickets\":3,\"messages\":2103,\"read_markers\":3,\"uploads\":0}\n"
     ));
 
     for batching in [
@@ -974,7 +1062,7 @@ async fn large_dumps_stream_in_pages_and_batches() {
         )
         .await
         .unwrap();
-        assert_eq!(counts.total(), 2108);
+        assert_eq!(counts.total(), 2111);
         assert!(
             export_bytes(store.as_ref(), &target_files, EXPORT_PAGE_SIZE).await == dump,
             "{batching:?}"
@@ -1001,8 +1089,13 @@ async fn large_dumps_stream_in_pages_and_batches() {
     );
     assert!(is_empty(&target).await, "a checked dump wrote records");
 
-    // So is a well-formed record near the end that may not be imported.
-    let last_message = lines.len() - 1;
+    // So is a well-formed record near the end that may not be imported
+    // (the last message, before the tickets' read markers).
+    let markers = lines
+        .iter()
+        .filter(|line| line.starts_with(r#"{"type":"read_marker","#))
+        .count();
+    let last_message = lines.len() - 1 - markers;
     let target_record: Value = serde_json::from_str(lines[last_message - 1]).unwrap();
     let (misattributed, line) = edited(
         &text_dump,
@@ -1103,7 +1196,7 @@ async fn a_moved_database_keeps_every_file_byte_for_byte() {
 
     let dump_path = source.dir.path().join("dump.jsonl");
     let dump_arg = dump_path.to_str().unwrap();
-    let counts = json!({"workspaces": 1, "users": 1, "apiKeys": 1, "tickets": 1, "messages": 3, "uploads": 3});
+    let counts = json!({"workspaces": 1, "users": 1, "apiKeys": 1, "tickets": 1, "messages": 3, "readMarkers": 1, "uploads": 3});
     assert_eq!(
         source.json(&["export", "--output", dump_arg]),
         json!({"exported": counts})
@@ -1232,26 +1325,39 @@ async fn import_refuses_a_file_whose_bytes_do_not_match_its_record() {
 }
 
 #[tokio::test]
-async fn a_version_1_dump_still_imports() {
+async fn dumps_of_versions_1_and_2_still_import() {
     let source = source();
-    populate(&source).await;
+    populate(&source, false).await;
     let dump = export_stdout(&source);
-    // What a ticketd from before uploads wrote for the same database.
-    let version_1 = dump
+    // What a ticketd from before read markers wrote for the same database
+    // (each user had read up to their own latest message, which the
+    // import gives them back), and one from before uploads.
+    let markers = dump.matches(r#"{"type":"read_marker","#).count();
+    assert!(markers > 0);
+    let version_2 = dump
+        .lines()
+        .filter(|line| !line.starts_with(r#"{"type":"read_marker","#))
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        .replacen(r#""version":3"#, r#""version":2"#, 1)
+        .replacen(&format!(r#","read_markers":{markers}"#), "", 1);
+    let version_1 = version_2
         .replacen(r#""version":2"#, r#""version":1"#, 1)
         .replace(r#","category":null"#, "")
         .replacen(r#","uploads":0}"#, "}", 1);
-    assert!(!version_1.contains("category"));
-    let Some(target) = Scratch::new(BACKEND) else {
-        return;
-    };
-    target.copy_key_file(&source.key_file());
-    let output = run_with_stdin(&target, &["import"], version_1.as_bytes());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // Exported again, it is the version 2 dump of the same data.
-    assert!(export_stdout(&target) == dump);
+    assert!(!version_1.contains("category") && !version_2.contains("read_marker"));
+    for old in [version_2, version_1] {
+        let Some(target) = Scratch::new(BACKEND) else {
+            return;
+        };
+        target.copy_key_file(&source.key_file());
+        let output = run_with_stdin(&target, &["import"], old.as_bytes());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Exported again, it is the version 3 dump of the same data.
+        assert!(export_stdout(&target) == dump);
+    }
 }

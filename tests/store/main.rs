@@ -53,6 +53,7 @@ conformance!(
     revoking_is_idempotent,
     tickets_are_numbered_per_workspace,
     messages_get_integer_ids_unique_across_tickets,
+    ticket_rows_carry_unread_counts_previews_and_totals,
     concurrent_creation_never_reuses_a_number,
     only_customers_own_tickets,
     visibility_follows_roles,

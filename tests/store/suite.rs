@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ticketd::core::access::{Actor, Role, Scope, Scopes, TicketScope};
 use ticketd::core::dump::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UserRecord,
-    WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
+    UserRecord, WorkspaceRecord,
 };
 use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
 use ticketd::core::idempotency::{ClaimToken, Fingerprint, FingerprintKey, IdempotencyKey};
@@ -14,7 +14,9 @@ use ticketd::core::lifecycle::{LifecycleError, TicketAction};
 use ticketd::core::message::{BodyFormat, Message};
 use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
 use ticketd::core::server_secret::ServerSecret;
-use ticketd::core::ticket::{Priority, Ticket, TicketFilter, TicketRef, TicketStatus};
+use ticketd::core::ticket::{
+    MessagePreview, Priority, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketStatus,
+};
 use ticketd::core::time::Timestamp;
 use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
@@ -988,6 +990,7 @@ fn imported() -> Imported {
         plan: "enterprise".into(),
         last_ticket_number: 41,
         created_at: at(0),
+        agency_signature_kid: None,
     };
     let customer = UserRecord {
         id: UserId::generate(),
@@ -1254,6 +1257,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         plan: "standard".into(),
         last_ticket_number: 0,
         created_at: at,
+        agency_signature_kid: None,
     };
     let bravo = WorkspaceRecord {
         id: WorkspaceId::generate(),
@@ -1882,4 +1886,103 @@ pub async fn concurrent_claims_grant_a_key_once(store: &Arc<dyn Store>) {
         }
     }
     assert_eq!(granted, 1);
+}
+
+pub async fn ticket_rows_carry_unread_counts_previews_and_totals(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ROWS").await;
+    let ada = actor(store, ws, Role::Customer, "Ada").await;
+    let bob = actor(store, ws, Role::Customer, "Bob").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let base = Timestamp::now().millis();
+    let mut tickets = Vec::new();
+    for n in 0..5 {
+        let at = Timestamp::from_millis(base + n);
+        tickets.push(ticket_at(store, &ada, &format!("Ticket {n}"), at).await);
+    }
+    ticket(store, &bob, "Not Ada's").await;
+    let reply = |text: &str, n: i64| message(text, Timestamp::from_millis(base + 10 + n));
+    let long = "ü".repeat(150);
+    store
+        .append_message(&sam, TicketRef::Id(tickets[0].id), reply(&long, 0), None)
+        .await
+        .unwrap();
+    store
+        .append_message(&sam, TicketRef::Id(tickets[0].id), reply("Done?", 1), None)
+        .await
+        .unwrap();
+    let query = |statuses: Vec<TicketStatus>, offset: u64, limit: u32| TicketRowQuery {
+        statuses,
+        offset,
+        limit,
+    };
+    let rows = store
+        .list_ticket_rows(&ada, &query(Vec::new(), 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(rows.total, 5);
+    let latest = &rows.rows[0];
+    assert_eq!(latest.ticket.id, tickets[0].id);
+    assert_eq!(latest.unread_count, 2);
+    assert_eq!(latest.last_message, MessagePreview::Text("Done?".into()));
+    assert!(rows.rows[1..].iter().all(|row| row.unread_count == 0));
+    // A slice, and a filter on several statuses.
+    let page = store
+        .list_ticket_rows(&ada, &query(Vec::new(), 3, 10))
+        .await
+        .unwrap();
+    assert_eq!((page.rows.len(), page.total), (2, 5));
+    let past = store
+        .list_ticket_rows(&ada, &query(Vec::new(), 50, 10))
+        .await
+        .unwrap();
+    assert_eq!((past.rows.len(), past.total), (0, 5));
+    let answered = store
+        .list_ticket_rows(
+            &ada,
+            &query(
+                vec![TicketStatus::InProgress, TicketStatus::AwaitingResponse],
+                0,
+                10,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.total, 1);
+    // Previews are cut at 100 characters, plus one to tell it was cut.
+    store
+        .append_message(&sam, TicketRef::Id(tickets[1].id), reply(&long, 2), None)
+        .await
+        .unwrap();
+    let rows = store
+        .list_ticket_rows(&ada, &query(Vec::new(), 0, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.rows[0].last_message,
+        MessagePreview::Text("ü".repeat(MessagePreview::CHARS + 1))
+    );
+    // Markers only move forward, and per user.
+    store.mark_read(&ada, tickets[0].id, 3).await.unwrap();
+    store.mark_read(&ada, tickets[0].id, 1).await.unwrap();
+    let staff_rows = store
+        .list_ticket_rows(&sam, &query(Vec::new(), 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(staff_rows.total, 6);
+    let rows = store
+        .list_ticket_rows(&ada, &query(Vec::new(), 0, 10))
+        .await
+        .unwrap();
+    let first = rows
+        .rows
+        .iter()
+        .find(|row| row.ticket.id == tickets[0].id)
+        .unwrap();
+    assert_eq!(first.unread_count, 0);
+    let markers = export_all(store, RecordKind::ReadMarker, 2).await;
+    assert!(markers.contains(&Record::ReadMarker(ReadMarkerRecord {
+        ticket_id: tickets[0].id,
+        user_id: ada.user_id,
+        last_read_seq: 3,
+    })));
 }

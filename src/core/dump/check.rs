@@ -39,8 +39,8 @@ use crate::core::crypto::{self, CryptoError, Keyring};
 use sha2::{Digest, Sha256};
 
 use crate::core::dump::{
-    ApiKeyRecord, DumpError, MessageRecord, Record, TicketRecord, UploadRecord, UserRecord,
-    WorkspaceRecord,
+    ApiKeyRecord, DumpError, MessageRecord, ReadMarkerRecord, Record, TicketRecord, UploadRecord,
+    UserRecord, WorkspaceRecord,
 };
 use crate::core::id::{TicketId, UserId, WorkspaceId};
 use crate::core::text::{self, TextLimits};
@@ -161,6 +161,13 @@ impl<'k> DumpCheck<'k> {
                 .map_err(|reason| refused(format!("ticket {}", ticket.id), reason)),
             Record::Message(message) => self.message(message).map_err(|error| match error {
                 Failure::Here(reason) => refused(message_name(message), reason),
+                Failure::Earlier(refusal) => refusal,
+            }),
+            Record::ReadMarker(marker) => self.read_marker(marker).map_err(|error| match error {
+                Failure::Here(reason) => refused(
+                    format!("read_marker of {} on {}", marker.user_id, marker.ticket_id),
+                    reason,
+                ),
                 Failure::Earlier(refusal) => refusal,
             }),
             Record::Upload(upload) => self
@@ -310,6 +317,21 @@ impl<'k> DumpCheck<'k> {
             return Err("numeric_id: must be at least 1".into());
         }
         text::check_name(&record.name).map_err(|error| format!("name: {error}"))?;
+        let generation_ok = |kid: &String| {
+            (1..=64).contains(&kid.len())
+                && kid
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        };
+        if record
+            .agency_signature_kid
+            .as_ref()
+            .is_some_and(|kid| !generation_ok(kid))
+        {
+            return Err(
+                "agency_signature_kid: must be 1 to 64 characters of A-Z, a-z, 0-9, - and _".into(),
+            );
+        }
         if WorkspaceCode::parse(&record.code).is_none() {
             return Err("code: must be 2 to 32 characters of A-Z, 0-9, - and _, \
                         starting with a letter or digit"
@@ -475,6 +497,46 @@ impl<'k> DumpCheck<'k> {
         Ok(())
     }
 
+    /// A read marker: of a ticket and a user of its workspace (a customer
+    /// only on their own ticket), no further than the ticket's messages.
+    /// The first one ends the messages.
+    fn read_marker(&mut self, record: &ReadMarkerRecord) -> Result<(), Failure> {
+        self.end_thread().map_err(Failure::Earlier)?;
+        self.skip_tickets_to(self.tickets.len())
+            .map_err(Failure::Earlier)?;
+        let ticket = self
+            .tickets
+            .binary_search_by(|entry| entry.id.cmp(&record.ticket_id))
+            .map_err(|_| {
+                format!(
+                    "ticket_id: no ticket {} comes before it in the dump",
+                    record.ticket_id
+                )
+            })?;
+        let entry = &self.tickets[ticket];
+        let reader = self.user_of("user_id", record.user_id)?;
+        let user = &self.users[reader as usize];
+        if user.workspace != entry.workspace {
+            return Err(Failure::Here(format!(
+                "user_id: {} is a user of another workspace than the ticket's",
+                record.user_id
+            )));
+        }
+        if user.role == Role::Customer && reader != entry.customer {
+            return Err(Failure::Here(format!(
+                "user_id: {} is another customer than the ticket's",
+                record.user_id
+            )));
+        }
+        if !(0..=entry.message_count).contains(&record.last_read_seq) {
+            return Err(Failure::Here(format!(
+                "last_read_seq: must be between 0 and the ticket's message_count ({})",
+                entry.message_count
+            )));
+        }
+        Ok(())
+    }
+
     /// Makes `ticket` the thread being read, ending the one before; returns
     /// its index.
     fn enter_thread(&mut self, ticket: TicketId) -> Result<usize, Failure> {
@@ -625,6 +687,7 @@ mod tests {
             plan: "standard".into(),
             last_ticket_number: 1,
             created_at: at,
+            agency_signature_kid: None,
         };
         let bravo = WorkspaceRecord {
             id: WorkspaceId::generate(),
@@ -770,6 +833,48 @@ mod tests {
         check
             .finish()
             .map_err(|refusal| (refusal.line, refusal.error.to_string()))
+    }
+
+    #[test]
+    fn read_markers_name_a_reader_of_the_ticket_within_its_thread() {
+        let fixture = fixture();
+        let marker = |user: &UserRecord, seq: i64| {
+            Record::ReadMarker(ReadMarkerRecord {
+                ticket_id: fixture.ticket.id,
+                user_id: user.id,
+                last_read_seq: seq,
+            })
+        };
+        let with = |markers: Vec<Record>| {
+            let mut records = fixture.records();
+            records.extend(markers);
+            check(&records, &fixture.keyring)
+        };
+        let mut both = vec![marker(&fixture.alice, 2), marker(&fixture.sam, 0)];
+        both.sort_by_key(Record::cursor);
+        assert_eq!(with(both), Ok(()));
+        let line = fixture.records().len() as u64 + 2;
+        let refused = |markers, reason: &str| {
+            let Err((at, error)) = with(markers) else {
+                panic!("{reason}: accepted");
+            };
+            assert_eq!(at, line, "{error}");
+            assert!(error.contains(reason), "{error}");
+        };
+        refused(
+            vec![marker(&fixture.alice, 3)],
+            "last_read_seq: must be between 0 and",
+        );
+        refused(
+            vec![marker(&fixture.alice, -1)],
+            "last_read_seq: must be between 0 and",
+        );
+        refused(vec![marker(&fixture.bea, 1)], "user_id: ");
+        let stranger = UserRecord {
+            id: UserId::generate(),
+            ..fixture.alice.clone()
+        };
+        refused(vec![marker(&stranger, 1)], "no user");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct WorkspaceRecord {
     /// When it was created.
     #[serde(with = "super::text_form::text")]
     pub created_at: Timestamp,
+    /// The generation of its agency signatures; absent when none was
+    /// minted ([`crate::core::agency_signature`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency_signature_kid: Option<String>,
 }
 
 /// A row of the `principal` table: a customer, staff member or automation.
@@ -205,6 +209,21 @@ impl From<MessageRecord> for Message {
     }
 }
 
+/// A row of the `ticket_read` table: how far into a ticket's thread a user
+/// has read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMarkerRecord {
+    /// The ticket.
+    #[serde(with = "super::text_form::text")]
+    pub ticket_id: TicketId,
+    /// The reader.
+    #[serde(with = "super::text_form::text")]
+    pub user_id: UserId,
+    /// The `seq` of the last message they have read (0 for none).
+    pub last_read_seq: i64,
+}
+
 /// A row of the `upload` table, for an upload whose bytes are stored; in
 /// the dump its bytes follow it ([`super::DataLine`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +297,8 @@ pub enum Record {
     Ticket(TicketRecord),
     /// A message.
     Message(MessageRecord),
+    /// A read marker.
+    ReadMarker(ReadMarkerRecord),
     /// An upload (its bytes follow it).
     Upload(UploadRecord),
 }
@@ -291,6 +312,7 @@ impl Record {
             Record::ApiKey(_) => RecordKind::ApiKey,
             Record::Ticket(_) => RecordKind::Ticket,
             Record::Message(_) => RecordKind::Message,
+            Record::ReadMarker(_) => RecordKind::ReadMarker,
             Record::Upload(_) => RecordKind::Upload,
         }
     }
@@ -303,6 +325,9 @@ impl Record {
             Record::ApiKey(key) => ExportCursor::ApiKey(key.id),
             Record::Ticket(ticket) => ExportCursor::Ticket(ticket.id),
             Record::Message(message) => ExportCursor::Message(message.ticket_id, message.seq),
+            Record::ReadMarker(marker) => {
+                ExportCursor::ReadMarker(marker.ticket_id, marker.user_id)
+            }
             Record::Upload(upload) => ExportCursor::Upload(upload.id),
         }
     }
@@ -322,18 +347,21 @@ pub enum RecordKind {
     Ticket,
     /// `message` rows, by `(ticket_id, seq)`.
     Message,
+    /// `ticket_read` rows, by `(ticket_id, user_id)`.
+    ReadMarker,
     /// Stored `upload` rows, by `id`, each followed by its bytes.
     Upload,
 }
 
 impl RecordKind {
     /// Every kind, in dump order.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Workspace,
         RecordKind::User,
         RecordKind::ApiKey,
         RecordKind::Ticket,
         RecordKind::Message,
+        RecordKind::ReadMarker,
         RecordKind::Upload,
     ];
 
@@ -345,6 +373,7 @@ impl RecordKind {
             RecordKind::ApiKey => "api_key",
             RecordKind::Ticket => "ticket",
             RecordKind::Message => "message",
+            RecordKind::ReadMarker => "read_marker",
             RecordKind::Upload => "upload",
         }
     }
@@ -366,6 +395,8 @@ pub enum ExportCursor {
     Ticket(TicketId),
     /// After this message, named by `(ticket_id, seq)`.
     Message(TicketId, i64),
+    /// After this read marker, named by `(ticket_id, user_id)`.
+    ReadMarker(TicketId, UserId),
     /// After this upload.
     Upload(UploadId),
 }
@@ -379,6 +410,7 @@ impl ExportCursor {
             ExportCursor::ApiKey(_) => RecordKind::ApiKey,
             ExportCursor::Ticket(_) => RecordKind::Ticket,
             ExportCursor::Message(..) => RecordKind::Message,
+            ExportCursor::ReadMarker(..) => RecordKind::ReadMarker,
             ExportCursor::Upload(_) => RecordKind::Upload,
         }
     }
@@ -392,6 +424,9 @@ impl fmt::Display for ExportCursor {
             ExportCursor::ApiKey(id) => write!(f, "api_key {id}"),
             ExportCursor::Ticket(id) => write!(f, "ticket {id}"),
             ExportCursor::Message(ticket, seq) => write!(f, "message {seq} of {ticket}"),
+            ExportCursor::ReadMarker(ticket, user) => {
+                write!(f, "read marker of {user} on {ticket}")
+            }
             ExportCursor::Upload(id) => write!(f, "upload {id}"),
         }
     }

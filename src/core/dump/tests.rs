@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::access::{Role, Scope};
+use crate::core::dump::ReadMarkerRecord;
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::BodyFormat;
 use crate::core::ticket::{Priority, TicketStatus};
@@ -32,6 +33,7 @@ fn samples() -> Vec<Record> {
             plan: "standard".into(),
             last_ticket_number: 41,
             created_at: at(0),
+            agency_signature_kid: None,
         }),
         Record::User(UserRecord {
             id: user_id,
@@ -79,6 +81,11 @@ fn samples() -> Vec<Record> {
             sent_at: at(5),
             numeric_id: Some(3),
         }),
+        Record::ReadMarker(ReadMarkerRecord {
+            ticket_id,
+            user_id,
+            last_read_seq: 1,
+        }),
         Record::Upload(UploadRecord {
             id: UploadId::from_key(UPL).unwrap(),
             workspace_id,
@@ -110,6 +117,7 @@ fn records_have_one_exact_form() {
         r#"{"type":"api_key","id":"key_01hxa3b4c5d6e7f8g9h0j1k2m5","user_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","secret_hash":"abababababababababababababababababababababababababababababababab","scopes":["read:support"],"created_at":"2026-04-27T12:00:00.002Z","revoked_at":"2026-04-27T12:00:00.003Z"}"#,
         r#"{"type":"ticket","id":"tkt_01hxa3b4c5d6e7f8g9h0j1k2m6","workspace_id":"ws_01hxa3b4c5d6e7f8g9h0j1k2m3","number":41,"customer_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","subject":"Line\nbreak","status":"closed","priority":"urgent","created_at":"2026-04-27T12:00:00.004Z","updated_at":"2026-04-27T12:00:00.006Z","last_message_at":"2026-04-27T12:00:00.005Z","message_count":1,"resolved_at":null,"closed_at":"2026-04-27T12:00:00.006Z","category":null}"#,
         "{\"type\":\"message\",\"ticket_id\":\"tkt_01hxa3b4c5d6e7f8g9h0j1k2m6\",\"seq\":1,\"id\":\"tmsg_01hxa3b4c5d6e7f8g9h0j1k2m7\",\"sender_id\":\"usr_01hxa3b4c5d6e7f8g9h0j1k2m4\",\"sender_role\":\"customer\",\"sender_name\":\"Jane Exämple\",\"body\":\"**bold**\\r\\n\u{2028}\",\"body_format\":\"markdown\",\"encrypted\":true,\"sent_at\":\"2026-04-27T12:00:00.005Z\",\"numeric_id\":3}",
+        r#"{"type":"read_marker","ticket_id":"tkt_01hxa3b4c5d6e7f8g9h0j1k2m6","user_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","last_read_seq":1}"#,
         r#"{"type":"upload","id":"upl_01hxa3b4c5d6e7f8g9h0j1k2m8","workspace_id":"ws_01hxa3b4c5d6e7f8g9h0j1k2m3","owner_id":"usr_01hxa3b4c5d6e7f8g9h0j1k2m4","filename":"scan \"1\".png","content_type":"image/png","size":3,"sha256":"039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81","encrypted":false,"content_key":null,"created_at":"2026-04-27T12:00:00.004Z","expires_at":"2026-04-27T12:00:00.007Z","message_id":"tmsg_01hxa3b4c5d6e7f8g9h0j1k2m7","position":0,"numeric_id":7}"#,
     ];
     assert_eq!(lines, expected);
@@ -129,10 +137,11 @@ fn records_round_trip() {
         tickets: 4,
         messages: 5,
         uploads: 6,
+        read_markers: 0,
     };
     assert_eq!(
         trailer_line(counts),
-        r#"{"type":"end","workspaces":1,"users":2,"api_keys":3,"tickets":4,"messages":5,"uploads":6}"#
+        r#"{"type":"end","workspaces":1,"users":2,"api_keys":3,"tickets":4,"messages":5,"read_markers":0,"uploads":6}"#
     );
     assert_eq!(parse_line(&trailer_line(counts)), Ok(Entry::End(counts)));
     // A version 1 trailer has no uploads.
@@ -166,15 +175,17 @@ fn records_round_trip() {
 
 #[test]
 fn the_header_is_checked() {
-    assert_eq!(header_line(), r#"{"format":"ticketd-dump","version":2}"#);
-    assert_eq!(check_header(&header_line()), Ok(2));
+    assert_eq!(header_line(), r#"{"format":"ticketd-dump","version":3}"#);
+    assert_eq!(check_header(&header_line()), Ok(3));
+    for old in [1, 2] {
+        assert_eq!(
+            check_header(&format!(r#"{{"format":"ticketd-dump","version":{old}}}"#)),
+            Ok(old)
+        );
+    }
     assert_eq!(
-        check_header(r#"{"format":"ticketd-dump","version":1}"#),
-        Ok(1)
-    );
-    assert_eq!(
-        check_header(r#"{"format":"ticketd-dump","version":3}"#),
-        Err(DumpError::UnsupportedVersion("3".into()))
+        check_header(r#"{"format":"ticketd-dump","version":4}"#),
+        Err(DumpError::UnsupportedVersion("4".into()))
     );
     assert_eq!(
         check_header(r#"{"version":"1","format":"ticketd-dump"}"#),
@@ -345,6 +356,7 @@ fn the_order_is_checked_and_counted() {
         tickets: 1,
         messages: 1,
         uploads: 1,
+        read_markers: 1,
     };
     assert_eq!(order.counts(), counts);
     assert_eq!(order.check_trailer(counts), Ok(()));
@@ -368,7 +380,7 @@ fn the_order_is_checked_and_counted() {
             .starts_with("a workspace record after upload records"),
         "{error}"
     );
-    let error = order.accept(&records[5]).unwrap_err();
+    let error = order.accept(&records[6]).unwrap_err();
     assert!(error.to_string().contains("does not come after"), "{error}");
 
     // Messages go by (ticket, seq).

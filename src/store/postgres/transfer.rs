@@ -14,8 +14,8 @@ use async_trait::async_trait;
 
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
-    UserRecord, WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
+    UploadRecord, UserRecord, WorkspaceRecord,
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
@@ -24,7 +24,7 @@ use crate::core::token::SecretHash;
 use crate::store::TransferStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
-use crate::store::postgres::tickets::insert_message;
+use crate::store::postgres::tickets::{insert_message, mark_read};
 use crate::store::postgres::{execute, map_error, query, query_opt};
 use crate::store::{Constraint, StoreError};
 
@@ -56,7 +56,8 @@ impl Keyset {
     fn of(kind: RecordKind) -> Self {
         match kind {
             RecordKind::Workspace => Keyset {
-                select: "SELECT id, numeric_id, name, code, plan, last_ticket_number, created_at
+                select: "SELECT id, numeric_id, name, code, plan, last_ticket_number, created_at,
+                                agency_signature_kid
                          FROM workspace",
                 after: "numeric_id > $1",
                 order: "numeric_id",
@@ -91,6 +92,12 @@ impl Keyset {
                 after: "(ticket_id, seq) > ($1, $2)",
                 order: "ticket_id, seq",
                 record: message,
+            },
+            RecordKind::ReadMarker => Keyset {
+                select: "SELECT ticket_id, user_id, last_read_seq FROM ticket_read",
+                after: "(ticket_id, user_id) > ($1, $2)",
+                order: "ticket_id, user_id",
+                record: read_marker,
             },
             // Only uploads whose bytes are stored: a pending or deleting one
             // is the sweep's.
@@ -129,6 +136,7 @@ enum CursorValues {
     Number(i64),
     Key(String),
     Thread(String, i64),
+    Pair(String, String),
 }
 
 impl CursorValues {
@@ -139,6 +147,9 @@ impl CursorValues {
             ExportCursor::ApiKey(id) => CursorValues::Key(id.key()),
             ExportCursor::Ticket(id) => CursorValues::Key(id.key()),
             ExportCursor::Message(ticket_id, seq) => CursorValues::Thread(ticket_id.key(), seq),
+            ExportCursor::ReadMarker(ticket_id, user_id) => {
+                CursorValues::Pair(ticket_id.key(), user_id.key())
+            }
             ExportCursor::Upload(id) => CursorValues::Key(id.key()),
         }
     }
@@ -148,6 +159,7 @@ impl CursorValues {
             CursorValues::Number(number) => vec![number],
             CursorValues::Key(key) => vec![key],
             CursorValues::Thread(ticket_id, seq) => vec![ticket_id, seq],
+            CursorValues::Pair(first, second) => vec![first, second],
         }
     }
 }
@@ -191,6 +203,15 @@ fn workspace(row: &Row) -> Result<Record, StoreError> {
         plan: get(row, 4)?,
         last_ticket_number: get(row, 5)?,
         created_at: timestamp(row, 6)?,
+        agency_signature_kid: get(row, 7)?,
+    }))
+}
+
+fn read_marker(row: &Row) -> Result<Record, StoreError> {
+    Ok(Record::ReadMarker(ReadMarkerRecord {
+        ticket_id: parsed(row, 0, TicketId::from_key)?,
+        user_id: parsed(row, 1, UserId::from_key)?,
+        last_read_seq: get(row, 2)?,
     }))
 }
 
@@ -373,8 +394,9 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
         Record::Workspace(workspace) => {
             execute(
                 client,
-                "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at,
+                                        agency_signature_kid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &workspace.id.key(),
                     &workspace.numeric_id,
@@ -383,6 +405,7 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
                     &workspace.plan,
                     &workspace.last_ticket_number,
                     &to_sql_time(workspace.created_at),
+                    &workspace.agency_signature_kid,
                 ],
             )
             .await?;
@@ -449,6 +472,22 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
         // The one message insert, shared with replies.
         Record::Message(message) => {
             insert_message(client, &Message::from(message.clone())).await?;
+            // Its sender has read the thread this far (a dump before
+            // version 3 holds no read markers; a later one's override it).
+            mark_read(client, message.ticket_id, message.sender_id, message.seq).await?;
+        }
+        Record::ReadMarker(marker) => {
+            execute(
+                client,
+                "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (ticket_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq",
+                &[
+                    &marker.ticket_id.key(),
+                    &marker.user_id.key(),
+                    &marker.last_read_seq,
+                ],
+            )
+            .await?;
         }
         Record::Upload(upload) => insert_upload(client, upload).await?,
     }

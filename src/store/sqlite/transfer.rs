@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::core::access::{Role, Scopes};
 use crate::core::dump::{
-    ApiKeyRecord, ExportCursor, MessageRecord, Record, RecordKind, TicketRecord, UploadRecord,
-    UserRecord, WorkspaceRecord,
+    ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
+    UploadRecord, UserRecord, WorkspaceRecord,
 };
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
@@ -24,7 +24,7 @@ use crate::store::TransferStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
-use crate::store::sqlite::tickets::insert_message;
+use crate::store::sqlite::tickets::{insert_message, mark_read};
 use crate::store::{Constraint, StoreError};
 
 pub(super) fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
@@ -53,7 +53,8 @@ impl Keyset {
     fn of(kind: RecordKind) -> Self {
         match kind {
             RecordKind::Workspace => Keyset {
-                select: "SELECT id, numeric_id, name, code, plan, last_ticket_number, created_at
+                select: "SELECT id, numeric_id, name, code, plan, last_ticket_number, created_at,
+                                agency_signature_kid
                          FROM workspace",
                 after: "numeric_id > ?",
                 order: "numeric_id",
@@ -88,6 +89,12 @@ impl Keyset {
                 after: "(ticket_id, seq) > (?, ?)",
                 order: "ticket_id, seq",
                 record: message,
+            },
+            RecordKind::ReadMarker => Keyset {
+                select: "SELECT ticket_id, user_id, last_read_seq FROM ticket_read",
+                after: "(ticket_id, user_id) > (?, ?)",
+                order: "ticket_id, user_id",
+                record: read_marker,
             },
             // Only uploads whose bytes are stored: a pending or deleting one
             // is the sweep's.
@@ -129,6 +136,9 @@ fn cursor_values(cursor: ExportCursor) -> Vec<Value> {
         ExportCursor::Message(ticket_id, seq) => {
             vec![Value::Text(ticket_id.key()), Value::Integer(seq)]
         }
+        ExportCursor::ReadMarker(ticket_id, user_id) => {
+            vec![Value::Text(ticket_id.key()), Value::Text(user_id.key())]
+        }
         ExportCursor::Upload(id) => vec![Value::Text(id.key())],
     }
 }
@@ -168,6 +178,15 @@ fn workspace(row: &Row<'_>) -> rusqlite::Result<Record> {
         plan: row.get(4)?,
         last_ticket_number: row.get(5)?,
         created_at: timestamp(row, 6)?,
+        agency_signature_kid: row.get(7)?,
+    }))
+}
+
+fn read_marker(row: &Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record::ReadMarker(ReadMarkerRecord {
+        ticket_id: parsed(row, 0, TicketId::from_key)?,
+        user_id: parsed(row, 1, UserId::from_key)?,
+        last_read_seq: row.get(2)?,
     }))
 }
 
@@ -334,8 +353,9 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
     let inserted = match record {
         Record::Workspace(workspace) => conn
             .prepare_cached(
-                "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO workspace (id, numeric_id, name, code, plan, last_ticket_number, created_at,
+                                        agency_signature_kid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut insert| {
                 insert.execute(params![
@@ -346,6 +366,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
                     workspace.plan,
                     workspace.last_ticket_number,
                     workspace.created_at.millis(),
+                    workspace.agency_signature_kid,
                 ])
             }),
         Record::User(user) => conn
@@ -406,8 +427,23 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             }),
         // The one message insert, shared with replies.
         Record::Message(message) => {
-            return insert_message(conn, &Message::from(message.clone())).map(drop);
+            insert_message(conn, &Message::from(message.clone()))?;
+            // Its sender has read the thread this far (a dump before
+            // version 3 holds no read markers; a later one's override it).
+            return mark_read(conn, message.ticket_id, message.sender_id, message.seq);
         }
+        Record::ReadMarker(marker) => conn
+            .prepare_cached(
+                "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (ticket_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq",
+            )
+            .and_then(|mut upsert| {
+                upsert.execute(params![
+                    marker.ticket_id.key(),
+                    marker.user_id.key(),
+                    marker.last_read_seq
+                ])
+            }),
         Record::Upload(upload) => return insert_upload(conn, upload),
     };
     inserted.map(drop).map_err(map_error)
