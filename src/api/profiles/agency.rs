@@ -74,6 +74,9 @@ pub const DEFAULT_PER_PAGE: u32 = 15;
 /// The most tickets per page.
 pub const MAX_PER_PAGE: u32 = 100;
 
+/// The last page a list may ask for.
+pub const MAX_PAGE: u32 = 1_000_000;
+
 /// The most files one message carries.
 pub const ATTACHMENTS_PER_MESSAGE: usize = 10;
 
@@ -146,34 +149,24 @@ fn stored<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<StoredRes
     respond::stored(status, None, body)
 }
 
-/// A positive integer query parameter, `default` when absent; `None` (with
-/// the error recorded) when it is not one, or above `max`.
-fn page_parameter(
-    query: &mut QueryParams,
-    name: &str,
-    default: u32,
-    max: Option<u32>,
-) -> Option<u32> {
+/// A positive integer query parameter, `default` when absent; `None`
+/// (with the error recorded) when it is not one, or above `max`.
+fn page_parameter(query: &mut QueryParams, name: &str, default: u32, max: u32) -> Option<u32> {
     let Some(text) = query.text(name) else {
         return Some(default);
     };
-    let number = text.parse::<u32>().ok().filter(|number| *number >= 1);
-    match (number, max) {
-        (Some(number), Some(max)) if number <= max => Some(number),
-        (Some(number), None) => Some(number),
-        _ => {
-            let rule = match max {
-                Some(max) => format!("must be an integer between 1 and {max}."),
-                None => "must be a positive integer.".to_owned(),
-            };
-            query.reject(field_error(
-                name,
-                FieldCode::InvalidValue,
-                format!("`{name}` {rule}"),
-            ));
-            None
-        }
+    let number = text
+        .parse::<u32>()
+        .ok()
+        .filter(|number| (1..=max).contains(number));
+    if number.is_none() {
+        query.reject(field_error(
+            name,
+            FieldCode::InvalidValue,
+            format!("`{name}` must be an integer between 1 and {max}."),
+        ));
     }
+    number
 }
 
 /// List your tickets, most recent activity first.
@@ -182,9 +175,9 @@ fn page_parameter(
     path = "/api/v1/client/tickets",
     tag = "Tickets",
     params(
-        ("status" = Option<String>, Query, description = "Only tickets in this status: `open`, `in_progress`, `resolved` or `closed`."),
-        ("page" = Option<u64>, Query, description = "The page, from 1 (default 1)."),
-        ("per_page" = Option<u32>, Query, description = "Tickets per page, 1 to 100 (default 15)."),
+        ("status" = Option<Status>, Query, description = "Only tickets in this status."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "The page, 1 to 1,000,000 (default 1)."),
+        ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Tickets per page, 1 to 100 (default 15)."),
         ("X-Agency-Signature" = String, Header, description = "Your agency's signature."),
     ),
     responses(
@@ -205,8 +198,8 @@ pub async fn list_tickets(
     mut query: QueryParams,
 ) -> Result<Response, Refusal> {
     let status = query.choice("status", &Status::ALL, Status::as_str);
-    let page = page_parameter(&mut query, "page", 1, None);
-    let per_page = page_parameter(&mut query, "per_page", DEFAULT_PER_PAGE, Some(MAX_PER_PAGE));
+    let page = page_parameter(&mut query, "page", 1, MAX_PAGE);
+    let per_page = page_parameter(&mut query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE);
     query.ignore_others();
     query.finish()?;
     let page = u64::from(page.unwrap_or(1));

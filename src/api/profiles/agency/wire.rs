@@ -69,7 +69,7 @@ impl From<TicketStatus> for Status {
 }
 
 /// A priority as Daakey spells it: ticketd's `urgent` is `critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WirePriority {
     /// `low`.
@@ -458,16 +458,19 @@ impl WireUpload {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateTicketRequest {
     /// 1 to 255 characters.
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub subject: String,
     /// The first message, 1 to 25,000 characters.
+    #[schema(min_length = 1, max_length = 25000, pattern = r"\S")]
     pub message: String,
     /// What it is about: a lowercase token such as `vehicle_issue` or
     /// `billing`.
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$")]
     pub category: String,
     /// `low`, `normal` (the default), `high` or `critical`.
-    pub priority: Option<String>,
+    pub priority: Option<WirePriority>,
     /// The booking it is about.
+    #[schema(minimum = 1)]
     pub booking_id: Option<i64>,
     /// URLs from the upload endpoint (at most 10).
     pub attachments: Option<Vec<String>>,
@@ -477,6 +480,7 @@ pub struct CreateTicketRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddMessageRequest {
     /// 1 to 25,000 characters.
+    #[schema(min_length = 1, max_length = 25000, pattern = r"\S")]
     pub message: String,
     /// URLs from the upload endpoint (at most 10).
     pub attachments: Option<Vec<String>>,
