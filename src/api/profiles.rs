@@ -143,6 +143,34 @@ pub fn keys_scoped_by_path(path: &str) -> bool {
     teambattles::owns(path)
 }
 
+/// Responses that every operation of a profile may answer, for its
+/// OpenAPI document: each `(status, description)` of `refusals`, with the
+/// profile's `ErrorBody` schema as JSON. A profile names them once, as an
+/// [`utoipa::IntoResponses`] type listed in each operation's responses.
+pub fn shared_refusals(
+    refusals: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, ResponsesBuilder};
+    refusals
+        .iter()
+        .fold(
+            ResponsesBuilder::new(),
+            |responses, (status, description)| {
+                responses.response(
+                    *status,
+                    ResponseBuilder::new().description(*description).content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    ),
+                )
+            },
+        )
+        .build()
+        .into()
+}
+
 /// The bearer-key security scheme of a profile's OpenAPI document.
 pub struct BearerAuth;
 

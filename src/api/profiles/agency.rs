@@ -182,12 +182,9 @@ fn page_parameter(query: &mut QueryParams, name: &str, default: u32, max: u32) -
     ),
     responses(
         (status = 200, description = "`Tickets retrieved`: a page of your tickets.", body = Envelope<Vec<TicketListRow>, ListMeta>),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
         (status = 422, description = "`Validation failed`: a parameter is invalid.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -244,12 +241,9 @@ pub async fn list_tickets(
     ),
     responses(
         (status = 200, description = "`Ticket retrieved`.", body = Envelope<TicketDetail, Meta>),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
         (status = 404, description = "`Ticket not found`.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -314,15 +308,12 @@ fn uploads_url(state: &AppState) -> String {
     request_body(content = wire::CreateTicketRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "`Ticket created successfully`: the ticket as the list shows it.", body = Envelope<TicketListRow, Meta>),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `write:support`, or is not a customer's.", body = ErrorBody),
         (status = 409, description = "The `Idempotency-Key` was used for another request, or is in progress.", body = ErrorBody),
         (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "`Validation failed`.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -430,16 +421,13 @@ pub async fn create_ticket(
     responses(
         (status = 201, description = "`Message added`.", body = Envelope<WireMessage, Meta>),
         (status = 400, description = "`Cannot add message to closed ticket`.", body = ErrorBody),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `write:support`.", body = ErrorBody),
         (status = 404, description = "`Ticket not found`.", body = ErrorBody),
         (status = 409, description = "The `Idempotency-Key` was used for another request, or is in progress.", body = ErrorBody),
         (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "`Validation failed`.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -503,14 +491,11 @@ pub async fn add_message(
     responses(
         (status = 201, description = "`File uploaded`.", body = Envelope<WireUpload, Meta>),
         (status = 400, description = "The upload is incomplete.", body = ErrorBody),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `write:support`.", body = ErrorBody),
         (status = 408, description = "The file stopped arriving, or arrived too slowly.", body = ErrorBody),
         (status = 409, description = "The `Idempotency-Key` was used for another request, or is in progress.", body = ErrorBody),
         (status = 422, description = "`Validation failed`: no `file`, or a file this API does not take.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -572,12 +557,9 @@ pub async fn upload_file(
     ),
     responses(
         (status = 200, description = "`File retrieved`.", body = Envelope<WireUpload, Meta>),
-        (status = 401, description = "`Unauthenticated.`, or `Invalid agency signature.`", body = ErrorBody),
+        Refusals,
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
         (status = 404, description = "No such upload of yours.", body = ErrorBody),
-        (status = 429, description = "`Too Many Attempts.`", body = ErrorBody),
-        (status = 500, description = "`Server Error`", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
     ),
     security(("bearerAuth" = []))
 )]
@@ -603,6 +585,24 @@ pub async fn get_upload(
             request_id,
         ),
     )
+}
+
+/// The refusals every operation of the profile may answer.
+struct Refusals;
+
+impl utoipa::IntoResponses for Refusals {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        super::shared_refusals(&[
+            ("401", "`Unauthenticated.`, or `Invalid agency signature.`"),
+            ("429", "`Too Many Attempts.`"),
+            ("500", "`Server Error`"),
+            (
+                "503",
+                "The database cannot be reached, or the request timed out; retry.",
+            ),
+        ])
+    }
 }
 
 /// This profile's OpenAPI 3.1 document.

@@ -129,9 +129,7 @@ fn ok<T: serde::Serialize>(body: &T) -> Result<StoredResponse, Cause> {
         (status = 400, description = "`INVALID_LIMIT` or `INVALID_CURSOR`.", body = ErrorBody),
         (status = 401, description = "No or unknown API key.", body = ErrorBody),
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     ),
     security(("bearerAuth" = []))
 )]
@@ -214,9 +212,7 @@ async fn thread_of(
         (status = 401, description = "No or unknown API key.", body = ErrorBody),
         (status = 403, description = "The key lacks `read:support`.", body = ErrorBody),
         (status = 404, description = "`TICKET_NOT_FOUND`: no such ticket of yours.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     ),
     security(("bearerAuth" = []))
 )]
@@ -261,9 +257,7 @@ fn images(fields: &mut Fields) -> Option<Vec<UploadId>> {
         (status = 409, description = "`error_idempotency_key_conflict`.", body = ErrorBody),
         (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     ),
     security(("bearerAuth" = []))
 )]
@@ -336,9 +330,7 @@ pub async fn create_ticket(
         (status = 409, description = "`error_idempotency_key_conflict`.", body = ErrorBody),
         (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     ),
     security(("bearerAuth" = []))
 )]
@@ -398,9 +390,7 @@ pub async fn reply_to_ticket(
         (status = 401, description = "No or unknown API key.", body = ErrorBody),
         (status = 403, description = "The key lacks `write:support`.", body = ErrorBody),
         (status = 413, description = "The body is larger than `max_body_bytes`.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     ),
     security(("bearerAuth" = []))
 )]
@@ -437,9 +427,7 @@ pub async fn create_image_url(
         (status = 403, description = "The URL is not one this server made, or expired.", body = ErrorBody),
         (status = 408, description = "The image stopped arriving, or arrived too slowly.", body = ErrorBody),
         (status = 409, description = "The URL was used already.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn upload_image(
@@ -501,9 +489,7 @@ pub async fn upload_image(
         (status = 403, description = "The URL is not one this server made, or expired.", body = ErrorBody),
         (status = 408, description = "The image stopped arriving, or arrived too slowly.", body = ErrorBody),
         (status = 409, description = "The URL was used already.", body = ErrorBody),
-        (status = 429, description = "Rate limited.", body = ErrorBody),
-        (status = 500, description = "Server fault.", body = ErrorBody),
-        (status = 503, description = "The database cannot be reached, or the request timed out; retry.", body = ErrorBody),
+        Refusals,
     )
 )]
 pub async fn put_image(
@@ -513,6 +499,23 @@ pub async fn put_image(
     request: Request,
 ) -> Result<Response, Refusal> {
     upload_image(state, authed, params, request).await
+}
+
+/// The refusals every operation of the profile may answer.
+struct Refusals;
+
+impl utoipa::IntoResponses for Refusals {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        super::shared_refusals(&[
+            ("429", "Rate limited."),
+            ("500", "Server fault."),
+            (
+                "503",
+                "The database cannot be reached, or the request timed out; retry.",
+            ),
+        ])
+    }
 }
 
 /// This profile's OpenAPI 3.1 document.
