@@ -262,6 +262,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_api_publishing_longer_subjects_gets_them_unless_the_deployment_lowered_them() {
+        let published = TextLimits::PUBLISHED.with_published_subject(255);
+        assert_eq!(published.subject_chars(), 255);
+        assert!(published.subject("x".repeat(255)).is_ok());
+        assert!(published.subject("x".repeat(256)).is_err());
+        assert_eq!(
+            TextLimits::PUBLISHED
+                .with_published_subject(1000)
+                .subject_chars(),
+            Subject::MAX_STORED_CHARS
+        );
+        let lowered = TextLimits::new(80, 1000).unwrap();
+        assert_eq!(lowered.with_published_subject(255), lowered);
+    }
+
+    #[test]
     fn keeps_text_exactly_as_sent() {
         let body = MessageBody::parse("  hello\r\n".to_owned()).map(MessageBody::into_string);
         assert_eq!(body.as_deref(), Ok("  hello\r\n"));
