@@ -403,7 +403,8 @@ pub(super) async fn mark_read<C: GenericClient>(
         client,
         "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES ($1, $2, $3)
          ON CONFLICT (ticket_id, user_id)
-         DO UPDATE SET last_read_seq = greatest(ticket_read.last_read_seq, excluded.last_read_seq)",
+         DO UPDATE SET last_read_seq = excluded.last_read_seq
+         WHERE excluded.last_read_seq > ticket_read.last_read_seq",
         &[&ticket.key(), &user.key(), &seq],
     )
     .await

@@ -340,7 +340,8 @@ pub(super) fn mark_read(
     conn.prepare_cached(
         "INSERT INTO ticket_read (ticket_id, user_id, last_read_seq) VALUES (?1, ?2, ?3)
          ON CONFLICT (ticket_id, user_id)
-         DO UPDATE SET last_read_seq = max(last_read_seq, excluded.last_read_seq)",
+         DO UPDATE SET last_read_seq = excluded.last_read_seq
+         WHERE excluded.last_read_seq > last_read_seq",
     )
     .and_then(|mut upsert| upsert.execute(params![ticket.key(), user.key(), seq]))
     .map(drop)
@@ -567,7 +568,23 @@ impl TicketStore for SqliteStore {
     }
 
     async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError> {
+        // A view that moves nothing (the marker is there already) does not
+        // queue for the single writer.
         let user = actor.user_id;
+        let marker: Option<i64> = self.readers.read(|conn| {
+            conn.prepare_cached(
+                "SELECT last_read_seq FROM ticket_read WHERE ticket_id = ?1 AND user_id = ?2",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row(params![ticket.key(), user.key()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(map_error)
+        })?;
+        if marker.is_some_and(|marker| marker >= seq) {
+            return Ok(());
+        }
         self.writer
             .write(move |conn| mark_read(conn, ticket, user, seq))
             .await
