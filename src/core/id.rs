@@ -1,5 +1,13 @@
 //! Public identifiers: a type prefix and a ULID in lowercase Crockford base32
 //! (`tkt_01hxa3b4c5d6e7f8g9h0j1k2m3`).
+//!
+//! The same 128 bits can be written as a UUID ([`uuid_text`],
+//! [`parse_uuid`]), for the APIs whose clients know UUIDs. Ids minted now
+//! ([`new_ulid`]) are RFC 9562 UUIDv7 values as well as ULIDs: both start
+//! with the time in milliseconds (48 bits), and the bits a UUID reserves
+//! for its version (7) and variant (`10`) are set in the ULID's random
+//! part, leaving 74 random bits. Ids minted before keep working: they are
+//! ULIDs, and their UUID form is still the same bits.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,9 +25,20 @@ macro_rules! public_id {
             /// The prefix that starts every id of this kind.
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh id: the current time and 80 random bits.
+            /// A fresh id: the current time and 74 random bits, a UUIDv7
+            /// too ([`new_ulid`]).
             pub fn generate() -> Self {
-                Self(Ulid::new())
+                Self(new_ulid())
+            }
+
+            /// The id written as a UUID (the same 128 bits).
+            pub fn to_uuid(&self) -> String {
+                uuid_text(self.0)
+            }
+
+            /// Parses the UUID form of an id, in either case.
+            pub fn from_uuid(text: &str) -> Option<Self> {
+                parse_uuid(text).map(Self)
             }
 
             /// Wraps an existing ULID.
@@ -70,6 +89,61 @@ macro_rules! public_id {
             }
         }
     };
+}
+
+/// The bits of a UUID's version (the high nibble of its seventh byte).
+const UUID_VERSION_BITS: u128 = 0xf << 76;
+/// Version 7: time-ordered, from Unix milliseconds.
+const UUID_VERSION_7: u128 = 0x7 << 76;
+/// The bits of a UUID's variant (the top two of its ninth byte).
+const UUID_VARIANT_BITS: u128 = 0x3 << 62;
+/// RFC 9562's variant, `10`.
+const UUID_VARIANT_RFC: u128 = 0x2 << 62;
+
+/// A fresh ULID that is also an RFC 9562 UUIDv7: the current time in
+/// milliseconds, version 7, the RFC variant and 74 random bits.
+pub fn new_ulid() -> Ulid {
+    as_uuid_v7(Ulid::new())
+}
+
+/// `ulid` with the UUIDv7 version and variant bits set.
+fn as_uuid_v7(ulid: Ulid) -> Ulid {
+    let bits = u128::from(ulid) & !UUID_VERSION_BITS & !UUID_VARIANT_BITS;
+    Ulid::from(bits | UUID_VERSION_7 | UUID_VARIANT_RFC)
+}
+
+/// The 128 bits of `ulid` as a UUID: lowercase hex, hyphenated 8-4-4-4-12.
+pub fn uuid_text(ulid: Ulid) -> String {
+    let hex = format!("{:032x}", u128::from(ulid));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The ULID of the 128 bits a hyphenated UUID (36 characters, hex digits
+/// in either case) writes; `None` for anything else.
+pub fn parse_uuid(text: &str) -> Option<Ulid> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        if matches!(at, 8 | 13 | 18 | 23) {
+            if *byte != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = char::from(*byte).to_digit(16)?;
+        bits = (bits << 4) | u128::from(digit);
+    }
+    Some(Ulid::from(bits))
 }
 
 /// A string that is not an id of the expected kind.
@@ -150,6 +224,90 @@ mod tests {
         assert_eq!(text.len(), 30);
         assert_eq!(text, text.to_ascii_lowercase());
         assert_eq!(TicketId::parse(&text), Some(id));
+    }
+
+    /// Whether `text` passes a strict UUIDv7 check: the hyphenated
+    /// lowercase form, version 7 and the RFC variant.
+    fn is_strict_uuid_v7(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        bytes.len() == 36
+            && bytes.iter().enumerate().all(|(at, byte)| match at {
+                8 | 13 | 18 | 23 => *byte == b'-',
+                14 => *byte == b'7',
+                19 => matches!(byte, b'8' | b'9' | b'a' | b'b'),
+                _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(byte),
+            })
+    }
+
+    /// Random 128-bit values, and the edges.
+    fn samples() -> Vec<u128> {
+        let mut values = vec![
+            0,
+            1,
+            u128::MAX,
+            u128::MAX >> 1,
+            1 << 127,
+            0x0123_4567_89ab_cdef,
+        ];
+        let mut bytes = [0u8; 16 * 2000];
+        getrandom::fill(&mut bytes).expect("random bytes");
+        values.extend(
+            bytes
+                .chunks_exact(16)
+                .map(|chunk| u128::from_be_bytes(chunk.try_into().expect("16 bytes"))),
+        );
+        values
+    }
+
+    #[test]
+    fn every_id_converts_between_its_uuid_and_ulid_forms_without_loss() {
+        for bits in samples() {
+            let id = TicketId::from_ulid(Ulid::from(bits));
+            let uuid = id.to_uuid();
+            assert_eq!(uuid.len(), 36);
+            assert_eq!(uuid, uuid.to_ascii_lowercase());
+            assert_eq!(TicketId::from_uuid(&uuid), Some(id), "{uuid}");
+            assert_eq!(TicketId::from_uuid(&uuid.to_ascii_uppercase()), Some(id));
+            // And the ULID form, in either case.
+            assert_eq!(TicketId::from_key(&id.key()), Some(id));
+            assert_eq!(TicketId::from_key(&id.key().to_ascii_uppercase()), Some(id));
+            assert_eq!(u128::from(parse_uuid(&uuid).expect("a uuid")), bits);
+        }
+        for bad in [
+            "",
+            "0123456789abcdef0123456789abcdef",
+            "01234567-89ab-cdef-0123-456789abcdef0",
+            "01234567-89ab-cdef-0123_456789abcdef",
+            "0123456789-ab-cdef-0123-456789abcdef",
+            "01234567-89ab-cdef-0123-456789abcdeg",
+            "+1234567-89ab-cdef-0123-456789abcdef",
+        ] {
+            assert_eq!(parse_uuid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_ids_are_strict_uuid_v7_values_and_ulids_of_now() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis();
+        for _ in 0..2000 {
+            let id = MessageId::generate();
+            let uuid = id.to_uuid();
+            assert!(is_strict_uuid_v7(&uuid), "{uuid}");
+            assert!(u128::from(id.ulid().timestamp_ms()) >= before);
+            assert_eq!(MessageId::parse(&id.to_string()), Some(id));
+        }
+        // Setting the bits keeps the time and whatever else was random.
+        for bits in samples() {
+            let ulid = Ulid::from(bits);
+            let v7 = as_uuid_v7(ulid);
+            assert!(is_strict_uuid_v7(&uuid_text(v7)));
+            assert_eq!(v7.timestamp_ms(), ulid.timestamp_ms());
+            let kept = !UUID_VERSION_BITS & !UUID_VARIANT_BITS;
+            assert_eq!(u128::from(v7) & kept, bits & kept);
+        }
     }
 
     #[test]

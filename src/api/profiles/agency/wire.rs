@@ -155,15 +155,7 @@ pub fn data_time(at: Timestamp) -> String {
 /// A request id as Daakey shows it: the same 128 bits as its `req_` id,
 /// written as a UUID.
 pub fn request_uuid(id: RequestId) -> String {
-    let hex = format!("{:032x}", u128::from(id.ulid()));
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    id.to_uuid()
 }
 
 /// A ticket's reference: `TK-<year opened>-<number, five digits or more>`.
