@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use crate::blob::{BlobError, ByteStream};
 use crate::core::crypto::{Keyring, stream};
 use crate::core::dump::{
-    self, DumpCheck, DumpError, DumpOrder, Entry, Record, RecordCounts, UploadRecord,
+    self, DumpCheck, DumpError, DumpOrder, Entry, ReadMarkerRecord, Record, RecordCounts,
+    UploadRecord,
 };
 use crate::store::Store;
 use crate::transfer::{DumpFiles, MAX_LINE_BYTES, TransferError};
@@ -33,6 +34,10 @@ impl Default for Batching {
     }
 }
 
+/// The first dump version that holds read markers; an older dump's are
+/// derived from its messages as it is imported.
+const FIRST_VERSION_WITH_READ_MARKERS: u64 = 3;
+
 /// A dump being read: one line in memory at a time, checked as it comes
 /// (its form, its order, and what its records must hold: [`DumpCheck`]).
 struct DumpReader<'k, R> {
@@ -43,6 +48,8 @@ struct DumpReader<'k, R> {
     order: DumpOrder,
     check: DumpCheck<'k>,
     ended: bool,
+    /// Its format version.
+    version: u64,
 }
 
 impl<'k, R: BufRead> DumpReader<'k, R> {
@@ -56,11 +63,12 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
             order: DumpOrder::default(),
             check: DumpCheck::new(keyring),
             ended: false,
+            version: 0,
         };
         if !reader.read_line()? {
             return Err(reader.error_at(1, DumpError::Empty));
         }
-        dump::check_header(&reader.text).map_err(|error| reader.error(error))?;
+        reader.version = dump::check_header(&reader.text).map_err(|error| reader.error(error))?;
         Ok(reader)
     }
 
@@ -350,6 +358,18 @@ pub async fn import(
                     ArrivingFile::start(upload, reader.line, files)
                         .map_err(|error| partial(written, error))?,
                 );
+            }
+            Some(Record::Message(message)) if reader.version < FIRST_VERSION_WITH_READ_MARKERS => {
+                // A dump from before read markers: its sender has read the
+                // thread this far, as the database upgrade to read markers
+                // took it (later messages of theirs move it on).
+                let marker = Record::ReadMarker(ReadMarkerRecord {
+                    ticket_id: message.ticket_id,
+                    user_id: message.sender_id,
+                    last_read_seq: message.seq,
+                });
+                batch.push(Record::Message(message), reader.line, reader.text.len());
+                batch.push(marker, reader.line, 0);
             }
             Some(record) => batch.push(record, reader.line, reader.text.len()),
             None => break,

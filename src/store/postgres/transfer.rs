@@ -24,7 +24,7 @@ use crate::core::token::SecretHash;
 use crate::store::TransferStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
-use crate::store::postgres::tickets::{insert_message, mark_read};
+use crate::store::postgres::tickets::insert_message;
 use crate::store::postgres::{execute, map_error, query, query_opt};
 use crate::store::{Constraint, StoreError};
 
@@ -472,9 +472,6 @@ async fn insert<C: GenericClient>(client: &C, record: &Record) -> Result<(), Sto
         // The one message insert, shared with replies.
         Record::Message(message) => {
             insert_message(client, &Message::from(message.clone())).await?;
-            // Its sender has read the thread this far (a dump before
-            // version 3 holds no read markers; a later one's override it).
-            mark_read(client, message.ticket_id, message.sender_id, message.seq).await?;
         }
         Record::ReadMarker(marker) => {
             execute(

@@ -24,7 +24,7 @@ use crate::store::TransferStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{optional_timestamp, parsed, timestamp};
-use crate::store::sqlite::tickets::{insert_message, mark_read};
+use crate::store::sqlite::tickets::insert_message;
 use crate::store::{Constraint, StoreError};
 
 pub(super) fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
@@ -427,10 +427,7 @@ fn insert(conn: &Connection, record: &Record) -> Result<(), StoreError> {
             }),
         // The one message insert, shared with replies.
         Record::Message(message) => {
-            insert_message(conn, &Message::from(message.clone()))?;
-            // Its sender has read the thread this far (a dump before
-            // version 3 holds no read markers; a later one's override it).
-            return mark_read(conn, message.ticket_id, message.sender_id, message.seq);
+            return insert_message(conn, &Message::from(message.clone())).map(drop);
         }
         Record::ReadMarker(marker) => conn
             .prepare_cached(
