@@ -33,7 +33,7 @@ use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
 use crate::core::id::{KeyId, MessageId, TicketId, UploadId, WorkspaceId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
-use crate::core::message::{Message, NewMessage};
+use crate::core::message::{Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketRows};
 use crate::core::time::Timestamp;
@@ -416,6 +416,19 @@ pub trait TicketStore: Send + Sync {
         &self,
         actor: &Actor,
         ticket: TicketRef,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, StoreError> {
+        self.list_messages_where(actor, ticket, MessageFilter::default(), page)
+            .await
+    }
+
+    /// The messages of a ticket the actor can see that `filter` keeps,
+    /// oldest first.
+    async fn list_messages_where(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        filter: MessageFilter,
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError>;
 

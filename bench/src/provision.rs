@@ -136,6 +136,7 @@ pub async fn provision(
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
                 attach_limits: Default::default(),
+                task: None,
             },
         };
         let ticket = store
@@ -225,6 +226,7 @@ pub async fn grow_to(
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
                 attach_limits: Default::default(),
+                task: None,
             };
             store
                 .append_message(&ticket.owner, TicketRef::Id(ticket.id), new, None)

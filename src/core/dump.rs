@@ -32,7 +32,7 @@
 //!   (`2026-04-27T12:00:00.000Z`), as in the API; `null` marks an absent
 //!   value. Every member is required and unknown members are refused.
 //! - Versions 1 and 2 are read too. Version 2 is version 3 without read
-//!   markers, booking ids and agency signature generations (its trailer
+//!   markers, booking ids, task ids and agency signature generations (its trailer
 //!   has no `read_markers`): importing it gives each sender a read marker
 //!   at their latest message, as migrating to version 3's schema did.
 //!   Version 1 is version 2 without uploads (its trailer has no

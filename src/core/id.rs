@@ -146,6 +146,40 @@ pub fn parse_uuid(text: &str) -> Option<Ulid> {
     Some(Ulid::from(bits))
 }
 
+/// An opaque 128-bit id a client tags a message with, to find the
+/// messages of one of its tasks again (AppHandoff's `task_id`). ticketd
+/// keeps it and filters by it; it names nothing of ticketd's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskRef(Ulid);
+
+impl TaskRef {
+    /// Parses the UUID form, in either case.
+    pub fn from_uuid(text: &str) -> Option<Self> {
+        parse_uuid(text).map(Self)
+    }
+
+    /// The UUID form, in lowercase.
+    pub fn to_uuid(&self) -> String {
+        uuid_text(self.0)
+    }
+
+    /// The bare lowercase ULID of the same bits: the form the stores keep.
+    pub fn key(&self) -> String {
+        lowercase(self.0, &mut [0; ulid::ULID_LEN]).to_owned()
+    }
+
+    /// Parses the form the stores keep.
+    pub fn from_key(key: &str) -> Option<Self> {
+        parse_ulid(key).map(Self)
+    }
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_uuid())
+    }
+}
+
 /// A string that is not an id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid `{expected}` id")]

@@ -1,8 +1,7 @@
 //! Messages: the replies that make up a ticket's thread.
 
 use crate::core::access::Role;
-use crate::core::id::UploadId;
-use crate::core::id::{MessageId, TicketId, UserId};
+use crate::core::id::{MessageId, TaskRef, TicketId, UploadId, UserId};
 use crate::core::text::MessageBody;
 use crate::core::time::Timestamp;
 use crate::core::upload::Attachment;
@@ -65,6 +64,17 @@ pub struct Message {
     pub sender_name: String,
     /// The files it carries, in the order its sender named them.
     pub attachments: Vec<Attachment>,
+    /// The client's task it belongs to, if its sender said.
+    pub task: Option<TaskRef>,
+}
+
+/// Which messages of a thread a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MessageFilter {
+    /// Only those of this client task.
+    pub task: Option<TaskRef>,
+    /// Only those sent after this time.
+    pub since: Option<Timestamp>,
 }
 
 /// A message to append.
@@ -85,4 +95,6 @@ pub struct NewMessage {
     pub attachments: Vec<UploadId>,
     /// How many files it may carry, and what its ticket's files may hold.
     pub attach_limits: AttachLimits,
+    /// The client's task it belongs to, if its sender says.
+    pub task: Option<TaskRef>,
 }

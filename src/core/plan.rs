@@ -181,6 +181,7 @@ fn message_of(
         sender_name: actor.name.clone(),
         // The store fills them in as it attaches the uploads.
         attachments: Vec::new(),
+        task: new.task,
     }
 }
 
@@ -214,6 +215,7 @@ mod tests {
             sent_at: Timestamp::from_millis(sent_at),
             attachments: Vec::new(),
             attach_limits: Default::default(),
+            task: None,
         }
     }
 

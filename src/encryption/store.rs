@@ -12,7 +12,7 @@ use crate::core::crypto::{self, CryptoError};
 use crate::core::dump::{ExportCursor, Record, RecordKind};
 use crate::core::id::{MessageId, TicketId};
 use crate::core::lifecycle::TicketAction;
-use crate::core::message::{Message, NewMessage};
+use crate::core::message::{Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::MessageBody;
 use crate::core::ticket::{NewTicket, Ticket, TicketFilter, TicketRef, TicketRowQuery, TicketRows};
@@ -446,13 +446,17 @@ impl TicketStore for EncryptedStore {
         Ok(written)
     }
 
-    async fn list_messages(
+    async fn list_messages_where(
         &self,
         actor: &Actor,
         ticket: TicketRef,
+        filter: MessageFilter,
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError> {
-        let page = self.inner.list_messages(actor, ticket, page).await?;
+        let page = self
+            .inner
+            .list_messages_where(actor, ticket, filter, page)
+            .await?;
         let mut items = Vec::with_capacity(page.items.len());
         for message in page.items {
             items.push(self.open_message(message).await?);

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use crate::core::access::{self, Actor, TicketScope};
-use crate::core::id::{MessageId, TicketId, UploadId, UserId};
+use crate::core::id::{MessageId, TaskRef, TicketId, UploadId, UserId};
 use crate::core::idempotency::ClaimToken;
 use crate::core::lifecycle::TicketAction;
-use crate::core::message::{BodyFormat, Message, NewMessage};
+use crate::core::message::{BodyFormat, Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::text::{MessageBody, Subject};
 use crate::core::ticket::{
@@ -89,6 +89,8 @@ pub struct Draft {
     pub encrypted: bool,
     /// The sender's uploads to attach, in order.
     pub attachments: Vec<UploadId>,
+    /// The client's task it belongs to, if the sender says.
+    pub task: Option<TaskRef>,
 }
 
 /// A ticket to open, as a request asks for it.
@@ -161,6 +163,7 @@ impl Support {
             sent_at: self.clock.now(),
             attachments: draft.attachments,
             attach_limits: self.attach_limits,
+            task: draft.task,
         }
     }
 
@@ -327,6 +330,24 @@ impl Support {
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, ServiceError> {
         Ok(self.store.list_messages(actor, ticket, page).await?)
+    }
+
+    /// A page of a visible ticket's messages that `filter` keeps, oldest
+    /// first.
+    ///
+    /// # Errors
+    /// As [`Support::list_messages`].
+    pub async fn list_messages_where(
+        &self,
+        actor: &Actor,
+        ticket: TicketRef,
+        filter: MessageFilter,
+        page: PageRequest<MessageCursor>,
+    ) -> Result<Page<Message, MessageCursor>, ServiceError> {
+        Ok(self
+            .store
+            .list_messages_where(actor, ticket, filter, page)
+            .await?)
     }
 
     /// One message of a visible ticket.

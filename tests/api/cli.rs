@@ -685,7 +685,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }
@@ -909,6 +909,7 @@ async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {
             sent_at: Timestamp::now(),
             attachments: Vec::new(),
             attach_limits: Default::default(),
+            task: None,
         },
     };
     let ticket = store

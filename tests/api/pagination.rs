@@ -218,6 +218,7 @@ async fn tickets_active_at_the_same_moment_are_paged_by_id() {
                 sent_at: at,
                 attachments: Vec::new(),
                 attach_limits: Default::default(),
+                task: None,
             },
         };
         created.push(

@@ -724,6 +724,7 @@ async fn a_long_thread_shows_its_latest_replies_within_a_bounded_read() {
             body_format: ticketd::core::message::BodyFormat::Plain,
             encrypted: false,
             attachments: Vec::new(),
+            task: None,
         };
         support
             .reply(&actor, ticket_ref, draft, None)

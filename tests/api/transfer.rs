@@ -961,6 +961,7 @@ async fn busy_database(scratch: &Scratch) -> Arc<dyn Store> {
         sent_at: Timestamp::now(),
         attachments: Vec::new(),
         attach_limits: Default::default(),
+        task: None,
     };
     let mut replies = Vec::new();
     for number in 0..3 {

@@ -116,6 +116,7 @@ async fn provision(store: &dyn Store) -> Fixture {
                 sent_at: Timestamp::now(),
                 attachments: Vec::new(),
                 attach_limits: Default::default(),
+                task: None,
             },
         };
         tickets.push(

@@ -77,6 +77,7 @@ pub fn message(text: &str, at: Timestamp) -> NewMessage {
         sent_at: at,
         attachments: Vec::new(),
         attach_limits: Default::default(),
+        task: None,
     }
 }
 

@@ -54,6 +54,7 @@ conformance!(
     tickets_are_numbered_per_workspace,
     messages_get_integer_ids_unique_across_tickets,
     ticket_rows_carry_unread_counts_previews_and_totals,
+    messages_keep_their_task_and_lists_filter_by_task_and_time,
     concurrent_creation_never_reuses_a_number,
     only_customers_own_tickets,
     visibility_follows_roles,

@@ -8,10 +8,10 @@ use ticketd::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
     UserRecord, WorkspaceRecord,
 };
-use ticketd::core::id::{KeyId, MessageId, TicketId, UserId, WorkspaceId};
+use ticketd::core::id::{KeyId, MessageId, TaskRef, TicketId, UserId, WorkspaceId};
 use ticketd::core::idempotency::{ClaimToken, Fingerprint, FingerprintKey, IdempotencyKey};
 use ticketd::core::lifecycle::{LifecycleError, TicketAction};
-use ticketd::core::message::{BodyFormat, Message};
+use ticketd::core::message::{BodyFormat, Message, MessageFilter, NewMessage};
 use ticketd::core::page::{MessageCursor, PageRequest, PageSize, TicketCursor};
 use ticketd::core::server_secret::ServerSecret;
 use ticketd::core::ticket::{
@@ -1045,6 +1045,7 @@ fn imported() -> Imported {
         encrypted: false,
         sent_at: at(10),
         numeric_id: Some(500),
+        task_id: None,
     };
     let second = MessageRecord {
         seq: 2,
@@ -1306,6 +1307,7 @@ pub async fn records_crossing_workspaces_are_read_by_neither(store: &Arc<dyn Sto
         encrypted: false,
         sent_at: at,
         numeric_id: Some(1),
+        task_id: None,
     };
     let mut users = [alice.clone(), bob.clone()];
     users.sort_by_key(|user| user.id);
@@ -1436,6 +1438,7 @@ pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {
                 encrypted: seq % 2 == 0,
                 sent_at: Timestamp::from_millis(1_700_000_000_000 + seq),
                 numeric_id: Some(ticket.number * 1000 + seq),
+                task_id: None,
             })
         }));
     }
@@ -1985,4 +1988,95 @@ pub async fn ticket_rows_carry_unread_counts_previews_and_totals(store: &Arc<dyn
         user_id: ada.user_id,
         last_read_seq: 3,
     })));
+}
+
+pub async fn messages_keep_their_task_and_lists_filter_by_task_and_time(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "TASKS").await;
+    let ada = actor(store, ws, Role::Customer, "Ada").await;
+    let sam = actor(store, ws, Role::Staff, "Sam").await;
+    let thread = ticket(store, &ada, "Tasks").await;
+    let (one, two) = (
+        TaskRef::from_uuid("0190A5B6-7C8D-7E9F-8A0B-1C2D3E4F5A6B").unwrap(),
+        TaskRef::from_uuid("0190a5b6-7c8d-7e9f-8a0b-1c2d3e4f5a6c").unwrap(),
+    );
+    let base = Timestamp::now().millis() + 1000;
+    let mut sent = Vec::new();
+    for (n, (task, who)) in [
+        (Some(one), &ada),
+        (None, &sam),
+        (Some(two), &sam),
+        (Some(one), &sam),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = Timestamp::from_millis(base + n as i64 * 10);
+        let new = NewMessage {
+            task,
+            ..message(&format!("Message {n}"), at)
+        };
+        let written = store
+            .append_message(who, TicketRef::Id(thread.id), new, None)
+            .await
+            .map(Written::into_value)
+            .unwrap();
+        assert_eq!(written.task, task);
+        sent.push(written);
+    }
+    let page = PageRequest {
+        size: size(10),
+        after: None,
+    };
+    let listed = |filter: MessageFilter| {
+        let store = Arc::clone(store);
+        let ada = ada.clone();
+        async move {
+            store
+                .list_messages_where(&ada, TicketRef::Id(thread.id), filter, page)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|message| (message.body.clone(), message.task))
+                .collect::<Vec<_>>()
+        }
+    };
+    let of_one = listed(MessageFilter {
+        task: Some(one),
+        since: None,
+    })
+    .await;
+    assert_eq!(
+        of_one,
+        [
+            ("Message 0".to_owned(), Some(one)),
+            ("Message 3".to_owned(), Some(one))
+        ]
+    );
+    let after_second = listed(MessageFilter {
+        task: None,
+        since: Some(sent[1].sent_at),
+    })
+    .await;
+    assert_eq!(after_second.len(), 2, "{after_second:?}");
+    assert_eq!(after_second[0].0, "Message 2");
+    let both = listed(MessageFilter {
+        task: Some(one),
+        since: Some(sent[1].sent_at),
+    })
+    .await;
+    assert_eq!(both, [("Message 3".to_owned(), Some(one))]);
+    // The first message (the ticket's own) has none; everything reads back.
+    let all = listed(MessageFilter::default()).await;
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].1, None);
+    let records = export_all(store, RecordKind::Message, 10).await;
+    let tasks: Vec<Option<TaskRef>> = records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Message(message) if message.ticket_id == thread.id => Some(message.task_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tasks, [None, Some(one), None, Some(two), Some(one)]);
 }

@@ -364,6 +364,7 @@ pub async fn create_ticket(
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 attachments: attachments?,
+                task: None,
             },
         })
     })
@@ -451,6 +452,7 @@ pub async fn add_message(
             body_format: BodyFormat::Plain,
             encrypted: false,
             attachments: attachments?,
+            task: None,
         })
     })
     .map_err(Refusal::invalid)?;

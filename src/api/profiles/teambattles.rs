@@ -288,6 +288,7 @@ pub async fn create_ticket(
                 body_format: BodyFormat::Plain,
                 encrypted: false,
                 attachments: images?,
+                task: None,
             },
         })
     })
@@ -354,6 +355,7 @@ pub async fn reply_to_ticket(
             body_format: BodyFormat::Plain,
             encrypted: false,
             attachments: images?,
+            task: None,
         })
     })
     .map_err(Refusal::invalid)?;

@@ -334,6 +334,7 @@ pub fn read_reply(body: serde_json::Value, limits: TextLimits) -> Result<Draft, 
             body_format: body_format.ok()?.unwrap_or_default(),
             encrypted: encrypted.ok()?.unwrap_or(false),
             attachments: attachments.ok()?,
+            task: None,
         })
     })
     .map_err(ApiError::invalid)
@@ -535,6 +536,7 @@ mod tests {
             sender_role: Role::Customer,
             sender_name: "Jane Example".to_owned(),
             attachments: Vec::new(),
+            task: None,
         }
     }
 

@@ -271,6 +271,7 @@ pub async fn create_ticket(
             body_format: input.body_format,
             encrypted: input.encrypted,
             attachments: input.attachments,
+            task: None,
         },
     };
     let written = state

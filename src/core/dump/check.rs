@@ -745,6 +745,7 @@ mod tests {
             encrypted: false,
             sent_at: at,
             numeric_id: None,
+            task_id: None,
         };
         let second_id = MessageId::generate();
         let sealed = crypto::seal(keyring.current(), ticket.id, second_id, "Try 1234.")

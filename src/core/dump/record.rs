@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::core::access::{Role, Scopes};
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TaskRef, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::time::Timestamp;
@@ -173,6 +173,13 @@ pub struct MessageRecord {
     /// one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numeric_id: Option<i64>,
+    /// The client's task it belongs to, as a UUID; absent when none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::text_form::optional_text"
+    )]
+    pub task_id: Option<TaskRef>,
 }
 
 impl From<MessageRecord> for Message {
@@ -190,6 +197,7 @@ impl From<MessageRecord> for Message {
             encrypted,
             sent_at,
             numeric_id,
+            task_id,
         } = record;
         Message {
             numeric_id: numeric_id.unwrap_or(0),
@@ -205,6 +213,7 @@ impl From<MessageRecord> for Message {
             sender_name,
             // A message's files are upload records of their own.
             attachments: Vec::new(),
+            task: task_id,
         }
     }
 }

@@ -80,6 +80,7 @@ fn samples() -> Vec<Record> {
             encrypted: true,
             sent_at: at(5),
             numeric_id: Some(3),
+            task_id: None,
         }),
         Record::ReadMarker(ReadMarkerRecord {
             ticket_id,

@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::core::access::{Role, Scope, Scopes};
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TaskRef, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::BodyFormat;
 use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::time::Timestamp;
@@ -82,6 +82,18 @@ named_text_form!(
     BodyFormat => "plain or markdown",
     Scope => "read:support or write:support",
 );
+
+impl TextForm for TaskRef {
+    const EXPECTED: &'static str = "a UUID in lowercase";
+
+    fn to_text(&self) -> Result<String, String> {
+        Ok(self.to_uuid())
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Self::from_uuid(text).filter(|task| task.to_uuid() == text)
+    }
+}
 
 impl TextForm for Category {
     const EXPECTED: &'static str =

@@ -151,6 +151,7 @@ mod tests {
             sender_role: Role::Customer,
             sender_name: "Jane".to_owned(),
             attachments: Vec::new(),
+            task: None,
         };
         let first = cache.html(&message);
         assert_eq!(&*first, "<p><em>hi</em></p>\n");

@@ -50,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_agency.sql",
         include_str!("../../../migrations/postgres/0009_agency.sql"),
     ),
+    (
+        "0010_message_tasks.sql",
+        include_str!("../../../migrations/postgres/0010_message_tasks.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

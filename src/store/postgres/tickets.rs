@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
-use crate::core::message::{Message, NewMessage};
+use crate::core::message::{Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
@@ -26,8 +26,8 @@ use crate::store::idempotency::Completion;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::idempotency;
 use crate::store::postgres::rows::{
-    self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, get, optional_timestamp, parsed, timestamp,
-    to_sql_time,
+    self, MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, get,
+    optional_timestamp, parsed, timestamp, to_sql_time,
 };
 use crate::store::postgres::{execute, query, query_opt};
 use crate::store::{StoreError, Written};
@@ -421,9 +421,9 @@ pub(super) async fn insert_message<C: GenericClient>(
     let row = query_opt(
         client,
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
-                              body, body_format, encrypted, sent_at, numeric_id)
+                              body, body_format, encrypted, sent_at, numeric_id, task_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                 coalesce($11, nextval('message_numeric_id_seq')))
+                 coalesce($11, nextval('message_numeric_id_seq')), $12)
          RETURNING numeric_id",
         &[
             &message.id.key(),
@@ -437,6 +437,7 @@ pub(super) async fn insert_message<C: GenericClient>(
             &message.encrypted,
             &to_sql_time(message.sent_at),
             &(message.numeric_id > 0).then_some(message.numeric_id),
+            &message.task.map(|task| task.key()),
         ],
     )
     .await?
@@ -487,12 +488,25 @@ pub(super) async fn append_message(
     idempotency::commit(tx, completion, message).await
 }
 
-/// A page of a thread. The ticket was located in the actor's workspace;
-/// the join keeps the page to that workspace all the same.
-fn list_messages_sql() -> String {
+/// A page of a thread, of the messages `filter` keeps: its task and the
+/// time they must be sent after are the parameters after the fourth, in
+/// that order, each only if the filter has it. The ticket was located in
+/// the actor's workspace; the join keeps the page to that workspace all the
+/// same. A task's messages are read through their own index.
+fn list_messages_sql(filter: MessageFilter) -> String {
+    let task = if filter.task.is_some() {
+        " AND m.task_id = $5"
+    } else {
+        ""
+    };
+    let since = match (filter.task, filter.since) {
+        (Some(_), Some(_)) => " AND m.sent_at > $6",
+        (None, Some(_)) => " AND m.sent_at > $5",
+        (_, None) => "",
+    };
     format!(
         "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
-         WHERE t.id = $1 AND t.workspace_id = $4 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
+         WHERE t.id = $1 AND t.workspace_id = $4 AND m.seq > $2{task}{since} ORDER BY m.seq LIMIT $3"
     )
 }
 
@@ -500,24 +514,30 @@ fn list_messages_sql() -> String {
 /// read (in the same statement as the message, so the two agree: a file
 /// attached since the ticket was located is not missed).
 fn ticket_has_files(row: &tokio_postgres::Row) -> Result<bool, StoreError> {
-    Ok(get::<i64>(row, 10)? > 0)
+    Ok(get::<i64>(row, MESSAGE_COLUMN_COUNT)? > 0)
 }
 
 pub(super) async fn list_messages(
     client: &Object,
     actor: &Actor,
     reference: TicketRef,
+    filter: MessageFilter,
     page: PageRequest<MessageCursor>,
 ) -> Result<Page<Message, MessageCursor>, StoreError> {
     let ticket = locate(client, actor, reference, Lock::None).await?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
     let limit = i64::from(page.size.get()) + 1;
-    let read = query(
-        client,
-        &list_messages_sql(),
-        &[&ticket.id.key(), &after, &limit, &actor.workspace_id.key()],
-    )
-    .await?;
+    let (ticket_key, workspace) = (ticket.id.key(), actor.workspace_id.key());
+    let task = filter.task.map(|task| task.key());
+    let since = filter.since.map(to_sql_time);
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&ticket_key, &after, &limit, &workspace];
+    if let Some(task) = &task {
+        args.push(task);
+    }
+    if let Some(since) = &since {
+        args.push(since);
+    }
+    let read = query(client, &list_messages_sql(filter), &args).await?;
     let has_files = match read.first() {
         Some(row) => ticket_has_files(row)?,
         None => false,
@@ -645,14 +665,15 @@ impl TicketStore for PostgresStore {
         append_message(&mut client, actor, ticket, new, completion).await
     }
 
-    async fn list_messages(
+    async fn list_messages_where(
         &self,
         actor: &Actor,
         ticket: TicketRef,
+        filter: MessageFilter,
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError> {
         let client = self.client().await?;
-        list_messages(&client, actor, ticket, page).await
+        list_messages(&client, actor, ticket, filter, page).await
     }
 
     async fn find_message(

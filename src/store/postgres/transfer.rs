@@ -17,7 +17,7 @@ use crate::core::dump::{
     ApiKeyRecord, ExportCursor, MessageRecord, ReadMarkerRecord, Record, RecordKind, TicketRecord,
     UploadRecord, UserRecord, WorkspaceRecord,
 };
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TaskRef, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Category, Priority, TicketStatus};
 use crate::core::token::SecretHash;
@@ -87,7 +87,7 @@ impl Keyset {
             },
             RecordKind::Message => Keyset {
                 select: "SELECT ticket_id, seq, id, sender_id, sender_role, sender_name, body,
-                                body_format, encrypted, sent_at, numeric_id
+                                body_format, encrypted, sent_at, numeric_id, task_id
                          FROM message",
                 after: "(ticket_id, seq) > ($1, $2)",
                 order: "ticket_id, seq",
@@ -275,6 +275,10 @@ fn message(row: &Row) -> Result<Record, StoreError> {
         encrypted: get(row, 8)?,
         sent_at: timestamp(row, 9)?,
         numeric_id: Some(get(row, 10)?),
+        task_id: match get::<Option<&str>>(row, 11)? {
+            Some(_) => Some(parsed(row, 11, TaskRef::from_key)?),
+            None => None,
+        },
     }))
 }
 

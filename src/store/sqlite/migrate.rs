@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_agency.sql",
         include_str!("../../../migrations/sqlite/0009_agency.sql"),
     ),
+    (
+        "0010_message_tasks.sql",
+        include_str!("../../../migrations/sqlite/0010_message_tasks.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.

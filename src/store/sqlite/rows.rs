@@ -4,7 +4,7 @@ use rusqlite::Row;
 use rusqlite::types::Type;
 
 use crate::core::access::Role;
-use crate::core::id::{MessageId, TicketId, UserId, WorkspaceId};
+use crate::core::id::{MessageId, TaskRef, TicketId, UserId, WorkspaceId};
 use crate::core::message::{BodyFormat, Message};
 use crate::core::ticket::{Category, Priority, Ticket, TicketStatus, UserSummary};
 use crate::core::time::Timestamp;
@@ -84,7 +84,11 @@ fn category(stored: Option<String>) -> Option<Category> {
 /// The columns [`message`] reads, for `FROM message m` (or a join naming
 /// it `m`).
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.ticket_id, m.seq, m.sent_at, m.body, m.body_format, \
-     m.encrypted, m.sender_id, m.sender_role, m.sender_name, m.numeric_id";
+     m.encrypted, m.sender_id, m.sender_role, m.sender_name, m.numeric_id, m.task_id";
+
+/// How many columns [`MESSAGE_COLUMNS`] names: a query's next column is at
+/// this index.
+pub(super) const MESSAGE_COLUMN_COUNT: usize = 12;
 
 /// A message from a row of [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
@@ -102,5 +106,9 @@ pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         sender_name: row.get(9)?,
         // Read apart, for the messages of tickets that have any.
         attachments: Vec::new(),
+        task: match row.get::<_, Option<String>>(11)? {
+            Some(_) => Some(parsed(row, 11, TaskRef::from_key)?),
+            None => None,
+        },
     })
 }

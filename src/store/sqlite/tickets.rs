@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::core::access::Actor;
 use crate::core::id::{MessageId, TicketId, UserId};
 use crate::core::lifecycle::{LifecycleState, TicketAction};
-use crate::core::message::{Message, NewMessage};
+use crate::core::message::{Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
@@ -21,7 +21,8 @@ use crate::store::idempotency::Completion;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
 use crate::store::sqlite::rows::{
-    self, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, optional_timestamp, parsed, timestamp,
+    self, MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, TICKET_COLUMNS, TICKET_JOIN, optional_timestamp,
+    parsed, timestamp,
 };
 use crate::store::{StoreError, Written};
 
@@ -354,9 +355,9 @@ pub(super) fn mark_read(
 pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO message (id, ticket_id, seq, sender_id, sender_role, sender_name,
-                              body, body_format, encrypted, sent_at, numeric_id)
+                              body, body_format, encrypted, sent_at, numeric_id, task_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-                 coalesce(?11, (SELECT coalesce(max(numeric_id), 0) + 1 FROM message)))
+                 coalesce(?11, (SELECT coalesce(max(numeric_id), 0) + 1 FROM message)), ?12)
          RETURNING numeric_id",
     )
     .and_then(|mut insert| {
@@ -373,6 +374,7 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> Result<i64
                 message.encrypted,
                 message.sent_at.millis(),
                 (message.numeric_id > 0).then_some(message.numeric_id),
+                message.task.map(|task| task.key()),
             ],
             |row| row.get(0),
         )
@@ -419,12 +421,28 @@ pub(super) fn append_message(
     Ok(message)
 }
 
-/// A page of a thread. The ticket was located in the actor's workspace;
-/// the join keeps the page to that workspace all the same.
-fn list_messages_sql() -> String {
+/// A page of a thread, of the messages `filter` keeps: its task and the
+/// time they must be sent after are the parameters after the fourth, in
+/// that order, each only if the filter has it. The ticket was located in
+/// the actor's workspace; the join keeps the page to that workspace all the
+/// same. A task's messages are read through their own index.
+fn list_messages_sql(filter: MessageFilter) -> String {
+    // Without statistics the planner would walk the whole thread by its
+    // primary key; a task's messages are few, and have their own index.
+    let (index, task) = if filter.task.is_some() {
+        (" INDEXED BY message_task_id_idx", " AND m.task_id = ?5")
+    } else {
+        ("", "")
+    };
+    let since = match (filter.task, filter.since) {
+        (Some(_), Some(_)) => " AND m.sent_at > ?6",
+        (None, Some(_)) => " AND m.sent_at > ?5",
+        (_, None) => "",
+    };
     format!(
-        "SELECT {MESSAGE_COLUMNS}, t.attachment_count FROM ticket t JOIN message m ON m.ticket_id = t.id
-         WHERE t.id = ?1 AND t.workspace_id = ?4 AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
+        "SELECT {MESSAGE_COLUMNS}, t.attachment_count
+         FROM ticket t JOIN message m{index} ON m.ticket_id = t.id
+         WHERE t.id = ?1 AND t.workspace_id = ?4 AND m.seq > ?2{task}{since} ORDER BY m.seq LIMIT ?3"
     )
 }
 
@@ -432,31 +450,39 @@ fn list_messages_sql() -> String {
 /// same statement, so the two agree: a file attached since the ticket was
 /// located is not missed).
 fn message_and_files(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, bool)> {
-    Ok((rows::message(row)?, row.get::<_, i64>(10)? > 0))
+    Ok((
+        rows::message(row)?,
+        row.get::<_, i64>(MESSAGE_COLUMN_COUNT)? > 0,
+    ))
 }
 
 pub(super) fn list_messages(
     conn: &Connection,
     actor: &Actor,
     reference: TicketRef,
+    filter: MessageFilter,
     page: PageRequest<MessageCursor>,
 ) -> Result<Page<Message, MessageCursor>, StoreError> {
     let ticket = locate(conn, actor, reference)?;
     let after = page.after.map_or(0, |cursor| cursor.seq);
-    let sql = list_messages_sql();
+    let sql = list_messages_sql(filter);
+    let mut args = vec![
+        Value::Text(ticket.id.key()),
+        Value::Integer(after),
+        Value::Integer(i64::from(page.size.get()) + 1),
+        Value::Text(actor.workspace_id.key()),
+    ];
+    if let Some(task) = filter.task {
+        args.push(Value::Text(task.key()));
+    }
+    if let Some(since) = filter.since {
+        args.push(Value::Integer(since.millis()));
+    }
     let read = conn
         .prepare_cached(&sql)
         .and_then(|mut select| {
             select
-                .query_map(
-                    params![
-                        ticket.id.key(),
-                        after,
-                        i64::from(page.size.get()) + 1,
-                        actor.workspace_id.key()
-                    ],
-                    message_and_files,
-                )?
+                .query_map(params_from_iter(args), message_and_files)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_error)?;
@@ -607,14 +633,15 @@ impl TicketStore for SqliteStore {
             .await
     }
 
-    async fn list_messages(
+    async fn list_messages_where(
         &self,
         actor: &Actor,
         ticket: TicketRef,
+        filter: MessageFilter,
         page: PageRequest<MessageCursor>,
     ) -> Result<Page<Message, MessageCursor>, StoreError> {
         self.readers
-            .read_snapshot(|conn| list_messages(conn, actor, ticket, page))
+            .read_snapshot(|conn| list_messages(conn, actor, ticket, filter, page))
     }
 
     async fn find_message(
@@ -662,7 +689,7 @@ mod tests {
         let conn = migrated();
         crate::store::sqlite::configure(&conn, crate::store::sqlite::Role::Reader)
             .expect("configured");
-        let sql = list_messages_sql();
+        let sql = list_messages_sql(MessageFilter::default());
         for limit in [26, 11, 101, 26] {
             let mut select = conn.prepare_cached(&sql).expect("valid SQL");
             let rows = select
@@ -722,7 +749,7 @@ mod tests {
         }
         let messages = plan(
             &conn,
-            &list_messages_sql(),
+            &list_messages_sql(MessageFilter::default()),
             vec![
                 Value::Text("x".into()),
                 Value::Integer(0),
@@ -735,6 +762,28 @@ mod tests {
             "{messages}"
         );
         assert!(!messages.contains("TEMP B-TREE"), "{messages}");
+        // A task's messages come through their own index, in order.
+        let task = ticketd_task();
+        let tasks = plan(
+            &conn,
+            &list_messages_sql(MessageFilter {
+                task: Some(task),
+                since: None,
+            }),
+            vec![
+                Value::Text("x".into()),
+                Value::Integer(0),
+                Value::Integer(26),
+                Value::Text("w".into()),
+                Value::Text(task.key()),
+            ],
+        );
+        assert!(tasks.contains("message_task_id_idx"), "{tasks}");
+        assert!(!tasks.contains("TEMP B-TREE"), "{tasks}");
+    }
+
+    fn ticketd_task() -> crate::core::id::TaskRef {
+        crate::core::id::TaskRef::from_uuid("0190a5b6-7c8d-7e9f-8a0b-1c2d3e4f5a6b").expect("a UUID")
     }
 
     /// Locating a ticket for a thread or a write, with the customer join,
