@@ -381,6 +381,11 @@ pub fn app(state: AppState) -> Router {
                 support = support.merge(routes.authenticated);
                 operations = operations.merge(routes.open);
             }
+            Profile::Projects => {
+                let routes = profiles::projects::routes();
+                support = support.merge(routes.authenticated);
+                operations = operations.merge(routes.open);
+            }
         }
     }
     // An agency request's signature is checked once its key is known, and

@@ -239,8 +239,8 @@ pub struct Settings {
     #[arg(long, env = "TICKETD_MAX_TICKET_ATTACHMENT_BYTES", value_name = "BYTES")]
     pub max_ticket_attachment_bytes: Option<u64>,
     /// The compatibility profiles to serve beside the canonical API,
-    /// comma-separated (in TOML, a list): teambattles, agency. Empty
-    /// serves none.
+    /// comma-separated (in TOML, a list): teambattles, agency, projects.
+    /// Empty serves none.
     /// Default: all of them
     #[arg(
         long,
@@ -1725,7 +1725,7 @@ mod tests {
         );
         let refused = served("profiles = [\"teambatles\"]").expect_err("unknown");
         assert!(
-            refused.contains("\"teambatles\" is not one of teambattles, agency"),
+            refused.contains("\"teambatles\" is not one of teambattles, agency, projects"),
             "{refused}"
         );
         // From the flag or TICKETD_PROFILES: comma-separated, empty for none.

@@ -6,6 +6,7 @@
 //! idempotency keys, admission and the request log are the shared ones.
 
 pub mod agency;
+pub mod projects;
 pub mod teambattles;
 
 use std::fmt;
@@ -24,17 +25,21 @@ pub enum Profile {
     Teambattles,
     /// Daakey's client API (seed 004), under `/api/v1/client`.
     Agency,
+    /// AppHandoff's project ticket threads (seed 002), under
+    /// `/api/projects`.
+    Projects,
 }
 
 impl Profile {
     /// Every profile, served by default.
-    pub const ALL: [Profile; 2] = [Profile::Teambattles, Profile::Agency];
+    pub const ALL: [Profile; 3] = [Profile::Teambattles, Profile::Agency, Profile::Projects];
 
     /// Its name in `profiles`.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Teambattles => "teambattles",
             Profile::Agency => "agency",
+            Profile::Projects => "projects",
         }
     }
 
@@ -48,6 +53,7 @@ impl Profile {
         match self {
             Profile::Teambattles => teambattles::PREFIX,
             Profile::Agency => agency::PREFIX,
+            Profile::Projects => projects::PREFIX,
         }
     }
 
@@ -56,6 +62,7 @@ impl Profile {
         match self {
             Profile::Teambattles => teambattles::openapi_json(),
             Profile::Agency => agency::openapi_json(),
+            Profile::Projects => projects::openapi_json(),
         }
     }
 
@@ -127,6 +134,9 @@ pub fn renderers(canonical: Renderers, profiles: &[Profile]) -> Renderers {
                 renderers.mount(teambattles::PREFIX, teambattles::errors::TeambattlesErrors)
             }
             Profile::Agency => renderers.mount(agency::PREFIX, agency::errors::AgencyErrors),
+            Profile::Projects => {
+                renderers.mount(projects::PREFIX, projects::errors::ProjectsErrors)
+            }
         })
 }
 

@@ -32,11 +32,33 @@ pub enum TextError {
     ContainsNul,
 }
 
-fn check(text: &str, max: usize) -> Result<(), TextError> {
+/// How a length is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Counting {
+    /// In Unicode scalar values (characters): the canonical API's way.
+    #[default]
+    Chars,
+    /// In UTF-16 code units, as JavaScript's `length` (and validators
+    /// built on it, such as Zod's) counts: a character outside the Basic
+    /// Multilingual Plane counts twice.
+    Utf16Units,
+}
+
+impl Counting {
+    /// The length of `text`, counted this way.
+    pub fn len(self, text: &str) -> usize {
+        match self {
+            Counting::Chars => text.chars().count(),
+            Counting::Utf16Units => text.encode_utf16().count(),
+        }
+    }
+}
+
+fn check(text: &str, max: usize, counting: Counting) -> Result<(), TextError> {
     if text.trim().is_empty() {
         return Err(TextError::TooShort { min: 1 });
     }
-    let actual = text.chars().count();
+    let actual = counting.len(text);
     if actual > max {
         return Err(TextError::TooLong { max, actual });
     }
@@ -56,6 +78,7 @@ fn check(text: &str, max: usize) -> Result<(), TextError> {
 pub struct TextLimits {
     subject_chars: usize,
     message_chars: usize,
+    counting: Counting,
 }
 
 /// A limit outside what [`TextLimits`] allows.
@@ -74,6 +97,7 @@ impl TextLimits {
     pub const PUBLISHED: TextLimits = TextLimits {
         subject_chars: Subject::MAX_CHARS,
         message_chars: MessageBody::MAX_CHARS,
+        counting: Counting::Chars,
     };
 
     /// Limits of `subject_chars` and `message_chars` characters.
@@ -90,6 +114,7 @@ impl TextLimits {
         Ok(Self {
             subject_chars,
             message_chars,
+            counting: Counting::Chars,
         })
     }
 
@@ -98,6 +123,7 @@ impl TextLimits {
     pub const STORED: TextLimits = TextLimits {
         subject_chars: Subject::MAX_STORED_CHARS,
         message_chars: MessageBody::MAX_CHARS,
+        counting: Counting::Chars,
     };
 
     /// These limits as an API that publishes subjects of up to
@@ -115,6 +141,15 @@ impl TextLimits {
         }
     }
 
+    /// These limits with lengths counted `counting`'s way, for an API
+    /// whose published limits count so. Counting UTF-16 code units never
+    /// gives fewer than characters, so text within these limits is within
+    /// the characters' too.
+    #[must_use]
+    pub fn counting(self, counting: Counting) -> Self {
+        Self { counting, ..self }
+    }
+
     /// These limits, lowered to at most `subject_chars` and
     /// `message_chars` (for an API that publishes stricter ones).
     #[must_use]
@@ -122,6 +157,7 @@ impl TextLimits {
         Self {
             subject_chars: self.subject_chars.min(subject_chars).max(1),
             message_chars: self.message_chars.min(message_chars).max(1),
+            ..self
         }
     }
 
@@ -159,7 +195,7 @@ impl TextLimits {
     /// # Errors
     /// As [`TextLimits::subject`].
     pub fn check_subject(self, text: &str) -> Result<(), TextError> {
-        check(text, self.subject_chars)
+        check(text, self.subject_chars, self.counting)
     }
 
     /// Checks a message body against these limits, as
@@ -168,7 +204,7 @@ impl TextLimits {
     /// # Errors
     /// As [`TextLimits::message`].
     pub fn check_message(self, text: &str) -> Result<(), TextError> {
-        check(text, self.message_chars)
+        check(text, self.message_chars, self.counting)
     }
 }
 
@@ -182,7 +218,7 @@ pub const NAME_MAX_CHARS: usize = 200;
 /// # Errors
 /// Blank, too long, or holding a NUL character.
 pub fn check_name(text: &str) -> Result<(), TextError> {
-    check(text, NAME_MAX_CHARS)
+    check(text, NAME_MAX_CHARS, Counting::Chars)
 }
 
 impl Default for TextLimits {

@@ -42,6 +42,7 @@ mod sqlite {
     mod messages;
     mod openapi;
     mod pagination;
+    mod projects;
     mod rate_limit;
     mod teambattles;
     mod tickets;
@@ -69,6 +70,7 @@ mod postgres {
     mod messages;
     mod openapi;
     mod pagination;
+    mod projects;
     mod rate_limit;
     mod teambattles;
     mod tickets;
