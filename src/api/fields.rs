@@ -75,7 +75,7 @@ pub fn field_error(name: &str, code: FieldCode, detail: impl Into<String>) -> Fi
 /// The field error for text refused by the core's rules.
 pub fn text_error(name: &str, error: &TextError) -> FieldError {
     let code = match error {
-        TextError::TooShort { .. } => FieldCode::TooShort,
+        TextError::TooShort { .. } | TextError::TooFew { .. } => FieldCode::TooShort,
         TextError::TooLong { .. } => FieldCode::TooLong,
         TextError::ContainsNul => FieldCode::InvalidValue,
     };

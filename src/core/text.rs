@@ -19,6 +19,14 @@ pub enum TextError {
         /// The minimum length.
         min: usize,
     },
+    /// Shorter than an API's minimum (beyond not being blank).
+    #[error("must be at least {min} characters long (got {actual})")]
+    TooFew {
+        /// The minimum length.
+        min: usize,
+        /// The length that was sent.
+        actual: usize,
+    },
     /// Longer than the limit.
     #[error("must be at most {max} characters long (got {actual})")]
     TooLong {
@@ -54,11 +62,14 @@ impl Counting {
     }
 }
 
-fn check(text: &str, max: usize, counting: Counting) -> Result<(), TextError> {
+fn check(text: &str, (min, max): (usize, usize), counting: Counting) -> Result<(), TextError> {
     if text.trim().is_empty() {
         return Err(TextError::TooShort { min: 1 });
     }
     let actual = counting.len(text);
+    if actual < min {
+        return Err(TextError::TooFew { min, actual });
+    }
     if actual > max {
         return Err(TextError::TooLong { max, actual });
     }
@@ -78,6 +89,9 @@ fn check(text: &str, max: usize, counting: Counting) -> Result<(), TextError> {
 pub struct TextLimits {
     subject_chars: usize,
     message_chars: usize,
+    /// The shortest subject and message, for an API that sets one (1
+    /// otherwise: not blank is the core's own minimum).
+    minimums: (usize, usize),
     counting: Counting,
 }
 
@@ -97,6 +111,7 @@ impl TextLimits {
     pub const PUBLISHED: TextLimits = TextLimits {
         subject_chars: Subject::MAX_CHARS,
         message_chars: MessageBody::MAX_CHARS,
+        minimums: (1, 1),
         counting: Counting::Chars,
     };
 
@@ -114,6 +129,7 @@ impl TextLimits {
         Ok(Self {
             subject_chars,
             message_chars,
+            minimums: (1, 1),
             counting: Counting::Chars,
         })
     }
@@ -123,6 +139,7 @@ impl TextLimits {
     pub const STORED: TextLimits = TextLimits {
         subject_chars: Subject::MAX_STORED_CHARS,
         message_chars: MessageBody::MAX_CHARS,
+        minimums: (1, 1),
         counting: Counting::Chars,
     };
 
@@ -148,6 +165,16 @@ impl TextLimits {
     #[must_use]
     pub fn counting(self, counting: Counting) -> Self {
         Self { counting, ..self }
+    }
+
+    /// These limits with subjects and messages of at least `subject_chars`
+    /// and `message_chars`, for an API that publishes minimums.
+    #[must_use]
+    pub fn at_least(self, subject_chars: usize, message_chars: usize) -> Self {
+        Self {
+            minimums: (subject_chars.max(1), message_chars.max(1)),
+            ..self
+        }
     }
 
     /// These limits, lowered to at most `subject_chars` and
@@ -195,7 +222,7 @@ impl TextLimits {
     /// # Errors
     /// As [`TextLimits::subject`].
     pub fn check_subject(self, text: &str) -> Result<(), TextError> {
-        check(text, self.subject_chars, self.counting)
+        check(text, (self.minimums.0, self.subject_chars), self.counting)
     }
 
     /// Checks a message body against these limits, as
@@ -204,7 +231,7 @@ impl TextLimits {
     /// # Errors
     /// As [`TextLimits::message`].
     pub fn check_message(self, text: &str) -> Result<(), TextError> {
-        check(text, self.message_chars, self.counting)
+        check(text, (self.minimums.1, self.message_chars), self.counting)
     }
 }
 
@@ -218,7 +245,7 @@ pub const NAME_MAX_CHARS: usize = 200;
 /// # Errors
 /// Blank, too long, or holding a NUL character.
 pub fn check_name(text: &str) -> Result<(), TextError> {
-    check(text, NAME_MAX_CHARS, Counting::Chars)
+    check(text, (1, NAME_MAX_CHARS), Counting::Chars)
 }
 
 impl Default for TextLimits {

@@ -224,11 +224,29 @@ pub struct TicketFilter {
 pub struct TicketRowQuery {
     /// Only tickets in one of these statuses; every status when empty.
     pub statuses: Vec<TicketStatus>,
+    /// Only tickets whose subject holds this text (ASCII letters in either
+    /// case) or whose number it is.
+    pub search: Option<String>,
     /// How many of the matching tickets (most recent activity first) to
     /// skip.
     pub offset: u64,
     /// The most rows to return.
     pub limit: u32,
+}
+
+/// `text` as a `LIKE` pattern matching any text that holds it: `%`, `_`
+/// and the escape character `\` stand for themselves.
+pub fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// The opening of a ticket's latest message, as a list previews it.

@@ -415,3 +415,160 @@ async fn a_rate_limited_request_says_when_to_retry() {
     assert_eq!(limited.body["retryAfter"], retry_after);
     assert!(retry_after >= 1);
 }
+
+fn tickets_path(app: &TestApp) -> String {
+    format!("/api/projects/{}/tickets", app.workspace.to_uuid())
+}
+
+#[tokio::test]
+async fn customers_open_tickets_and_fields_ticketd_does_not_keep_are_refused() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = tickets_path(&app);
+    let new = json!({
+        "title": "Login 500s",
+        "description": "POST /login answers 500 since the deploy.",
+        "request_type": "bug",
+        "priority": "high",
+        "blocking": true,
+        "roles": [],
+        "unknown": "ignored"
+    });
+    let created = post(&app, &app.customer, &path, new.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let ticket = &created.body["ticket"];
+    assert_eq!(
+        sorted_keys(ticket),
+        ["created_at", "id", "roles", "stage", "status"]
+    );
+    assert_eq!(
+        (ticket["status"].as_str(), ticket["stage"].as_str()),
+        (Some("open"), Some("backlog"))
+    );
+    let id = TicketId::from_uuid(ticket["id"].as_str().unwrap()).unwrap();
+    // The core keeps the title, description, category and, as urgency,
+    // the blocking flag.
+    let canonical = app
+        .get(&format!("/api/v2/support/tickets/{id}"), &app.staff)
+        .await;
+    assert_eq!(canonical.body["subject"], "Login 500s");
+    assert_eq!(canonical.body["priority"], "urgent");
+    assert_eq!(canonical.body["category"], "bug");
+
+    // Staff file no tickets of their own: every ticket has a customer.
+    let by_staff = post(&app, &app.staff, &path, new.clone()).await;
+    assert_refused(&by_staff, 403, "FORBIDDEN");
+    let mut refused = new.clone();
+    refused["roles"] = json!(["backend"]);
+    refused["evidence"] = json!({"url": "https://example.com"});
+    let unkept = post(&app, &app.customer, &path, refused).await;
+    let mut paths = issue_paths(&unkept);
+    paths.sort();
+    assert_eq!(paths, ["evidence", "roles"]);
+    let short = post(
+        &app,
+        &app.customer,
+        &path,
+        json!({"title": "😀😀", "description": "0123456789", "request_type": "bug", "priority": "low", "blocking": false}),
+    )
+    .await;
+    // Two emoji are four UTF-16 code units: one short of five.
+    assert_eq!(issue_paths(&short), ["title"]);
+    let missing = post(&app, &app.customer, &path, json!({})).await;
+    let mut paths = issue_paths(&missing);
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "blocking",
+            "description",
+            "priority",
+            "request_type",
+            "title"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ticket_lists_filter_search_and_page() {
+    let Some(app) = TestApp::spawn(BACKEND).await else {
+        return;
+    };
+    let path = tickets_path(&app);
+    for n in 1..=5 {
+        let new = json!({"title": format!("Ticket number {n}"), "description": "Something to fix here.", "request_type": "feature_request", "priority": "medium", "blocking": false});
+        assert_eq!(
+            post(&app, &app.customer, &path, new).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let all = app.get(&path, &app.customer).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let tickets = all.body["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 5);
+    assert_eq!(all.body["next_cursor"], Value::Null);
+    let row = &tickets[0];
+    assert_eq!(row["number"], 5);
+    assert_eq!(row["project_id"], app.workspace.to_uuid());
+    assert_eq!(row["stage"], "backlog");
+    assert_eq!(row["priority"], "medium");
+    assert_eq!(row["request_type"], "feature_request");
+    assert!(row["ref"].as_str().unwrap().starts_with("HO-5-"));
+    // Pages: two at a time, by offset and by cursor.
+    let first = app.get(&format!("{path}?limit=2"), &app.customer).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get(&format!("{path}?limit=2&cursor={cursor}"), &app.customer)
+        .await;
+    let by_offset = app
+        .get(&format!("{path}?limit=2&offset=2"), &app.customer)
+        .await;
+    assert_eq!(second.body["tickets"], by_offset.body["tickets"]);
+    assert_eq!(second.body["tickets"][0]["number"], 3);
+    // Search by title, in either case, or by number.
+    let found = app
+        .get(&format!("{path}?q=NUMBER%203"), &app.customer)
+        .await;
+    assert_eq!(
+        found.body["tickets"].as_array().unwrap().len(),
+        1,
+        "{}",
+        found.text
+    );
+    let by_number = app.get(&format!("{path}?q=4"), &app.customer).await;
+    assert!(
+        by_number.body["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ticket| ticket["number"] == 4)
+    );
+    // Status: closed tickets apart.
+    let closed_id = TicketId::from_uuid(tickets[0]["id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        app.act(&closed_id.to_string(), "close", &app.staff)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let closed = app
+        .get(&format!("{path}?status=closed"), &app.customer)
+        .await;
+    assert_eq!(closed.body["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(closed.body["tickets"][0]["stage"], "live");
+    let open = app.get(&format!("{path}?status=open"), &app.customer).await;
+    assert_eq!(open.body["tickets"].as_array().unwrap().len(), 4);
+    // Another customer sees none of them; bad parameters are named.
+    let theirs = app.get(&path, &app.other_customer).await;
+    assert_eq!(theirs.body["tickets"], json!([]));
+    let bad = app
+        .get(
+            &format!("{path}?status=done&limit=0&cursor=zzz&offset=-1"),
+            &app.customer,
+        )
+        .await;
+    let mut paths = issue_paths(&bad);
+    paths.sort();
+    assert_eq!(paths, ["cursor", "limit", "offset", "status"]);
+}

@@ -1915,6 +1915,7 @@ pub async fn ticket_rows_carry_unread_counts_previews_and_totals(store: &Arc<dyn
         .unwrap();
     let query = |statuses: Vec<TicketStatus>, offset: u64, limit: u32| TicketRowQuery {
         statuses,
+        search: None,
         offset,
         limit,
     };
@@ -1982,6 +1983,40 @@ pub async fn ticket_rows_carry_unread_counts_previews_and_totals(store: &Arc<dyn
         .find(|row| row.ticket.id == tickets[0].id)
         .unwrap();
     assert_eq!(first.unread_count, 0);
+    // A search finds subjects holding its text, in either case, and a
+    // ticket by its number; wildcards stand for themselves.
+    let found = |search: &str| {
+        let store = Arc::clone(store);
+        let ada = ada.clone();
+        let search = search.to_owned();
+        async move {
+            store
+                .list_ticket_rows(
+                    &ada,
+                    &TicketRowQuery {
+                        statuses: Vec::new(),
+                        search: Some(search),
+                        offset: 0,
+                        limit: 10,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(found("TICKET").await.total, 5);
+    let third = found("Ticket 3").await;
+    assert_eq!(third.total, 1);
+    assert_eq!(third.rows[0].ticket.id, tickets[3].id);
+    let by_number = found(&tickets[2].number.to_string()).await;
+    assert!(
+        by_number
+            .rows
+            .iter()
+            .any(|row| row.ticket.id == tickets[2].id)
+    );
+    assert_eq!(found("%").await.total, 0);
+    assert_eq!(found("_").await.total, 0);
     let markers = export_all(store, RecordKind::ReadMarker, 2).await;
     assert!(markers.contains(&Record::ReadMarker(ReadMarkerRecord {
         ticket_id: tickets[0].id,

@@ -208,6 +208,7 @@ pub async fn list_tickets(
             &actor_of(principal),
             &TicketRowQuery {
                 statuses: status.map(Status::core).unwrap_or_default(),
+                search: None,
                 offset: (page - 1).saturating_mul(u64::from(per_page)),
                 limit: per_page,
             },

@@ -18,7 +18,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
     Category, MessagePreview, NewTicket, Ticket, TicketFilter, TicketRef, TicketRow,
-    TicketRowQuery, TicketRows, TicketStatus, UserSummary,
+    TicketRowQuery, TicketRows, TicketStatus, UserSummary, like_pattern,
 };
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
@@ -256,6 +256,7 @@ pub(super) async fn list_ticket_rows(
          LEFT JOIN message lm ON lm.ticket_id = t.id AND lm.seq = t.message_count
          WHERE t.workspace_id = $1 AND ($2::text IS NULL OR t.customer_id = $2)
            AND ($3::text[] IS NULL OR t.status = ANY($3))
+           AND ($8::text IS NULL OR t.subject ILIKE $8 ESCAPE '\\' OR t.number = $9)
          ORDER BY t.updated_at DESC, t.id DESC LIMIT $6 OFFSET $7"
     );
     let statuses: Option<Vec<&str>> = (!wanted.statuses.is_empty()).then(|| {
@@ -269,6 +270,7 @@ pub(super) async fn list_ticket_rows(
     let limit = i64::from(wanted.limit);
     let offset = i64::try_from(wanted.offset).unwrap_or(i64::MAX);
     let customer = restricted_to(actor);
+    let search = Search::of(wanted);
     let rows = query(
         client,
         &sql,
@@ -280,6 +282,8 @@ pub(super) async fn list_ticket_rows(
             &actor.user_id.key(),
             &limit,
             &offset,
+            &search.pattern,
+            &search.number,
         ],
     )
     .await?
@@ -297,27 +301,56 @@ pub(super) async fn list_ticket_rows(
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
-    let total = count_visible(client, actor, statuses).await?;
+    let total = count_visible(client, actor, statuses, &search).await?;
     Ok(TicketRows {
         rows,
         total: u64::try_from(total).unwrap_or(0),
     })
 }
 
-/// How many tickets the actor can see in `statuses` (any, for `None`).
+/// A row list's search, as query arguments: the `ILIKE` pattern (NULL for
+/// no search) and the ticket number it may be.
+struct Search {
+    pattern: Option<String>,
+    number: i64,
+}
+
+impl Search {
+    fn of(query: &TicketRowQuery) -> Self {
+        Self {
+            pattern: query.search.as_deref().map(like_pattern),
+            number: query
+                .search
+                .as_deref()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(-1),
+        }
+    }
+}
+
+/// How many tickets the actor can see in `statuses` (any, for `None`)
+/// that `search` finds.
 async fn count_visible(
     client: &Object,
     actor: &Actor,
     statuses: Option<Vec<&str>>,
+    search: &Search,
 ) -> Result<i64, StoreError> {
     let row = query_opt(
         client,
         &format!(
             "SELECT count(*) FROM {TICKET_JOIN}
              WHERE t.workspace_id = $1 AND ($2::text IS NULL OR t.customer_id = $2)
-               AND ($3::text[] IS NULL OR t.status = ANY($3))"
+               AND ($3::text[] IS NULL OR t.status = ANY($3))
+               AND ($4::text IS NULL OR t.subject ILIKE $4 ESCAPE '\\' OR t.number = $5)"
         ),
-        &[&actor.workspace_id.key(), &restricted_to(actor), &statuses],
+        &[
+            &actor.workspace_id.key(),
+            &restricted_to(actor),
+            &statuses,
+            &search.pattern,
+            &search.number,
+        ],
     )
     .await?
     .ok_or_else(|| StoreError::other("a count returned no row"))?;

@@ -13,7 +13,7 @@ use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
 use crate::core::plan::{self, ActionPlan, NewTicketCustomer, OpenPlan, ReplyPlan, Thread};
 use crate::core::ticket::{
     Category, MessagePreview, NewTicket, Ticket, TicketFilter, TicketRef, TicketRow,
-    TicketRowQuery, TicketRows, TicketStatus, UserSummary,
+    TicketRowQuery, TicketRows, TicketStatus, UserSummary, like_pattern,
 };
 use crate::core::time::Timestamp;
 use crate::store::TicketStore;
@@ -196,6 +196,11 @@ fn ticket_rows_filter(actor: &Actor, query: &TicketRowQuery) -> (String, Vec<Val
                 .iter()
                 .map(|status| Value::Text(status.as_str().to_owned())),
         );
+    }
+    if let Some(search) = &query.search {
+        sql.push_str(" AND (t.subject LIKE ? ESCAPE '\\' OR t.number = ?)");
+        args.push(Value::Text(like_pattern(search)));
+        args.push(Value::Integer(search.parse::<i64>().unwrap_or(-1)));
     }
     (sql, args)
 }

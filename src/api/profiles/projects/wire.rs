@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::core::access::Role;
 use crate::core::message::{BodyFormat, Message};
+use crate::core::ticket::{Priority, Ticket, TicketStatus};
 
 /// Who wrote a message: a person (a customer or staff) or an agent (an
 /// automation).
@@ -191,4 +192,226 @@ pub struct PostMessageRequest {
     pub task_id: Option<String>,
     /// `markdown` or `plain` (the default).
     pub body_format: Option<WireBodyFormat>,
+}
+
+/// A ticket's `status`, `stage`, `priority` and `blocking` as AppHandoff
+/// spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Board {
+    /// `open` or `closed`.
+    pub status: &'static str,
+    /// `backlog`, `in_progress`, `validation` or `live`.
+    pub stage: &'static str,
+    /// `low`, `medium` or `high`.
+    pub priority: &'static str,
+    /// Whether it blocks work: ticketd's `urgent` priority.
+    pub blocking: bool,
+}
+
+impl Board {
+    /// Where a ticket of `status` and `priority` stands.
+    pub fn of(status: TicketStatus, priority: Priority) -> Self {
+        let (status, stage) = match status {
+            TicketStatus::Open => ("open", "backlog"),
+            TicketStatus::InProgress | TicketStatus::AwaitingResponse => ("open", "in_progress"),
+            TicketStatus::Resolved => ("open", "validation"),
+            TicketStatus::Closed => ("closed", "live"),
+        };
+        let (priority, blocking) = match priority {
+            Priority::Low => ("low", false),
+            Priority::Normal => ("medium", false),
+            Priority::High => ("high", false),
+            Priority::Urgent => ("high", true),
+        };
+        Self {
+            status,
+            stage,
+            priority,
+            blocking,
+        }
+    }
+}
+
+/// A priority as a new ticket names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WirePriority {
+    /// `low`.
+    Low,
+    /// `medium` (ticketd's `normal`).
+    Medium,
+    /// `high`.
+    High,
+}
+
+impl WirePriority {
+    /// Every priority.
+    pub const ALL: [WirePriority; 3] =
+        [WirePriority::Low, WirePriority::Medium, WirePriority::High];
+
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WirePriority::Low => "low",
+            WirePriority::Medium => "medium",
+            WirePriority::High => "high",
+        }
+    }
+
+    /// The core's priority: a `blocking` ticket is `urgent`.
+    pub fn core(self, blocking: bool) -> Priority {
+        match (self, blocking) {
+            (_, true) => Priority::Urgent,
+            (WirePriority::Low, false) => Priority::Low,
+            (WirePriority::Medium, false) => Priority::Normal,
+            (WirePriority::High, false) => Priority::High,
+        }
+    }
+}
+
+/// What a new ticket asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestType {
+    /// `bug`.
+    Bug,
+    /// `clarification_needed`.
+    ClarificationNeeded,
+    /// `decision_needed`.
+    DecisionNeeded,
+    /// `feature_request`.
+    FeatureRequest,
+}
+
+impl RequestType {
+    /// Every request type.
+    pub const ALL: [RequestType; 4] = [
+        RequestType::Bug,
+        RequestType::ClarificationNeeded,
+        RequestType::DecisionNeeded,
+        RequestType::FeatureRequest,
+    ];
+
+    /// Its wire name, which is also the ticket's category.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestType::Bug => "bug",
+            RequestType::ClarificationNeeded => "clarification_needed",
+            RequestType::DecisionNeeded => "decision_needed",
+            RequestType::FeatureRequest => "feature_request",
+        }
+    }
+}
+
+/// A ticket as a list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketRow {
+    /// Its id, as a UUID.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// Its project's id, as a UUID.
+    #[schema(format = "uuid")]
+    pub project_id: String,
+    /// Its number in the project.
+    pub number: i64,
+    /// `HO-<number>-<project code, in lowercase>`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its title.
+    pub title: String,
+    /// What it asks for (the ticket's category), or `null`.
+    pub request_type: Option<String>,
+    /// The same, by its other name.
+    pub category: Option<String>,
+    /// `open` or `closed`.
+    pub status: String,
+    /// `backlog`, `in_progress`, `validation` or `live`.
+    pub stage: String,
+    /// `low`, `medium` or `high`.
+    pub priority: String,
+    /// The same, by its other name.
+    pub severity: String,
+    /// Whether it blocks work.
+    pub blocking: bool,
+    /// When it was opened.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it last changed.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+impl TicketRow {
+    /// `ticket` of the project `project` (its UUID and code).
+    pub fn of(ticket: &Ticket, project: &str, code: &str) -> Self {
+        let board = Board::of(ticket.status, ticket.priority);
+        let category = ticket.category.as_ref().map(|c| c.as_str().to_owned());
+        Self {
+            id: ticket.id.to_uuid(),
+            project_id: project.to_owned(),
+            number: ticket.number,
+            reference: format!("HO-{}-{}", ticket.number, code.to_ascii_lowercase()),
+            title: ticket.subject.clone(),
+            request_type: category.clone(),
+            category,
+            status: board.status.to_owned(),
+            stage: board.stage.to_owned(),
+            priority: board.priority.to_owned(),
+            severity: board.priority.to_owned(),
+            blocking: board.blocking,
+            created_at: ticket.created_at.to_string(),
+            updated_at: Some(ticket.updated_at.to_string()),
+        }
+    }
+}
+
+/// `200`: `{tickets, next_cursor}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketList {
+    /// The tickets, most recent activity first.
+    pub tickets: Vec<TicketRow>,
+    /// The `cursor` of the next page, or `null` after the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A new ticket as the create answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewTicketView {
+    /// Its id, as a UUID.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// `open`.
+    pub status: String,
+    /// `backlog`.
+    pub stage: String,
+    /// Always empty: ticketd keeps no roles.
+    pub roles: Vec<String>,
+    /// When it was opened.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// `201`: `{ticket}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketCreated {
+    /// The ticket.
+    pub ticket: NewTicketView,
+}
+
+/// `POST .../tickets` (documentation only: the body is read field by
+/// field).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTicketRequest {
+    /// 5 to 140 characters.
+    #[schema(min_length = 5, max_length = 140, pattern = r"\S")]
+    pub title: String,
+    /// 10 to 5,000 characters: the ticket's first message.
+    #[schema(min_length = 10, max_length = 5000, pattern = r"\S")]
+    pub description: String,
+    /// What the ticket asks for.
+    pub request_type: RequestType,
+    /// How urgent it is.
+    pub priority: WirePriority,
+    /// Whether it blocks work (ticketd keeps it as the `urgent` priority).
+    pub blocking: bool,
 }
