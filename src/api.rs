@@ -369,24 +369,10 @@ pub fn app(state: AppState) -> Router {
     // the requests handled at once), then idempotency keys (scoped to the
     // authenticated API key).
     for profile in &state.settings.profiles {
-        match profile {
-            Profile::Teambattles => {
-                let routes = profiles::teambattles::routes();
-                support = support.merge(routes.authenticated);
-                signed_uploads = signed_uploads.merge(routes.signed);
-                operations = operations.merge(routes.open);
-            }
-            Profile::Agency => {
-                let routes = profiles::agency::routes();
-                support = support.merge(routes.authenticated);
-                operations = operations.merge(routes.open);
-            }
-            Profile::Projects => {
-                let routes = profiles::projects::routes();
-                support = support.merge(routes.authenticated);
-                operations = operations.merge(routes.open);
-            }
-        }
+        let routes = profile.routes();
+        support = support.merge(routes.authenticated);
+        signed_uploads = signed_uploads.merge(routes.signed);
+        operations = operations.merge(routes.open);
     }
     // An agency request's signature is checked once its key is known, and
     // before its idempotency key is claimed.

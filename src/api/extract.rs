@@ -359,6 +359,29 @@ impl QueryParams {
         value
     }
 
+    /// An integer parameter between `min` and `max`, `default` when
+    /// absent; anything else is recorded as an error (and `default`
+    /// returned, for the request is refused).
+    pub fn integer_in(&mut self, name: &str, default: u64, (min, max): (u64, u64)) -> u64 {
+        let Some(text) = self.take(name) else {
+            return default;
+        };
+        match text.parse::<u64>() {
+            Ok(number) if (min..=max).contains(&number) => number,
+            _ => {
+                self.errors.push(field_error(
+                    name,
+                    FieldCode::InvalidValue,
+                    format!(
+                        "`{}` must be an integer between {min} and {max}.",
+                        quoted(name)
+                    ),
+                ));
+                default
+            }
+        }
+    }
+
     /// Drops the parameters not taken yet, for an API that ignores
     /// parameters it does not know rather than refusing them.
     pub fn ignore_others(&mut self) {

@@ -125,6 +125,35 @@ pub async fn latest_messages(
     Ok(messages)
 }
 
+/// A profile's routes, to join the canonical ones under the shared layers,
+/// and its OpenAPI document.
+pub struct ProfileRoutes {
+    /// Behind authentication and idempotency keys.
+    pub authenticated: axum::Router<crate::api::AppState>,
+    /// Upload URLs, authenticated by their signature.
+    pub signed: axum::Router<crate::api::AppState>,
+    /// Open (its OpenAPI document).
+    pub open: axum::Router<crate::api::AppState>,
+    /// The OpenAPI document.
+    pub doc: utoipa::openapi::OpenApi,
+}
+
+impl Profile {
+    /// Its routes.
+    pub fn routes(self) -> ProfileRoutes {
+        match self {
+            Profile::Teambattles => teambattles::routes(),
+            Profile::Agency => agency::routes(),
+            Profile::Projects => projects::routes(),
+        }
+    }
+}
+
+/// `doc` as the JSON a profile serves.
+pub fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
+    doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// The renderers of the canonical API and of `profiles`.
 pub fn renderers(canonical: Renderers, profiles: &[Profile]) -> Renderers {
     profiles

@@ -46,7 +46,7 @@ use crate::service::{Draft, OpenTicket, Support};
 use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
-use super::BearerAuth;
+use super::{BearerAuth, ProfileRoutes};
 use errors::{AGENCY_SIGNATURE, TICKET_NOT_FOUND, field_refusal, refusal_of};
 use wire::{
     Envelope, ErrorBody, ListMeta, Meta, Status, TicketDetail, TicketListRow, WireMessage,
@@ -149,26 +149,6 @@ fn stored<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<StoredRes
     respond::stored(status, None, body)
 }
 
-/// A positive integer query parameter, `default` when absent; `None`
-/// (with the error recorded) when it is not one, or above `max`.
-fn page_parameter(query: &mut QueryParams, name: &str, default: u32, max: u32) -> Option<u32> {
-    let Some(text) = query.text(name) else {
-        return Some(default);
-    };
-    let number = text
-        .parse::<u32>()
-        .ok()
-        .filter(|number| (1..=max).contains(number));
-    if number.is_none() {
-        query.reject(field_error(
-            name,
-            FieldCode::InvalidValue,
-            format!("`{name}` must be an integer between 1 and {max}."),
-        ));
-    }
-    number
-}
-
 /// List your tickets, most recent activity first.
 #[utoipa::path(
     get,
@@ -195,12 +175,15 @@ pub async fn list_tickets(
     mut query: QueryParams,
 ) -> Result<Response, Refusal> {
     let status = query.choice("status", &Status::ALL, Status::as_str);
-    let page = page_parameter(&mut query, "page", 1, MAX_PAGE);
-    let per_page = page_parameter(&mut query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE);
+    let page = query.integer_in("page", 1, (1, u64::from(MAX_PAGE)));
+    let per_page = query.integer_in(
+        "per_page",
+        u64::from(DEFAULT_PER_PAGE),
+        (1, u64::from(MAX_PER_PAGE)),
+    );
     query.ignore_others();
     query.finish()?;
-    let page = u64::from(page.unwrap_or(1));
-    let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+    let per_page = u32::try_from(per_page).unwrap_or(DEFAULT_PER_PAGE);
     let principal = &authed.principal;
     let rows = state
         .support
@@ -631,19 +614,8 @@ pub async fn serve_openapi() -> Response {
 )]
 struct ProfileDoc;
 
-/// The profile's routes: those behind an API key and its signature, and
-/// the open one; with its OpenAPI document.
-pub struct Routes {
-    /// Behind authentication, the agency signature and idempotency keys.
-    pub authenticated: axum::Router<AppState>,
-    /// Open (its OpenAPI document).
-    pub open: axum::Router<AppState>,
-    /// The OpenAPI document.
-    pub doc: utoipa::openapi::OpenApi,
-}
-
 /// Every route of the profile.
-pub fn routes() -> Routes {
+pub fn routes() -> ProfileRoutes {
     let (authenticated, mut doc) = OpenApiRouter::<AppState>::with_openapi(ProfileDoc::openapi())
         .routes(routes!(list_tickets, create_ticket))
         .routes(routes!(get_ticket))
@@ -655,19 +627,15 @@ pub fn routes() -> Routes {
         .routes(routes!(serve_openapi))
         .split_for_parts();
     doc.merge(open_doc);
-    Routes {
+    ProfileRoutes {
         authenticated,
+        signed: axum::Router::new(),
         open,
         doc,
     }
 }
 
-static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    routes()
-        .doc
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
-});
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| super::document_json(&routes().doc));
 
 /// The profile's OpenAPI document.
 pub fn openapi_json() -> &'static str {

@@ -45,7 +45,7 @@ use crate::service::{Draft, OpenTicket};
 use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
-use super::BearerAuth;
+use super::{BearerAuth, ProfileRoutes};
 use errors::refusal_of;
 use wire::{
     ErrorBody, ListedMessage, MessageCreated, MessageList, NewTicketView, RequestType,
@@ -188,24 +188,6 @@ pub async fn post_message(
     respond::written(written, render)
 }
 
-/// A list's `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
-fn limit_of(query: &mut QueryParams) -> u32 {
-    let Some(text) = query.text("limit") else {
-        return DEFAULT_LIMIT;
-    };
-    match text.parse::<u32>() {
-        Ok(limit @ 1..=MAX_LIMIT) => limit,
-        _ => {
-            query.reject(field_error(
-                "limit",
-                FieldCode::InvalidValue,
-                format!("`limit` must be an integer between 1 and {MAX_LIMIT}."),
-            ));
-            DEFAULT_LIMIT
-        }
-    }
-}
-
 /// List a ticket's messages, oldest first.
 #[utoipa::path(
     get,
@@ -255,7 +237,7 @@ pub async fn list_messages(
         }
         since
     });
-    let limit = limit_of(&mut query);
+    let limit = query.integer_in("limit", u64::from(DEFAULT_LIMIT), (1, u64::from(MAX_LIMIT)));
     query.ignore_others();
     query.finish()?;
     let actor = actor_in(&params, &authed.principal)?;
@@ -281,25 +263,6 @@ pub async fn list_messages(
         }
     }
     respond::json(StatusCode::OK, &MessageList { messages })
-}
-
-/// A list of tickets' `limit`: 1 to [`MAX_TICKETS`], [`DEFAULT_TICKETS`]
-/// when absent.
-fn ticket_limit_of(query: &mut QueryParams) -> u32 {
-    let Some(text) = query.text("limit") else {
-        return DEFAULT_TICKETS;
-    };
-    match text.parse::<u32>() {
-        Ok(limit @ 1..=MAX_TICKETS) => limit,
-        _ => {
-            query.reject(field_error(
-                "limit",
-                FieldCode::InvalidValue,
-                format!("`limit` must be an integer between 1 and {MAX_TICKETS}."),
-            ));
-            DEFAULT_TICKETS
-        }
-    }
 }
 
 /// A list cursor: the offset of the next page, as base64url.
@@ -370,19 +333,13 @@ pub async fn list_tickets(
         .text("q")
         .filter(|text| !text.is_empty())
         .map(|text| text.chars().take(MAX_SEARCH_CHARS).collect::<String>());
-    let limit = ticket_limit_of(&mut query);
-    let mut offset = match query.text("offset").map(|text| text.parse::<u64>()) {
-        None => 0,
-        Some(Ok(offset)) if offset <= MAX_OFFSET => offset,
-        Some(_) => {
-            query.reject(field_error(
-                "offset",
-                FieldCode::InvalidValue,
-                format!("`offset` must be an integer between 0 and {MAX_OFFSET}."),
-            ));
-            0
-        }
-    };
+    let limit = query.integer_in(
+        "limit",
+        u64::from(DEFAULT_TICKETS),
+        (1, u64::from(MAX_TICKETS)),
+    );
+    let limit = u32::try_from(limit).unwrap_or(DEFAULT_TICKETS);
+    let mut offset = query.integer_in("offset", 0, (0, MAX_OFFSET));
     if let Some(cursor) = query.text("cursor") {
         match decode_cursor(&cursor).filter(|offset| *offset <= MAX_OFFSET) {
             Some(from_cursor) => offset = from_cursor,
@@ -608,19 +565,8 @@ pub async fn serve_openapi() -> Response {
 )]
 struct ProfileDoc;
 
-/// The profile's routes: those behind an API key, and the open one; with
-/// its OpenAPI document.
-pub struct Routes {
-    /// Behind authentication and idempotency keys.
-    pub authenticated: axum::Router<AppState>,
-    /// Open (its OpenAPI document).
-    pub open: axum::Router<AppState>,
-    /// The OpenAPI document.
-    pub doc: utoipa::openapi::OpenApi,
-}
-
 /// Every route of the profile.
-pub fn routes() -> Routes {
+pub fn routes() -> ProfileRoutes {
     let (authenticated, mut doc) = OpenApiRouter::<AppState>::with_openapi(ProfileDoc::openapi())
         .routes(routes!(list_tickets, create_ticket))
         .routes(routes!(post_message, list_messages))
@@ -629,19 +575,15 @@ pub fn routes() -> Routes {
         .routes(routes!(serve_openapi))
         .split_for_parts();
     doc.merge(open_doc);
-    Routes {
+    ProfileRoutes {
         authenticated,
+        signed: axum::Router::new(),
         open,
         doc,
     }
 }
 
-static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    routes()
-        .doc
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
-});
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| super::document_json(&routes().doc));
 
 /// The profile's OpenAPI document.
 pub fn openapi_json() -> &'static str {

@@ -46,7 +46,7 @@ use crate::service::{Draft, IncomingFile, OpenTicket, Support};
 use crate::store::Cause;
 use crate::store::idempotency::StoredResponse;
 
-use super::BearerAuth;
+use super::{BearerAuth, ProfileRoutes};
 use errors::{refusal_of, upload_refusal};
 use wire::{
     CreateCategory, ErrorBody, ReplyCreated, StoredImage, ThreadMessage, TicketCreated,
@@ -543,21 +543,8 @@ pub async fn serve_openapi() -> Response {
 )]
 struct ProfileDoc;
 
-/// The profile's routes: those behind an API key, those its upload URLs
-/// authenticate, and the open ones; with its OpenAPI document.
-pub struct Routes {
-    /// Behind authentication and idempotency keys.
-    pub authenticated: axum::Router<AppState>,
-    /// Upload URLs, authenticated by their signature.
-    pub signed: axum::Router<AppState>,
-    /// Open (its OpenAPI document).
-    pub open: axum::Router<AppState>,
-    /// The OpenAPI document.
-    pub doc: utoipa::openapi::OpenApi,
-}
-
 /// Every route of the profile.
-pub fn routes() -> Routes {
+pub fn routes() -> ProfileRoutes {
     let (authenticated, mut doc) = OpenApiRouter::<AppState>::with_openapi(ProfileDoc::openapi())
         .routes(routes!(list_tickets, create_ticket))
         .routes(routes!(get_ticket))
@@ -572,7 +559,7 @@ pub fn routes() -> Routes {
         .split_for_parts();
     doc.merge(signed_doc);
     doc.merge(open_doc);
-    Routes {
+    ProfileRoutes {
         authenticated,
         signed,
         open,
@@ -580,12 +567,7 @@ pub fn routes() -> Routes {
     }
 }
 
-static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    routes()
-        .doc
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
-});
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| super::document_json(&routes().doc));
 
 /// The profile's OpenAPI document.
 pub fn openapi_json() -> &'static str {
