@@ -39,10 +39,13 @@ impl Application {
     /// cannot be read or created, the address cannot be bound, or the rate
     /// limiter's store cannot be reached.
     pub async fn build(config: Config) -> Result<Self, String> {
+        // The address first: a server that cannot listen creates no
+        // database and no key file.
+        let listener = listen(&config)?;
         let store = store::open_with(&config.database, config.database_pool)
             .await
             .map_err(encryption::describe)?;
-        Self::build_with_store(config, store).await
+        Self::assemble(config, store, listener).await
     }
 
     /// Assembles the server on `store`, a handle already opened on
@@ -55,6 +58,17 @@ impl Application {
     /// # Errors
     /// As [`Application::build`], except for opening the database.
     pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, String> {
+        let listener = listen(&config)?;
+        Self::assemble(config, store, listener).await
+    }
+
+    /// The rest of [`Application::build_with_store`], once the address is
+    /// bound.
+    async fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, String> {
         let encryption = encryption::setup(
             store.as_ref(),
             &config.encryption_key_file,
@@ -82,8 +96,6 @@ impl Application {
                 url_ttl: config.upload_url_ttl,
             },
         );
-        let listener = crate::server::bind(config.listen)
-            .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
         let local_addr = listener.local_addr().map_err(|error| error.to_string())?;
         let settings = ApiSettings {
             public_url: config
@@ -194,4 +206,10 @@ fn derived_public_url(bound: SocketAddr) -> String {
     } else {
         format!("http://{bound}")
     }
+}
+
+/// Binds `config.listen`.
+fn listen(config: &Config) -> Result<tokio::net::TcpListener, String> {
+    crate::server::bind(config.listen)
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))
 }

@@ -56,7 +56,7 @@ pub async fn track_request(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = latency_ms(started.elapsed());
     let key_id = key_id.map(tracing::field::display);
     let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
     if response.status().is_server_error() {
@@ -69,6 +69,12 @@ pub async fn track_request(
         tracing::info!(request_id = %request_id, method = %method, route, status, latency_ms, key_id, "request");
     }
     response
+}
+
+/// A request's latency for its log line, in milliseconds of whole
+/// microseconds, so that it reads `0.031`, not `0.030994999999999998`.
+fn latency_ms(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1000.0
 }
 
 /// Finishes a refused response: takes its [`PendingRefusal`] out, has the
@@ -107,6 +113,14 @@ pub fn finish_refusal(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn latencies_are_logged_in_whole_microseconds() {
+        let logged = |nanos| super::latency_ms(std::time::Duration::from_nanos(nanos)).to_string();
+        assert_eq!(logged(30_995), "0.03");
+        assert_eq!(logged(31_000), "0.031");
+        assert_eq!(logged(12_345_678), "12.345");
+    }
+
     use axum::body::to_bytes;
     use axum::http::StatusCode;
     use axum::response::IntoResponse;

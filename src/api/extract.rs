@@ -410,7 +410,8 @@ impl QueryParams {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(Refusal::invalid(self.errors))
+            Err(Refusal::invalid(self.errors)
+                .with_detail("The query parameters failed validation."))
         }
     }
 }

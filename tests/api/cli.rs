@@ -883,6 +883,29 @@ async fn serve_stops_cleanly_on_sigterm() {
     assert_eq!(exit.code(), Some(0));
 }
 
+#[tokio::test]
+async fn serve_on_a_taken_port_creates_no_database_and_no_key_file() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = scratch.run(&["serve", "--listen", &address]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(!scratch.key_file().exists(), "a key file was created");
+    if let Some(path) = scratch.db_url().strip_prefix("sqlite://") {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "the database {path} was created"
+        );
+    }
+}
+
 /// Opens the seed's ticket, with its exact id, for `customer`, writing to the
 /// database the server uses.
 async fn insert_seed_ticket(scratch: &Scratch, provisioned: &Provisioned) {

@@ -392,6 +392,11 @@ async fn invalid_query_parameters_are_refused_with_every_error() {
                 pairs(&expected),
                 "{path}?{query}"
             );
+            // The detail speaks of the query, not of a body.
+            assert_eq!(
+                response.body["detail"], "The query parameters failed validation.",
+                "{path}?{query}"
+            );
         }
     }
 }
