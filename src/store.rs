@@ -749,6 +749,13 @@ impl DatabaseUrl {
                 ),
             };
         }
+        if scheme.is_empty() {
+            return Err(
+                "a database URL starts with its scheme: sqlite://PATH (a file, created if \
+                 missing) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                    .into(),
+            );
+        }
         Err(format!(
             "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
         ))
@@ -892,6 +899,17 @@ mod tests {
         assert!(!error.contains("hunter2"), "{error}");
         let error = DatabaseUrl::parse("postgres://root:hunter2@db:notaport/t").unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_told_what_one_looks_like() {
+        for text in ["nonsense", "ticketd.db", "/var/lib/ticketd.db"] {
+            let error = DatabaseUrl::parse(text).unwrap_err();
+            assert!(
+                error.starts_with("a database URL starts with its scheme: sqlite://PATH"),
+                "{text}: {error}"
+            );
+        }
     }
 
     #[test]

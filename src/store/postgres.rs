@@ -66,7 +66,10 @@ impl PostgresStore {
     /// is invalid or a migration fails.
     pub async fn open(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
         let store = Self::connect(url, options)?;
-        let mut client = store.client().await?;
+        let mut client = store
+            .client()
+            .await
+            .map_err(|error| at_server(url, error))?;
         migrate::migrate(&mut client).await?;
         Ok(store)
     }
@@ -78,7 +81,10 @@ impl PostgresStore {
     /// As [`PostgresStore::open`].
     pub async fn migrate(url: &str) -> Result<Vec<&'static str>, StoreError> {
         let store = Self::connect(url, PoolOptions::default())?;
-        let mut client = store.client().await?;
+        let mut client = store
+            .client()
+            .await
+            .map_err(|error| at_server(url, error))?;
         migrate::migrate(&mut client).await
     }
 
@@ -89,7 +95,10 @@ impl PostgresStore {
     /// `Unavailable` if the database cannot be reached.
     pub async fn has_schema(url: &str) -> Result<bool, StoreError> {
         let store = Self::connect(url, PoolOptions::default())?;
-        let client = store.client().await?;
+        let client = store
+            .client()
+            .await
+            .map_err(|error| at_server(url, error))?;
         let row = query_opt(
             &client,
             "SELECT to_regclass('schema_migration') IS NOT NULL",
@@ -203,6 +212,45 @@ fn map_pool_error(error: PoolError) -> StoreError {
         }
         other => StoreError::Unavailable(Cause::new(other)),
     }
+}
+
+/// A failure to reach the server at `url`, naming its host and port and
+/// the whole chain of causes ("connection refused"), where the client
+/// library's own message says only "error connecting to server".
+fn at_server(url: &str, error: StoreError) -> StoreError {
+    let StoreError::Unavailable(cause) = error else {
+        return error;
+    };
+    let server = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .map(|config| {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            format!("{}:{port}", hosts.join(","))
+        })
+        .unwrap_or_else(|| "the configured server".to_owned());
+    let mut text = format!("cannot reach PostgreSQL at {server}: {cause}");
+    let mut source = std::error::Error::source(cause.error());
+    while let Some(error) = source {
+        let next = error.to_string();
+        // "db error" is the client library's name for a server's answer,
+        // which the cause has already given in full.
+        if next != "db error" && !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = error.source();
+    }
+    StoreError::Unavailable(Cause::message(text))
 }
 
 /// A PostgreSQL error's message, with the server's text when there is one

@@ -883,6 +883,39 @@ async fn serve_stops_cleanly_on_sigterm() {
     assert_eq!(exit.code(), Some(0));
 }
 
+#[test]
+fn a_database_that_cannot_be_reached_or_named_is_said_so() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let refused = scratch
+        .command()
+        .args([
+            "--database",
+            "postgres://ticketd@127.0.0.1:1/nowhere",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("cannot reach PostgreSQL at 127.0.0.1:1: error connecting to server: ")
+            && stderr.to_lowercase().contains("refused"),
+        "{stderr}"
+    );
+    let nonsense = scratch
+        .command()
+        .args(["--database", "nonsense", "migrate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&nonsense.stderr);
+    assert!(
+        stderr.contains("a database URL starts with its scheme: sqlite://PATH"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn serve_on_a_taken_port_creates_no_database_and_no_key_file() {
     let Some(scratch) = Scratch::new(BACKEND) else {
