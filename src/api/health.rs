@@ -30,7 +30,8 @@ pub async fn healthz() -> Result<Response, ApiError> {
 }
 
 /// Readiness: the database and the rate limiter's store answer, so
-/// requests can be served.
+/// requests can be served. A 503's `detail` says which does not (and no
+/// more: the probe is open to anyone).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -41,15 +42,12 @@ pub async fn healthz() -> Result<Response, ApiError> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state
-        .store
-        .check_ready()
-        .await
-        .map_err(|error| ApiError::unavailable(error.to_string()))?;
-    state
-        .limiter
-        .check_ready()
-        .await
-        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    state.store.check_ready().await.map_err(|error| {
+        ApiError::unavailable(error.to_string()).with_detail("The database cannot be reached.")
+    })?;
+    state.limiter.check_ready().await.map_err(|error| {
+        ApiError::unavailable(error.to_string())
+            .with_detail("The rate limiter's shared store (Redis) cannot be reached.")
+    })?;
     respond::json(StatusCode::OK, &HealthResponse { status: "ready" })
 }

@@ -95,6 +95,10 @@ async fn an_unreachable_shared_limiter_answers_503_with_retry_after() {
     let not_ready = app.send(app.client.get(app.url("/readyz"))).await;
     not_ready.assert_problem(503, "service_unavailable");
     assert_eq!(not_ready.header("retry-after"), "1");
+    assert_eq!(
+        not_ready.body["detail"],
+        "The rate limiter's shared store (Redis) cannot be reached."
+    );
     let alive = app.send(app.client.get(app.url("/healthz"))).await;
     assert_eq!(alive.status, StatusCode::OK, "{}", alive.text);
     app.stop().await;

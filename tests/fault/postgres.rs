@@ -128,9 +128,12 @@ async fn a_database_outage_is_a_fast_503_and_the_node_recovers_by_itself() {
         "a read",
         &send(client.get(&thread).bearer_auth(&fixture.staff_token)).await,
     );
-    assert_unavailable(
-        "/readyz",
-        &send(client.get(format!("{}/readyz", server.base_url))).await,
+    let not_ready = send(client.get(format!("{}/readyz", server.base_url))).await;
+    assert_unavailable("/readyz", &not_ready);
+    assert_eq!(
+        not_ready.body["detail"], "The database cannot be reached.",
+        "{:?}",
+        not_ready.body
     );
     let live = send(client.get(format!("{}/healthz", server.base_url))).await;
     assert_eq!(
