@@ -163,7 +163,8 @@ impl AppState {
         let body_budget = admission::BodyBudget::new(settings.max_buffered_body_bytes);
         let file_limits = openapi::FileLimits::of(uploads.policy(), settings.attach_limits);
         let openapi = openapi::with_text_limits(openapi_json(), settings.text_limits);
-        let openapi = openapi::with_file_limits(&openapi, &file_limits).into();
+        let openapi = openapi::with_file_limits(&openapi, &file_limits);
+        let openapi = openapi::with_server(&openapi, &settings.public_url).into();
         let key_cache = key_cache::KeyCache::new(settings.api_key_cache);
         let settings_profiles = settings.profiles.clone();
         let html_cache = Arc::new(HtmlCache::new(settings.html_cache_bytes));

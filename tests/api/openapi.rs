@@ -136,6 +136,23 @@ async fn document_is_openapi_3_1() {
     let version = document["openapi"].as_str().expect("`openapi` is a string");
     assert!(version.starts_with("3.1"), "openapi version {version}");
     assert_eq!(document["info"]["title"], "ticketd");
+    // Its server is this deployment, so a generated client reaches it.
+    assert_eq!(
+        document["servers"],
+        serde_json::json!([{"url": app.base_url}])
+    );
+    // Reads whose path may not decode say so, and no description names
+    // the code's own functions.
+    for path in [
+        "/api/v2/support/tickets/{id}",
+        "/api/v2/support/tickets/{id}/messages/{messageId}",
+    ] {
+        assert!(
+            document["paths"][path]["get"]["responses"]["400"].is_object(),
+            "{path}"
+        );
+    }
+    assert!(!document.to_string().contains("read_reply"));
     // The document is served as generated, not re-rendered per request.
     let again = fetch_document(&app).await;
     assert_eq!(again, document);

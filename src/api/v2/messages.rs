@@ -291,8 +291,8 @@ pub struct MessageListResponse {
     pub next_cursor: Option<String>,
 }
 
-/// The body of a reply, as documented; requests are validated member by
-/// member in `read_reply`.
+/// The body of a reply; each member is checked on its own, and every
+/// error is reported at once.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplyRequest {
@@ -495,6 +495,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
     ),
     responses(
         (status = 200, description = "The message.", body = MessageResponse),
+        (status = 400, description = "The path is not valid percent-encoded UTF-8 (`invalid_request`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such message visible to the caller.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = ["read:support"]))

@@ -251,6 +251,16 @@ pub fn with_text_limits(document: &str, limits: TextLimits) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
 }
 
+/// `document` with `public_url` as its one server, so that a client
+/// generated from it reaches this deployment.
+pub fn with_server(document: &str, public_url: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(document) else {
+        return document.to_owned();
+    };
+    value["servers"] = serde_json::json!([{ "url": public_url }]);
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
+}
+
 /// The configured limits on files, as the OpenAPI document publishes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLimits {

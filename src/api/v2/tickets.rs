@@ -335,6 +335,7 @@ pub async fn list_tickets(
     params(("id" = String, Path, description = "A `tkt_` id, or the ticket's number in your workspace.")),
     responses(
         (status = 200, description = "The ticket.", body = TicketResponse),
+        (status = 400, description = "The path is not valid percent-encoded UTF-8 (`invalid_request`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket visible to the caller.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = ["read:support"]))
