@@ -256,7 +256,8 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The OpenAPI document for the published text limits and the default
-/// file limits; a server configured otherwise serves it with its own.
+/// file limits; a server serves it with its own limits and its own
+/// `servers` entry.
 pub fn openapi_json() -> &'static str {
     &OPENAPI_JSON
 }
