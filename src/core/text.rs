@@ -2,11 +2,13 @@
 //!
 //! Text is kept exactly as sent (no trimming or normalisation); it must hold
 //! at least one non-whitespace character, stay within a length counted in
-//! Unicode scalar values, and contain no NUL characters.
+//! Unicode scalar values (or, for an API whose limits count so, in UTF-16
+//! code units: [`Counting`]), and contain no NUL characters.
 //!
-//! The published limits (200 characters for a subject, 25,000 for a message)
-//! are the most a [`Subject`] or [`MessageBody`] ever holds; an operator may
-//! lower them with [`TextLimits`], never raise them.
+//! The canonical API publishes 200 characters for a subject and 25,000 for
+//! a message; an operator may lower them with [`TextLimits`], never raise
+//! them. A profile that publishes longer subjects gets up to
+//! [`Subject::MAX_STORED_CHARS`] (255), the most a [`Subject`] ever holds.
 
 use crate::core::crypto::SealedBody;
 
@@ -81,10 +83,12 @@ fn check(text: &str, (min, max): (usize, usize), counting: Counting) -> Result<(
 
 /// The longest subject and message a deployment accepts, in characters.
 ///
-/// Invariant: each is at least 1 and at most the published limit
-/// ([`Subject::MAX_CHARS`], [`MessageBody::MAX_CHARS`]); [`TextLimits::new`]
-/// enforces it, so parsing within these limits never produces text longer
-/// than the types allow.
+/// Invariant: each is at least 1 and at most the stored limit
+/// ([`Subject::MAX_STORED_CHARS`], [`MessageBody::MAX_CHARS`]);
+/// [`TextLimits::new`] keeps an operator's within the canonical published
+/// ones, and [`TextLimits::with_published_subject`] goes no further than
+/// the stored one, so parsing within these limits never produces text
+/// longer than the types allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextLimits {
     subject_chars: usize,
