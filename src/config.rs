@@ -80,6 +80,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "TICKETD_DATABASE_POOL_SIZE",
+        hide_env_values = true,
         value_name = "N",
         display_order = 24
     )]
@@ -89,21 +90,22 @@ pub struct Settings {
     #[arg(
         long,
         env = "TICKETD_DATABASE_POOL_TIMEOUT_MS",
+        hide_env_values = true,
         value_name = "MS",
         display_order = 24
     )]
     pub database_pool_timeout_ms: Option<u64>,
     /// Address to listen on. Default: 127.0.0.1:8080
-    #[arg(long, env = "TICKETD_LISTEN", value_name = "ADDR", display_order = 0)]
+    #[arg(long, env = "TICKETD_LISTEN", hide_env_values = true, value_name = "ADDR", display_order = 0)]
     pub listen: Option<String>,
     /// Base URL clients reach the server at (used in problem `type` URIs).
-    #[arg(long, env = "TICKETD_PUBLIC_URL", value_name = "URL", display_order = 1)]
+    #[arg(long, env = "TICKETD_PUBLIC_URL", hide_env_values = true, value_name = "URL", display_order = 1)]
     pub public_url: Option<String>,
     /// Sustained requests per minute per API key. Default: 600
-    #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    #[arg(long, env = "TICKETD_RATE_LIMIT_PER_MINUTE", hide_env_values = true, value_name = "N")]
     pub rate_limit_per_minute: Option<u32>,
     /// Requests an API key may send at once. Default: the per-minute rate
-    #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", value_name = "N")]
+    #[arg(long, env = "TICKETD_RATE_LIMIT_BURST", hide_env_values = true, value_name = "N")]
     pub rate_limit_burst: Option<u32>,
     /// Where rate-limit state lives: `memory` (this process) or a
     /// redis://HOST:PORT/DB URL shared by every node. Default: memory
@@ -115,55 +117,56 @@ pub struct Settings {
     )]
     pub rate_limit_url: Option<String>,
     /// Prefix of the rate limiter's Redis keys. Default: ticketd:rl:
-    #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", value_name = "PREFIX")]
+    #[arg(long, env = "TICKETD_RATE_LIMIT_KEY_PREFIX", hide_env_values = true, value_name = "PREFIX")]
     pub rate_limit_key_prefix: Option<String>,
     /// Seconds a request may take before it is answered with 503. Default: 30
-    #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_REQUEST_TIMEOUT_SECS", hide_env_values = true, value_name = "SECS")]
     pub request_timeout_secs: Option<u64>,
     /// Largest request body in bytes. Default: 1048576
-    #[arg(long, env = "TICKETD_MAX_BODY_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "TICKETD_MAX_BODY_BYTES", hide_env_values = true, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Bytes of request bodies held in memory at once; more writes wait
     /// before their body is read. Default: --max-concurrent-requests times
     /// --max-body-bytes (1 GiB)
-    #[arg(long, env = "TICKETD_MAX_BUFFERED_BODY_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "TICKETD_MAX_BUFFERED_BODY_BYTES", hide_env_values = true, value_name = "BYTES")]
     pub max_buffered_body_bytes: Option<usize>,
     /// Requests handled at once; more wait. Default: 1024
-    #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_CONCURRENT_REQUESTS", hide_env_values = true, value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
     /// Connections served at once; more wait to be accepted.
     /// Default: 10000 (less if the open-file limit is lower)
-    #[arg(long, env = "TICKETD_MAX_CONNECTIONS", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS", hide_env_values = true, value_name = "N")]
     pub max_connections: Option<usize>,
     /// Largest request line plus headers in bytes; larger is answered 431.
     /// Default: 16384
-    #[arg(long, env = "TICKETD_MAX_HEADER_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "TICKETD_MAX_HEADER_BYTES", hide_env_values = true, value_name = "BYTES")]
     pub max_header_bytes: Option<usize>,
     /// Seconds a client has to send a request's line and headers before
     /// its connection is closed. Default: 10
-    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_HEADER_READ_TIMEOUT_SECS", hide_env_values = true, value_name = "SECS")]
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a kept-alive connection may wait for its next request (or
     /// for the client to read a response) before it is closed. Default: 75
-    #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_IDLE_TIMEOUT_SECS", hide_env_values = true, value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
     /// The idle timeout for a connection on which no request has been
     /// authenticated yet (at most --idle-timeout-secs). Default: 5
     #[arg(
         long,
         env = "TICKETD_UNAUTHENTICATED_IDLE_TIMEOUT_SECS",
+        hide_env_values = true,
         value_name = "SECS"
     )]
     pub unauthenticated_idle_timeout_secs: Option<u64>,
     /// Connections open at once from one client address (IPv6: one /64);
     /// more are closed at once. 0 for no cap (behind a proxy).
     /// Default: 64, or a quarter of --max-connections if less
-    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_CONNECTIONS_PER_ADDRESS", hide_env_values = true, value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Seconds a client has to send a request's body before it is answered
     /// with 408; at most --request-timeout-secs. Default: 10, or
     /// --request-timeout-secs if less
-    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_BODY_READ_TIMEOUT_SECS", hide_env_values = true, value_name = "SECS")]
     pub body_read_timeout_secs: Option<u64>,
     /// Requests one API key may have in progress at once; more are answered
     /// with 429. Default: a sixteenth of --max-concurrent-requests (64), at
@@ -171,21 +174,22 @@ pub struct Settings {
     #[arg(
         long,
         env = "TICKETD_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        hide_env_values = true,
         value_name = "N"
     )]
     pub max_concurrent_requests_per_key: Option<usize>,
     /// Failed authentications per minute (and at once) per client address;
     /// more are answered with 429. 0 for no limit. Default: 60
-    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", value_name = "N")]
+    #[arg(long, env = "TICKETD_AUTH_FAILURE_LIMIT_PER_MINUTE", hide_env_values = true, value_name = "N")]
     pub auth_failure_limit_per_minute: Option<u32>,
     /// Longest ticket subject in characters, 1 to 200. Default: 200
-    #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_SUBJECT_CHARS", hide_env_values = true, value_name = "N")]
     pub max_subject_chars: Option<usize>,
     /// Longest message in characters, 1 to 25000. Default: 25000
-    #[arg(long, env = "TICKETD_MAX_MESSAGE_CHARS", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_MESSAGE_CHARS", hide_env_values = true, value_name = "N")]
     pub max_message_chars: Option<usize>,
     /// Log format. Default: text
-    #[arg(long, env = "TICKETD_LOG_FORMAT", value_enum)]
+    #[arg(long, env = "TICKETD_LOG_FORMAT", hide_env_values = true, value_enum)]
     pub log_format: Option<LogFormat>,
     /// The key file of encrypted messages: the global
     /// `--encryption-key-file` flag of [`crate::cli::Cli`].
@@ -193,17 +197,17 @@ pub struct Settings {
     pub encryption_key_file: Option<String>,
     /// Seconds the response of a request with an Idempotency-Key is kept
     /// for its retries. Default: 86400 (a day)
-    #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_IDEMPOTENCY_TTL_SECS", hide_env_values = true, value_name = "SECS")]
     pub idempotency_ttl_secs: Option<u64>,
     /// Seconds an API key, once read from the database, is trusted without
     /// reading it again; a key revoked meanwhile works for up to this long.
     /// 0 reads the key on every request. Default: 2
-    #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_API_KEY_CACHE_SECS", hide_env_values = true, value_name = "SECS")]
     pub api_key_cache_secs: Option<u64>,
     /// MiB of rendered message HTML kept in memory, so that each message is
     /// rendered once rather than on every read; 0 renders on every read.
     /// Default: 16
-    #[arg(long, env = "TICKETD_HTML_CACHE_MIB", value_name = "MIB")]
+    #[arg(long, env = "TICKETD_HTML_CACHE_MIB", hide_env_values = true, value_name = "MIB")]
     pub html_cache_mib: Option<u64>,
     /// Where the bytes of uploaded files are kept: `database` (PostgreSQL
     /// only: in its tables, shared by every node), `file://DIR`, a
@@ -211,32 +215,32 @@ pub struct Settings {
     /// bucket (endpoint, region and credentials from the standard `AWS_*`
     /// variables). Default: the database with PostgreSQL, the directory
     /// `blobs` beside a SQLite file
-    #[arg(long, env = "TICKETD_BLOB_STORE", value_name = "URL")]
+    #[arg(long, env = "TICKETD_BLOB_STORE", hide_env_values = true, value_name = "URL")]
     pub blob_store: Option<String>,
     /// Largest uploaded file in bytes, at most 5 GiB. Default: 26214400
     /// (25 MiB)
-    #[arg(long, env = "TICKETD_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "TICKETD_MAX_UPLOAD_BYTES", hide_env_values = true, value_name = "BYTES")]
     pub max_upload_bytes: Option<u64>,
     /// Seconds an uploaded file waits to be attached to a message before it
     /// is deleted, 60 to 2592000 (30 days). Default: 86400 (a day)
-    #[arg(long, env = "TICKETD_UPLOAD_TTL_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_UPLOAD_TTL_SECS", hide_env_values = true, value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,
     /// Seconds a pre-signed upload URL works, 60 to 86400. Default: 900
     /// (15 minutes)
-    #[arg(long, env = "TICKETD_UPLOAD_URL_TTL_SECS", value_name = "SECS")]
+    #[arg(long, env = "TICKETD_UPLOAD_URL_TTL_SECS", hide_env_values = true, value_name = "SECS")]
     pub upload_url_ttl_secs: Option<u64>,
     /// The media types uploads may be of, comma-separated, from image/png,
     /// image/jpeg, image/gif, image/webp, image/avif, application/pdf, application/zip,
     /// text/plain, text/x-log, text/csv and application/json. Default:
     /// all but text/csv and application/json
-    #[arg(long, env = "TICKETD_UPLOAD_MEDIA_TYPES", value_name = "TYPES")]
+    #[arg(long, env = "TICKETD_UPLOAD_MEDIA_TYPES", hide_env_values = true, value_name = "TYPES")]
     pub upload_media_types: Option<String>,
     /// Files one message may carry, 1 to 100. Default: 10
-    #[arg(long, env = "TICKETD_MAX_ATTACHMENTS_PER_MESSAGE", value_name = "N")]
+    #[arg(long, env = "TICKETD_MAX_ATTACHMENTS_PER_MESSAGE", hide_env_values = true, value_name = "N")]
     pub max_attachments_per_message: Option<usize>,
     /// Bytes the files of one ticket may hold together. Default: 1073741824
     /// (1 GiB)
-    #[arg(long, env = "TICKETD_MAX_TICKET_ATTACHMENT_BYTES", value_name = "BYTES")]
+    #[arg(long, env = "TICKETD_MAX_TICKET_ATTACHMENT_BYTES", hide_env_values = true, value_name = "BYTES")]
     pub max_ticket_attachment_bytes: Option<u64>,
     /// The compatibility profiles to serve beside the canonical API,
     /// comma-separated (in TOML, a list): teambattles, agency, projects.
@@ -245,6 +249,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "TICKETD_PROFILES",
+        hide_env_values = true,
         value_name = "NAMES",
         value_delimiter = ','
     )]

@@ -41,7 +41,13 @@ pub struct Cli {
     pub database: Option<String>,
 
     /// Configuration file. Default: ./ticketd.toml if it exists.
-    #[arg(long, global = true, env = "TICKETD_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETD_CONFIG",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
 
     /// Key file of messages marked `encrypted`. Default: encryption.key
@@ -50,6 +56,7 @@ pub struct Cli {
         long,
         global = true,
         env = "TICKETD_ENCRYPTION_KEY_FILE",
+        hide_env_values = true,
         value_name = "PATH"
     )]
     pub encryption_key_file: Option<String>,

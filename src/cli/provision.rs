@@ -76,7 +76,7 @@ pub enum KeyCommand {
         /// The user the key acts as (`usr_...`).
         #[arg(long, value_name = "USR_ID")]
         user: String,
-        /// Comma-separated scopes. Default: read:support,write:support
+        /// Comma-separated scopes.
         #[arg(long, default_value = "read:support,write:support")]
         scopes: String,
     },

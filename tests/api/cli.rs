@@ -884,6 +884,36 @@ async fn serve_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn help_names_each_variable_without_a_value_and_each_default_once() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    for command in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["key", "create", "--help"],
+    ] {
+        let output = scratch.command().args(command).output().unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command:?}");
+        // `[env: NAME=]` reads as "set to empty".
+        assert!(!help.contains("=]"), "{command:?}: {help}");
+        assert!(help.contains("[env: TICKETD_"), "{command:?}: {help}");
+    }
+    let output = scratch
+        .command()
+        .args(["key", "create", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        help.matches("read:support,write:support").count(),
+        1,
+        "{help}"
+    );
+}
+
+#[test]
 fn a_database_that_cannot_be_reached_or_named_is_said_so() {
     let Some(scratch) = Scratch::new(BACKEND) else {
         return;
