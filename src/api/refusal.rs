@@ -494,6 +494,28 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The field's name as the profiles with dotted paths write it: the
+    /// pointer's segments, unescaped, joined with dots (`/attachments/0`
+    /// is `attachments.0`).
+    pub fn dotted_path(&self) -> String {
+        self.pointer
+            .trim_start_matches('/')
+            .split('/')
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// The detail without the field it starts with: the core words each
+    /// detail as "`name` must be ..." or "Each entry of `name` must be
+    /// ..."; `None` for a detail worded otherwise.
+    pub fn detail_after_field(&self) -> Option<&str> {
+        self.detail
+            .split_once("` ")
+            .filter(|(start, _)| start.starts_with('`') || start.starts_with("Each entry of `"))
+            .map(|(_, rest)| rest)
+    }
+
     /// The bytes this entry adds to `errors[]` as sent, its comma included.
     fn sent_len(&self) -> usize {
         const MEMBERS: usize = r#",{"pointer":"","detail":"","code":""}"#.len();

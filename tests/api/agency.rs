@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::BACKEND;
 use super::attachments::{multipart, png};
-use super::cli::{Scratch, text};
+use super::cli::{Scratch, keys, text};
 use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
 
 const TICKETS: &str = "/api/v1/client/tickets";
@@ -26,17 +26,6 @@ const SEED_CURL: &str = r#"curl -X POST https://api.daakey.com/api/v1/client/tic
     "message": "The technician arrived and fixed the issue. Thank you!",
     "attachments": []
   }'"#;
-
-fn sorted_keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
 
 /// A time inside `data`, to the second, as the seed shows them.
 #[track_caller]
@@ -81,7 +70,7 @@ fn assert_refused(response: &TestResponse, status: u16, message: &str) {
     } else {
         &["data", "message", "request_id", "success", "timestamp"]
     };
-    assert_eq!(sorted_keys(&response.body), expected, "{}", response.text);
+    assert_eq!(keys(&response.body), expected, "{}", response.text);
 }
 
 /// The client app's requests: bearer key and agency signature.
@@ -215,7 +204,7 @@ async fn the_seed_example_runs_verbatim_against_ticketd_serve() {
     assert_eq!(status, "201", "{body}\n{}", server.log());
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(
-        sorted_keys(&body),
+        keys(&body),
         [
             "data",
             "message",
@@ -229,7 +218,7 @@ async fn the_seed_example_runs_verbatim_against_ticketd_serve() {
     assert_eq!(body["message"], "Message added");
     let data = &body["data"];
     assert_eq!(
-        sorted_keys(data),
+        keys(data),
         [
             "attachments",
             "created_at",
@@ -465,7 +454,7 @@ async fn statuses_priorities_and_senders_are_daakeys() {
         .await;
     assert_refused(&invalid, 422, "Validation failed");
     assert_eq!(
-        sorted_keys(&invalid.body["errors"]),
+        keys(&invalid.body["errors"]),
         ["page", "per_page", "status"],
         "{}",
         invalid.text
@@ -688,7 +677,7 @@ async fn its_refusals_use_the_envelope() {
     let missing = client.post(TICKETS, &json!({})).await;
     assert_refused(&missing, 422, "Validation failed");
     assert_eq!(
-        sorted_keys(&missing.body["errors"]),
+        keys(&missing.body["errors"]),
         ["category", "message", "subject"]
     );
     let too_long = client
@@ -739,7 +728,7 @@ async fn its_openapi_document_is_served() {
         .await;
     assert_eq!(document.status, StatusCode::OK);
     assert_eq!(document.body["openapi"], "3.1.0");
-    let paths = sorted_keys(&document.body["paths"]);
+    let paths = keys(&document.body["paths"]);
     assert_eq!(
         paths,
         [

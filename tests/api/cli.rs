@@ -192,8 +192,8 @@ pub(super) fn refused(output: &Output, args: &[&str]) -> String {
     stderr
 }
 
-/// The keys of a JSON object.
-fn keys(value: &Value) -> Vec<&str> {
+/// The keys of a JSON object, sorted.
+pub(super) fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value
         .as_object()
         .unwrap_or_else(|| panic!("not an object: {value}"))

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use ticketd::core::id::{TicketId, WorkspaceId};
 
 use super::BACKEND;
-use super::cli::{Scratch, text};
+use super::cli::{Scratch, keys, text};
 use crate::helpers::{TestApp, TestOptions, TestResponse, TestUser};
 
 /// The seed's request example (seed 002), exactly as published.
@@ -21,17 +21,6 @@ const SEED_CURL: &str = r#"curl --request POST \
 
 /// The seed's placeholder id, as it appears in the example.
 const SEED_ID: &str = "2489E9AD-2EE2-8E00-8EC9-32D5F69181C0";
-
-fn sorted_keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
 
 /// The UUID form of a `ws_` or `tkt_` id.
 fn project_uuid(id: &str) -> String {
@@ -57,7 +46,7 @@ fn issue_paths(response: &TestResponse) -> Vec<String> {
     assert_refused(response, 400, "VALIDATION_ERROR");
     let issues = response.body["issues"].as_array().unwrap();
     for issue in issues {
-        assert_eq!(sorted_keys(issue), ["message", "path"]);
+        assert_eq!(keys(issue), ["message", "path"]);
         let path = issue["path"].as_str().unwrap();
         assert!(
             response.body["fieldErrors"][path].is_string(),
@@ -131,10 +120,10 @@ async fn the_seed_example_runs_verbatim_against_ticketd_serve() {
     let (body, status) = stdout.rsplit_once('\n').unwrap();
     assert_eq!(status, "201", "{body}\n{}", server.log());
     let body: Value = serde_json::from_str(body).unwrap();
-    assert_eq!(sorted_keys(&body), ["message"]);
+    assert_eq!(keys(&body), ["message"]);
     let message = &body["message"];
     assert_eq!(
-        sorted_keys(message),
+        keys(message),
         ["author_id", "author_type", "body", "created_at", "id"]
     );
     assert_eq!(message["body"], "example");
@@ -200,7 +189,7 @@ async fn messages_are_listed_oldest_first_by_task_and_time() {
     let messages = all.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 4);
     assert_eq!(
-        sorted_keys(&messages[1]),
+        keys(&messages[1]),
         [
             "author_id",
             "author_type",
@@ -439,7 +428,7 @@ async fn customers_open_tickets_and_fields_ticketd_does_not_keep_are_refused() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let ticket = &created.body["ticket"];
     assert_eq!(
-        sorted_keys(ticket),
+        keys(ticket),
         ["created_at", "id", "roles", "stage", "status"]
     );
     assert_eq!(

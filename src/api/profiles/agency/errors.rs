@@ -97,36 +97,16 @@ fn status_and_message(refusal: &PendingRefusal) -> (StatusCode, &'static str) {
     }
 }
 
-/// A field's name as Laravel writes it: the JSON pointer's segments
-/// joined with dots (`/attachments/0` is `attachments.0`).
-fn dotted(pointer: &str) -> String {
-    pointer
-        .trim_start_matches('/')
-        .split('/')
-        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 /// A field error in Laravel's words: `The message field is required.`
 fn laravel_message(field: &str, error: &FieldError) -> String {
     match error.code {
         FieldCode::MissingRequired | FieldCode::TooShort => {
             format!("The {field} field is required.")
         }
-        _ => {
-            // The core's wording starts with the field in backticks, or,
-            // for a list's entry, with "Each entry of `list`".
-            let detail = error.detail.as_str();
-            let rest = detail
-                .split_once("` ")
-                .filter(|(start, _)| start.starts_with('`') || start.starts_with("Each entry of `"))
-                .map(|(_, rest)| rest);
-            match rest {
-                Some(rest) => format!("The {field} field {rest}"),
-                None => error.detail.clone(),
-            }
-        }
+        _ => match error.detail_after_field() {
+            Some(rest) => format!("The {field} field {rest}"),
+            None => error.detail.clone(),
+        },
     }
 }
 
@@ -138,7 +118,7 @@ fn errors_of(refusal: &PendingRefusal) -> Map<String, Value> {
         let field = if error.pointer.is_empty() {
             "request".to_owned()
         } else {
-            dotted(&error.pointer)
+            error.dotted_path()
         };
         let message = laravel_message(&field, error);
         match errors

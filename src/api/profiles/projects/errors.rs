@@ -100,16 +100,6 @@ fn described(refusal: &PendingRefusal) -> (StatusCode, &'static str, &'static st
     }
 }
 
-/// A field's path as Zod joins it: the pointer's segments with dots.
-fn path_of(pointer: &str) -> String {
-    pointer
-        .trim_start_matches('/')
-        .split('/')
-        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 /// A field error in words close to Zod's: `Required`, or the core's
 /// wording without the field's name in front.
 fn message_of(error: &FieldError) -> String {
@@ -117,10 +107,7 @@ fn message_of(error: &FieldError) -> String {
         FieldCode::MissingRequired => "Required".to_owned(),
         _ => {
             let detail = error.detail.as_str();
-            let rest = detail
-                .split_once("` ")
-                .filter(|(start, _)| start.starts_with('`') || start.starts_with("Each entry of `"))
-                .map_or(detail, |(_, rest)| rest);
+            let rest = error.detail_after_field().unwrap_or(detail);
             let mut chars = rest.chars();
             match chars.next() {
                 Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -141,7 +128,7 @@ impl RefusalRenderer for ProjectsErrors {
             .errors
             .iter()
             .map(|field| Issue {
-                path: path_of(&field.pointer),
+                path: field.dotted_path(),
                 message: message_of(field),
             })
             .collect();
