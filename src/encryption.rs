@@ -40,7 +40,10 @@ use crate::core::time::Timestamp;
 use crate::store::{DatabaseUrl, RegisteredKey, Store, StoreError};
 
 pub use content_keys::ContentKeyring;
-pub use rotate::{KeyStatus, RotateReport, Status, add_key, reseal_all, rotate, status};
+pub use rotate::{
+    KeyStatus, RotateReport, Status, add_key, reseal_all, rotate, seal_stored_before_encryption,
+    status,
+};
 pub use store::{EncryptedStore, ExportBodies};
 
 /// The key file's name in the data directory.
@@ -337,7 +340,7 @@ pub async fn setup(
         reloaded: tokio::sync::Mutex::new(None),
     });
     if registered.is_empty() {
-        let sealed = reseal_all(&encryption, store).await?;
+        let sealed = seal_stored_before_encryption(&encryption, store).await?;
         if sealed > 0 {
             tracing::info!(
                 messages = sealed,

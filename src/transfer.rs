@@ -26,8 +26,9 @@ use futures_util::StreamExt;
 use crate::blob::{BlobStore, ByteStream};
 use crate::core::crypto::stream;
 use crate::core::dump::{
-    self, DumpError, DumpOrder, Record, RecordCounts, RecordKind, UploadRecord,
+    self, DumpError, DumpOrder, EncryptedBodies, Record, RecordCounts, RecordKind, UploadRecord,
 };
+use crate::encryption::ExportBodies;
 use crate::service::ContentKeys;
 use crate::store::{Store, StoreError};
 
@@ -40,15 +41,6 @@ pub struct DumpFiles {
     /// The content keys of sealed uploads, under the database's key file:
     /// needed to export them opened, or to import ones exported so.
     pub keys: Option<Arc<dyn ContentKeys>>,
-}
-
-/// How an export writes sealed uploads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedFiles {
-    /// As stored: sealed, with their sealed content keys.
-    AsStored,
-    /// Opened: as plaintext, without content keys (`export --decrypt`).
-    Opened,
 }
 
 /// Records per export page.
@@ -111,7 +103,7 @@ pub enum TransferError {
 
 /// Writes the whole database to `output` as a dump, reading `page_size`
 /// records at a time, each upload followed by its bytes from `files`
-/// (sealed ones as `sealed` says); returns what it wrote. Flushes `output`
+/// (sealed ones as `bodies` says; its header says so too); returns what it wrote. Flushes `output`
 /// at the end.
 ///
 /// The dump is consistent only if nothing writes to the database meanwhile
@@ -124,7 +116,7 @@ pub enum TransferError {
 pub async fn export<W: Write>(
     store: &dyn Store,
     files: &DumpFiles,
-    sealed: SealedFiles,
+    bodies: ExportBodies,
     output: &mut W,
     page_size: u32,
 ) -> Result<RecordCounts, TransferError> {
@@ -132,7 +124,11 @@ pub async fn export<W: Write>(
     // The dump order is checked as it is written, so that a backend that
     // pages wrongly fails here rather than writing a dump import refuses.
     let mut order = DumpOrder::default();
-    writeln!(output, "{}", dump::header_line()).map_err(TransferError::Write)?;
+    let header = dump::header_line(match bodies {
+        ExportBodies::Sealed => EncryptedBodies::Sealed,
+        ExportBodies::Decrypted => EncryptedBodies::Decrypted,
+    });
+    writeln!(output, "{header}").map_err(TransferError::Write)?;
     for kind in RecordKind::ALL {
         let mut after = None;
         loop {
@@ -153,7 +149,7 @@ pub async fn export<W: Write>(
                     write_line(output, &dump::record_line(record).map_err(export_error)?)?;
                     continue;
                 };
-                let (upload, bytes) = file_of(files, sealed, upload).await?;
+                let (upload, bytes) = file_of(files, bodies, upload).await?;
                 let line = dump::record_line(&Record::Upload(upload.clone()));
                 write_line(output, &line.map_err(export_error)?)?;
                 write_data(output, &upload, bytes).await?;
@@ -179,7 +175,7 @@ fn write_line<W: Write>(output: &mut W, line: &str) -> Result<(), TransferError>
 /// An upload's record as the dump has it, and the bytes that follow it.
 async fn file_of(
     files: &DumpFiles,
-    sealed: SealedFiles,
+    bodies: ExportBodies,
     upload: &UploadRecord,
 ) -> Result<(UploadRecord, ByteStream), TransferError> {
     let unreadable = |reason: String| {
@@ -193,8 +189,8 @@ async fn file_of(
         .get(upload.id, None)
         .await
         .map_err(|error| unreadable(error.to_string()))?;
-    match (&upload.content_key, sealed) {
-        (Some(content_key), SealedFiles::Opened) => {
+    match (&upload.content_key, bodies) {
+        (Some(content_key), ExportBodies::Decrypted) => {
             let keys = files
                 .keys
                 .as_ref()

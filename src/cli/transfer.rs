@@ -14,7 +14,7 @@ use crate::core::dump::RecordCounts;
 use crate::encryption::{self, ContentKeyring, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::private_file;
 use crate::store::{self, Store};
-use crate::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE, SealedFiles};
+use crate::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE};
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
@@ -70,7 +70,7 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
         blobs: blob::open_to_read(&config.blob_store, database)?,
         keys: None,
     };
-    let sealed = if args.decrypt {
+    let bodies = if args.decrypt {
         let encryption = encryption::setup(
             store.as_ref(),
             &config.encryption_key_file,
@@ -86,16 +86,16 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
             "ticketd: warning: --decrypt writes the plaintext of encrypted messages and files \
              into the dump; keep it as secret as the key file, and delete it when done"
         );
-        SealedFiles::Opened
+        ExportBodies::Decrypted
     } else {
-        SealedFiles::AsStored
+        ExportBodies::Sealed
     };
     if is_std_stream(output) {
         let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout());
         transfer::export(
             store.as_ref(),
             &files,
-            sealed,
+            bodies,
             &mut stdout,
             EXPORT_PAGE_SIZE,
         )
@@ -113,7 +113,7 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
             error,
         )
     })?;
-    let written = write_dump(store.as_ref(), &files, sealed, file, output).await;
+    let written = write_dump(store.as_ref(), &files, bodies, file, output).await;
     let renamed = written.and_then(|counts| {
         std::fs::rename(&temporary, output)
             .map(|()| counts)
@@ -138,12 +138,12 @@ pub(super) async fn export(config: &Config, args: &ExportArgs) -> Result<(), Cli
 async fn write_dump(
     store: &dyn Store,
     files: &DumpFiles,
-    sealed: SealedFiles,
+    bodies: ExportBodies,
     file: File,
     output: &Path,
 ) -> Result<crate::core::dump::RecordCounts, CliError> {
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let counts = transfer::export(store, files, sealed, &mut writer, EXPORT_PAGE_SIZE)
+    let counts = transfer::export(store, files, bodies, &mut writer, EXPORT_PAGE_SIZE)
         .await
         .map_err(CliError::from_error)?;
     writer

@@ -2,7 +2,7 @@
 //! `ticketd export` and read by `ticketd import`.
 //!
 //! ```text
-//! {"format":"ticketd-dump","version":3}
+//! {"format":"ticketd-dump","version":4,"decrypted":false}
 //! {"type":"workspace","id":"ws_01j...","numeric_id":1,...}
 //! {"type":"user","id":"usr_01j...",...}
 //! {"type":"api_key","id":"key_01j...",...,"secret_hash":"9f86d0...","scopes":["read:support"],...}
@@ -14,8 +14,12 @@
 //! {"type":"end","workspaces":1,"users":1,"api_keys":1,"tickets":1,"messages":1,"read_markers":1,"uploads":1}
 //! ```
 //!
-//! - Line 1 is the header; nothing in it (or anywhere) depends on when the
-//!   dump was made, so the same data always gives byte-identical dumps.
+//! - Line 1 is the header. `decrypted` says how the bodies of messages
+//!   marked `encrypted` follow: sealed as stored (`false`), or as plaintext
+//!   from `export --decrypt` (`true`), which import seals anew; see
+//!   [`EncryptedBodies`]. Nothing in the header (or anywhere) depends on
+//!   when the dump was made, so the same data always gives byte-identical
+//!   dumps.
 //! - Then one line per stored row, every column included (see [`record`]
 //!   for the members). Kinds come in dependency order (workspaces, users,
 //!   API keys, tickets, messages, read markers, uploads) and each kind in
@@ -31,7 +35,10 @@
 //!   `tmsg_`) in lowercase; times are RFC 3339 UTC with milliseconds
 //!   (`2026-04-27T12:00:00.000Z`), as in the API; `null` marks an absent
 //!   value. Every member is required and unknown members are refused.
-//! - Versions 1 and 2 are read too. Version 2 is version 3 without read
+//! - Versions 1 to 3 are read too. Version 3 is version 4 without
+//!   `decrypted`: the body of an encrypted message is taken as sealed when
+//!   it begins with `tkdenc:v1:`, as plaintext otherwise.
+//!   Version 2 is version 3 without read
 //!   markers, booking ids, task ids and agency signature generations (its trailer
 //!   has no `read_markers`): importing it gives each sender a read marker
 //!   at their latest message, as migrating to version 3's schema did.
@@ -64,9 +71,13 @@ pub use record::{
 /// The header's `format` member.
 pub const FORMAT: &str = "ticketd-dump";
 
-/// The version of the format this build writes (it reads versions 1 and 2
+/// The version of the format this build writes (it reads versions 1 to 3
 /// too).
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
+
+/// The first version whose header says whether encrypted bodies are
+/// sealed.
+pub const FIRST_VERSION_WITH_DECRYPTED: u64 = 4;
 
 /// The oldest version this build reads.
 pub const OLDEST_VERSION: u64 = 1;
@@ -148,7 +159,10 @@ pub enum DumpError {
     #[error("the dump is empty")]
     Empty,
     /// The first line is not a ticketd dump header.
-    #[error("not a ticketd dump: the first line must be {}", header_line())]
+    #[error(
+        "not a ticketd dump: the first line must be {}",
+        header_line(EncryptedBodies::Sealed)
+    )]
     NotADump,
     /// A header of another version.
     #[error(
@@ -212,27 +226,71 @@ fn out_of_order(record: ExportCursor, previous: ExportCursor) -> String {
     }
 }
 
-/// The header line (without its line end).
-pub fn header_line() -> String {
-    format!(r#"{{"format":"{FORMAT}","version":{VERSION}}}"#)
+/// How a dump holds the bodies of messages marked `encrypted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptedBodies {
+    /// Sealed, as stored (`export`): each must open with the keys of the
+    /// database it goes into.
+    Sealed,
+    /// As plaintext (`export --decrypt`): import seals them anew, whatever
+    /// they begin with.
+    Decrypted,
+    /// Not said (versions 1 to 3): a body beginning with `tkdenc:v1:` is
+    /// taken as sealed.
+    Unmarked,
 }
 
-/// The strict form of a header of this version.
+impl EncryptedBodies {
+    /// Whether `record`'s body is a sealed envelope (never for a message
+    /// that is not marked `encrypted`).
+    pub fn is_sealed(self, record: &MessageRecord) -> bool {
+        record.encrypted
+            && match self {
+                Self::Sealed => true,
+                Self::Decrypted => false,
+                Self::Unmarked => crate::core::crypto::is_sealed(&record.body),
+            }
+    }
+}
+
+/// The header line (without its line end) of a dump whose encrypted bodies
+/// follow as `bodies` says ([`EncryptedBodies::Sealed`] or
+/// [`EncryptedBodies::Decrypted`]).
+pub fn header_line(bodies: EncryptedBodies) -> String {
+    let decrypted = bodies == EncryptedBodies::Decrypted;
+    format!(r#"{{"format":"{FORMAT}","version":{VERSION},"decrypted":{decrypted}}}"#)
+}
+
+/// The strict form of a header.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code, reason = "read only to refuse unknown members")]
+#[allow(
+    dead_code,
+    reason = "format and version are read only to refuse unknown members"
+)]
 struct Header {
     format: String,
     version: u64,
+    #[serde(default)]
+    decrypted: Option<bool>,
 }
 
-/// Checks a dump's first line; returns the dump's version.
+/// What a dump's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpHeader {
+    /// The format version.
+    pub version: u64,
+    /// How the bodies of encrypted messages follow.
+    pub bodies: EncryptedBodies,
+}
+
+/// Checks a dump's first line; returns what it says.
 ///
 /// # Errors
 /// `NotADump` unless it is a ticketd dump header; `UnsupportedVersion` for
 /// a version this build does not read; `Malformed` for a header with other
-/// members.
-pub fn check_header(line: &str) -> Result<u64, DumpError> {
+/// members, or without `decrypted` (version 4) or with it (earlier).
+pub fn check_header(line: &str) -> Result<DumpHeader, DumpError> {
     let value: serde_json::Value = serde_json::from_str(line).map_err(|_| DumpError::NotADump)?;
     if value.get("format").and_then(serde_json::Value::as_str) != Some(FORMAT) {
         return Err(DumpError::NotADump);
@@ -244,9 +302,25 @@ pub fn check_header(line: &str) -> Result<u64, DumpError> {
         },
         None => return Err(DumpError::NotADump),
     };
-    serde_json::from_value::<Header>(value)
-        .map(|_| version)
-        .map_err(|error| DumpError::Malformed(format!("header: {error}")))
+    let header = serde_json::from_value::<Header>(value)
+        .map_err(|error| DumpError::Malformed(format!("header: {error}")))?;
+    let bodies = match (version >= FIRST_VERSION_WITH_DECRYPTED, header.decrypted) {
+        (true, Some(false)) => EncryptedBodies::Sealed,
+        (true, Some(true)) => EncryptedBodies::Decrypted,
+        (true, None) => {
+            return Err(DumpError::Malformed(format!(
+                "header: missing field `decrypted` (a version {version} header says whether \
+                 encrypted bodies are sealed)"
+            )));
+        }
+        (false, None) => EncryptedBodies::Unmarked,
+        (false, Some(_)) => {
+            return Err(DumpError::Malformed(format!(
+                "header: a version {version} header has no `decrypted`"
+            )));
+        }
+    };
+    Ok(DumpHeader { version, bodies })
 }
 
 /// A line after the header, parsed.

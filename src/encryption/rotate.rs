@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::core::crypto::{self, DataKey, DataKeyId, Keyring};
+use crate::core::crypto::{self, CryptoError, DataKey, DataKeyId, Keyring};
 use crate::core::time::Timestamp;
 use crate::encryption::{Encryption, MissingKeyFile, describe, key_file, registration, setup};
 use crate::store::{Reseal, Store, UploadKeyReseal};
@@ -35,7 +35,33 @@ const PASSES: usize = 3;
 /// A message naming the message or upload that cannot be opened, or the
 /// database failure.
 pub async fn reseal_all(encryption: &Encryption, store: &dyn Store) -> Result<u64, String> {
-    Ok(reseal_messages(encryption, store).await? + reseal_upload_keys(encryption, store).await?)
+    Ok(reseal_messages(encryption, store, Stored::Mixed).await?
+        + reseal_upload_keys(encryption, store).await?)
+}
+
+/// Seals every encrypted body of a database that registers no key yet:
+/// all of them plaintext stored before encryption at rest, whatever they
+/// begin with (a body that opens with a key of the file was sealed by an
+/// earlier start that was interrupted). Returns how many it sealed.
+///
+/// # Errors
+/// The database failure.
+pub async fn seal_stored_before_encryption(
+    encryption: &Encryption,
+    store: &dyn Store,
+) -> Result<u64, String> {
+    reseal_messages(encryption, store, Stored::BeforeEncryption).await
+}
+
+/// What the encrypted bodies of a database are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Sealed, but for leftovers from before encryption at rest, which
+    /// have no envelope's prefix.
+    Mixed,
+    /// Plaintext from before encryption at rest, or sealed with a key of
+    /// the key file.
+    BeforeEncryption,
 }
 
 /// Re-seals every sealed content key that is not under the current key.
@@ -70,7 +96,11 @@ async fn reseal_upload_keys(encryption: &Encryption, store: &dyn Store) -> Resul
 }
 
 /// Re-seals every encrypted body that is not under the current key.
-async fn reseal_messages(encryption: &Encryption, store: &dyn Store) -> Result<u64, String> {
+async fn reseal_messages(
+    encryption: &Encryption,
+    store: &dyn Store,
+    stored: Stored,
+) -> Result<u64, String> {
     let keyring = encryption.keyring();
     let current = keyring.current();
     let mut after = None;
@@ -85,25 +115,25 @@ async fn reseal_messages(encryption: &Encryption, store: &dyn Store) -> Result<u
         };
         after = Some((last.ticket_id, last.seq));
         let mut reseals = Vec::with_capacity(page.len());
-        for stored in page {
-            let plaintext = if crypto::is_sealed(&stored.body) {
-                crypto::open(&keyring, stored.ticket_id, stored.id, &stored.body).map_err(
-                    |error| {
-                        format!(
-                            "message {} of {} cannot be re-sealed: {error}",
-                            stored.id, stored.ticket_id
-                        )
-                    },
-                )?
-            } else {
-                stored.body.clone()
+        for body in page {
+            let opened = crypto::open(&keyring, body.ticket_id, body.id, &body.body);
+            let plaintext = match (stored, opened) {
+                (_, Ok(plaintext)) => plaintext,
+                (Stored::BeforeEncryption, Err(_)) => body.body.clone(),
+                (Stored::Mixed, Err(CryptoError::NotSealed)) => body.body.clone(),
+                (Stored::Mixed, Err(error)) => {
+                    return Err(format!(
+                        "message {} of {} cannot be re-sealed: {error}",
+                        body.id, body.ticket_id
+                    ));
+                }
             };
-            let new = crypto::seal(current, stored.ticket_id, stored.id, &plaintext)
+            let new = crypto::seal(current, body.ticket_id, body.id, &plaintext)
                 .map_err(|error| error.to_string())?;
             reseals.push(Reseal {
-                ticket_id: stored.ticket_id,
-                seq: stored.seq,
-                old: stored.body,
+                ticket_id: body.ticket_id,
+                seq: body.seq,
+                old: body.body,
                 new: new.into_string(),
             });
         }

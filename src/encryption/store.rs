@@ -32,7 +32,8 @@ use crate::store::{
 /// so an idempotency record never holds an encrypted message's plaintext.
 const SEALED_RESPONSE_PREFIX: &str = "tkdresp:v1:";
 
-/// What an export writes for encrypted bodies.
+/// What an export writes for encrypted message bodies and sealed files
+/// (its header says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportBodies {
     /// As stored: sealed (the default).
@@ -192,41 +193,27 @@ impl EncryptedStore {
         Ok(message)
     }
 
-    /// A message record ready to import: plaintext of an encrypted message
-    /// (a dump written with `--decrypt`, or from before encryption) is
-    /// sealed; a sealed body is kept as it is, if its key is here.
-    fn import_message(
-        &self,
-        record: &mut crate::core::dump::MessageRecord,
-    ) -> Result<(), StoreError> {
+    /// Checks that an encrypted message record to import is sealed with
+    /// a key of this database ([`crate::transfer::import`] seals the
+    /// plaintext of a decrypted dump before it gets here).
+    fn import_message(&self, record: &crate::core::dump::MessageRecord) -> Result<(), StoreError> {
         if !record.encrypted {
             return Ok(());
         }
         let keyring = self.encryption.keyring();
-        if crypto::is_sealed(&record.body) {
-            return match crypto::sealed_key_id(&record.body) {
-                Some(key) if keyring.get(key).is_some() => Ok(()),
-                Some(key) => Err(StoreError::other(format!(
-                    "message {} is sealed with key {key}, which the encryption key file {} \
-                     lacks: import with the key file of the database the dump came from",
-                    record.id,
-                    self.encryption.key_file().display()
-                ))),
-                None => Err(StoreError::other(format!(
-                    "message {} has a malformed sealed body",
-                    record.id
-                ))),
-            };
+        match crypto::sealed_key_id(&record.body) {
+            Some(key) if keyring.get(key).is_some() => Ok(()),
+            Some(key) => Err(StoreError::other(format!(
+                "message {} is sealed with key {key}, which the encryption key file {} \
+                 lacks: import with the key file of the database the dump came from",
+                record.id,
+                self.encryption.key_file().display()
+            ))),
+            None => Err(StoreError::other(format!(
+                "encrypted message {} is not sealed",
+                record.id
+            ))),
         }
-        let sealed = crypto::seal(keyring.current(), record.ticket_id, record.id, &record.body)
-            .map_err(|error| {
-                StoreError::Other(Cause::with_source(
-                    format!("cannot seal message {}: {error}", record.id),
-                    error,
-                ))
-            })?;
-        record.body = sealed.into_string();
-        Ok(())
     }
 }
 
@@ -518,8 +505,8 @@ impl TransferStore for EncryptedStore {
         Ok(records)
     }
 
-    async fn import_records(&self, mut records: Vec<Record>) -> Result<(), StoreError> {
-        for record in &mut records {
+    async fn import_records(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        for record in &records {
             if let Record::Message(message) = record {
                 self.import_message(message)?;
             }

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::blob::{BlobError, ByteStream};
-use crate::core::crypto::{Keyring, stream};
+use crate::core::crypto::{self, Keyring, stream};
 use crate::core::dump::{
-    self, DumpCheck, DumpError, DumpOrder, Entry, ReadMarkerRecord, Record, RecordCounts,
-    UploadRecord,
+    self, DumpCheck, DumpError, DumpHeader, DumpOrder, EncryptedBodies, Entry, MessageRecord,
+    ReadMarkerRecord, Record, RecordCounts, UploadRecord,
 };
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::transfer::{DumpFiles, MAX_LINE_BYTES, TransferError};
 
 /// How an import groups records into transactions: a batch is written when
@@ -48,8 +48,8 @@ struct DumpReader<'k, R> {
     order: DumpOrder,
     check: DumpCheck<'k>,
     ended: bool,
-    /// Its format version.
-    version: u64,
+    /// What its header says.
+    header: DumpHeader,
 }
 
 impl<'k, R: BufRead> DumpReader<'k, R> {
@@ -61,14 +61,18 @@ impl<'k, R: BufRead> DumpReader<'k, R> {
             line: 0,
             text: String::new(),
             order: DumpOrder::default(),
-            check: DumpCheck::new(keyring),
+            check: DumpCheck::new(keyring, EncryptedBodies::Unmarked),
             ended: false,
-            version: 0,
+            header: DumpHeader {
+                version: 0,
+                bodies: EncryptedBodies::Unmarked,
+            },
         };
         if !reader.read_line()? {
             return Err(reader.error_at(1, DumpError::Empty));
         }
-        reader.version = dump::check_header(&reader.text).map_err(|error| reader.error(error))?;
+        reader.header = dump::check_header(&reader.text).map_err(|error| reader.error(error))?;
+        reader.check = DumpCheck::new(keyring, reader.header.bodies);
         Ok(reader)
     }
 
@@ -359,17 +363,24 @@ pub async fn import(
                         .map_err(|error| partial(written, error))?,
                 );
             }
-            Some(Record::Message(message)) if reader.version < FIRST_VERSION_WITH_READ_MARKERS => {
+            Some(Record::Message(message)) => {
+                let line_bytes = reader.text.len();
+                let message = sealed_as_stored(message, reader.header.bodies, keyring)
+                    .map_err(|error| partial(written, error))?;
                 // A dump from before read markers: its sender has read the
                 // thread this far, as the database upgrade to read markers
                 // took it (later messages of theirs move it on).
-                let marker = Record::ReadMarker(ReadMarkerRecord {
-                    ticket_id: message.ticket_id,
-                    user_id: message.sender_id,
-                    last_read_seq: message.seq,
-                });
-                batch.push(Record::Message(message), reader.line, reader.text.len());
-                batch.push(marker, reader.line, 0);
+                let marker = (reader.header.version < FIRST_VERSION_WITH_READ_MARKERS).then_some(
+                    Record::ReadMarker(ReadMarkerRecord {
+                        ticket_id: message.ticket_id,
+                        user_id: message.sender_id,
+                        last_read_seq: message.seq,
+                    }),
+                );
+                batch.push(Record::Message(message), reader.line, line_bytes);
+                if let Some(marker) = marker {
+                    batch.push(marker, reader.line, 0);
+                }
             }
             Some(record) => batch.push(record, reader.line, reader.text.len()),
             None => break,
@@ -386,6 +397,32 @@ pub async fn import(
         .await
         .map_err(|error| partial(written, error))?;
     Ok(reader.order.counts())
+}
+
+/// `message` as the database stores it: the plaintext of an encrypted
+/// message (in a decrypted dump, or an unmarked one's body that is no
+/// envelope) sealed with the `keyring`'s current key.
+fn sealed_as_stored(
+    mut message: MessageRecord,
+    bodies: EncryptedBodies,
+    keyring: &Keyring,
+) -> Result<MessageRecord, TransferError> {
+    if message.encrypted && !bodies.is_sealed(&message) {
+        let sealed = crypto::seal(
+            keyring.current(),
+            message.ticket_id,
+            message.id,
+            &message.body,
+        )
+        .map_err(|error| {
+            TransferError::Store(StoreError::other(format!(
+                "cannot seal message {}: {error}",
+                message.id
+            )))
+        })?;
+        message.body = sealed.into_string();
+    }
+    Ok(message)
 }
 
 #[cfg(test)]

@@ -875,3 +875,180 @@ async fn a_key_file_from_before_the_server_secret_gets_one_that_other_nodes_must
     let server = scratch.serve().await;
     drop(server);
 }
+
+/// Plaintexts that read like sealed bodies: a bare prefix, one naming a
+/// key id, and one whole in form.
+fn lookalike_plaintexts() -> Vec<String> {
+    vec![
+        ENVELOPE_PREFIX.to_owned(),
+        format!(
+            "{ENVELOPE_PREFIX}{}:AAAA",
+            ticketd::core::crypto::DataKeyId::generate()
+        ),
+        format!("{ENVELOPE_PREFIX}01KBQ4Z3N6V2XJ8W5T7Y9R0M1P:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ]
+}
+
+/// Opens a ticket of encrypted messages holding `texts`; returns its id.
+async fn encrypted_thread(scratch: &Scratch, jane: &str, texts: &[String]) -> String {
+    let mut server = scratch.serve().await;
+    let (status, ticket) = server
+        .call(
+            Method::POST,
+            TICKETS,
+            jane,
+            Some(json!({"subject": "Lookalikes", "message": texts[0], "encrypted": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let id = text(&ticket["id"]).to_owned();
+    for body in &texts[1..] {
+        let (status, reply) = server
+            .call(
+                Method::POST,
+                &format!("{TICKETS}/{id}/messages"),
+                jane,
+                Some(json!({"message": body, "encrypted": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+    id
+}
+
+/// The message bodies of ticket `id`, oldest first, as `jane` reads them.
+async fn thread_bodies(scratch: &Scratch, jane: &str, id: &str) -> Vec<String> {
+    let mut server = scratch.serve().await;
+    let (status, page) = server
+        .call(Method::GET, &format!("{TICKETS}/{id}/messages"), jane, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(server.terminate().code(), Some(0));
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| text(&message["body"]).to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_decrypted_dump_says_so_and_its_plaintext_round_trips_whatever_it_begins_with() {
+    let Some(source) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let (jane, _) = provision(&source);
+    let texts = lookalike_plaintexts();
+    let ticket = encrypted_thread(&source, &jane, &texts).await;
+
+    let output = source.run(&["export", "--decrypt"]);
+    assert!(output.status.success(), "{output:?}");
+    let dump = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        dump.lines().next(),
+        Some(r#"{"format":"ticketd-dump","version":4,"decrypted":true}"#)
+    );
+    let sealed = String::from_utf8(source.run(&["export"]).stdout).unwrap();
+    assert_eq!(
+        sealed.lines().next(),
+        Some(r#"{"format":"ticketd-dump","version":4,"decrypted":false}"#)
+    );
+
+    let Some(target) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let path = target.dir.path().join("decrypted.jsonl");
+    std::fs::write(&path, &dump).unwrap();
+    let imported = target.json(&["import", "--input", path.to_str().unwrap()]);
+    assert_eq!(imported["imported"]["messages"], 3, "{imported}");
+    assert_eq!(thread_bodies(&target, &jane, &ticket).await, texts);
+    // Stored sealed, and exported again exactly.
+    let resealed = String::from_utf8(target.run(&["export"]).stdout).unwrap();
+    for plaintext in &texts[1..] {
+        assert!(!resealed.contains(plaintext.as_str()), "{resealed}");
+    }
+    let again = String::from_utf8(target.run(&["export", "--decrypt"]).stdout).unwrap();
+    assert_eq!(again, dump);
+}
+
+/// Puts the encrypted bodies of `scratch`'s database back as plaintext
+/// `texts`, in thread order, and forgets its keys and server secret: a
+/// database from before encryption at rest.
+async fn store_as_before_encryption(scratch: &Scratch, texts: &[String]) {
+    let url = scratch.db_url();
+    let updates: Vec<(String, i64)> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| (text.clone(), index as i64 + 1))
+        .collect();
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let db = rusqlite::Connection::open(path).unwrap();
+            // The trigger refuses a body with the envelope's prefix under no
+            // registered key; no version before encryption had it.
+            let trigger: String = db
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'message_sealed_key_update'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            db.execute_batch("DROP TRIGGER message_sealed_key_update")
+                .unwrap();
+            for (text, seq) in &updates {
+                db.execute(
+                    "UPDATE message SET body = ?1 WHERE encrypted = 1 AND seq = ?2",
+                    rusqlite::params![text, seq],
+                )
+                .unwrap();
+            }
+            db.execute_batch(&format!(
+                "{trigger}; DELETE FROM encryption_key; DELETE FROM server_secret;"
+            ))
+            .unwrap();
+        }
+        None => {
+            let client = test_postgres::connect(&url).await.unwrap();
+            client
+                .batch_execute("ALTER TABLE message DISABLE TRIGGER message_sealed_key_check")
+                .await
+                .unwrap();
+            for (text, seq) in &updates {
+                client
+                    .execute(
+                        "UPDATE message SET body = $1 WHERE encrypted AND seq = $2",
+                        &[text, seq],
+                    )
+                    .await
+                    .unwrap();
+            }
+            client
+                .batch_execute(
+                    "ALTER TABLE message ENABLE TRIGGER message_sealed_key_check;
+                     DELETE FROM encryption_key; DELETE FROM server_secret;",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    std::fs::remove_file(scratch.key_file()).unwrap();
+}
+
+#[tokio::test]
+async fn the_first_start_seals_plaintext_from_before_encryption_whatever_it_begins_with() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    let (jane, _) = provision(&scratch);
+    let mut texts = lookalike_plaintexts();
+    texts.push("the door code is 4455".to_owned());
+    let ticket = encrypted_thread(&scratch, &jane, &texts).await;
+    store_as_before_encryption(&scratch, &texts).await;
+
+    assert_eq!(thread_bodies(&scratch, &jane, &ticket).await, texts);
+    let status = scratch.json(&["encryption", "status"]);
+    assert_eq!(status["unsealedMessages"], 0, "{status}");
+    let sealed = String::from_utf8(scratch.run(&["export"]).stdout).unwrap();
+    assert!(!sealed.contains("4455"), "{sealed}");
+}

@@ -19,9 +19,10 @@ use ticketd::core::text::{MessageBody, Subject};
 use ticketd::core::ticket::{NewTicket, Priority, TicketRef};
 use ticketd::core::time::Timestamp;
 use ticketd::core::workspace::{NewUser, NewWorkspace, WorkspaceCode};
+use ticketd::encryption::ExportBodies;
 use ticketd::store::Written;
 use ticketd::store::{DatabaseUrl, Store};
-use ticketd::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE, SealedFiles};
+use ticketd::transfer::{self, Batching, DumpFiles, EXPORT_PAGE_SIZE};
 
 use super::BACKEND;
 use super::cli::{Scratch, Server, one_json_line, refused, text};
@@ -412,7 +413,10 @@ async fn a_moved_database_answers_exactly_as_before() {
     assert_eq!(export_stdout(&source), dump, "stdout and file dumps differ");
     let lines: Vec<&str> = dump.lines().collect();
     assert_eq!(lines.len(), 1 + 37 + 1);
-    assert_eq!(lines[0], r#"{"format":"ticketd-dump","version":3}"#);
+    assert_eq!(
+        lines[0],
+        r#"{"format":"ticketd-dump","version":4,"decrypted":false}"#
+    );
     assert_eq!(
         lines[38],
         r#"{"type":"end","workspaces":2,"users":6,"api_keys":8,"tickets":5,"messages":8,"read_markers":8,"uploads":0}"#
@@ -800,7 +804,7 @@ async fn import_refuses_another_version_or_format() {
     let Some(target) = Scratch::new(BACKEND) else {
         return;
     };
-    let newer = dump.replacen(r#""version":3"#, r#""version":4"#, 1);
+    let newer = dump.replacen(r#""version":4"#, r#""version":5"#, 1);
     let headerless = dump
         .lines()
         .skip(1)
@@ -809,15 +813,15 @@ async fn import_refuses_another_version_or_format() {
     let cases = [
         (
             newer,
-            "ticketd: line 1: unsupported dump version 4: this ticketd reads versions 1 to 3\n",
+            "ticketd: line 1: unsupported dump version 5: this ticketd reads versions 1 to 4\n",
         ),
         (
             headerless,
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":3}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":4,\"decrypted\":false}\n",
         ),
         (
             "id,name\n1,Acme\n".to_owned(),
-            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":3}\n",
+            "ticketd: line 1: not a ticketd dump: the first line must be {\"format\":\"ticketd-dump\",\"version\":4,\"decrypted\":false}\n",
         ),
         (String::new(), "ticketd: line 1: the dump is empty\n"),
     ];
@@ -1017,7 +1021,7 @@ fn files(scratch: &Scratch) -> DumpFiles {
 
 async fn export_bytes(store: &dyn Store, files: &DumpFiles, page_size: u32) -> Vec<u8> {
     let mut dump = Vec::new();
-    transfer::export(store, files, SealedFiles::AsStored, &mut dump, page_size)
+    transfer::export(store, files, ExportBodies::Sealed, &mut dump, page_size)
         .await
         .unwrap();
     dump
@@ -1326,16 +1330,19 @@ async fn import_refuses_a_file_whose_bytes_do_not_match_its_record() {
 }
 
 #[tokio::test]
-async fn dumps_of_versions_1_and_2_still_import() {
+async fn dumps_of_versions_1_to_3_still_import() {
     let source = source();
     populate(&source, false).await;
     let dump = export_stdout(&source);
-    // What a ticketd from before read markers wrote for the same database
+    // What a ticketd from before the header said how encrypted bodies
+    // follow wrote for the same database, one from before read markers
     // (each user had read up to their own latest message, which the
     // import gives them back), and one from before uploads.
+    let version_3 = dump.replacen(r#""version":4,"decrypted":false"#, r#""version":3"#, 1);
+    assert_ne!(version_3, dump);
     let markers = dump.matches(r#"{"type":"read_marker","#).count();
     assert!(markers > 0);
-    let version_2 = dump
+    let version_2 = version_3
         .lines()
         .filter(|line| !line.starts_with(r#"{"type":"read_marker","#))
         .map(|line| format!("{line}\n"))
@@ -1347,7 +1354,7 @@ async fn dumps_of_versions_1_and_2_still_import() {
         .replace(r#","category":null"#, "")
         .replacen(r#","uploads":0}"#, "}", 1);
     assert!(!version_1.contains("category") && !version_2.contains("read_marker"));
-    for old in [version_2, version_1] {
+    for old in [version_3, version_2, version_1] {
         let Some(target) = Scratch::new(BACKEND) else {
             return;
         };
@@ -1358,7 +1365,7 @@ async fn dumps_of_versions_1_and_2_still_import() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        // Exported again, it is the version 3 dump of the same data.
+        // Exported again, it is the version 4 dump of the same data.
         assert!(export_stdout(&target) == dump);
     }
 }

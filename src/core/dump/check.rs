@@ -10,7 +10,9 @@
 //! - **Text** follows the API's rules ([`crate::core::text`], at the
 //!   published limits: a dump holds what any ticketd may have accepted):
 //!   subjects and message bodies are not blank, within 255 and 25,000
-//!   characters, and hold no NUL. The plaintext of a sealed body is opened
+//!   characters, and hold no NUL. The body of an encrypted message is
+//!   sealed or plaintext as the header says ([`EncryptedBodies`]); the
+//!   plaintext of a sealed body is opened
 //!   with the target's keys and checked the same way, so a body that does
 //!   not open (another key file, or altered) is refused here too. Names
 //!   (of workspaces, plans, users and senders) follow a subject's rules,
@@ -39,8 +41,8 @@ use crate::core::crypto::{self, CryptoError, Keyring};
 use sha2::{Digest, Sha256};
 
 use crate::core::dump::{
-    ApiKeyRecord, DumpError, MessageRecord, ReadMarkerRecord, Record, TicketRecord, UploadRecord,
-    UserRecord, WorkspaceRecord,
+    ApiKeyRecord, DumpError, EncryptedBodies, MessageRecord, ReadMarkerRecord, Record,
+    TicketRecord, UploadRecord, UserRecord, WorkspaceRecord,
 };
 use crate::core::id::{TicketId, UserId, WorkspaceId};
 use crate::core::text::{self, TextLimits};
@@ -100,6 +102,7 @@ struct OpenUpload {
 /// Checks the records of one dump, in dump order; see the module.
 pub struct DumpCheck<'k> {
     keyring: &'k Keyring,
+    bodies: EncryptedBodies,
     limits: TextLimits,
     workspaces: Vec<WorkspaceEntry>,
     workspace_index: HashMap<WorkspaceId, u32>,
@@ -114,11 +117,13 @@ pub struct DumpCheck<'k> {
 }
 
 impl<'k> DumpCheck<'k> {
-    /// A check of a new dump, opening sealed bodies with `keyring` (the
-    /// keys of the database the dump goes into).
-    pub fn new(keyring: &'k Keyring) -> Self {
+    /// A check of a new dump whose encrypted bodies follow as `bodies`
+    /// says, opening sealed ones with `keyring` (the keys of the database
+    /// the dump goes into).
+    pub fn new(keyring: &'k Keyring, bodies: EncryptedBodies) -> Self {
         Self {
             keyring,
+            bodies,
             limits: TextLimits::STORED,
             workspaces: Vec::new(),
             workspace_index: HashMap::new(),
@@ -602,7 +607,7 @@ impl<'k> DumpCheck<'k> {
 
     /// A body must be a valid message body; a sealed one once opened.
     fn check_body(&self, record: &MessageRecord) -> Result<(), String> {
-        if !(record.encrypted && crypto::is_sealed(&record.body)) {
+        if !self.bodies.is_sealed(record) {
             return self
                 .limits
                 .check_message(&record.body)
@@ -825,7 +830,15 @@ mod tests {
     }
 
     fn check(records: &[Record], keyring: &Keyring) -> Result<(), (u64, String)> {
-        let mut check = DumpCheck::new(keyring);
+        check_as(records, keyring, EncryptedBodies::Unmarked)
+    }
+
+    fn check_as(
+        records: &[Record],
+        keyring: &Keyring,
+        bodies: EncryptedBodies,
+    ) -> Result<(), (u64, String)> {
+        let mut check = DumpCheck::new(keyring, bodies);
         for (index, record) in records.iter().enumerate() {
             check
                 .accept(record, index as u64 + 2)
@@ -896,6 +909,33 @@ mod tests {
             .filter(|record| !matches!(record, Record::Message(_)))
             .collect();
         assert_eq!(check(&records, &empty.keyring), Ok(()));
+    }
+
+    #[test]
+    fn encrypted_bodies_are_sealed_or_plaintext_as_the_header_says() {
+        let fixture = fixture();
+        let records = fixture.records();
+        assert_eq!(
+            check_as(&records, &fixture.keyring, EncryptedBodies::Sealed),
+            Ok(())
+        );
+        // A decrypted dump's bodies are plaintext, even one that reads like
+        // an envelope; a sealed dump's must open.
+        let mut plain = fixture;
+        plain.second.body = "tkdenc:v1:not a sealed body".into();
+        let records = plain.records();
+        assert_eq!(
+            check_as(&records, &plain.keyring, EncryptedBodies::Decrypted),
+            Ok(())
+        );
+        let (_, reason) = check_as(&records, &plain.keyring, EncryptedBodies::Sealed)
+            .expect_err("a plaintext in a sealed dump");
+        assert!(reason.contains("body: not a valid sealed body"), "{reason}");
+        plain.second.body = "Try 1234.".into();
+        let records = plain.records();
+        let (_, reason) = check_as(&records, &plain.keyring, EncryptedBodies::Sealed)
+            .expect_err("a plaintext in a sealed dump");
+        assert!(reason.contains("body: not a valid sealed body"), "{reason}");
     }
 
     #[test]

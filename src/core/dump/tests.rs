@@ -176,17 +176,44 @@ fn records_round_trip() {
 
 #[test]
 fn the_header_is_checked() {
-    assert_eq!(header_line(), r#"{"format":"ticketd-dump","version":3}"#);
-    assert_eq!(check_header(&header_line()), Ok(3));
-    for old in [1, 2] {
+    let header = |version, bodies| Ok(DumpHeader { version, bodies });
+    let sealed = header_line(EncryptedBodies::Sealed);
+    let decrypted = header_line(EncryptedBodies::Decrypted);
+    assert_eq!(
+        sealed,
+        r#"{"format":"ticketd-dump","version":4,"decrypted":false}"#
+    );
+    assert_eq!(
+        decrypted,
+        r#"{"format":"ticketd-dump","version":4,"decrypted":true}"#
+    );
+    assert_eq!(check_header(&sealed), header(4, EncryptedBodies::Sealed));
+    assert_eq!(
+        check_header(&decrypted),
+        header(4, EncryptedBodies::Decrypted)
+    );
+    for old in [1, 2, 3] {
         assert_eq!(
             check_header(&format!(r#"{{"format":"ticketd-dump","version":{old}}}"#)),
-            Ok(old)
+            header(old, EncryptedBodies::Unmarked)
         );
     }
-    assert_eq!(
+    // Version 4 says how its bodies follow; earlier versions cannot.
+    assert!(matches!(
         check_header(r#"{"format":"ticketd-dump","version":4}"#),
-        Err(DumpError::UnsupportedVersion("4".into()))
+        Err(DumpError::Malformed(reason)) if reason.contains("missing field `decrypted`")
+    ));
+    assert!(matches!(
+        check_header(r#"{"format":"ticketd-dump","version":3,"decrypted":true}"#),
+        Err(DumpError::Malformed(reason)) if reason.contains("version 3 header has no `decrypted`")
+    ));
+    assert!(matches!(
+        check_header(r#"{"format":"ticketd-dump","version":4,"decrypted":"yes"}"#),
+        Err(DumpError::Malformed(reason)) if reason.starts_with("header: ")
+    ));
+    assert_eq!(
+        check_header(r#"{"format":"ticketd-dump","version":5,"decrypted":false}"#),
+        Err(DumpError::UnsupportedVersion("5".into()))
     );
     assert_eq!(
         check_header(r#"{"version":"1","format":"ticketd-dump"}"#),
