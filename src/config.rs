@@ -288,9 +288,26 @@ impl Settings {
         }
     }
 
-    /// `database_pool_size` and `database_pool_timeout_ms`, each at least 1.
-    fn database_pool(&self) -> Result<PoolOptions, String> {
+    /// `database_pool_size` and `database_pool_timeout_ms`, each at least 1;
+    /// set with a SQLite `database`, which has no pool, they are an error.
+    fn database_pool(&self, database: &DatabaseUrl) -> Result<PoolOptions, String> {
         let defaults = PoolOptions::default();
+        if let DatabaseUrl::Sqlite(_) = database {
+            let set = [
+                ("database_pool_size", self.database_pool_size.is_some()),
+                (
+                    "database_pool_timeout_ms",
+                    self.database_pool_timeout_ms.is_some(),
+                ),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{name} is set, but it applies only to a PostgreSQL database and the \
+                     database is SQLite ({}): remove it, or set database to a postgres:// URL",
+                    database.redacted()
+                ));
+            }
+        }
         let max_connections = self.database_pool_size.unwrap_or(defaults.max_connections);
         if max_connections == 0 {
             return Err("database_pool_size must be at least 1".into());
@@ -355,6 +372,16 @@ impl Settings {
     /// file's URL).
     fn rate_limit_store(&self, policy: RatePolicy) -> Result<RateLimitStore, String> {
         let url = match self.rate_limit_url.as_deref().map(str::trim) {
+            None if self.rate_limit_key_prefix.is_some() => {
+                return Err(
+                    "rate_limit_key_prefix is set, but it applies only to a Redis \
+                            rate_limit_url, and there is none: remove it, or set \
+                            rate_limit_url to a redis:// URL"
+                        .into(),
+                );
+            }
+            // An explicit `memory` (a later layer turning a file's Redis
+            // limiter off) leaves the file's prefix behind: a warning.
             None | Some("memory") => return Ok(RateLimitStore::Memory),
             Some(url) => {
                 RedisUrl::parse(url).map_err(|error| format!("rate_limit_url: {error}"))?
@@ -758,6 +785,25 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// What is set but has no effect, for a warning at startup: today only
+    /// a `rate_limit_key_prefix` beside `rate_limit_url = "memory"` (the
+    /// other such pairs are errors, see [`Config::from_settings`]).
+    fn unused(&self) -> Vec<String> {
+        let mut unused = Vec::new();
+        if self.rate_limit_key_prefix.is_some()
+            && self.rate_limit_url.as_deref().map(str::trim) == Some("memory")
+        {
+            unused.push(
+                "rate_limit_key_prefix has no effect: rate_limit_url is \"memory\", so the \
+                 rate limiter keeps its state in this process"
+                    .to_owned(),
+            );
+        }
+        unused
+    }
+}
+
 /// Declares a struct and a `Debug` that shows each field, in order, except
 /// that a field marked `#[redact(f)]` (after its doc comment) is shown as
 /// `f(&field)`: a value that may hold a secret says so where it is declared.
@@ -857,6 +903,9 @@ pub struct Config {
     pub attach_limits: AttachLimits,
     /// The compatibility profiles served beside the canonical API.
     pub profiles: Vec<Profile>,
+    /// Settings that are set but have no effect in this configuration,
+    /// each said in a sentence; `serve` logs each as a warning at startup.
+    pub unused_settings: Vec<String>,
 }
 }
 
@@ -921,11 +970,18 @@ impl Config {
     /// Validates settings, filling in defaults (each setting's own are in
     /// the `impl Settings` beside its declaration).
     ///
+    /// A setting that cannot have an effect with the others is an error
+    /// (`database_pool_size` and `database_pool_timeout_ms` with a SQLite
+    /// database, `rate_limit_key_prefix` without a `rate_limit_url`), or,
+    /// where a later layer turned the feature off, a warning in
+    /// `unused_settings` (`rate_limit_key_prefix` with `rate_limit_url =
+    /// "memory"`).
+    ///
     /// # Errors
     /// One readable message naming the first invalid setting.
     pub fn from_settings(settings: Settings) -> Result<Self, String> {
         let database = settings.database_url()?;
-        let database_pool = settings.database_pool()?;
+        let database_pool = settings.database_pool(&database)?;
         let listen = settings.listen_address()?;
         let public_url = settings.public_base_url()?;
         let rate_limit = settings.rate_policy()?;
@@ -952,6 +1008,7 @@ impl Config {
         let upload_media = settings.upload_media()?;
         let attach_limits = settings.attach_limits()?;
         let profiles = settings.profiles()?;
+        let unused_settings = settings.unused();
         Ok(Self {
             database,
             listen,
@@ -980,6 +1037,7 @@ impl Config {
             upload_media,
             attach_limits,
             profiles,
+            unused_settings,
         })
     }
 }
@@ -1511,6 +1569,39 @@ mod tests {
         };
         let config = Config::from_settings(file.overridden_by(env)).expect("valid");
         assert_eq!(config.rate_limit_store, RateLimitStore::Memory);
+        assert_eq!(
+            config.unused_settings,
+            [
+                "rate_limit_key_prefix has no effect: rate_limit_url is \"memory\", so the rate \
+              limiter keeps its state in this process"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_setting_without_effect_is_an_error_naming_it() {
+        let error = |toml_text: &str| {
+            let settings: Settings = toml::from_str(toml_text).expect("valid TOML");
+            Config::from_settings(settings).expect_err("refused")
+        };
+        for pool in ["database_pool_size = 8", "database_pool_timeout_ms = 100"] {
+            let name = pool.split(' ').next().unwrap_or_default();
+            assert_eq!(
+                error(pool),
+                format!(
+                    "{name} is set, but it applies only to a PostgreSQL database and the \
+                     database is SQLite (sqlite://ticketd-data/ticketd.db): remove it, or set \
+                     database to a postgres:// URL"
+                )
+            );
+        }
+        assert_eq!(
+            error("rate_limit_key_prefix = \"acme:\""),
+            "rate_limit_key_prefix is set, but it applies only to a Redis rate_limit_url, and \
+             there is none: remove it, or set rate_limit_url to a redis:// URL"
+        );
+        let defaults = Config::from_settings(Settings::default()).expect("valid");
+        assert!(defaults.unused_settings.is_empty());
     }
 
     #[test]

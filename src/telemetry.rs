@@ -117,6 +117,9 @@ impl Drop for LogGuard {
     }
 }
 
+/// The environment variable of the log filter.
+pub const FILTER_VARIABLE: &str = "TICKETD_LOG";
+
 /// Installs the global subscriber: filter from `TICKETD_LOG` (default
 /// `info`), text or JSON lines on stderr.
 pub fn init(format: LogFormat) -> LogGuard {
@@ -127,7 +130,7 @@ pub fn init(format: LogFormat) -> LogGuard {
     if spawned.is_err() {
         eprintln!("ticketd: cannot start the log thread; logging is off");
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TICKETD_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(FILTER_VARIABLE)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -111,9 +111,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         encryption_key_file: cli.encryption_key_file.clone(),
         ..over
     };
-    let config = Config::from_settings(file.overridden_by(over))?;
+    let mut config = Config::from_settings(file.overridden_by(over))?;
     match cli.command {
-        Command::Serve(_) => serve::serve(config).await,
+        Command::Serve(_) => {
+            config
+                .unused_settings
+                .extend(unknown_environment_variables().into_iter().map(|name| {
+                    format!(
+                        "the environment variable {name} is no ticketd setting: it has no effect"
+                    )
+                }));
+            serve::serve(config).await
+        }
         Command::Migrate => migrate::migrate(&config.database).await,
         Command::Workspace(command) => provision::workspace(&config, command).await,
         Command::User(command) => provision::user(&config.database, command).await,
@@ -122,6 +131,30 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(args) => transfer::import(&config, &args.input).await,
         Command::Encryption(command) => encryption::encryption_command(&config, command).await,
     }
+}
+
+/// The `TICKETD_*` environment variables that `serve` reads none of (a
+/// misspelt setting, say), sorted.
+fn unknown_environment_variables() -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let serve = cli
+        .find_subcommand("serve")
+        .into_iter()
+        .flat_map(|serve| serve.get_arguments());
+    let mut known: Vec<String> = cli
+        .get_arguments()
+        .chain(serve)
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    known.push(crate::telemetry::FILTER_VARIABLE.to_owned());
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("TICKETD_") && !known.contains(name))
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 /// Prints `value` as one JSON line on stdout.

@@ -17,6 +17,9 @@ pub struct ServeArgs {
 
 pub(super) async fn serve(config: Config) -> Result<(), CliError> {
     let _log = crate::telemetry::init(config.log_format);
+    for unused in &config.unused_settings {
+        tracing::warn!(target: "ticketd::config", "{unused}");
+    }
     // Listening for the signals starts before the server says it is
     // listening: a SIGTERM sent the moment it does must drain, not kill.
     let shutdown = shutdown_signal();

@@ -129,11 +129,17 @@ impl Scratch {
 
     /// Starts `ticketd serve` on a free port and waits until it answers.
     pub(super) async fn serve(&self) -> Server {
+        self.serve_with_env(&[]).await
+    }
+
+    /// [`Self::serve`] with the environment variables `env` set.
+    pub(super) async fn serve_with_env(&self, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log_path = self.dir.path().join(format!("serve-{port}.log"));
         let log = File::create(&log_path).unwrap();
         let child = self
             .command()
+            .envs(env.iter().copied())
             .arg("--database")
             .arg(self.db_url())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -944,6 +950,44 @@ fn a_database_that_cannot_be_reached_or_named_is_said_so() {
         stderr.contains("a database URL starts with its scheme: sqlite://PATH"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn settings_without_effect_stop_serve_or_are_warned_of() {
+    let Some(scratch) = Scratch::new(BACKEND) else {
+        return;
+    };
+    if scratch.db_url().starts_with("sqlite://") {
+        let stderr = scratch.fails(&["serve", "--database-pool-size", "4"]);
+        assert!(
+            stderr.contains(
+                "database_pool_size is set, but it applies only to a PostgreSQL database"
+            ),
+            "{stderr}"
+        );
+    }
+    let stderr = scratch.fails(&["serve", "--rate-limit-key-prefix", "acme:"]);
+    assert!(
+        stderr.contains(
+            "rate_limit_key_prefix is set, but it applies only to a Redis rate_limit_url"
+        ),
+        "{stderr}"
+    );
+    let mut server = scratch
+        .serve_with_env(&[
+            ("TICKETD_LISTN", "0.0.0.0:80"),
+            ("TICKETD_RATE_LIMIT_URL", "memory"),
+            ("TICKETD_RATE_LIMIT_KEY_PREFIX", "acme:"),
+        ])
+        .await;
+    assert_eq!(server.terminate().code(), Some(0));
+    let log = server.log();
+    for warning in [
+        "the environment variable TICKETD_LISTN is no ticketd setting: it has no effect",
+        "rate_limit_key_prefix has no effect: rate_limit_url is \"memory\"",
+    ] {
+        assert!(log.contains(warning), "{log}");
+    }
 }
 
 #[tokio::test]
