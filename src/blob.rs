@@ -58,6 +58,16 @@ impl BlobLocation {
         }
     }
 
+    /// The `blob_store` setting that names this location.
+    pub fn as_setting(&self) -> String {
+        match self {
+            BlobLocation::Directory(dir) => format!("file://{}", dir.display()),
+            BlobLocation::Database => "database".to_owned(),
+            BlobLocation::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            BlobLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
     /// Parses `database`, `file://DIR` (`file:///abs/DIR` for an absolute
     /// path) or `s3://BUCKET[/PREFIX]`.
     ///

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::profiles::Profile;
 use crate::blob::BlobLocation;
@@ -20,7 +20,7 @@ use crate::store::DatabaseUrl;
 use crate::store::postgres::PoolOptions;
 
 /// How log lines are written (to stderr).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -46,6 +46,9 @@ macro_rules! settings {
         }
 
         impl $name {
+            /// Every key, in declaration order.
+            pub const KEYS: &[&str] = &[$(stringify!($field)),*];
+
             /// These settings with every value `over` sets taking precedence.
             pub fn overridden_by(self, over: Self) -> Self {
                 Self {
@@ -69,7 +72,7 @@ settings! {
 /// of [`crate::cli::Cli`] at 0 to 2 among them), then by name: --listen
 /// and --public-url keep the places 0 and 1 the pool flags before them
 /// would take, and the pool flags take 24, beside --idempotency-ttl-secs.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, clap::Args)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Database URL (`sqlite://PATH` or `postgres://...`): the global
@@ -782,6 +785,80 @@ impl Settings {
         // At most 4 GiB, so the product fits a usize on 64-bit targets
         // and saturates on smaller ones.
         Ok(usize::try_from(mib << 20).unwrap_or(usize::MAX))
+    }
+}
+
+impl Config {
+    /// The settings that give this configuration, each as its value is or
+    /// (unset) its default made it; `None` for a setting that does not
+    /// apply (the pool's with SQLite, the key prefix without Redis) or
+    /// whose default is derived at run time (`public_url`). Secrets are
+    /// kept: [`Config::from_settings`] of the result is this configuration.
+    pub fn effective_settings(&self) -> Settings {
+        let postgres = matches!(self.database, DatabaseUrl::Postgres(_));
+        let (rate_limit_url, rate_limit_key_prefix) = match &self.rate_limit_store {
+            RateLimitStore::Memory => ("memory".to_owned(), None),
+            RateLimitStore::Redis { url, key_prefix } => {
+                (url.as_given().to_owned(), Some(key_prefix.clone()))
+            }
+        };
+        let limits = &self.connections;
+        Settings {
+            database: Some(self.database.as_given()),
+            database_pool_size: postgres.then_some(self.database_pool.max_connections),
+            database_pool_timeout_ms: postgres.then(|| {
+                u64::try_from(self.database_pool.acquire_timeout.as_millis()).unwrap_or(u64::MAX)
+            }),
+            listen: Some(self.listen.to_string()),
+            public_url: self.public_url.clone(),
+            rate_limit_per_minute: Some(self.rate_limit.per_minute),
+            rate_limit_burst: Some(self.rate_limit.burst),
+            rate_limit_url: Some(rate_limit_url),
+            rate_limit_key_prefix,
+            request_timeout_secs: Some(self.request_timeout.as_secs()),
+            max_body_bytes: Some(self.max_body_bytes),
+            max_buffered_body_bytes: Some(self.max_buffered_body_bytes),
+            max_concurrent_requests: Some(self.max_concurrent_requests),
+            max_connections: Some(limits.max_connections),
+            max_header_bytes: Some(limits.max_header_bytes),
+            header_read_timeout_secs: Some(limits.header_read_timeout.as_secs()),
+            idle_timeout_secs: Some(limits.idle_timeout.as_secs()),
+            unauthenticated_idle_timeout_secs: Some(limits.unauthenticated_idle_timeout.as_secs()),
+            max_connections_per_address: Some(limits.max_connections_per_address),
+            body_read_timeout_secs: Some(self.body_read_timeout.as_secs()),
+            max_concurrent_requests_per_key: Some(self.max_concurrent_requests_per_key),
+            auth_failure_limit_per_minute: Some(
+                self.auth_failure_limit
+                    .map_or(0, |policy| policy.per_minute),
+            ),
+            max_subject_chars: Some(self.text_limits.subject_chars()),
+            max_message_chars: Some(self.text_limits.message_chars()),
+            log_format: Some(self.log_format),
+            encryption_key_file: Some(self.encryption_key_file.display().to_string()),
+            idempotency_ttl_secs: Some(self.idempotency_ttl.as_secs()),
+            api_key_cache_secs: Some(self.api_key_cache.as_secs()),
+            html_cache_mib: Some(self.html_cache_bytes as u64 >> 20),
+            blob_store: Some(self.blob_store.as_setting()),
+            max_upload_bytes: Some(self.max_upload_bytes),
+            upload_ttl_secs: Some(self.upload_ttl.as_secs()),
+            upload_url_ttl_secs: Some(self.upload_url_ttl.as_secs()),
+            upload_media_types: Some(
+                self.upload_media
+                    .allowed()
+                    .iter()
+                    .map(|known| known.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            max_attachments_per_message: Some(self.attach_limits.per_message),
+            max_ticket_attachment_bytes: Some(self.attach_limits.per_ticket_bytes),
+            profiles: Some(
+                self.profiles
+                    .iter()
+                    .map(|profile| profile.name().to_owned())
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -1576,6 +1653,30 @@ mod tests {
               limiter keeps its state in this process"
             ]
         );
+    }
+
+    #[test]
+    fn the_effective_settings_give_the_same_configuration_again() {
+        let configs = [
+            Settings::default(),
+            toml::from_str(
+                "database = \"postgres://ticketd:secret@db/ticketd\"\ndatabase_pool_size = 8\n\
+                 rate_limit_url = \"redis://:pw@10.0.0.5:6379/2\"\nrate_limit_key_prefix = \"acme:\"\n\
+                 public_url = \"https://support.example.com\"\nauth_failure_limit_per_minute = 0\n\
+                 blob_store = \"s3://tickets/prod\"\nupload_media_types = \"image/png\"\n\
+                 profiles = [\"agency\"]\nhtml_cache_mib = 3\nlog_format = \"json\"",
+            )
+            .expect("valid TOML"),
+        ];
+        for settings in configs {
+            let config = Config::from_settings(settings).expect("valid");
+            let effective = config.effective_settings();
+            assert_eq!(
+                Config::from_settings(effective.clone()).expect("valid"),
+                config,
+                "{effective:?}"
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use crate::core::access::{Actor, KeyWorkspace, Principal};
 use crate::core::crypto::DataKeyId;
 use crate::core::dump::{ExportCursor, Record, RecordKind};
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::lifecycle::{LifecycleError, TicketAction};
 use crate::core::message::{Message, MessageFilter, NewMessage};
 use crate::core::page::{MessageCursor, Page, PageRequest, TicketCursor};
@@ -471,6 +471,32 @@ pub trait ProvisioningStore: Send + Sync {
     /// Looks up a key for authentication; `None` if there is no such key.
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError>;
 
+    /// Workspaces in `numeric_id` order: at most `limit` of those after the
+    /// numeric id `after`.
+    async fn list_workspaces(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError>;
+
+    /// A workspace's users in id order: at most `limit` of those after
+    /// `after`. `NotFound` if there is no such workspace.
+    async fn list_users(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// A user's API keys, revoked ones too, in id order: at most `limit` of
+    /// those after `after`. `NotFound` if there is no such user.
+    async fn list_api_keys(
+        &self,
+        user: UserId,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+
     /// The workspace as its agency signatures name it, with its signature
     /// generation: `generation` becomes it if `replace` is set or the
     /// workspace has none yet ([`crate::core::agency_signature`]).
@@ -759,6 +785,15 @@ impl DatabaseUrl {
         Err(format!(
             "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
         ))
+    }
+
+    /// The URL as it was given (with its password, if any): what
+    /// [`DatabaseUrl::parse`] makes this again.
+    pub fn as_given(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => url.clone(),
+        }
     }
 
     /// A form safe to log.

@@ -1,12 +1,14 @@
-//! The command line: `serve`, `migrate`, provisioning commands, and
-//! `export`/`import` of whole databases.
+//! The command line: `serve`, `migrate`, provisioning and listing commands,
+//! `export`/`import` of whole databases, and `config show`.
 //!
 //! Provisioning commands print the object they created as exactly one JSON
 //! line on stdout (as do `import`, and `export` to a file); errors go to
 //! stderr with a non-zero exit status.
 
+mod config_show;
 mod encryption;
 mod error;
+mod listing;
 mod migrate;
 mod provision;
 mod serve;
@@ -17,8 +19,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+pub use config_show::{ConfigCommand, ShowArgs};
 pub use encryption::EncryptionCommand;
 pub use error::CliError;
+pub use listing::OutputFormat;
 pub use provision::{KeyCommand, UserCommand, WorkspaceCommand};
 pub use serve::ServeArgs;
 pub use transfer::{ExportArgs, ImportArgs};
@@ -90,6 +94,9 @@ pub enum Command {
     /// Manage the keys of messages marked `encrypted`.
     #[command(subcommand)]
     Encryption(EncryptionCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// Runs a parsed command line.
@@ -104,6 +111,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let file = Settings::from_file(&config_path, required)?;
     let over = match &cli.command {
         Command::Serve(args) => args.settings.clone(),
+        Command::Config(ConfigCommand::Show(args)) => args.settings.clone(),
         _ => Settings::default(),
     };
     let over = Settings {
@@ -111,7 +119,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         encryption_key_file: cli.encryption_key_file.clone(),
         ..over
     };
-    let mut config = Config::from_settings(file.overridden_by(over))?;
+    let mut config = Config::from_settings(file.clone().overridden_by(over))?;
     match cli.command {
         Command::Serve(_) => {
             config
@@ -130,6 +138,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => transfer::export(&config, &args).await,
         Command::Import(args) => transfer::import(&config, &args.input).await,
         Command::Encryption(command) => encryption::encryption_command(&config, command).await,
+        Command::Config(ConfigCommand::Show(args)) => {
+            let layers = config_show::Layers {
+                file: (&config_path, &file),
+                config: &config,
+            };
+            config_show::show(&layers, args.format)
+        }
     }
 }
 
@@ -160,6 +175,16 @@ fn unknown_environment_variables() -> Vec<String> {
 /// Prints `value` as one JSON line on stdout.
 fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let line = serde_json::to_string(value).map_err(CliError::from_error)?;
-    println!("{line}");
-    Ok(())
+    print_out(&format!("{line}\n"))
+}
+
+/// Writes `text` to stdout; a closed stdout (`ticketd ... | head`) is an
+/// error, not a panic.
+fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|error| CliError::caused_by(format!("cannot write to stdout: {error}"), error))
 }

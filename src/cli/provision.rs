@@ -1,9 +1,10 @@
 //! `ticketd workspace|user|key create ...`: provisioning, printed as one
-//! JSON line each.
+//! JSON line each (their `list` commands are [`super::listing`]'s).
 
 use clap::Subcommand;
 use serde::Serialize;
 
+use super::listing::{self, Columns, OutputFormat};
 use super::{CliError, print_json};
 use crate::config::Config;
 use crate::core::access::{Role, Scopes};
@@ -28,6 +29,12 @@ pub enum WorkspaceCommand {
         /// Unique short code (A-Z, 0-9, - and _). Default: derived from the name.
         #[arg(long)]
         code: Option<String>,
+    },
+    /// List every workspace.
+    List {
+        /// json (one object per line) or table.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Print the workspace's agency signature: the `X-Agency-Signature`
     /// its apps send with every request of the agency profile. Starts the
@@ -66,6 +73,15 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
     },
+    /// List a workspace's users.
+    List {
+        /// The workspace (`ws_...`).
+        #[arg(long, value_name = "WS_ID")]
+        workspace: String,
+        /// json (one object per line) or table.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// `key` subcommands.
@@ -86,18 +102,32 @@ pub enum KeyCommand {
         #[arg(value_name = "KEY_ID")]
         key: String,
     },
+    /// List a user's API keys, revoked ones too (never their secrets).
+    List {
+        /// The user (`usr_...`).
+        #[arg(long, value_name = "USR_ID")]
+        user: String,
+        /// json (one object per line) or table.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// A workspace as printed.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct WorkspaceOutput {
+pub(super) struct WorkspaceOutput {
     id: String,
     numeric_id: i64,
     name: String,
     code: String,
     plan: String,
     created_at: String,
+}
+
+impl Columns for WorkspaceOutput {
+    const COLUMNS: &'static [&'static str] =
+        &["id", "numericId", "name", "code", "plan", "createdAt"];
 }
 
 impl From<Workspace> for WorkspaceOutput {
@@ -127,6 +157,9 @@ pub(super) async fn workspace(config: &Config, command: WorkspaceCommand) -> Res
     let (workspace, replace) = match command {
         WorkspaceCommand::Create { name, code } => {
             return create_workspace(&config.database, name, code).await;
+        }
+        WorkspaceCommand::List { format } => {
+            return listing::workspaces(&config.database, format).await;
         }
         WorkspaceCommand::AgencySignature { workspace } => (workspace, false),
         WorkspaceCommand::RotateSignature { workspace } => (workspace, true),
@@ -200,13 +233,18 @@ async fn create_workspace(
 /// A user as printed.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct UserOutput {
+pub(super) struct UserOutput {
     id: String,
     workspace_id: String,
     role: &'static str,
     name: String,
     email: Option<String>,
     created_at: String,
+}
+
+impl Columns for UserOutput {
+    const COLUMNS: &'static [&'static str] =
+        &["id", "workspaceId", "role", "name", "email", "createdAt"];
 }
 
 impl From<User> for UserOutput {
@@ -223,12 +261,17 @@ impl From<User> for UserOutput {
 }
 
 pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result<(), CliError> {
-    let UserCommand::Create {
-        workspace,
-        role,
-        name,
-        email,
-    } = command;
+    let (workspace, role, name, email) = match command {
+        UserCommand::Create {
+            workspace,
+            role,
+            name,
+            email,
+        } => (workspace, role, name, email),
+        UserCommand::List { workspace, format } => {
+            return listing::users(database, &workspace, format).await;
+        }
+    };
     let workspace_id = WorkspaceId::parse(&workspace).ok_or("--workspace must be a ws_ id")?;
     let role = Role::parse(&role).ok_or("--role must be customer, staff or automation")?;
     let name = DisplayName::parse(&name)
@@ -259,7 +302,7 @@ pub(super) async fn user(database: &DatabaseUrl, command: UserCommand) -> Result
 /// An API key as printed; `token` only when it was just created.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct KeyOutput {
+pub(super) struct KeyOutput {
     id: String,
     user_id: String,
     workspace_id: String,
@@ -270,8 +313,19 @@ struct KeyOutput {
     token: Option<String>,
 }
 
+impl Columns for KeyOutput {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "userId",
+        "workspaceId",
+        "scopes",
+        "createdAt",
+        "revokedAt",
+    ];
+}
+
 impl KeyOutput {
-    fn new(key: ApiKey, token: Option<String>) -> Self {
+    pub(super) fn new(key: ApiKey, token: Option<String>) -> Self {
         Self {
             id: key.id.to_string(),
             user_id: key.user_id.to_string(),
@@ -319,6 +373,7 @@ pub(super) async fn key(database: &DatabaseUrl, command: KeyCommand) -> Result<(
                 })?;
             print_json(&KeyOutput::new(key, Some(token.expose())))
         }
+        KeyCommand::List { user, format } => listing::keys(database, &user, format).await,
         KeyCommand::Revoke { key } => {
             let key_id = KeyId::parse(&key).ok_or("KEY_ID must be a key_ id")?;
             let store = store::open(database).await.map_err(CliError::store)?;

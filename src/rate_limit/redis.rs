@@ -90,6 +90,11 @@ impl RedisUrl {
         })
     }
 
+    /// The URL as it was given, password and all.
+    pub fn as_given(&self) -> &str {
+        &self.url
+    }
+
     /// The URL with its password replaced by `***`, safe to log.
     pub fn redacted(&self) -> &str {
         &self.redacted

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::core::access::{Actor, KeyWorkspace};
 use crate::core::crypto::DataKeyId;
-use crate::core::id::{KeyId, MessageId, TicketId, UploadId, WorkspaceId};
+use crate::core::id::{KeyId, MessageId, TicketId, UploadId, UserId, WorkspaceId};
 use crate::core::time::Timestamp;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
@@ -48,6 +48,32 @@ impl<T: Delegating> ProvisioningStore for T {
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         self.inner().find_key_credentials(id).await
+    }
+
+    async fn list_workspaces(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        self.inner().list_workspaces(after, limit).await
+    }
+
+    async fn list_users(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        self.inner().list_users(workspace, after, limit).await
+    }
+
+    async fn list_api_keys(
+        &self,
+        user: UserId,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner().list_api_keys(user, after, limit).await
     }
 
     async fn agency_signature_generation(

@@ -1134,3 +1134,89 @@ async fn seed_curl_example_works_verbatim() {
     let exit = server.terminate();
     assert_eq!(exit.code(), Some(0), "{exit}: {}", server.log());
 }
+
+/// The shell blocks of the README's walkthrough, as one script that
+/// stops at the first block that fails, with the server on `port`.
+fn readme_walkthrough(port: u16) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("## A five-minute walkthrough").unwrap();
+    let end = start + readme[start..].find("\n## The API").unwrap();
+    let mut script = String::from("set -e\n");
+    let mut in_block = false;
+    for line in readme[start..end].lines() {
+        match (in_block, line) {
+            (false, "```sh") => in_block = true,
+            (true, "```") => {
+                in_block = false;
+                script.push_str("[ $? -eq 0 ] || exit 1\n");
+            }
+            // The binary is the one under test, already built.
+            (true, line) if line.starts_with("cargo build") => {}
+            (true, line) => {
+                script.push_str(&line.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")));
+                script.push('\n');
+            }
+            (false, _) => {}
+        }
+    }
+    script.replace(
+        "ticketd serve &",
+        &format!("ticketd serve --listen 127.0.0.1:{port} &"),
+    )
+}
+
+#[test]
+fn the_readme_walkthrough_runs_again_and_again_and_shows_what_it_promises() {
+    // SQLite only: it runs as written, on the embedded default.
+    if BACKEND != Backend::Sqlite {
+        return;
+    }
+    let binaries = std::path::Path::new(env!("CARGO_BIN_EXE_ticketd"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        binaries.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for run in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let script = readme_walkthrough(free_port());
+        let mut command = Command::new("timeout");
+        command
+            .args(["120", "bash", "-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("TMPDIR", dir.path());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TICKETD_") {
+                command.env_remove(name);
+            }
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "run {run}: {}\n{stdout}\n{stderr}",
+            output.status
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        // The users' table, then the statuses each step promises.
+        assert!(lines[0].starts_with("id "), "{stdout}");
+        let promised = [
+            "open",
+            "Rebooted it for you. Does it answer now?",
+            "awaiting_response",
+            "200",
+        ];
+        let at = lines.iter().position(|line| *line == "open").unwrap();
+        assert_eq!(lines[at..at + 4], promised, "{stdout}");
+        assert!(
+            lines[at + 4].contains(r#""code":"ticket_closed""#),
+            "{stdout}"
+        );
+        assert_eq!(lines[at + 5..at + 7], ["200", "201"], "{stdout}");
+    }
+}

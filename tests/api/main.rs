@@ -41,6 +41,7 @@ mod sqlite {
     mod limits;
     mod messages;
     mod openapi;
+    mod operator_cli;
     mod pagination;
     mod projects;
     mod rate_limit;
@@ -69,6 +70,7 @@ mod postgres {
     mod limits;
     mod messages;
     mod openapi;
+    mod operator_cli;
     mod pagination;
     mod projects;
     mod rate_limit;

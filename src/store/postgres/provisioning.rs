@@ -1,6 +1,7 @@
 //! Workspaces, users and API keys.
 
 use deadpool_postgres::Object;
+use tokio_postgres::Row;
 
 use async_trait::async_trait;
 
@@ -12,7 +13,7 @@ use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Wor
 use crate::store::ProvisioningStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, parsed, timestamp, to_sql_time};
-use crate::store::postgres::{execute, map_error, query_opt};
+use crate::store::postgres::{execute, map_error, query, query_opt};
 use crate::store::{KeyCredentials, StoreError};
 
 /// The plan every new workspace starts on.
@@ -141,14 +142,29 @@ pub(super) async fn revoke_api_key(
     )
     .await?
     .ok_or(StoreError::NotFound)?;
+    api_key(&row)
+}
+
+/// An API key from the columns `id, principal_id, workspace_id, scopes,
+/// created_at, revoked_at`.
+fn api_key(row: &Row) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
-        id: parsed(&row, 0, KeyId::from_key)?,
-        user_id: parsed(&row, 1, UserId::from_key)?,
-        workspace_id: parsed(&row, 2, WorkspaceId::from_key)?,
-        scopes: parsed(&row, 3, |text| Scopes::parse_list(text).ok())?,
-        created_at: timestamp(&row, 4)?,
-        revoked_at: optional_timestamp(&row, 5)?,
+        id: parsed(row, 0, KeyId::from_key)?,
+        user_id: parsed(row, 1, UserId::from_key)?,
+        workspace_id: parsed(row, 2, WorkspaceId::from_key)?,
+        scopes: parsed(row, 3, |text| Scopes::parse_list(text).ok())?,
+        created_at: timestamp(row, 4)?,
+        revoked_at: optional_timestamp(row, 5)?,
     })
+}
+
+/// `NotFound` unless `table` has a row with the id `key`.
+async fn exists(client: &Object, table: &str, key: &str) -> Result<(), StoreError> {
+    let sql = format!("SELECT 1 FROM {table} WHERE id = $1");
+    match query_opt(client, &sql, &[&key]).await? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound),
+    }
 }
 
 pub(super) async fn find_key_credentials(
@@ -241,5 +257,82 @@ impl ProvisioningStore for PostgresStore {
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         let client = self.client().await?;
         find_key_credentials(&client, id).await
+    }
+
+    async fn list_workspaces(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "SELECT id, numeric_id, name, code, plan, created_at FROM workspace
+             WHERE numeric_id > $1 ORDER BY numeric_id LIMIT $2",
+            &[&after.unwrap_or(0), &i64::from(limit)],
+        )
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Workspace {
+                    id: parsed(row, 0, WorkspaceId::from_key)?,
+                    numeric_id: get(row, 1)?,
+                    name: get(row, 2)?,
+                    code: get(row, 3)?,
+                    plan: get(row, 4)?,
+                    created_at: timestamp(row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_users(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        exists(&client, "workspace", &workspace.key()).await?;
+        let after = after.map(|user| user.key()).unwrap_or_default();
+        let rows = query(
+            &client,
+            "SELECT id, role, name, email, created_at FROM principal
+             WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&workspace.key(), &after, &i64::from(limit)],
+        )
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(User {
+                    id: parsed(row, 0, UserId::from_key)?,
+                    workspace_id: workspace,
+                    role: parsed(row, 1, Role::parse)?,
+                    name: get(row, 2)?,
+                    email: get(row, 3)?,
+                    created_at: timestamp(row, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_api_keys(
+        &self,
+        user: UserId,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let client = self.client().await?;
+        exists(&client, "principal", &user.key()).await?;
+        let after = after.map(|key| key.key()).unwrap_or_default();
+        let rows = query(
+            &client,
+            "SELECT k.id, k.principal_id, p.workspace_id, k.scopes, k.created_at, k.revoked_at
+             FROM api_key k JOIN principal p ON p.id = k.principal_id
+             WHERE k.principal_id = $1 AND k.id > $2 ORDER BY k.id LIMIT $3",
+            &[&user.key(), &after, &i64::from(limit)],
+        )
+        .await?;
+        rows.iter().map(api_key).collect()
     }
 }

@@ -133,17 +133,113 @@ pub(super) fn revoke_api_key(
          FROM api_key k JOIN principal p ON p.id = k.principal_id
          WHERE k.id = ?1",
         [id.key()],
-        |row| {
-            Ok(ApiKey {
-                id: parsed(row, 0, KeyId::from_key)?,
-                user_id: parsed(row, 1, UserId::from_key)?,
-                workspace_id: parsed(row, 2, WorkspaceId::from_key)?,
-                scopes: parsed(row, 3, |text| Scopes::parse_list(text).ok())?,
-                created_at: timestamp(row, 4)?,
-                revoked_at: optional_timestamp(row, 5)?,
-            })
-        },
+        api_key,
     )
+    .map_err(map_error)
+}
+
+/// An API key from the columns `id, principal_id, workspace_id, scopes,
+/// created_at, revoked_at`.
+fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: parsed(row, 0, KeyId::from_key)?,
+        user_id: parsed(row, 1, UserId::from_key)?,
+        workspace_id: parsed(row, 2, WorkspaceId::from_key)?,
+        scopes: parsed(row, 3, |text| Scopes::parse_list(text).ok())?,
+        created_at: timestamp(row, 4)?,
+        revoked_at: optional_timestamp(row, 5)?,
+    })
+}
+
+pub(super) fn list_workspaces(
+    conn: &Connection,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Workspace>, StoreError> {
+    conn.prepare_cached(
+        "SELECT id, numeric_id, name, code, plan, created_at FROM workspace
+         WHERE numeric_id > ?1 ORDER BY numeric_id LIMIT ?2",
+    )
+    .and_then(|mut select| {
+        select
+            .query_map(params![after.unwrap_or(0), limit], |row| {
+                Ok(Workspace {
+                    id: parsed(row, 0, WorkspaceId::from_key)?,
+                    numeric_id: row.get(1)?,
+                    name: row.get(2)?,
+                    code: row.get(3)?,
+                    plan: row.get(4)?,
+                    created_at: timestamp(row, 5)?,
+                })
+            })?
+            .collect()
+    })
+    .map_err(map_error)
+}
+
+/// `NotFound` unless `table` has a row with the id `key`.
+fn exists(conn: &Connection, table: &str, key: &str) -> Result<(), StoreError> {
+    let found: bool = conn
+        .query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)"),
+            [key],
+            |row| row.get(0),
+        )
+        .map_err(map_error)?;
+    if found {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+pub(super) fn list_users(
+    conn: &Connection,
+    workspace: WorkspaceId,
+    after: Option<UserId>,
+    limit: u32,
+) -> Result<Vec<User>, StoreError> {
+    exists(conn, "workspace", &workspace.key())?;
+    conn.prepare_cached(
+        "SELECT id, role, name, email, created_at FROM principal
+         WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )
+    .and_then(|mut select| {
+        let after = after.map(|user| user.key()).unwrap_or_default();
+        select
+            .query_map(params![workspace.key(), after, limit], |row| {
+                Ok(User {
+                    id: parsed(row, 0, UserId::from_key)?,
+                    workspace_id: workspace,
+                    role: parsed(row, 1, Role::parse)?,
+                    name: row.get(2)?,
+                    email: row.get(3)?,
+                    created_at: timestamp(row, 4)?,
+                })
+            })?
+            .collect()
+    })
+    .map_err(map_error)
+}
+
+pub(super) fn list_api_keys(
+    conn: &Connection,
+    user: UserId,
+    after: Option<KeyId>,
+    limit: u32,
+) -> Result<Vec<ApiKey>, StoreError> {
+    exists(conn, "principal", &user.key())?;
+    conn.prepare_cached(
+        "SELECT k.id, k.principal_id, p.workspace_id, k.scopes, k.created_at, k.revoked_at
+         FROM api_key k JOIN principal p ON p.id = k.principal_id
+         WHERE k.principal_id = ?1 AND k.id > ?2 ORDER BY k.id LIMIT ?3",
+    )
+    .and_then(|mut select| {
+        let after = after.map(|key| key.key()).unwrap_or_default();
+        select
+            .query_map(params![user.key(), after, limit], api_key)?
+            .collect()
+    })
     .map_err(map_error)
 }
 
@@ -220,6 +316,35 @@ impl ProvisioningStore for SqliteStore {
 
     async fn find_key_credentials(&self, id: KeyId) -> Result<Option<KeyCredentials>, StoreError> {
         self.readers.read(|conn| find_key_credentials(conn, id))
+    }
+
+    async fn list_workspaces(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        self.readers
+            .read(|conn| list_workspaces(conn, after, limit))
+    }
+
+    async fn list_users(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        self.readers
+            .read(|conn| list_users(conn, workspace, after, limit))
+    }
+
+    async fn list_api_keys(
+        &self,
+        user: UserId,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.readers
+            .read(|conn| list_api_keys(conn, user, after, limit))
     }
 
     async fn agency_signature_generation(
