@@ -5,6 +5,7 @@
 //! line on stdout (as do `import`, and `export` to a file); errors go to
 //! stderr with a non-zero exit status.
 
+mod backup;
 mod config_show;
 mod encryption;
 mod error;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+pub use backup::{BackupArgs, RestoreArgs};
 pub use config_show::{ConfigCommand, ShowArgs};
 pub use encryption::EncryptionCommand;
 pub use error::CliError;
@@ -91,6 +93,11 @@ pub enum Command {
     /// Load a dump into an empty database, keeping every id, number, time
     /// and key digest.
     Import(ImportArgs),
+    /// Copy a live SQLite database and its upload files into a new
+    /// directory, while servers keep running.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory.
+    Restore(RestoreArgs),
     /// Manage the keys of messages marked `encrypted`.
     #[command(subcommand)]
     Encryption(EncryptionCommand),
@@ -137,6 +144,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(command) => provision::key(&config.database, command).await,
         Command::Export(args) => transfer::export(&config, &args).await,
         Command::Import(args) => transfer::import(&config, &args.input).await,
+        Command::Backup(args) => backup::backup(&config, &args),
+        Command::Restore(args) => backup::restore(&config, &args),
         Command::Encryption(command) => encryption::encryption_command(&config, command).await,
         Command::Config(ConfigCommand::Show(args)) => {
             let layers = config_show::Layers {

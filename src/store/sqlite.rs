@@ -6,6 +6,7 @@
 //! answered (by the writer's sync thread, see [`writer`]), so an acknowledged
 //! write survives a process crash and a power cut.
 
+pub mod backup;
 mod checkpointer;
 mod encryption;
 mod idempotency;
@@ -37,7 +38,7 @@ use writer::Writer;
 
 /// How long a connection waits for a lock held by another process (the CLI
 /// provisioning while the server runs) before giving up.
-const BUSY_TIMEOUT_MS: u32 = 5_000;
+pub(crate) const BUSY_TIMEOUT_MS: u32 = 5_000;
 
 /// The SQLite store.
 pub struct SqliteStore {

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::cli::{Scratch, one_json_line, refused};
+use super::cli::{Scratch, one_json_line, refused, text};
 use crate::helpers::Backend;
 
 #[test]
@@ -194,4 +194,170 @@ fn the_data_directory_and_its_files_are_owner_only() {
             ("ticketd.db".to_owned(), 0o600)
         ]
     );
+}
+
+/// Every message body of ticket `id`, oldest first, following pages.
+async fn thread_bodies(server: &super::cli::Server, token: &str, id: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/v2/support/tickets/{id}/messages?limit=100{cursor}");
+        let (status, page) = server.call(reqwest::Method::GET, &path, token, None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+        for message in page["data"].as_array().unwrap() {
+            bodies.push(text(&message["body"]).to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return bodies,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_a_reply_load_restores_every_reply_acknowledged_before_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let source = Scratch::new(Backend::Sqlite).unwrap();
+    let workspace = source.create_workspace("Acme Hosting");
+    let jane = source.create_user(text(&workspace["id"]), "customer", "Jane Example");
+    let token = text(&source.create_key(text(&jane["id"]))["token"]).to_owned();
+    let server = source.serve().await;
+    let mut file = b"\x89PNG\r\n\x1a\n".to_vec();
+    file.extend((0..70_000u32).map(|i| (i % 251) as u8));
+    let uploaded: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v2/support/uploads?filename=screen.png",
+            server.base_url
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "image/png")
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, ticket) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v2/support/tickets",
+            &token,
+            Some(
+                json!({"subject": "Backups", "message": "first", "attachments": [uploaded["id"]]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{ticket}");
+    let ticket_id = text(&ticket["id"]).to_owned();
+
+    // Four clients reply as fast as they are answered, noting each reply
+    // acknowledged, until told to stop.
+    let server = Arc::new(server);
+    let acknowledged = Arc::new(Mutex::new(vec!["first".to_owned()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let (server, acknowledged, stop) = (
+            Arc::clone(&server),
+            Arc::clone(&acknowledged),
+            Arc::clone(&stop),
+        );
+        let (token, ticket_id) = (token.clone(), ticket_id.clone());
+        clients.push(tokio::spawn(async move {
+            let path = format!("/api/v2/support/tickets/{ticket_id}/messages");
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!("reply {client}-{sent}");
+                let (status, reply) = server
+                    .call(
+                        reqwest::Method::POST,
+                        &path,
+                        &token,
+                        Some(json!({"message": body})),
+                    )
+                    .await;
+                assert_eq!(status, reqwest::StatusCode::CREATED, "{reply}");
+                acknowledged.lock().unwrap().push(body);
+                sent += 1;
+            }
+        }));
+    }
+    while acknowledged.lock().unwrap().len() < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before_backup = acknowledged.lock().unwrap().clone();
+    let backup_dir = source.dir.path().join("backup");
+    let args = ["backup", "--to", backup_dir.to_str().unwrap()];
+    // Run beside the load, which goes on meanwhile.
+    let mut command = source.command();
+    command.arg("--database").arg(source.db_url()).args(args);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let during_backup = acknowledged.lock().unwrap().len() - before_backup.len();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let report = one_json_line(&output, &args);
+    assert_eq!(report["uploadFiles"], 1, "{report}");
+    assert!(
+        during_backup > 0 || report["tookMs"].as_u64().unwrap() < 50,
+        "{report}"
+    );
+
+    // Restored into an empty data directory, with the key file copied.
+    let target = Scratch::new(Backend::Sqlite).unwrap();
+    let args = ["restore", "--from", backup_dir.to_str().unwrap()];
+    let restored = one_json_line(&target.run(&args), &args);
+    assert_eq!(restored["uploadFiles"], 1, "{restored}");
+    let path = target
+        .db_url()
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let check: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    target.copy_key_file(&source.key_file());
+    let restored_server = target.serve().await;
+    let bodies = thread_bodies(&restored_server, &token, &ticket_id).await;
+    for body in &before_backup {
+        assert!(
+            bodies.contains(body),
+            "{body} was acknowledged before the backup"
+        );
+    }
+    let all = acknowledged.lock().unwrap().len();
+    assert!(bodies.len() <= all, "{} restored of {all}", bodies.len());
+    let (_, first) = restored_server
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v2/support/tickets/{ticket_id}/messages?limit=1"),
+            &token,
+            None,
+        )
+        .await;
+    let url = text(&first["data"][0]["attachments"][0]["url"]).to_owned();
+    let downloaded = reqwest::Client::new()
+        .get(format!("{}{url}", restored_server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.to_vec(), file);
+
+    // A backup needs a new directory; a restore an empty data directory.
+    let args = ["backup", "--to", backup_dir.to_str().unwrap()];
+    assert!(refused(&source.run(&args), &args).contains("exists: back up into a new directory"));
+    let args = ["restore", "--from", backup_dir.to_str().unwrap()];
+    assert!(refused(&target.run(&args), &args).contains("restore into an empty data directory"));
 }
