@@ -49,8 +49,9 @@ use crate::rate_limit::auth_failures::AuthFailures;
 use crate::rate_limit::{Limiters, RateLimiter};
 use crate::server::ConnectionLimits;
 use crate::server::capped_counts::CappedCounts;
-use crate::service::{Idempotency, IdempotencyPolicy, Support, UploadPolicy, Uploads};
+use crate::service::{CLAIM_LEASE, Idempotency, IdempotencyPolicy, Support, UploadPolicy, Uploads};
 use crate::store::Store;
+use crate::store::idempotency::ClaimHolder;
 
 /// HTTP settings the handlers and middleware need.
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ pub struct ApiSettings {
     /// How long the response of a request with an `Idempotency-Key` is kept
     /// for its retries.
     pub idempotency_ttl: Duration,
+    /// The server idempotency claims are taken for: this node and process.
+    pub claim_holder: ClaimHolder,
     /// How long a key's credentials, once read, are used without reading
     /// them again (see [`key_cache`]); zero reads them on every request.
     pub api_key_cache: Duration,
@@ -175,7 +178,8 @@ impl AppState {
                 Arc::clone(&store),
                 IdempotencyPolicy {
                     ttl: settings.idempotency_ttl,
-                    lease: settings.request_timeout,
+                    lease: CLAIM_LEASE,
+                    holder: settings.claim_holder.clone(),
                 },
             ),
             store,

@@ -17,6 +17,7 @@ use crate::core::idempotency::FingerprintKey;
 use crate::encryption::{self, ContentKeyring, EncryptedStore, ExportBodies, MissingKeyFile};
 use crate::rate_limit::{self, RateLimitStore};
 use crate::service::{RandomIds, SystemClock, UploadPolicy, Uploads};
+use crate::store::idempotency::ClaimHolder;
 use crate::store::{self, Store};
 
 /// A ticketd assembled from a [`Config`] and bound to its address, not yet
@@ -111,6 +112,10 @@ impl Application {
             text_limits: config.text_limits,
             connections: config.connections,
             idempotency_ttl: config.idempotency_ttl,
+            claim_holder: ClaimHolder {
+                node: config.node_id.as_str().into(),
+                instance: crate::core::id::new_ulid().to_string().into(),
+            },
             api_key_cache: config.api_key_cache,
             html_cache_bytes: config.html_cache_bytes,
             attach_limits: config.attach_limits,
@@ -130,6 +135,19 @@ impl Application {
             agency_signatures,
             uploads,
         );
+        let released = state
+            .idempotency
+            .release_abandoned_claims()
+            .await
+            .map_err(|error| format!("cannot release the claims of an earlier start: {error}"))?;
+        if released > 0 {
+            tracing::info!(
+                target: "ticketd::cli",
+                released,
+                node_id = %config.node_id,
+                "released the idempotency claims an earlier process left in progress"
+            );
+        }
         Ok(Self {
             config,
             listener,

@@ -257,6 +257,11 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub profiles: Option<Vec<String>>,
+    /// This node's name in the idempotency claims it holds, the same
+    /// across its restarts: a node that restarts releases at once the
+    /// claims it held before. Default: the host name and --listen
+    #[arg(long, env = "TICKETD_NODE_ID", hide_env_values = true, value_name = "NAME")]
+    pub node_id: Option<String>,
 }
 }
 
@@ -771,6 +776,19 @@ impl Settings {
         Ok(ttl)
     }
 
+    /// `node_id`: by default the host name and the listening address; 1 to
+    /// 200 bytes without control characters.
+    fn node_id(&self, listen: SocketAddr) -> Result<String, String> {
+        let node = match &self.node_id {
+            Some(node) => node.clone(),
+            None => format!("{}/{listen}", host_name()),
+        };
+        if node.is_empty() || node.len() > 200 || node.chars().any(char::is_control) {
+            return Err("node_id must be 1 to 200 bytes without control characters".into());
+        }
+        Ok(node)
+    }
+
     /// `html_cache_mib`, in bytes: at most 4 GiB.
     fn html_cache_bytes(&self) -> Result<usize, String> {
         let mib = self
@@ -858,6 +876,7 @@ impl Config {
                     .map(|profile| profile.name().to_owned())
                     .collect(),
             ),
+            node_id: Some(self.node_id.clone()),
         }
     }
 }
@@ -879,6 +898,18 @@ impl Settings {
         }
         unused
     }
+}
+
+/// The machine's host name, or `localhost` if it cannot be read.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| {
+            let name = std::fs::read_to_string(path).ok()?;
+            let name = name.trim();
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Declares a struct and a `Debug` that shows each field, in order, except
@@ -980,6 +1011,8 @@ pub struct Config {
     pub attach_limits: AttachLimits,
     /// The compatibility profiles served beside the canonical API.
     pub profiles: Vec<Profile>,
+    /// This node's name in the idempotency claims it holds.
+    pub node_id: String,
     /// Settings that are set but have no effect in this configuration,
     /// each said in a sentence; `serve` logs each as a warning at startup.
     pub unused_settings: Vec<String>,
@@ -1085,6 +1118,7 @@ impl Config {
         let upload_media = settings.upload_media()?;
         let attach_limits = settings.attach_limits()?;
         let profiles = settings.profiles()?;
+        let node_id = settings.node_id(listen)?;
         let unused_settings = settings.unused();
         Ok(Self {
             database,
@@ -1114,6 +1148,7 @@ impl Config {
             upload_media,
             attach_limits,
             profiles,
+            node_id,
             unused_settings,
         })
     }

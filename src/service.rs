@@ -26,7 +26,8 @@ pub(crate) use commit_window::note_write as note_write_for_tests;
 pub use commit_window::{started_a_write, watch_writes};
 pub use error::ServiceError;
 pub use idempotency::{
-    ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy, KeyedRequest,
+    CLAIM_LEASE, ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy,
+    KeyedRequest, RENEW_EVERY,
 };
 pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};
 pub use uploads::{

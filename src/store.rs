@@ -41,7 +41,9 @@ use crate::core::token::SecretHash;
 use crate::core::upload::attach::AttachRefusal;
 use crate::core::upload::{NewUpload, Upload};
 use crate::core::workspace::{ApiKey, NewApiKey, NewUser, NewWorkspace, User, Workspace};
-use crate::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
+use crate::store::idempotency::{
+    Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, StoredResponse,
+};
 
 /// Hands the attachments read for some messages, as `(message, file)`
 /// pairs in each message's order, to their messages.
@@ -639,6 +641,22 @@ pub trait IdempotencyStore: Send + Sync {
     /// retry starts afresh. A no-op unless the record is still in progress
     /// under this claim's token.
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Moves the lease of a claim still in progress under its token to
+    /// `until`, while its request runs; `false` if the claim is no longer
+    /// held (completed, released, or taken over).
+    async fn renew_idempotency_claim(
+        &self,
+        claim: &Claim,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases, as `holder` starts serving, the claims in progress that
+    /// earlier processes left behind without a release: on SQLite (which
+    /// one server serves) every claim in progress; on PostgreSQL those of
+    /// `holder`'s node held by another instance of it (claims of other
+    /// nodes lapse with their leases). Returns how many it released.
+    async fn release_abandoned_claims(&self, holder: &ClaimHolder) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` idempotency records that expired by `now`
     /// (claims already ignore them); returns how many it deleted.

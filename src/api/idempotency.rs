@@ -9,7 +9,8 @@
 //!   again, with `Idempotent-Replayed: true`, and nothing runs;
 //! - a record of another request: `422 idempotency_key_reused`;
 //! - the same request still in progress: `409
-//!   idempotency_request_in_progress` with `Retry-After`;
+//!   idempotency_request_in_progress` with `Retry-After` the seconds its
+//!   claim's lease has left (rounded up);
 //! - an upload's body streams to its blob and is never held whole, so an
 //!   upload is fingerprinted by its path, query, `Content-Type` and
 //!   `Content-Length` instead of its bytes;
@@ -40,9 +41,6 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 
 /// The response header marking a replayed response.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// Seconds a client is asked to wait before retrying a request in progress.
-const RETRY_AFTER_SECS: u64 = 1;
 
 /// Marks a response whose write completed the request's idempotency record.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +99,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let held = match answer {
         Ok(ClaimAnswer::Granted(held)) => held,
         Ok(ClaimAnswer::Replay(stored)) => return replay(stored),
-        Ok(ClaimAnswer::InProgress) => return in_progress().into_response(),
+        Ok(ClaimAnswer::InProgress { retry_after }) => {
+            return in_progress(retry_after).into_response();
+        }
         Ok(ClaimAnswer::Reused) => {
             return Refusal::new(ErrorCode::IdempotencyKeyReused).into_response();
         }
@@ -171,8 +171,12 @@ fn capitalised(error: KeyError) -> String {
     }
 }
 
-fn in_progress() -> Refusal {
-    Refusal::new(ErrorCode::IdempotencyRequestInProgress).with_retry_after(RETRY_AFTER_SECS)
+/// The 409 of a request whose first try still holds its claim, for
+/// `retry_after` more.
+fn in_progress(retry_after: std::time::Duration) -> Refusal {
+    let seconds = retry_after.as_millis().div_ceil(1000);
+    Refusal::new(ErrorCode::IdempotencyRequestInProgress)
+        .with_retry_after(u64::try_from(seconds).unwrap_or(u64::MAX).max(1))
 }
 
 /// A stored response sent again.

@@ -20,7 +20,7 @@ use crate::core::time::Timestamp;
 use crate::encryption::Encryption;
 use crate::store::delegate::Delegating;
 use crate::store::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
+    Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
 };
 use crate::store::{
     Cause, Constraint, IdempotencyStore, Store, StoreError, TicketStore, TransferStore, Written,
@@ -531,6 +531,18 @@ impl IdempotencyStore for EncryptedStore {
 
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
         self.inner.release_idempotency_key(claim).await
+    }
+
+    async fn renew_idempotency_claim(
+        &self,
+        claim: &Claim,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_idempotency_claim(claim, until).await
+    }
+
+    async fn release_abandoned_claims(&self, holder: &ClaimHolder) -> Result<u64, StoreError> {
+        self.inner.release_abandoned_claims(holder).await
     }
 
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

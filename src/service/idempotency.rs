@@ -7,11 +7,15 @@
 //! wrote nothing gives the claim back, so that a retry runs afresh; so does
 //! a request dropped midway (a timeout, a client gone, a panic).
 //!
-//! A claim's lease is the request timeout: a request cannot hold its claim
-//! longer, so a claim still in progress after that was abandoned without a
-//! release (the process died) and a retry takes it over. Records expire the
-//! idempotency TTL after the request that claimed them and are swept by
-//! [`Idempotency::sweep_expired_records`].
+//! A claim's lease is short ([`CLAIM_LEASE`]) and renewed while its request
+//! runs (every [`RENEW_EVERY`], by a task the [`HeldClaim`] stops when it is
+//! dropped), so a claim whose server died lapses within seconds and a
+//! retry, on any node, then takes it over. A server that starts releases
+//! the claims its earlier processes left at once
+//! ([`crate::store::IdempotencyStore::release_abandoned_claims`]). A retry
+//! that finds the claim still held is told how long its lease has left.
+//! Records expire the idempotency TTL after the request that claimed them
+//! and are swept by [`Idempotency::sweep_expired_records`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,23 +26,33 @@ use crate::core::time::Timestamp;
 use crate::service::{Clock, IdSource, RandomIds, ServiceError, SystemClock};
 use crate::store::Store;
 use crate::store::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
+    Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, Render, StoredResponse,
 };
 
 /// How often expired records are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long a claim holds without being renewed: how soon after its server
+/// died a retry on another node takes it over.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(5);
+
+/// How often a request renews its claim's lease while it runs; a request
+/// answered sooner (most are) never does.
+pub const RENEW_EVERY: Duration = Duration::from_millis(1_500);
+
 /// Records deleted per sweeping transaction.
 const SWEEP_BATCH: u32 = 1_000;
 
-/// How long claims and records last.
-#[derive(Debug, Clone, Copy)]
+/// How long records last, and who holds the claims.
+#[derive(Debug, Clone)]
 pub struct IdempotencyPolicy {
     /// How long a completed record answers retries.
     pub ttl: Duration,
-    /// How long a claim in progress may not be taken over: the longest a
-    /// request may take.
+    /// How long a claim in progress may not be taken over unless renewed
+    /// ([`CLAIM_LEASE`]).
     pub lease: Duration,
+    /// The server claims are taken for.
+    pub holder: ClaimHolder,
 }
 
 /// A keyed request, as it asks for its key.
@@ -59,8 +73,12 @@ pub enum ClaimAnswer {
     Granted(HeldClaim),
     /// The same request completed before: answer with its response again.
     Replay(StoredResponse),
-    /// The same request is still running elsewhere; retry later.
-    InProgress,
+    /// The same request is still running elsewhere; retry once its claim's
+    /// lease may have run out, in `retry_after`.
+    InProgress {
+        /// How long the claim's lease has left (at least a second).
+        retry_after: Duration,
+    },
     /// The key was used for another request.
     Reused,
 }
@@ -109,6 +127,7 @@ impl Idempotency {
                 key: request.key,
                 fingerprint: request.fingerprint,
                 token: self.ids.claim_token(),
+                holder: self.policy.holder.clone(),
                 now,
                 lease_until: now.plus(self.policy.lease),
                 expires_at,
@@ -117,13 +136,63 @@ impl Idempotency {
         Ok(match outcome {
             ClaimOutcome::Claimed(claim) => ClaimAnswer::Granted(HeldClaim {
                 store: Arc::clone(&self.store),
+                renewal: self.renew_while_held(claim.clone()),
                 granted: GrantedClaim { claim, expires_at },
                 held: true,
             }),
             ClaimOutcome::Replay(stored) => ClaimAnswer::Replay(stored),
-            ClaimOutcome::InProgress => ClaimAnswer::InProgress,
+            ClaimOutcome::InProgress { until } => ClaimAnswer::InProgress {
+                retry_after: Duration::from_millis(
+                    u64::try_from(until.millis().saturating_sub(now.millis())).unwrap_or(0),
+                )
+                .max(Duration::from_secs(1)),
+            },
             ClaimOutcome::Mismatch => ClaimAnswer::Reused,
         })
+    }
+
+    /// Releases the claims earlier processes of this server left behind
+    /// (see [`crate::store::IdempotencyStore::release_abandoned_claims`]);
+    /// run at startup, before serving. Returns how many it released.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn release_abandoned_claims(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .store
+            .release_abandoned_claims(&self.policy.holder)
+            .await?)
+    }
+
+    /// A task renewing `claim`'s lease every [`RENEW_EVERY`] until it is
+    /// aborted, or finds the claim no longer held. Nothing runs without a
+    /// runtime (the claim then lapses with its lease).
+    fn renew_while_held(&self, claim: Claim) -> Option<tokio::task::AbortHandle> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (store, clock, lease) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            self.policy.lease,
+        );
+        let task = runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(RENEW_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                match store
+                    .renew_idempotency_claim(&claim, clock.now().plus(lease))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "renewing an idempotency claim failed; retrying");
+                    }
+                }
+            }
+        });
+        Some(task.abort_handle())
     }
 
     /// Deletes expired records now and then every [`SWEEP_INTERVAL`], a
@@ -171,11 +240,13 @@ impl GrantedClaim {
     }
 }
 
-/// A claim held while its request runs: given back unless the request's
-/// write completed its record, also when it is dropped midway.
+/// A claim held while its request runs, its lease renewed meanwhile:
+/// given back unless the request's write completed its record, also when
+/// it is dropped midway.
 pub struct HeldClaim {
     store: Arc<dyn Store>,
     granted: GrantedClaim,
+    renewal: Option<tokio::task::AbortHandle>,
     held: bool,
 }
 
@@ -205,6 +276,9 @@ impl HeldClaim {
 
 impl Drop for HeldClaim {
     fn drop(&mut self) {
+        if let Some(renewal) = &self.renewal {
+            renewal.abort();
+        }
         if !self.held {
             return;
         }

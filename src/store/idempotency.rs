@@ -5,16 +5,40 @@
 //!
 //! A claim is committed on its own, so that a duplicate arriving meanwhile
 //! (on any node) sees it and is told to retry later. The claim carries a
-//! [`ClaimToken`] and a lease: the write completes the record only while
-//! the record still carries its token, so a request whose lease ran out and
+//! [`ClaimToken`], its [`ClaimHolder`] and a short lease that its request
+//! renews while it runs: the write completes the record only while the
+//! record still carries its token, so a request whose lease ran out and
 //! whose claim was taken over by a retry can never write as well. Leases
-//! decide only when a claim left behind (a crash, a timeout) may be taken
-//! over; exactly-once never depends on clocks.
+//! and holders decide only when a claim left behind (a crash, a timeout)
+//! may be taken over; exactly-once never depends on clocks.
+//!
+//! Both backends follow one flow: an upsert whose condition is
+//! [`Decision::about`]'s rule; if it took nothing, the record is read back
+//! and answered by the same rule, and a record that changed in between
+//! (released, swept, expired) is tried again, [`CLAIM_ATTEMPTS`] times in
+//! all, before the answer is "in progress". A write completes its record
+//! with an UPDATE that must change exactly one row carrying its token, or it
+//! fails with `ClaimLost`.
+
+use std::sync::Arc;
 
 use crate::core::id::KeyId;
 use crate::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey};
 use crate::core::time::Timestamp;
 use crate::store::Cause;
+
+/// How often a claim tries again when the record it found changed before
+/// it could read it, before answering "in progress".
+pub const CLAIM_ATTEMPTS: usize = 3;
+
+/// The running server that holds a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHolder {
+    /// The node: the stable `node_id` setting, the same across restarts.
+    pub node: Arc<str>,
+    /// This process: new at every start.
+    pub instance: Arc<str>,
+}
 
 /// A request's bid for an idempotency key.
 #[derive(Debug, Clone)]
@@ -27,6 +51,8 @@ pub struct ClaimRequest {
     pub fingerprint: Fingerprint,
     /// The token the claim will carry if granted.
     pub token: ClaimToken,
+    /// The server that will hold it.
+    pub holder: ClaimHolder,
     /// The current time.
     pub now: Timestamp,
     /// Until when the claim may not be taken over.
@@ -43,8 +69,12 @@ pub enum ClaimOutcome {
     Claimed(Claim),
     /// The same request already completed: here is its response.
     Replay(StoredResponse),
-    /// The same request is still being processed (its lease has not run out).
-    InProgress,
+    /// The same request is still being processed: its claim's lease runs
+    /// until `until` (unless renewed).
+    InProgress {
+        /// When the lease runs out.
+        until: Timestamp,
+    },
     /// The key was used for a different request (another fingerprint).
     Mismatch,
 }
@@ -132,9 +162,24 @@ impl Decision {
         match (&existing.response, existing.lease_until) {
             (Some(response), _) => Decision::Answer(ClaimOutcome::Replay(response.clone())),
             (None, Some(lease)) if lease > request.now => {
-                Decision::Answer(ClaimOutcome::InProgress)
+                Decision::Answer(ClaimOutcome::InProgress { until: lease })
             }
             (None, _) => Decision::Take,
+        }
+    }
+}
+
+impl Decision {
+    /// What a claim answers after its upsert took nothing, given the record
+    /// read back then; `None` if that record is claimable after all (it
+    /// changed in between), to try again.
+    pub fn after_upsert(
+        existing: Option<&Existing>,
+        request: &ClaimRequest,
+    ) -> Option<ClaimOutcome> {
+        match Decision::about(existing, request) {
+            Decision::Answer(outcome) => Some(outcome),
+            Decision::Take => None,
         }
     }
 }
@@ -167,6 +212,10 @@ mod tests {
             key: IdempotencyKey::parse("k").expect("a key"),
             fingerprint: fingerprint(body),
             token: ClaimToken::generate(),
+            holder: ClaimHolder {
+                node: "node".into(),
+                instance: "instance".into(),
+            },
             now: Timestamp::from_millis(now),
             lease_until: Timestamp::from_millis(now + 30),
             expires_at: Timestamp::from_millis(now + 1000),
@@ -198,7 +247,9 @@ mod tests {
             location: None,
             body: b"{}".to_vec(),
         }));
-        let in_progress = Decision::Answer(ClaimOutcome::InProgress);
+        let in_progress = Decision::Answer(ClaimOutcome::InProgress {
+            until: Timestamp::from_millis(130),
+        });
         let mismatch = Decision::Answer(ClaimOutcome::Mismatch);
         let cases = [
             (None, 100, Decision::Take),

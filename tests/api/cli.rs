@@ -691,7 +691,7 @@ fn migrate_applies_each_migration_once() {
     };
     assert_eq!(
         scratch.json(&["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql", "0011_claim_holders.sql"]})
     );
     assert_eq!(scratch.json(&["migrate"]), json!({"applied": []}));
 }

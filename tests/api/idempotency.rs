@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use ticketd::core::access::Scopes;
 use ticketd::core::idempotency::{ClaimToken, Fingerprint, IdempotencyKey};
 use ticketd::core::time::Timestamp;
-use ticketd::store::idempotency::{ClaimOutcome, ClaimRequest};
+use ticketd::store::idempotency::{ClaimHolder, ClaimOutcome, ClaimRequest};
 use tokio::task::JoinSet;
 
 use super::BACKEND;
@@ -199,7 +199,10 @@ async fn fifty_concurrent_identical_requests_write_one_message() {
             (StatusCode::CREATED, "true") => replays.push(response),
             (StatusCode::CONFLICT, _) => {
                 response.assert_problem(409, "idempotency_request_in_progress");
-                assert_eq!(response.header("retry-after"), "1");
+                // The time left on the first request's claim: at most its
+                // lease, the 5 seconds a claim holds unless renewed.
+                let seconds: u64 = response.header("retry-after").parse().unwrap();
+                assert!((1..=5).contains(&seconds), "{seconds}");
                 in_progress += 1;
             }
             (status, _) => panic!("unexpected {status}: {}", response.text),
@@ -478,6 +481,10 @@ async fn abandoned_claim(app: &TestApp, ticket: &str, key: &str, message: &str, 
                 &body,
             ),
             token: ClaimToken::generate(),
+            holder: ClaimHolder {
+                node: "a node that crashed".into(),
+                instance: "gone".into(),
+            },
             now,
             lease_until: Timestamp::from_millis(now.millis() + lease_ms),
             expires_at: Timestamp::from_millis(now.millis() + 86_400_000),
@@ -493,11 +500,12 @@ async fn a_claim_left_by_a_crash_is_taken_over_once_its_lease_ends() {
         return;
     };
     let ticket = open(&app).await;
-    // Claimed by a request still within its lease: retry later.
+    // Claimed by a request still within its lease: retry when it ends,
+    // which Retry-After says (in whole seconds, rounded up).
     abandoned_claim(&app, &ticket, "held", "Are you there?", 60_000).await;
     let busy = keyed_reply(&app, &ticket, &app.customer, "held", "Are you there?").await;
     busy.assert_problem(409, "idempotency_request_in_progress");
-    assert_eq!(busy.header("retry-after"), "1");
+    assert_eq!(busy.header("retry-after"), "60");
     // Another request under that key is refused outright.
     let other = keyed_reply(&app, &ticket, &app.customer, "held", "Something else").await;
     other.assert_problem(422, "idempotency_key_reused");

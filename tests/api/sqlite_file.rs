@@ -25,7 +25,7 @@ fn migrate_creates_the_database_file() {
     assert!(!file.exists());
     assert_eq!(
         migrate(),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql", "0011_claim_holders.sql"]})
     );
     assert!(file.is_file(), "migrate did not create {}", file.display());
     assert_eq!(migrate(), json!({"applied": []}));
@@ -41,7 +41,7 @@ fn the_default_database_is_a_file_under_ticketd_data() {
     let output = scratch.command().arg("migrate").output().unwrap();
     assert_eq!(
         one_json_line(&output, &["migrate"]),
-        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql"]})
+        json!({"applied": ["0001_initial.sql", "0002_idempotency.sql", "0003_encryption.sql", "0004_server_secret.sql", "0005_uploads.sql", "0006_sealed_uploads.sql", "0007_ticket_category.sql", "0008_numeric_ids.sql", "0009_agency.sql", "0010_message_tasks.sql", "0011_claim_holders.sql"]})
     );
     assert!(file.is_file(), "no database at {}", file.display());
     let args = ["workspace", "create", "--name", "Acme Hosting"];

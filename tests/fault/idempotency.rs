@@ -1,7 +1,11 @@
 //! SIGKILL in the middle of a burst of keyed replies: after a restart,
 //! retrying every request with its key yields each reply exactly once,
 //! whether the first attempt was acknowledged, cut off mid-write, or left
-//! a claim behind that the retry must wait out and take over.
+//! a claim behind. The restarted server releases the claims its killed
+//! process left, so every retry is answered at once; with two PostgreSQL
+//! nodes whose killed one never comes back, the retries go to the other,
+//! and one that meets a claim of the dead node succeeds when its
+//! `Retry-After` has passed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +20,16 @@ use crate::process::Server;
 use crate::test_postgres::{self, TestDatabase};
 use crate::{CLIENTS, Fixture, TICKETS, provision};
 
-/// Server flags: no rate limit, and a 5-second request timeout, which is
-/// also how long a claim left by the killed process holds its key (longer
-/// than a restart takes, so that retries meet such claims).
-const ARGS: [&str; 4] = [
+/// Server flags: no rate limit, a 5-second request timeout, and the node
+/// id the restarted server must have again (the default, host and port,
+/// would change with the port).
+const ARGS: [&str; 6] = [
     "--rate-limit-per-minute",
     "100000000",
     "--request-timeout-secs",
     "5",
+    "--node-id",
+    "fault-node",
 ];
 
 /// One keyed reply: its key, ticket and body, and what came of it.
@@ -34,6 +40,8 @@ struct Keyed {
     body: String,
     /// The status, or `None` if the request failed at the transport.
     status: Option<u16>,
+    /// Its `Retry-After`, in seconds.
+    retry_after: Option<u64>,
     /// The response body as sent.
     text: String,
 }
@@ -45,6 +53,7 @@ impl Keyed {
             ticket: fixture.tickets[(client_index + n) % TICKETS],
             body: format!("keyed client {client_index} reply {n}"),
             status: None,
+            retry_after: None,
             text: String::new(),
         }
     }
@@ -65,6 +74,10 @@ impl Keyed {
         if let Ok(response) = outcome {
             let status = response.status().as_u16();
             let replayed = response.headers().contains_key("idempotent-replayed");
+            sent.retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok()?.parse().ok());
             if let Ok(text) = response.text().await {
                 sent.status = Some(status);
                 // Replays are told apart by the header, not the body.
@@ -124,30 +137,55 @@ async fn burst(base_url: String, fixture: Arc<Fixture>, stop: Arc<AtomicBool>) -
     Arc::try_unwrap(attempts).unwrap().into_inner().unwrap()
 }
 
-/// Retries `attempt` until it is answered 201, waiting out the claims the
-/// killed server left (409 with `Retry-After`); returns the final answer
-/// and how many 409s it met.
-async fn retry_until_done(attempt: &Keyed, base_url: &str, token: &str) -> (Keyed, usize) {
+/// Retries `attempt` once; if that meets a claim still held (409), once
+/// more when its `Retry-After` has passed, which must succeed. Returns the
+/// answer and whether it took the second try.
+async fn retry_at_most_twice(attempt: &Keyed, base_url: &str, token: &str) -> (Keyed, bool) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut in_progress = 0;
-    loop {
-        let retry = attempt.send(&client, base_url, token).await;
-        match retry.status {
-            Some(201) => return (retry, in_progress),
-            Some(409) => {
-                in_progress += 1;
-                assert!(
-                    Instant::now() < deadline,
-                    "{} stayed in progress: {}",
-                    attempt.key,
-                    retry.text
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => panic!("{} retried: {other:?} {}", attempt.key, retry.text),
+    let first = attempt.send(&client, base_url, token).await;
+    match first.status {
+        Some(201) => (first, false),
+        Some(409) => {
+            let wait = first.retry_after.expect("a 409 says when to retry");
+            assert!((1..=5).contains(&wait), "Retry-After: {wait}");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            let second = attempt.send(&client, base_url, token).await;
+            assert_eq!(
+                second.status,
+                Some(201),
+                "{} on its second try: {}",
+                attempt.key,
+                second.text
+            );
+            (second, true)
         }
+        other => panic!("{} retried: {other:?} {}", attempt.key, first.text),
     }
+}
+
+/// Retries every attempt at `base_url`, those that meet a claim still held
+/// all at once after their `Retry-After`; each retry's answer, in order,
+/// and how many took a second try.
+async fn retry_all(attempts: &[Keyed], base_url: &str, token: &str) -> (Vec<Keyed>, usize) {
+    // As many in flight at once as the clients that sent them.
+    let turns = Arc::new(tokio::sync::Semaphore::new(CLIENTS));
+    let mut retries = Vec::new();
+    for attempt in attempts {
+        let (attempt, base_url, token) = (attempt.clone(), base_url.to_owned(), token.to_owned());
+        let turns = Arc::clone(&turns);
+        retries.push(tokio::spawn(async move {
+            let _turn = turns.acquire_owned().await.unwrap();
+            retry_at_most_twice(&attempt, &base_url, &token).await
+        }));
+    }
+    let mut answers = Vec::new();
+    let mut second_tries = 0;
+    for retry in retries {
+        let (answer, second) = retry.await.unwrap();
+        answers.push(answer);
+        second_tries += usize::from(second);
+    }
+    (answers, second_tries)
 }
 
 /// How often each reply body is stored, from the server's own API (so the
@@ -177,16 +215,36 @@ async fn stored_bodies(server: &Server, fixture: &Fixture) -> HashMap<String, us
     bodies
 }
 
+/// Where the killed server's requests are retried.
+enum Retried {
+    /// On the same server, restarted with its node id.
+    OnTheRestartedServer,
+    /// On a second node of the same PostgreSQL database, started (with a
+    /// node id of its own) before the first was killed; the killed one
+    /// never comes back.
+    OnAnotherNode,
+}
+
 /// Starts a server on `database`, bursts keyed replies at it, kills it
-/// once `stored` says enough are in, restarts it and retries every request.
+/// once `stored` says enough are in, and retries every request where
+/// `retried` says.
 async fn kill_and_retry(
     database: &str,
     fixture: Fixture,
     stored: impl AsyncFn() -> i64,
     logs: &std::path::Path,
+    retried: Retried,
 ) {
     let fixture = Arc::new(fixture);
     let mut server = Server::start_on(database, logs, &ARGS).await;
+    let other = match retried {
+        Retried::OnTheRestartedServer => None,
+        Retried::OnAnotherNode => {
+            let mut args = ARGS;
+            args[5] = "fault-node-b";
+            Some(Server::start_on(database, logs, &args).await)
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(burst(
         server.base_url.clone(),
@@ -202,6 +260,7 @@ async fn kill_and_retry(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.kill();
+    let killed_at = Instant::now();
     stop.store(true, Ordering::Release);
     let attempts = load.await.unwrap();
     assert!(
@@ -218,12 +277,19 @@ async fn kill_and_retry(
         "no request was cut off by the kill; the test proved nothing"
     );
 
-    let restarted = Server::start_on(database, logs, &ARGS).await;
-    let (mut replayed_unacknowledged, mut written_on_retry, mut waited) = (0, 0, 0);
-    for attempt in &attempts {
-        let (retry, in_progress) =
-            retry_until_done(attempt, &restarted.base_url, &fixture.customer_token).await;
-        waited += in_progress;
+    let retrying = match other {
+        Some(other) => other,
+        None => Server::start_on(database, logs, &ARGS).await,
+    };
+    // The requests that got no answer are retried first, as their clients
+    // would (right after the kill, while a dead node's claims still hold),
+    // then the acknowledged ones, whose retries must replay.
+    let mut attempts = attempts;
+    attempts.sort_by_key(|attempt| attempt.status.is_some());
+    let (retries, second_tries) =
+        retry_all(&attempts, &retrying.base_url, &fixture.customer_token).await;
+    let (mut replayed_unacknowledged, mut written_on_retry) = (0, 0);
+    for (attempt, retry) in attempts.iter().zip(&retries) {
         assert_eq!(
             retry.message()["body"],
             attempt.body.as_str(),
@@ -240,19 +306,26 @@ async fn kill_and_retry(
             written_on_retry += 1;
         }
         // And from now on, every retry replays that answer.
-        let (again, _) =
-            retry_until_done(attempt, &restarted.base_url, &fixture.customer_token).await;
-        assert!(again.replayed(), "{}", attempt.key);
+        let (again, second) =
+            retry_at_most_twice(attempt, &retrying.base_url, &fixture.customer_token).await;
+        assert!(!second && again.replayed(), "{}", attempt.key);
         assert_eq!(again.message(), retry.message(), "{}", attempt.key);
     }
     eprintln!(
         "{} keyed replies: {acknowledged} acknowledged before the kill, {cut_off} cut off \
          ({replayed_unacknowledged} had been committed, {written_on_retry} written by their \
-         retry); retries met {waited} in-progress answers",
-        attempts.len()
+         retry); {second_tries} retries took a second try; all done {:.1} s after the kill",
+        attempts.len(),
+        killed_at.elapsed().as_secs_f64()
     );
+    if let Retried::OnTheRestartedServer = retried {
+        assert_eq!(
+            second_tries, 0,
+            "the restarted server released the killed process's claims: every retry is answered at once"
+        );
+    }
 
-    let stored = stored_bodies(&restarted, &fixture).await;
+    let stored = stored_bodies(&retrying, &fixture).await;
     for attempt in &attempts {
         assert_eq!(
             stored.get(&attempt.body),
@@ -285,7 +358,14 @@ async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_sqlite(
             .and_then(|conn| conn.query_row("SELECT count(*) FROM message", [], |row| row.get(0)))
             .unwrap_or(0)
     };
-    kill_and_retry(&database, fixture, count, dir.path()).await;
+    kill_and_retry(
+        &database,
+        fixture,
+        count,
+        dir.path(),
+        Retried::OnTheRestartedServer,
+    )
+    .await;
     let conn = rusqlite::Connection::open(&db).unwrap();
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
@@ -313,5 +393,42 @@ async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_postgre
             .unwrap_or(0)
     };
     let logs = tempfile::tempdir().unwrap();
-    kill_and_retry(database.url(), fixture, count, logs.path()).await;
+    kill_and_retry(
+        database.url(),
+        fixture,
+        count,
+        logs.path(),
+        Retried::OnTheRestartedServer,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_of_two_nodes_then_retries_on_the_other_store_each_reply_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let fixture = {
+        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
+            .await
+            .unwrap();
+        provision(store.as_ref()).await
+    };
+    let client = test_postgres::connect(database.url()).await.unwrap();
+    let count = async || {
+        client
+            .query_one("SELECT count(*) FROM message", &[])
+            .await
+            .map(|row| row.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let logs = tempfile::tempdir().unwrap();
+    kill_and_retry(
+        database.url(),
+        fixture,
+        count,
+        logs.path(),
+        Retried::OnAnotherNode,
+    )
+    .await;
 }

@@ -79,6 +79,8 @@ conformance!(
     the_server_secret_registers_once,
     idempotent_writes_complete_their_record_and_replay,
     idempotency_claims_are_taken_over_only_after_their_lease,
+    a_renewed_claim_holds_until_its_new_lease_ends,
+    a_restarted_node_releases_the_claims_its_earlier_process_left,
     failed_idempotent_writes_keep_nothing_and_release_their_claim,
     expired_idempotency_records_are_ignored_and_swept,
     concurrent_claims_grant_a_key_once,

@@ -22,7 +22,9 @@ use ticketd::core::token::ApiToken;
 use ticketd::core::workspace::{NewApiKey, NewUser, NewWorkspace, WorkspaceCode};
 use ticketd::store::Constraint;
 use ticketd::store::Written;
-use ticketd::store::idempotency::{Claim, ClaimOutcome, ClaimRequest, Completion, StoredResponse};
+use ticketd::store::idempotency::{
+    Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, StoredResponse,
+};
 use ticketd::store::{Store, StoreError};
 
 pub use crate::encryption::*;
@@ -1459,8 +1461,17 @@ pub async fn export_pages_cross_thousands_of_messages(store: &Arc<dyn Store>) {
 
 // Idempotency records.
 
+/// The server a test's claims are held by: node `node`, process
+/// `instance`.
+fn holder(node: &str, instance: &str) -> ClaimHolder {
+    ClaimHolder {
+        node: node.into(),
+        instance: instance.into(),
+    }
+}
+
 /// A claim of `key` for API key `api_key`, for a request with `body`, at
-/// `now`: a 30-second lease, a day to live.
+/// `now`: a 30-second lease, a day to live, held by node `a`'s process `1`.
 fn claim_request(api_key: KeyId, key: &str, body: &str, now: Timestamp) -> ClaimRequest {
     ClaimRequest {
         api_key,
@@ -1472,6 +1483,7 @@ fn claim_request(api_key: KeyId, key: &str, body: &str, now: Timestamp) -> Claim
             body.as_bytes(),
         ),
         token: ClaimToken::generate(),
+        holder: holder("a", "1"),
         now,
         lease_until: Timestamp::from_millis(now.millis() + 30_000),
         expires_at: Timestamp::from_millis(now.millis() + 86_400_000),
@@ -1618,6 +1630,138 @@ pub async fn idempotent_writes_complete_their_record_and_replay(store: &Arc<dyn 
     );
 }
 
+pub async fn a_renewed_claim_holds_until_its_new_lease_ends(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Long request").await;
+    let t0 = Timestamp::now();
+    let at = |millis: i64| Timestamp::from_millis(t0.millis() + millis);
+    let claim = claimed(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", t0))
+            .await
+            .unwrap(),
+    );
+    // Renewed to 45 s: a retry at 40 s is told how long is left.
+    assert!(
+        store
+            .renew_idempotency_claim(&claim, at(45_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(claim_request(api_key, "k", "hi", at(40_000)))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress { until: at(45_000) }
+    );
+    // Another token renews nothing; a completed claim is no longer held.
+    let stranger = Claim {
+        token: ClaimToken::generate(),
+        ..claim.clone()
+    };
+    assert!(
+        !store
+            .renew_idempotency_claim(&stranger, at(90_000))
+            .await
+            .unwrap()
+    );
+    store
+        .append_message(
+            &jane,
+            TicketRef::Id(opened.id),
+            message("hi", t0),
+            Some(reply_completion(claim.clone(), at(86_400_000))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .renew_idempotency_claim(&claim, at(90_000))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn a_restarted_node_releases_the_claims_its_earlier_process_left(store: &Arc<dyn Store>) {
+    let ws = workspace(store, "ACME").await;
+    let jane = actor(store, ws, Role::Customer, "Jane Example").await;
+    let api_key = key(store, jane.user_id, Scopes::all()).await.key_id;
+    let opened = ticket(store, &jane, "Crash").await;
+    let now = Timestamp::now();
+    let held_by = |key: &str, node: &str, instance: &str| ClaimRequest {
+        holder: holder(node, instance),
+        ..claim_request(api_key, key, "hi", now)
+    };
+    // Node a's first process claimed two keys and completed one before it
+    // died; its second process has claimed one of its own.
+    let left = claimed(
+        store
+            .claim_idempotency_key(held_by("left", "a", "1"))
+            .await
+            .unwrap(),
+    );
+    let done = claimed(
+        store
+            .claim_idempotency_key(held_by("done", "a", "1"))
+            .await
+            .unwrap(),
+    );
+    store
+        .append_message(
+            &jane,
+            TicketRef::Id(opened.id),
+            message("done", now),
+            Some(reply_completion(
+                done,
+                Timestamp::from_millis(now.millis() + 86_400_000),
+            )),
+        )
+        .await
+        .unwrap();
+    let own = claimed(
+        store
+            .claim_idempotency_key(held_by("own", "a", "2"))
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(
+        store
+            .release_abandoned_claims(&holder("a", "2"))
+            .await
+            .unwrap(),
+        1
+    );
+    // The abandoned claim is free at once, within its lease; the completed
+    // record replays; the new process's own claim still holds.
+    assert!(matches!(
+        store
+            .claim_idempotency_key(held_by("left", "a", "2"))
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(matches!(
+        store
+            .claim_idempotency_key(held_by("done", "a", "2"))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(_)
+    ));
+    assert!(matches!(
+        store
+            .claim_idempotency_key(held_by("own", "b", "1"))
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress { .. }
+    ));
+    assert!(store.renew_idempotency_claim(&own, now).await.unwrap());
+    assert!(!store.renew_idempotency_claim(&left, now).await.unwrap());
+}
+
 pub async fn idempotency_claims_are_taken_over_only_after_their_lease(store: &Arc<dyn Store>) {
     let ws = workspace(store, "ACME").await;
     let jane = actor(store, ws, Role::Customer, "Jane Example").await;
@@ -1641,7 +1785,7 @@ pub async fn idempotency_claims_are_taken_over_only_after_their_lease(store: &Ar
             .claim_idempotency_key(claim_request(api_key, "k", "hi", at(29_999)))
             .await
             .unwrap(),
-        ClaimOutcome::InProgress
+        ClaimOutcome::InProgress { until: at(30_000) }
     );
     assert_eq!(
         store
@@ -1755,7 +1899,9 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
             .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
             .await
             .unwrap(),
-        ClaimOutcome::InProgress
+        ClaimOutcome::InProgress {
+            until: Timestamp::from_millis(now.millis() + 30_000)
+        }
     );
     // ...by its own token only.
     let stranger = Claim {
@@ -1768,7 +1914,9 @@ pub async fn failed_idempotent_writes_keep_nothing_and_release_their_claim(store
             .claim_idempotency_key(claim_request(api_key, "k", "hi", now))
             .await
             .unwrap(),
-        ClaimOutcome::InProgress
+        ClaimOutcome::InProgress {
+            until: Timestamp::from_millis(now.millis() + 30_000)
+        }
     );
     store.release_idempotency_key(&claim).await.unwrap();
 
@@ -1884,7 +2032,7 @@ pub async fn concurrent_claims_grant_a_key_once(store: &Arc<dyn Store>) {
     for task in tasks {
         match task.await.unwrap() {
             ClaimOutcome::Claimed(_) => granted += 1,
-            ClaimOutcome::InProgress => {}
+            ClaimOutcome::InProgress { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -43,6 +43,10 @@ fn request(
         key: IdempotencyKey::parse(key).unwrap(),
         fingerprint,
         token: ClaimToken::generate(),
+        holder: ticketd::store::idempotency::ClaimHolder {
+            node: "node".into(),
+            instance: "before".into(),
+        },
         now,
         lease_until: Timestamp::from_millis(now.millis() + 60_000),
         expires_at: Timestamp::from_millis(now.millis() + 86_400_000),

@@ -17,21 +17,17 @@ use crate::core::idempotency::Fingerprint;
 use crate::core::time::Timestamp;
 use crate::store::IdempotencyStore;
 use crate::store::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
+    CLAIM_ATTEMPTS, Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, Decision, Existing,
+    StoredResponse,
 };
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::rows::{get, optional_timestamp, timestamp, to_sql_time};
 use crate::store::postgres::{execute, map_error, query_opt};
 use crate::store::{StoreError, Written};
 
-/// How often a claim re-reads a record that changed between its upsert and
-/// its read (released, swept or expired meanwhile) before answering "in
-/// progress" and letting the client retry.
-const CLAIM_ATTEMPTS: usize = 3;
-
-/// Takes the key for `request` unless a live record says otherwise; the
-/// upsert's condition is [`Decision::about`]'s rule, and a record it does
-/// not let the request take is read back to answer.
+/// Takes the key for `request` unless a live record says otherwise: the
+/// shared flow of [`crate::store::idempotency`] (here the record can
+/// change between the upsert and the read, on another node).
 pub(super) async fn claim(
     client: &Object,
     request: &ClaimRequest,
@@ -40,13 +36,15 @@ pub(super) async fn claim(
         let taken = query_opt(
             client,
             "INSERT INTO idempotency_record AS r
-                 (api_key_id, key, fingerprint, state, owner, lease_expires_at, created_at, expires_at)
-             VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7)
+                 (api_key_id, key, fingerprint, state, owner, lease_expires_at, created_at,
+                  expires_at, holder_node, holder_instance)
+             VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7, $8, $9)
              ON CONFLICT (api_key_id, key) DO UPDATE
              SET fingerprint = excluded.fingerprint, state = 'in_progress', owner = excluded.owner,
                  lease_expires_at = excluded.lease_expires_at, response_status = NULL,
                  response_location = NULL, response_body = NULL,
-                 created_at = excluded.created_at, expires_at = excluded.expires_at
+                 created_at = excluded.created_at, expires_at = excluded.expires_at,
+                 holder_node = excluded.holder_node, holder_instance = excluded.holder_instance
              WHERE r.expires_at <= excluded.created_at
                 OR (r.state = 'in_progress' AND r.lease_expires_at <= excluded.created_at
                     AND r.fingerprint = excluded.fingerprint)
@@ -59,6 +57,8 @@ pub(super) async fn claim(
                 &to_sql_time(request.lease_until),
                 &to_sql_time(request.now),
                 &to_sql_time(request.expires_at),
+                &request.holder.node.as_ref(),
+                &request.holder.instance.as_ref(),
             ],
         )
         .await?;
@@ -75,12 +75,11 @@ pub(super) async fn claim(
         )
         .await?;
         let existing = row.as_ref().map(existing).transpose()?;
-        match Decision::about(existing.as_ref(), request) {
-            Decision::Answer(outcome) => return Ok(outcome),
-            Decision::Take => continue,
+        if let Some(outcome) = Decision::after_upsert(existing.as_ref(), request) {
+            return Ok(outcome);
         }
     }
-    Ok(ClaimOutcome::InProgress)
+    Ok(ClaimOutcome::InProgress { until: request.now })
 }
 
 fn existing(row: &Row) -> Result<Existing, StoreError> {
@@ -155,9 +154,10 @@ async fn complete<C: GenericClient, T>(
     let updated = execute(
         tx,
         "UPDATE idempotency_record
-         SET state = 'completed', owner = NULL, lease_expires_at = NULL, response_status = $4,
+         SET state = 'completed', owner = NULL, lease_expires_at = NULL,
+             holder_node = NULL, holder_instance = NULL, response_status = $4,
              response_location = $5, response_body = $6, expires_at = $7
-         WHERE api_key_id = $1 AND key = $2 AND owner = $3",
+         WHERE api_key_id = $1 AND key = $2 AND owner = $3 AND state = 'in_progress'",
         &[
             &claim.api_key.key(),
             &claim.key.as_str(),
@@ -210,6 +210,41 @@ pub(super) async fn commit<T>(
     })
 }
 
+pub(super) async fn renew(
+    client: &Object,
+    claim: &Claim,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    let renewed = execute(
+        client,
+        "UPDATE idempotency_record SET lease_expires_at = $4
+         WHERE api_key_id = $1 AND key = $2 AND owner = $3 AND state = 'in_progress'",
+        &[
+            &claim.api_key.key(),
+            &claim.key.as_str(),
+            &claim.token.key(),
+            &to_sql_time(until),
+        ],
+    )
+    .await?;
+    Ok(renewed == 1)
+}
+
+/// The claims in progress of `holder`'s node that another instance of it
+/// (one that died, since this one starts with its node id) left behind.
+pub(super) async fn release_abandoned(
+    client: &Object,
+    holder: &ClaimHolder,
+) -> Result<u64, StoreError> {
+    execute(
+        client,
+        "DELETE FROM idempotency_record
+         WHERE state = 'in_progress' AND holder_node = $1 AND holder_instance <> $2",
+        &[&holder.node.as_ref(), &holder.instance.as_ref()],
+    )
+    .await
+}
+
 pub(super) async fn sweep(client: &Object, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
     execute(
         client,
@@ -238,6 +273,20 @@ impl IdempotencyStore for PostgresStore {
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
         let client = self.client().await?;
         release(&client, claim).await
+    }
+
+    async fn renew_idempotency_claim(
+        &self,
+        claim: &Claim,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        renew(&client, claim, until).await
+    }
+
+    async fn release_abandoned_claims(&self, holder: &ClaimHolder) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        release_abandoned(&client, holder).await
     }
 
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_message_tasks.sql",
         include_str!("../../../migrations/postgres/0010_message_tasks.sql"),
     ),
+    (
+        "0011_claim_holders.sql",
+        include_str!("../../../migrations/postgres/0011_claim_holders.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating (an arbitrary

@@ -13,7 +13,8 @@ use crate::core::idempotency::Fingerprint;
 use crate::core::time::Timestamp;
 use crate::store::IdempotencyStore;
 use crate::store::idempotency::{
-    Claim, ClaimOutcome, ClaimRequest, Completion, Decision, Existing, StoredResponse,
+    CLAIM_ATTEMPTS, Claim, ClaimHolder, ClaimOutcome, ClaimRequest, Completion, Decision, Existing,
+    StoredResponse,
 };
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::map_error;
@@ -30,58 +31,62 @@ const SWEEP: &str = "DELETE FROM idempotency_record WHERE rowid IN (
      SELECT rowid FROM idempotency_record WHERE expires_at <= ?1
      ORDER BY expires_at LIMIT ?2)";
 
-/// Takes the key for `request` unless a live record says otherwise; the
-/// condition is [`Decision::about`]'s rule, and a record it does not let the
-/// request take is read back to answer.
+/// Takes the key for `request` unless a live record says otherwise: the
+/// shared flow of [`crate::store::idempotency`] (a job of the single
+/// writer, so the record cannot change between the upsert and the read,
+/// but the flow is the same as where it can).
 pub(super) fn claim(conn: &Connection, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-    let taken = conn
-        .prepare_cached(
-            "INSERT INTO idempotency_record AS r
-                 (api_key_id, key, fingerprint, state, owner, lease_expires_at, created_at, expires_at)
-             VALUES (?1, ?2, ?3, 'in_progress', ?4, ?5, ?6, ?7)
-             ON CONFLICT (api_key_id, key) DO UPDATE
-             SET fingerprint = excluded.fingerprint, state = 'in_progress', owner = excluded.owner,
-                 lease_expires_at = excluded.lease_expires_at, response_status = NULL,
-                 response_location = NULL, response_body = NULL,
-                 created_at = excluded.created_at, expires_at = excluded.expires_at
-             WHERE r.expires_at <= excluded.created_at
-                OR (r.state = 'in_progress' AND r.lease_expires_at <= excluded.created_at
-                    AND r.fingerprint = excluded.fingerprint)",
-        )
-        .and_then(|mut upsert| {
-            upsert.execute(params![
-                request.api_key.key(),
-                request.key.as_str(),
-                request.fingerprint.as_bytes(),
-                request.token.key(),
-                request.lease_until.millis(),
-                request.now.millis(),
-                request.expires_at.millis(),
-            ])
-        })
-        .map_err(map_error)?;
-    if taken == 1 {
-        return Ok(ClaimOutcome::Claimed(request.claim()));
+    for _ in 0..CLAIM_ATTEMPTS {
+        let taken = conn
+            .prepare_cached(
+                "INSERT INTO idempotency_record AS r
+                     (api_key_id, key, fingerprint, state, owner, lease_expires_at, created_at,
+                      expires_at, holder_node, holder_instance)
+                 VALUES (?1, ?2, ?3, 'in_progress', ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (api_key_id, key) DO UPDATE
+                 SET fingerprint = excluded.fingerprint, state = 'in_progress',
+                     owner = excluded.owner, lease_expires_at = excluded.lease_expires_at,
+                     response_status = NULL, response_location = NULL, response_body = NULL,
+                     created_at = excluded.created_at, expires_at = excluded.expires_at,
+                     holder_node = excluded.holder_node,
+                     holder_instance = excluded.holder_instance
+                 WHERE r.expires_at <= excluded.created_at
+                    OR (r.state = 'in_progress' AND r.lease_expires_at <= excluded.created_at
+                        AND r.fingerprint = excluded.fingerprint)",
+            )
+            .and_then(|mut upsert| {
+                upsert.execute(params![
+                    request.api_key.key(),
+                    request.key.as_str(),
+                    request.fingerprint.as_bytes(),
+                    request.token.key(),
+                    request.lease_until.millis(),
+                    request.now.millis(),
+                    request.expires_at.millis(),
+                    request.holder.node.as_ref(),
+                    request.holder.instance.as_ref(),
+                ])
+            })
+            .map_err(map_error)?;
+        if taken == 1 {
+            return Ok(ClaimOutcome::Claimed(request.claim()));
+        }
+        let existing = conn
+            .prepare_cached(SELECT_RECORD)
+            .and_then(|mut select| {
+                select
+                    .query_row(
+                        params![request.api_key.key(), request.key.as_str()],
+                        existing,
+                    )
+                    .optional()
+            })
+            .map_err(map_error)?;
+        if let Some(outcome) = Decision::after_upsert(existing.as_ref(), request) {
+            return Ok(outcome);
+        }
     }
-    let existing = conn
-        .prepare_cached(SELECT_RECORD)
-        .and_then(|mut select| {
-            select
-                .query_row(
-                    params![request.api_key.key(), request.key.as_str()],
-                    existing,
-                )
-                .optional()
-        })
-        .map_err(map_error)?;
-    match Decision::about(existing.as_ref(), request) {
-        Decision::Answer(outcome) => Ok(outcome),
-        // The writer runs one job at a time: the row the upsert left alone
-        // cannot have changed since.
-        Decision::Take => Err(StoreError::Other(
-            "an idempotency record is neither claimable nor answerable".into(),
-        )),
-    }
+    Ok(ClaimOutcome::InProgress { until: request.now })
 }
 
 fn existing(row: &Row<'_>) -> rusqlite::Result<Existing> {
@@ -164,28 +169,71 @@ pub(super) fn completing<T>(
     }
     let written = write(conn)?;
     let response = render(&written).map_err(StoreError::Other)?;
-    conn.prepare_cached(
-        "UPDATE idempotency_record
-         SET state = 'completed', owner = NULL, lease_expires_at = NULL, response_status = ?4,
-             response_location = ?5, response_body = ?6, expires_at = ?7
-         WHERE api_key_id = ?1 AND key = ?2 AND owner = ?3",
-    )
-    .and_then(|mut update| {
-        update.execute(params![
-            claim.api_key.key(),
-            claim.key.as_str(),
-            claim.token.key(),
-            response.status,
-            response.location,
-            response.body,
-            expires_at.millis(),
-        ])
-    })
-    .map_err(map_error)?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE idempotency_record
+             SET state = 'completed', owner = NULL, lease_expires_at = NULL,
+                 holder_node = NULL, holder_instance = NULL, response_status = ?4,
+                 response_location = ?5, response_body = ?6, expires_at = ?7
+             WHERE api_key_id = ?1 AND key = ?2 AND owner = ?3 AND state = 'in_progress'",
+        )
+        .and_then(|mut update| {
+            update.execute(params![
+                claim.api_key.key(),
+                claim.key.as_str(),
+                claim.token.key(),
+                response.status,
+                response.location,
+                response.body,
+                expires_at.millis(),
+            ])
+        })
+        .map_err(map_error)?;
+    if updated != 1 {
+        return Err(StoreError::ClaimLost);
+    }
     Ok(Written {
         value: written,
         response: Some(response),
     })
+}
+
+pub(super) fn renew(
+    conn: &Connection,
+    claim: &Claim,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    let renewed = conn
+        .prepare_cached(
+            "UPDATE idempotency_record SET lease_expires_at = ?4
+             WHERE api_key_id = ?1 AND key = ?2 AND owner = ?3 AND state = 'in_progress'",
+        )
+        .and_then(|mut update| {
+            update.execute(params![
+                claim.api_key.key(),
+                claim.key.as_str(),
+                claim.token.key(),
+                until.millis()
+            ])
+        })
+        .map_err(map_error)?;
+    Ok(renewed == 1)
+}
+
+/// One server serves a SQLite database: as it starts, every claim in
+/// progress was left by an earlier process.
+pub(super) fn release_abandoned(
+    conn: &Connection,
+    holder: &ClaimHolder,
+) -> Result<u64, StoreError> {
+    let released = conn
+        .prepare_cached(
+            "DELETE FROM idempotency_record
+             WHERE state = 'in_progress' AND holder_instance IS NOT ?1",
+        )
+        .and_then(|mut delete| delete.execute([holder.instance.as_ref()]))
+        .map_err(map_error)?;
+    Ok(u64::try_from(released).unwrap_or(u64::MAX))
 }
 
 pub(super) fn sweep(conn: &Connection, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
@@ -208,6 +256,24 @@ impl IdempotencyStore for SqliteStore {
     async fn release_idempotency_key(&self, claim: &Claim) -> Result<(), StoreError> {
         let claim = claim.clone();
         self.writer.write(move |conn| release(conn, &claim)).await
+    }
+
+    async fn renew_idempotency_claim(
+        &self,
+        claim: &Claim,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let claim = claim.clone();
+        self.writer
+            .write(move |conn| renew(conn, &claim, until))
+            .await
+    }
+
+    async fn release_abandoned_claims(&self, holder: &ClaimHolder) -> Result<u64, StoreError> {
+        let holder = holder.clone();
+        self.writer
+            .write(move |conn| release_abandoned(conn, &holder))
+            .await
     }
 
     async fn sweep_idempotency_keys(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {

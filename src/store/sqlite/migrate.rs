@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_message_tasks.sql",
         include_str!("../../../migrations/sqlite/0010_message_tasks.sql"),
     ),
+    (
+        "0011_claim_holders.sql",
+        include_str!("../../../migrations/sqlite/0011_claim_holders.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns the names it applied.
