@@ -12,6 +12,7 @@ pub mod fields;
 pub mod health;
 pub mod idempotency;
 pub mod key_cache;
+pub mod metrics;
 pub mod percent;
 pub mod problem;
 pub mod profiles;
@@ -29,6 +30,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
@@ -83,6 +85,9 @@ pub struct ApiSettings {
     pub idempotency_ttl: Duration,
     /// The server idempotency claims are taken for: this node and process.
     pub claim_holder: ClaimHolder,
+    /// The token a scrape of `GET /metrics` on this listener must send;
+    /// `None` to serve no metrics here.
+    pub metrics_token: Option<String>,
     /// How long a key's credentials, once read, are used without reading
     /// them again (see [`key_cache`]); zero reads them on every request.
     pub api_key_cache: Duration,
@@ -399,6 +404,9 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         auth::authenticate_upload_url,
     ));
+    if state.settings.metrics_token.is_some() {
+        operations = operations.route("/metrics", get(metrics::scrape_with_token));
+    }
     operations
         .merge(support)
         .merge(signed_uploads)

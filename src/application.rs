@@ -25,6 +25,8 @@ use crate::store::{self, Store};
 pub struct Application {
     config: Config,
     listener: TcpListener,
+    /// The listener of `metrics_listen`, if set.
+    metrics_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     state: AppState,
     fingerprint_key: FingerprintKey,
@@ -42,11 +44,11 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, String> {
         // The address first: a server that cannot listen creates no
         // database and no key file.
-        let listener = listen(&config)?;
+        let listeners = listen(&config)?;
         let store = store::open_with(&config.database, config.database_pool)
             .await
             .map_err(encryption::describe)?;
-        Self::assemble(config, store, listener).await
+        Self::assemble(config, store, listeners).await
     }
 
     /// Assembles the server on `store`, a handle already opened on
@@ -59,8 +61,8 @@ impl Application {
     /// # Errors
     /// As [`Application::build`], except for opening the database.
     pub async fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, String> {
-        let listener = listen(&config)?;
-        Self::assemble(config, store, listener).await
+        let listeners = listen(&config)?;
+        Self::assemble(config, store, listeners).await
     }
 
     /// The rest of [`Application::build_with_store`], once the address is
@@ -68,8 +70,11 @@ impl Application {
     async fn assemble(
         config: Config,
         store: Arc<dyn Store>,
-        listener: tokio::net::TcpListener,
+        (listener, metrics_listener): Listeners,
     ) -> Result<Self, String> {
+        if config.metrics_enabled() {
+            crate::metrics::install()?;
+        }
         let encryption = encryption::setup(
             store.as_ref(),
             &config.encryption_key_file,
@@ -112,6 +117,7 @@ impl Application {
             text_limits: config.text_limits,
             connections: config.connections,
             idempotency_ttl: config.idempotency_ttl,
+            metrics_token: config.metrics_token.clone(),
             claim_holder: ClaimHolder {
                 node: config.node_id.as_str().into(),
                 instance: crate::core::id::new_ulid().to_string().into(),
@@ -151,6 +157,7 @@ impl Application {
         Ok(Self {
             config,
             listener,
+            metrics_listener,
             local_addr,
             state,
             fingerprint_key,
@@ -212,7 +219,23 @@ impl Application {
                  raise the limit (ulimit -n) or lower max_connections"
             );
         }
-        crate::serve(self.listener, self.state, shutdown).await
+        let metrics = self.metrics_listener.map(|listener| {
+            tracing::info!(
+                target: "ticketd::cli",
+                address = %config.metrics_listen.map_or_else(String::new, |a| a.to_string()),
+                "serving /metrics"
+            );
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, crate::api::metrics::router()).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            })
+        });
+        let served = crate::serve(self.listener, self.state, shutdown).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        served
     }
 }
 
@@ -226,8 +249,16 @@ fn derived_public_url(bound: SocketAddr) -> String {
     }
 }
 
-/// Binds `config.listen`.
-fn listen(config: &Config) -> Result<tokio::net::TcpListener, String> {
-    crate::server::bind(config.listen)
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))
+/// The API's listener, and the metrics' own if configured.
+type Listeners = (TcpListener, Option<TcpListener>);
+
+/// Binds `config.listen`, and `config.metrics_listen` if set.
+fn listen(config: &Config) -> Result<Listeners, String> {
+    let bind = |address: SocketAddr| {
+        crate::server::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))
+    };
+    Ok((
+        bind(config.listen)?,
+        config.metrics_listen.map(bind).transpose()?,
+    ))
 }

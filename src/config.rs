@@ -262,6 +262,15 @@ pub struct Settings {
     /// claims it held before. Default: the host name and --listen
     #[arg(long, env = "TICKETD_NODE_ID", hide_env_values = true, value_name = "NAME")]
     pub node_id: Option<String>,
+    /// Serves Prometheus metrics at GET /metrics on the API listener, to
+    /// requests with `Authorization: Bearer` and this token (16 to 256
+    /// visible ASCII characters). Default: not served there
+    #[arg(long, env = "TICKETD_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Serves Prometheus metrics at GET /metrics on a listener of their
+    /// own, without a token: ADDR, or a PORT on 127.0.0.1. Default: none
+    #[arg(long, env = "TICKETD_METRICS_LISTEN", hide_env_values = true, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 }
 
@@ -789,6 +798,33 @@ impl Settings {
         Ok(node)
     }
 
+    /// `metrics_token`: 16 to 256 visible ASCII characters.
+    fn metrics_token(&self) -> Result<Option<String>, String> {
+        let Some(token) = &self.metrics_token else {
+            return Ok(None);
+        };
+        if !(16..=256).contains(&token.len()) || !token.bytes().all(|byte| byte.is_ascii_graphic())
+        {
+            return Err(
+                "metrics_token must be 16 to 256 visible ASCII characters (no spaces)".into(),
+            );
+        }
+        Ok(Some(token.clone()))
+    }
+
+    /// `metrics_listen`: an address, or a port on loopback.
+    fn metrics_listen(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(text) = self.metrics_listen.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if let Ok(port) = text.parse::<u16>() {
+            return Ok(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+        }
+        text.parse().map(Some).map_err(|_| {
+            format!("metrics_listen: {text:?} is not an address like 127.0.0.1:9090, or a port")
+        })
+    }
+
     /// `html_cache_mib`, in bytes: at most 4 GiB.
     fn html_cache_bytes(&self) -> Result<usize, String> {
         let mib = self
@@ -877,6 +913,8 @@ impl Config {
                     .collect(),
             ),
             node_id: Some(self.node_id.clone()),
+            metrics_token: self.metrics_token.clone(),
+            metrics_listen: self.metrics_listen.map(|address| address.to_string()),
         }
     }
 }
@@ -897,6 +935,15 @@ impl Settings {
             );
         }
         unused
+    }
+}
+
+/// A secret as `Debug` shows it: whether it is set, never its value.
+fn redact_secret(secret: &Option<String>) -> &'static str {
+    if secret.is_some() {
+        "Some(***)"
+    } else {
+        "None"
     }
 }
 
@@ -1013,6 +1060,12 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     /// This node's name in the idempotency claims it holds.
     pub node_id: String,
+    /// The token that lets a scrape read `/metrics` on the API listener;
+    /// `None` to serve them there not at all.
+    #[redact(redact_secret)]
+    pub metrics_token: Option<String>,
+    /// The address of a listener of its own for `/metrics`, if any.
+    pub metrics_listen: Option<SocketAddr>,
     /// Settings that are set but have no effect in this configuration,
     /// each said in a sentence; `serve` logs each as a warning at startup.
     pub unused_settings: Vec<String>,
@@ -1020,6 +1073,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether metrics are recorded: served on the API listener or one of
+    /// their own.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics_token.is_some() || self.metrics_listen.is_some()
+    }
+
     /// The default listening address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 
@@ -1119,6 +1178,14 @@ impl Config {
         let attach_limits = settings.attach_limits()?;
         let profiles = settings.profiles()?;
         let node_id = settings.node_id(listen)?;
+        let metrics_token = settings.metrics_token()?;
+        let metrics_listen = settings.metrics_listen()?;
+        if metrics_listen == Some(listen) {
+            return Err(format!(
+                "metrics_listen ({listen}) must differ from listen; to serve /metrics on the \
+                 API listener, set metrics_token instead"
+            ));
+        }
         let unused_settings = settings.unused();
         Ok(Self {
             database,
@@ -1149,6 +1216,8 @@ impl Config {
             attach_limits,
             profiles,
             node_id,
+            metrics_token,
+            metrics_listen,
             unused_settings,
         })
     }

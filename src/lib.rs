@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod encryption;
+pub mod metrics;
 pub mod private_file;
 pub mod rate_limit;
 pub mod server;

@@ -270,6 +270,30 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
+/// One connection open, in the `ticketd_open_connections` gauge while it
+/// lives.
+struct OpenConnection {
+    counted: bool,
+}
+
+impl OpenConnection {
+    fn counted() -> Self {
+        let counted = crate::metrics::enabled();
+        if counted {
+            crate::metrics::add_to_gauge(crate::metrics::OPEN_CONNECTIONS, 1.0);
+        }
+        Self { counted }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        if self.counted {
+            crate::metrics::add_to_gauge(crate::metrics::OPEN_CONNECTIONS, -1.0);
+        }
+    }
+}
+
 /// Serves one connection from `peer` until it closes, times out, or
 /// drains after shutdown; holds `_slots` (its place under the cap and
 /// under its address's cap) meanwhile.
@@ -283,6 +307,7 @@ async fn serve_connection(
 ) {
     // Responses are written whole; waiting to coalesce them only adds latency.
     let _ = stream.set_nodelay(true);
+    let _open = OpenConnection::counted();
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));
     let service = ConnectionService::new(router, Arc::clone(&activity), peer);

@@ -190,6 +190,11 @@ struct RunArgs {
     /// servers); every full run reports it too.
     #[arg(long)]
     rendering_only: bool,
+    /// Run the servers with Prometheus metrics on (a `metrics_token`, and a
+    /// scrape of `/metrics` every second), so that runs with and without it
+    /// show what recording them costs.
+    #[arg(long)]
+    metrics: bool,
 }
 
 const REPLY_BODY: &str = r#"{"message":"Here are the extra details you asked for."}"#;
@@ -520,7 +525,20 @@ fn database_arg(url: &DatabaseUrl) -> String {
 struct Nodes {
     servers: Vec<ServerProcess>,
     addrs: Vec<SocketAddr>,
+    /// The tasks scraping each node's metrics (with --metrics).
+    scrapers: Vec<tokio::task::JoinHandle<()>>,
 }
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for scraper in &self.scrapers {
+            scraper.abort();
+        }
+    }
+}
+
+/// The `metrics_token` of the servers of a run with --metrics.
+const METRICS_TOKEN: &str = "ticketd-bench-metrics-token";
 
 impl Nodes {
     async fn start(
@@ -529,10 +547,12 @@ impl Nodes {
         count: usize,
         data_dir: &Path,
         size: i64,
+        metrics: bool,
     ) -> Result<Self, String> {
         let mut nodes = Self {
             servers: Vec::with_capacity(count),
             addrs: Vec::with_capacity(count),
+            scrapers: Vec::new(),
         };
         for node in 0..count {
             let addr = free_addr().map_err(|error| error.to_string())?;
@@ -558,6 +578,12 @@ impl Nodes {
             ]
             .iter()
             .map(|arg| (*arg).to_owned())
+            .chain(
+                metrics
+                    .then(|| ["--metrics-token".to_owned(), METRICS_TOKEN.to_owned()])
+                    .into_iter()
+                    .flatten(),
+            )
             .collect();
             let log = if count == 1 {
                 data_dir.join(format!("ticketd-serve-{size}.log"))
@@ -567,6 +593,10 @@ impl Nodes {
             let server = ServerProcess::start(binary, &server_args, addr, Some(&log)).await?;
             nodes.servers.push(server);
             nodes.addrs.push(addr);
+            if metrics {
+                let scraper = server::scrape_metrics(addr, METRICS_TOKEN.to_owned()).await?;
+                nodes.scrapers.push(scraper);
+            }
         }
         Ok(nodes)
     }
@@ -575,8 +605,8 @@ impl Nodes {
         self.servers.iter().map(ServerProcess::pid).collect()
     }
 
-    async fn stop(self) -> Result<(), String> {
-        for server in self.servers {
+    async fn stop(mut self) -> Result<(), String> {
+        for server in std::mem::take(&mut self.servers) {
             server.stop().await?;
         }
         Ok(())
@@ -713,7 +743,15 @@ async fn measure(
             let store = provision::open(database).await?;
             provision::grow_to(&store, &mut fixture, size, growth).await?;
         }
-        let nodes = Nodes::start(server_binary, database, args.nodes, data_dir, size).await?;
+        let nodes = Nodes::start(
+            server_binary,
+            database,
+            args.nodes,
+            data_dir,
+            size,
+            args.metrics,
+        )
+        .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = nodes
             .pids()

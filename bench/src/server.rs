@@ -73,3 +73,39 @@ impl ServerProcess {
         }
     }
 }
+
+/// Scrapes `GET /metrics` of the server at `addr` with the bearer `token`
+/// every second, as a Prometheus server would (more often than most),
+/// until the task is aborted; the first scrape must be answered 200.
+pub async fn scrape_metrics(
+    addr: SocketAddr,
+    token: String,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    async fn scrape(addr: SocketAddr, token: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok(response)
+    }
+    let first = scrape(addr, &token)
+        .await
+        .map_err(|error| format!("cannot scrape {addr}: {error}"))?;
+    if !first.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "GET /metrics on {addr}: {}",
+            first.lines().next().unwrap_or_default()
+        ));
+    }
+    Ok(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticks.tick().await;
+            let _ = scrape(addr, &token).await;
+        }
+    }))
+}

@@ -85,6 +85,11 @@ impl BodyBudget {
 
 /// The refusal of a request over its key's concurrency cap.
 pub fn over_key_concurrency(cap: usize) -> Refusal {
+    crate::metrics::count(
+        crate::metrics::RATE_LIMIT_REFUSALS,
+        Some(("limit", "key_concurrency")),
+        1,
+    );
     Refusal::new(ErrorCode::ConcurrencyLimitExceeded)
         .with_detail(format!(
             "This API key already has {cap} requests in progress, the most it may have at once. \

@@ -125,6 +125,11 @@ async fn admit(
         let retry_after = decision
             .retry_after
             .map_or(1, |wait| ceil_secs(wait).max(1));
+        crate::metrics::count(
+            crate::metrics::RATE_LIMIT_REFUSALS,
+            Some(("limit", "key_rate")),
+            1,
+        );
         Refusal::new(ErrorCode::RateLimitExceeded)
             .with_retry_after(retry_after)
             .into_response()
@@ -199,6 +204,11 @@ async fn count_failure(state: &AppState, address: Option<AddressGroup>) -> Optio
 }
 
 fn too_many_failures(wait: Duration) -> Refusal {
+    crate::metrics::count(
+        crate::metrics::RATE_LIMIT_REFUSALS,
+        Some(("limit", "auth_failures")),
+        1,
+    );
     Refusal::new(ErrorCode::AuthRateLimitExceeded).with_retry_after(ceil_secs(wait).max(1))
 }
 

@@ -56,7 +56,14 @@ pub async fn track_request(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = latency_ms(started.elapsed());
+    let took = started.elapsed();
+    crate::metrics::record_request(
+        matched.as_ref().map(MatchedPath::as_str),
+        &method,
+        status,
+        took,
+    );
+    let latency_ms = latency_ms(took);
     let key_id = key_id.map(tracing::field::display);
     let route = matched.as_ref().map_or("(unmatched)", MatchedPath::as_str);
     if response.status().is_server_error() {

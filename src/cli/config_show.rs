@@ -128,6 +128,7 @@ fn redacted(key: &str, value: Value) -> Value {
             .map_or_else(|_| Value::from("***"), |url| Value::from(url.redacted())),
         "rate_limit_url" if text != "memory" => RedisUrl::parse(text)
             .map_or_else(|_| Value::from("***"), |url| Value::from(url.redacted())),
+        "metrics_token" => Value::from("***"),
         _ => value,
     }
 }

@@ -133,6 +133,17 @@ impl Idempotency {
                 expires_at,
             })
             .await?;
+        let counted = match &outcome {
+            ClaimOutcome::Claimed(_) => "claimed",
+            ClaimOutcome::Replay(_) => "replayed",
+            ClaimOutcome::InProgress { .. } => "in_progress",
+            ClaimOutcome::Mismatch => "reused",
+        };
+        crate::metrics::count(
+            crate::metrics::IDEMPOTENCY_CLAIMS,
+            Some(("outcome", counted)),
+            1,
+        );
         Ok(match outcome {
             ClaimOutcome::Claimed(claim) => ClaimAnswer::Granted(HeldClaim {
                 store: Arc::clone(&self.store),

@@ -333,7 +333,11 @@ impl Uploads {
             .store_upload(id, inspected.size, inspected.sha256, expires_at, completion)
             .await
         {
-            Ok(upload) => Ok(upload),
+            Ok(upload) => {
+                crate::metrics::count(crate::metrics::UPLOADS, None, 1);
+                crate::metrics::count(crate::metrics::UPLOAD_BYTES, None, written);
+                Ok(upload)
+            }
             Err(error) => {
                 // Whether or not the record says stored, it is given up:
                 // marked deleting first, so no record outlives its bytes.

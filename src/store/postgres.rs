@@ -28,6 +28,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::metrics;
 use crate::store::{Cause, Constraint, Store, StoreError};
 
 pub use migrate::MIGRATIONS;
@@ -100,7 +101,7 @@ impl PostgresStore {
             .await
             .map_err(|error| at_server(url, error))?;
         let row = query_opt(
-            &client,
+            &*client,
             "SELECT to_regclass('schema_migration') IS NOT NULL",
             &[],
         )
@@ -115,8 +116,44 @@ impl PostgresStore {
         })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(map_pool_error)
+    /// A connection of the pool for one operation, which is timed (with the
+    /// wait for the connection) while metrics are on.
+    async fn client(&self) -> Result<Client, StoreError> {
+        let timer = metrics::OperationTimer::start("postgres", "connection");
+        let waited = metrics::now();
+        let object = self.pool.get().await.map_err(map_pool_error);
+        metrics::record_since(metrics::POSTGRES_POOL_WAIT_SECONDS, waited);
+        if metrics::enabled() {
+            let status = self.pool.status();
+            metrics::set_gauge(metrics::POSTGRES_POOL_CONNECTIONS, status.size as f64);
+            metrics::set_gauge(metrics::POSTGRES_POOL_IDLE, status.available as f64);
+            metrics::set_gauge(metrics::POSTGRES_POOL_WAITING, status.waiting as f64);
+        }
+        Ok(Client {
+            object: object?,
+            _timer: timer,
+        })
+    }
+}
+
+/// A pooled connection held for one store operation: the operation's time
+/// is recorded when it is given back.
+struct Client {
+    object: Object,
+    _timer: metrics::OperationTimer,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        &self.object
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Object {
+        &mut self.object
     }
 }
 

@@ -40,6 +40,7 @@ mod sqlite {
     mod lifecycle;
     mod limits;
     mod messages;
+    mod metrics;
     mod openapi;
     mod operator_cli;
     mod pagination;
@@ -69,6 +70,7 @@ mod postgres {
     mod lifecycle;
     mod limits;
     mod messages;
+    mod metrics;
     mod openapi;
     mod operator_cli;
     mod pagination;

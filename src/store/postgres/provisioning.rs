@@ -238,7 +238,7 @@ impl ProvisioningStore for PostgresStore {
     ) -> Result<KeyWorkspace, StoreError> {
         let client = self.client().await?;
         let row = query_opt(
-            &client,
+            &*client,
             "UPDATE workspace SET agency_signature_kid =
                  CASE WHEN $3 OR agency_signature_kid IS NULL THEN $2
                       ELSE agency_signature_kid END
@@ -266,7 +266,7 @@ impl ProvisioningStore for PostgresStore {
     ) -> Result<Vec<Workspace>, StoreError> {
         let client = self.client().await?;
         let rows = query(
-            &client,
+            &*client,
             "SELECT id, numeric_id, name, code, plan, created_at FROM workspace
              WHERE numeric_id > $1 ORDER BY numeric_id LIMIT $2",
             &[&after.unwrap_or(0), &i64::from(limit)],
@@ -296,7 +296,7 @@ impl ProvisioningStore for PostgresStore {
         exists(&client, "workspace", &workspace.key()).await?;
         let after = after.map(|user| user.key()).unwrap_or_default();
         let rows = query(
-            &client,
+            &*client,
             "SELECT id, role, name, email, created_at FROM principal
              WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             &[&workspace.key(), &after, &i64::from(limit)],
@@ -326,7 +326,7 @@ impl ProvisioningStore for PostgresStore {
         exists(&client, "principal", &user.key()).await?;
         let after = after.map(|key| key.key()).unwrap_or_default();
         let rows = query(
-            &client,
+            &*client,
             "SELECT k.id, k.principal_id, p.workspace_id, k.scopes, k.created_at, k.revoked_at
              FROM api_key k JOIN principal p ON p.id = k.principal_id
              WHERE k.principal_id = $1 AND k.id > $2 ORDER BY k.id LIMIT $3",

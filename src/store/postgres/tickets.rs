@@ -674,7 +674,7 @@ impl TicketStore for PostgresStore {
 
     async fn mark_read(&self, actor: &Actor, ticket: TicketId, seq: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
-        mark_read(&client, ticket, actor.user_id, seq).await
+        mark_read(&*client, ticket, actor.user_id, seq).await
     }
 
     async fn list_tickets(

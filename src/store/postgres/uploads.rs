@@ -45,7 +45,7 @@ impl UploadStore for PostgresStore {
     async fn create_upload(&self, actor: &Actor, new: NewUpload) -> Result<Upload, StoreError> {
         let client = self.client().await?;
         let row = query_opt(
-            &client,
+            &*client,
             &format!(
                 "INSERT INTO upload (id, workspace_id, owner_id, filename, content_type, size,
                                      sha256, encrypted, content_key, state, created_at,
@@ -100,7 +100,7 @@ impl UploadStore for PostgresStore {
     async fn find_upload(&self, actor: &Actor, id: UploadId) -> Result<Upload, StoreError> {
         let client = self.client().await?;
         let row = query_opt(
-            &client,
+            &*client,
             &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 AND owner_id = $2"),
             &[&id.key(), &actor.user_id.key()],
         )
@@ -116,7 +116,7 @@ impl UploadStore for PostgresStore {
     ) -> Result<Upload, StoreError> {
         let client = self.client().await?;
         let row = query_opt(
-            &client,
+            &*client,
             &format!("SELECT {UPLOAD_COLUMNS} FROM upload WHERE id = $1 AND message_id = $2"),
             &[&id.key(), &message.key()],
         )
@@ -132,7 +132,7 @@ impl UploadStore for PostgresStore {
     ) -> Result<Vec<UploadId>, StoreError> {
         let client = self.client().await?;
         query(
-            &client,
+            &*client,
             "SELECT id FROM upload
              WHERE message_id IS NULL AND (expires_at <= $1 OR state = 'deleting')
              ORDER BY expires_at LIMIT $2",
@@ -151,7 +151,7 @@ impl UploadStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let updated = execute(
-            &client,
+            &*client,
             "UPDATE upload SET state = 'deleting'
              WHERE id = $1 AND message_id IS NULL AND (expires_at <= $2 OR state = 'deleting')",
             &[&id.key(), &to_sql_time(now)],
@@ -163,7 +163,7 @@ impl UploadStore for PostgresStore {
     async fn abandon_upload(&self, id: UploadId) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let updated = execute(
-            &client,
+            &*client,
             "UPDATE upload SET state = 'deleting' WHERE id = $1 AND message_id IS NULL",
             &[&id.key()],
         )
@@ -174,7 +174,7 @@ impl UploadStore for PostgresStore {
     async fn delete_upload(&self, id: UploadId) -> Result<(), StoreError> {
         let client = self.client().await?;
         execute(
-            &client,
+            &*client,
             "DELETE FROM upload WHERE id = $1 AND state = 'deleting'",
             &[&id.key()],
         )
@@ -185,7 +185,7 @@ impl UploadStore for PostgresStore {
     async fn use_upload_url(&self, nonce: u128, expires_at: Timestamp) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let inserted = execute(
-            &client,
+            &*client,
             "INSERT INTO upload_url_use (nonce, expires_at) VALUES ($1, $2)
              ON CONFLICT (nonce) DO NOTHING",
             &[&format!("{nonce:032x}"), &to_sql_time(expires_at)],
@@ -197,7 +197,7 @@ impl UploadStore for PostgresStore {
     async fn sweep_upload_urls(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
         let client = self.client().await?;
         execute(
-            &client,
+            &*client,
             "DELETE FROM upload_url_use WHERE nonce IN
                  (SELECT nonce FROM upload_url_use WHERE expires_at <= $1 LIMIT $2)",
             &[&to_sql_time(now), &i64::from(limit)],

@@ -59,10 +59,13 @@ impl RestartFlag {
 pub(super) fn restart_wal(conn: &Connection) {
     let started = std::time::Instant::now();
     match run_checkpoint(conn, "RESTART") {
-        Ok(_) => tracing::debug!(
-            micros = started.elapsed().as_micros() as u64,
-            "sqlite WAL restarted"
-        ),
+        Ok(_) => {
+            crate::metrics::count(crate::metrics::SQLITE_WAL_RESTARTS, None, 1);
+            tracing::debug!(
+                micros = started.elapsed().as_micros() as u64,
+                "sqlite WAL restarted"
+            );
+        }
         Err(error) => tracing::warn!(%error, "sqlite WAL restart failed"),
     }
 }
@@ -85,11 +88,21 @@ impl Checkpointer {
             ))
         })?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
         thread::Builder::new()
             .name("ticketd-sqlite-checkpointer".into())
             .spawn(move || {
                 let mut flushed = 0;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                    if crate::metrics::enabled()
+                        && let Ok(wal) = std::fs::metadata(&wal_path)
+                    {
+                        crate::metrics::set_gauge(
+                            crate::metrics::SQLITE_WAL_BYTES,
+                            wal.len() as f64,
+                        );
+                    }
                     // While a restart is pending the writer needs the
                     // checkpoint lock; stay out of its way.
                     if !restart.is_raised() {
@@ -113,6 +126,7 @@ impl Checkpointer {
 fn checkpoint(conn: &Connection, database: &File, flushed: &mut i64, restart: &RestartFlag) {
     match run_checkpoint(conn, "PASSIVE") {
         Ok(progress) => {
+            crate::metrics::count(crate::metrics::SQLITE_CHECKPOINTS, None, 1);
             if progress.copied != *flushed {
                 match database.sync_data() {
                     Ok(()) => *flushed = progress.copied,

@@ -39,6 +39,7 @@ impl Readers {
         &self,
         op: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _timer = crate::metrics::OperationTimer::start("sqlite", "read");
         CONNECTIONS.with_borrow_mut(|connections| {
             connections.retain(|(owner, _)| owner.strong_count() > 0);
             let position = connections

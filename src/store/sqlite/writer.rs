@@ -38,6 +38,7 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::metrics;
 use crate::store::StoreError;
 use crate::store::sqlite::checkpointer::{RestartFlag, restart_wal};
 use crate::store::sqlite::run_transaction_statement;
@@ -133,6 +134,7 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let _timer = metrics::OperationTimer::start("sqlite", "write");
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             op,
@@ -216,12 +218,14 @@ fn sync_committed(
         while let Ok(more) = committed.try_recv() {
             jobs.extend(more);
         }
+        let started = metrics::now();
         let synced = match &wal {
             Some(file) => file.sync_data(),
             None => {
                 File::open(wal_path).and_then(|file| file.sync_data().map(|()| wal = Some(file)))
             }
         };
+        metrics::record_since(metrics::SQLITE_FSYNC_SECONDS, started);
         if let Err(error) = synced {
             // The committed pages may or may not be on disk; answering
             // either way could lose or duplicate a write. Stop instead.
@@ -299,7 +303,11 @@ impl Group {
     /// Commits the group; its jobs, to be answered once durable, or `None`
     /// if the commit failed (they have been answered with the error).
     fn commit(&mut self, conn: &Connection) -> Option<Vec<Box<dyn Job>>> {
-        match run_transaction_statement(conn, "COMMIT") {
+        metrics::record_histogram(metrics::SQLITE_GROUP_SIZE, self.jobs.len() as f64);
+        let started = metrics::now();
+        let committed = run_transaction_statement(conn, "COMMIT");
+        metrics::record_since(metrics::SQLITE_COMMIT_SECONDS, started);
+        match committed {
             Ok(()) => {
                 self.isolation = Isolation::Unguarded;
                 Some(std::mem::take(&mut self.jobs))
