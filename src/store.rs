@@ -784,7 +784,9 @@ impl DatabaseUrl {
         }
         let scheme = text.split_once("://").map_or("", |(scheme, _)| scheme);
         if scheme == "postgres" || scheme == "postgresql" {
-            return match text.parse::<tokio_postgres::Config>() {
+            // The TLS settings first: tokio-postgres reads the rest.
+            let (rest, _) = postgres::tls::split_url(text)?;
+            return match rest.parse::<tokio_postgres::Config>() {
                 Ok(_) => Ok(DatabaseUrl::Postgres(text.to_owned())),
                 // The parser's message can quote the URL; name the problem only.
                 Err(_) => Err(

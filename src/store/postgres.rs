@@ -14,6 +14,7 @@ mod migrate;
 mod provisioning;
 mod rows;
 mod tickets;
+pub mod tls;
 mod transfer;
 mod uploads;
 
@@ -24,9 +25,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod,
 };
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use crate::metrics;
 use crate::store::{Cause, Constraint, Store, StoreError};
@@ -163,12 +164,16 @@ impl std::ops::DerefMut for Client {
 /// # Errors
 /// `Other` if the URL or the pool's settings are invalid.
 pub(crate) fn pool(url: &str, options: PoolOptions) -> Result<Pool, StoreError> {
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|error| {
+    let (url, tls) =
+        tls::split_url(url).map_err(|error| StoreError::other(format!("database: {error}")))?;
+    let mut config = tokio_postgres::Config::from_str(&url).map_err(|error| {
         StoreError::Other(Cause::with_source(
             format!("invalid PostgreSQL URL: {error}"),
             error,
         ))
     })?;
+    config.ssl_mode(tls.mode.wire());
+    let connector = tls::connector(&tls).map_err(StoreError::other)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(options.acquire_timeout);
     }
@@ -188,7 +193,7 @@ pub(crate) fn pool(url: &str, options: PoolOptions) -> Result<Pool, StoreError> 
     }
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -258,9 +263,9 @@ fn at_server(url: &str, error: StoreError) -> StoreError {
     let StoreError::Unavailable(cause) = error else {
         return error;
     };
-    let server = url
-        .parse::<tokio_postgres::Config>()
+    let server = tls::split_url(url)
         .ok()
+        .and_then(|(url, _)| url.parse::<tokio_postgres::Config>().ok())
         .map(|config| {
             let hosts: Vec<String> = config
                 .get_hosts()

@@ -16,6 +16,7 @@ mod process;
 mod test_postgres;
 #[path = "../shared/test_redis.rs"]
 mod test_redis;
+mod tls;
 mod uploads;
 
 use std::collections::{HashMap, HashSet};
