@@ -13,6 +13,7 @@ mod provision;
 mod rendering;
 mod report;
 mod server;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -190,6 +191,11 @@ struct RunArgs {
     /// servers); every full run reports it too.
     #[arg(long)]
     rendering_only: bool,
+    /// Instead of the scenarios, run the mixed one for this many minutes
+    /// against one server at the first size, reported minute by minute
+    /// (throughput, p99, errors, RSS, WAL size).
+    #[arg(long)]
+    soak_minutes: Option<u64>,
     /// Run the servers with Prometheus metrics on (a `metrics_token`, and a
     /// scrape of `/metrics` every second), so that runs with and without it
     /// show what recording them costs.
@@ -760,6 +766,43 @@ async fn measure(
             .fold(0.0, f64::max);
         idle_rss_mib = idle_rss_mib.min(idle);
 
+        if let Some(minutes) = args.soak_minutes {
+            let factory = factory(
+                Scenario::Mixed,
+                &fixture,
+                args.encrypted,
+                keys.clone(),
+                &upload,
+            )?;
+            let wal = match database {
+                DatabaseUrl::Sqlite(path) => {
+                    let mut wal = path.as_os_str().to_owned();
+                    wal.push("-wal");
+                    Some(PathBuf::from(wal))
+                }
+                DatabaseUrl::Postgres(_) => None,
+            };
+            eprintln!("soaking: the mixed scenario for {minutes} minutes at {size} messages...");
+            let minutes = soak::run(
+                &nodes.addrs,
+                nodes.pids()[0],
+                wal.as_deref(),
+                args.concurrency,
+                Duration::from_secs(args.warmup_secs),
+                minutes,
+                factory,
+            )
+            .await?;
+            nodes.stop().await?;
+            let path = args
+                .out
+                .join(format!("soak-{}.json", started_at.replace(':', "-")));
+            std::fs::create_dir_all(&args.out).map_err(|error| error.to_string())?;
+            let json = serde_json::to_string_pretty(&minutes).map_err(|error| error.to_string())?;
+            std::fs::write(&path, json).map_err(|error| error.to_string())?;
+            eprintln!("wrote {}", path.display());
+            return Ok(());
+        }
         for &scenario in &args.scenarios {
             let factory = factory(scenario, &fixture, args.encrypted, keys.clone(), &upload)?;
             if let Entry::Vacant(slot) = ceilings.entry(scenario) {
