@@ -56,6 +56,16 @@ pub struct LoadOutcome {
 }
 
 impl LoadOutcome {
+    /// Responses in the measurement window that were transport errors or
+    /// 4xx/5xx.
+    pub fn errors(&self) -> u64 {
+        self.statuses_measured
+            .iter()
+            .filter(|(status, _)| **status == 0 || **status >= 400)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// Completed requests per second in the measurement window.
     pub fn throughput(&self) -> f64 {
         let completed: u64 = self.statuses_measured.values().sum();

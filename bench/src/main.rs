@@ -859,12 +859,7 @@ async fn measure(
             let ceiling = ceilings
                 .get(&scenario)
                 .map_or(0.0, |ceiling| ceiling.throughput_rps);
-            let errors = outcome
-                .statuses_measured
-                .iter()
-                .filter(|(status, _)| **status == 0 || **status >= 400)
-                .map(|(_, count)| count)
-                .sum();
+            let errors = outcome.errors();
             results.push(ScenarioResult {
                 scenario: scenario.name().into(),
                 messages_at_start,

@@ -54,12 +54,7 @@ pub async fn run(
             RequestFactory::clone(&factory),
         )
         .await?;
-        let errors = outcome
-            .statuses_measured
-            .iter()
-            .filter(|(status, _)| **status == 0 || **status >= 400)
-            .map(|(_, count)| count)
-            .sum();
+        let errors = outcome.errors();
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let result = Minute {
             minute,

@@ -131,26 +131,44 @@ async fn existing(url: &DatabaseUrl) -> Result<Arc<dyn Store>, CliError> {
     store::open(url).await.map_err(CliError::store)
 }
 
-/// `workspace list`: every workspace, by numeric id.
-pub(super) async fn workspaces(url: &DatabaseUrl, format: OutputFormat) -> Result<(), CliError> {
-    let store = existing(url).await?;
+/// Prints every object `page` lists, a page of [`PAGE`] at a time, each
+/// page after the last key (`key`) of the one before, as `output` makes it.
+async fn print_all<T, K: Copy, O: Columns>(
+    format: OutputFormat,
+    mut page: impl AsyncFnMut(Option<K>) -> Result<Vec<T>, CliError>,
+    key: impl Fn(&T) -> K,
+    output: impl Fn(T) -> O,
+) -> Result<(), CliError> {
     let mut printer = Printer::new(format);
     let mut after = None;
     loop {
-        let page = store
-            .list_workspaces(after, PAGE)
-            .await
-            .map_err(CliError::store)?;
-        after = page.last().map(|workspace| workspace.numeric_id);
-        let full = page.len() == PAGE as usize;
-        for workspace in page {
-            printer.row(&WorkspaceOutput::from(workspace))?;
+        let objects = page(after).await?;
+        after = objects.last().map(&key);
+        let full = objects.len() == PAGE as usize;
+        for object in objects {
+            printer.row(&output(object))?;
         }
         if !full {
-            break;
+            return printer.finish();
         }
     }
-    printer.finish()
+}
+
+/// `workspace list`: every workspace, by numeric id.
+pub(super) async fn workspaces(url: &DatabaseUrl, format: OutputFormat) -> Result<(), CliError> {
+    let store = existing(url).await?;
+    print_all(
+        format,
+        async |after| {
+            store
+                .list_workspaces(after, PAGE)
+                .await
+                .map_err(CliError::store)
+        },
+        |workspace| workspace.numeric_id,
+        WorkspaceOutput::from,
+    )
+    .await
 }
 
 /// `user list --workspace WS`: the workspace's users, by id.
@@ -161,23 +179,18 @@ pub(super) async fn users(
 ) -> Result<(), CliError> {
     let workspace_id = WorkspaceId::parse(workspace).ok_or("--workspace must be a ws_ id")?;
     let store = existing(url).await?;
-    let mut printer = Printer::new(format);
-    let mut after = None;
-    loop {
-        let page = store
-            .list_users(workspace_id, after, PAGE)
-            .await
-            .map_err(|error| missing(error, format!("no workspace {workspace_id}")))?;
-        after = page.last().map(|user| user.id);
-        let full = page.len() == PAGE as usize;
-        for user in page {
-            printer.row(&UserOutput::from(user))?;
-        }
-        if !full {
-            break;
-        }
-    }
-    printer.finish()
+    print_all(
+        format,
+        async |after| {
+            store
+                .list_users(workspace_id, after, PAGE)
+                .await
+                .map_err(|error| missing(error, format!("no workspace {workspace_id}")))
+        },
+        |user| user.id,
+        UserOutput::from,
+    )
+    .await
 }
 
 /// `key list --user USR`: the user's API keys, revoked ones too, by id;
@@ -189,23 +202,18 @@ pub(super) async fn keys(
 ) -> Result<(), CliError> {
     let user_id = UserId::parse(user).ok_or("--user must be a usr_ id")?;
     let store = existing(url).await?;
-    let mut printer = Printer::new(format);
-    let mut after: Option<KeyId> = None;
-    loop {
-        let page = store
-            .list_api_keys(user_id, after, PAGE)
-            .await
-            .map_err(|error| missing(error, format!("no user {user_id}")))?;
-        after = page.last().map(|key| key.id);
-        let full = page.len() == PAGE as usize;
-        for key in page {
-            printer.row(&KeyOutput::new(key, None))?;
-        }
-        if !full {
-            break;
-        }
-    }
-    printer.finish()
+    print_all(
+        format,
+        async |after: Option<KeyId>| {
+            store
+                .list_api_keys(user_id, after, PAGE)
+                .await
+                .map_err(|error| missing(error, format!("no user {user_id}")))
+        },
+        |key| key.id,
+        |key| KeyOutput::new(key, None),
+    )
+    .await
 }
 
 /// `NotFound` worded as `message`; any other failure as usual.

@@ -373,8 +373,8 @@ async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_sqlite(
     assert_eq!(integrity, "ok");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_postgres() {
+/// [`kill_and_retry`] on a fresh PostgreSQL database.
+async fn kill_and_retry_on_postgres(retried: Retried) {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
@@ -393,42 +393,15 @@ async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_postgre
             .unwrap_or(0)
     };
     let logs = tempfile::tempdir().unwrap();
-    kill_and_retry(
-        database.url(),
-        fixture,
-        count,
-        logs.path(),
-        Retried::OnTheRestartedServer,
-    )
-    .await;
+    kill_and_retry(database.url(), fixture, count, logs.path(), retried).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_keyed_burst_then_retries_store_each_reply_once_postgres() {
+    kill_and_retry_on_postgres(Retried::OnTheRestartedServer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_one_of_two_nodes_then_retries_on_the_other_store_each_reply_once() {
-    let Some(database) = TestDatabase::create().await else {
-        return;
-    };
-    let fixture = {
-        let store = ticketd::store::open(&DatabaseUrl::parse(database.url()).unwrap())
-            .await
-            .unwrap();
-        provision(store.as_ref()).await
-    };
-    let client = test_postgres::connect(database.url()).await.unwrap();
-    let count = async || {
-        client
-            .query_one("SELECT count(*) FROM message", &[])
-            .await
-            .map(|row| row.get::<_, i64>(0))
-            .unwrap_or(0)
-    };
-    let logs = tempfile::tempdir().unwrap();
-    kill_and_retry(
-        database.url(),
-        fixture,
-        count,
-        logs.path(),
-        Retried::OnAnotherNode,
-    )
-    .await;
+    kill_and_retry_on_postgres(Retried::OnAnotherNode).await;
 }
