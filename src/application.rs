@@ -220,11 +220,9 @@ impl Application {
             );
         }
         let metrics = self.metrics_listener.map(|listener| {
-            tracing::info!(
-                target: "ticketd::cli",
-                address = %config.metrics_listen.map_or_else(String::new, |a| a.to_string()),
-                "serving /metrics"
-            );
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(target: "ticketd::cli", %address, "serving /metrics");
+            }
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, crate::api::metrics::router()).await {
                     tracing::error!(%error, "the metrics listener failed");

@@ -26,8 +26,7 @@ pub(crate) use commit_window::note_write as note_write_for_tests;
 pub use commit_window::{started_a_write, watch_writes};
 pub use error::ServiceError;
 pub use idempotency::{
-    CLAIM_LEASE, ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy,
-    KeyedRequest, RENEW_EVERY,
+    CLAIM_LEASE, ClaimAnswer, GrantedClaim, HeldClaim, Idempotency, IdempotencyPolicy, KeyedRequest,
 };
 pub use support::{Clock, Draft, IdSource, OpenTicket, RandomIds, Support, SystemClock};
 pub use uploads::{
